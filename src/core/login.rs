@@ -1,0 +1,517 @@
+//! The login ceremony as pure transitions.
+
+use crate::account::{Account, BackupCodeHash, PendingMark, RememberedLocation, SealedSecret, TwoFactor};
+use crate::clock::Timestamp;
+use crate::core::{Effects, Transition, recipient, throttle};
+use crate::events::{EventKind, Factor, FailureClass};
+use crate::keys::KeyRing;
+use crate::mail::{CodeReason, Message};
+use crate::outcome::SecondFactorOutcome;
+use crate::policy::Policy;
+use crate::secret::SecretString;
+use crate::token::{LocationToken, PendingClaims};
+use crate::totp::TotpVerification;
+
+/// What the password step decided after verifying the password against a snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PasswordStep {
+    /// Log in now.
+    Authenticated { via_location: bool },
+    /// Ask for a code.
+    SecondFactor,
+    /// Ask to enroll.
+    EnrollmentRequired,
+}
+
+/// Decides the password step for a right password.
+pub(crate) fn password_step(account: &Account, policy: &Policy, location_ok: bool) -> PasswordStep {
+    match &account.two_factor {
+        TwoFactor::Enabled(_) if location_ok => PasswordStep::Authenticated { via_location: true },
+        TwoFactor::Enabled(_) => PasswordStep::SecondFactor,
+        TwoFactor::Disabled | TwoFactor::Enrolling(_) if policy.require_two_factor => PasswordStep::EnrollmentRequired,
+        TwoFactor::Disabled | TwoFactor::Enrolling(_) => PasswordStep::Authenticated { via_location: false },
+    }
+}
+
+/// Finds the remembered location a token opens, if it is valid now.
+pub(crate) fn valid_location(account: &Account, token: &LocationToken, now: Timestamp) -> Option<usize> {
+    if token.account != account.id {
+        return None;
+    }
+    account.locations.iter().position(|l| l.expires_at > now && token.matches(l, account.security_stamp))
+}
+
+/// The write after a right password, if one is needed: a re-hash, clearing the failure
+/// count after a complete login, touching a remembered location (at most hourly).
+pub(crate) fn apply_password_success(
+    account: &Account,
+    step: PasswordStep,
+    rehash: Option<&str>,
+    location: Option<usize>,
+    now: Timestamp,
+) -> Option<Account> {
+    let mut next = account.clone();
+    let mut changed = false;
+    if let Some(phc) = rehash {
+        next.password_hash = phc.to_owned();
+        changed = true;
+    }
+    if matches!(step, PasswordStep::Authenticated { .. }) {
+        changed |= throttle::record_success(&mut next);
+    }
+    if let Some(loc) = location.and_then(|i| next.locations.get_mut(i))
+        && now.since(loc.last_used_at).as_secs() >= 3600
+    {
+        loc.last_used_at = now;
+        changed = true;
+    }
+    changed.then_some(next)
+}
+
+/// Builds the claims of a new pending login and signs them with the account's stamp.
+pub(crate) fn issue_pending(
+    account: &Account,
+    keys: &KeyRing,
+    id: [u8; 16],
+    now: Timestamp,
+    policy: &Policy,
+) -> PendingClaims {
+    let mut claims = PendingClaims {
+        account: account.id,
+        id,
+        issued_at: now,
+        expires_at: now.plus(policy.pending_lifetime),
+        tag: [0; 32],
+    };
+    let payload = claims.payload();
+    let parts = PendingClaims::mac_parts(&payload, account.security_stamp);
+    claims.tag = keys.sign(&[&parts[0], &parts[1], &parts[2]]);
+    claims
+}
+
+/// Why a pending login cannot be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PendingProblem {
+    /// Expired, forged, used, or ended by a stamp rotation.
+    Expired,
+    /// Its attempts are used up, or the account is throttled or locked.
+    Locked(Option<Timestamp>),
+}
+
+/// Checks a pending login against the account as it is now.
+pub(crate) fn check_pending(
+    account: &Account,
+    claims: &PendingClaims,
+    keys: &KeyRing,
+    policy: &Policy,
+    now: Timestamp,
+) -> Result<(), PendingProblem> {
+    let payload = claims.payload();
+    let parts = PendingClaims::mac_parts(&payload, account.security_stamp);
+    let authentic = keys.verify(&[&parts[0], &parts[1], &parts[2]], &claims.tag);
+    if !authentic || claims.account != account.id || claims.expires_at <= now || claims.issued_at > now {
+        return Err(PendingProblem::Expired);
+    }
+    if !matches!(account.two_factor, TwoFactor::Enabled(_)) {
+        return Err(PendingProblem::Expired);
+    }
+    if let Some(mark) = account.pending.iter().find(|m| m.id == claims.id) {
+        if mark.consumed {
+            return Err(PendingProblem::Expired);
+        }
+        if mark.failures >= policy.max_code_attempts {
+            return Err(PendingProblem::Locked(account.throttle.until.filter(|u| *u > now)));
+        }
+    }
+    if let Some(until) = throttle::blocked(account, now) {
+        return Err(PendingProblem::Locked(until));
+    }
+    Ok(())
+}
+
+/// What the engine found when it checked the code against a snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum CodeVerdict {
+    /// A TOTP code was checked.
+    Totp(TotpVerification),
+    /// A backup code matched the stored hash with this PHC string.
+    BackupMatched(String),
+    /// A backup code matched nothing.
+    BackupWrong,
+}
+
+/// Fresh material for a successful second step, made by the engine before the swap
+/// (randomness and hashing stay out of the core).
+pub(crate) struct SecondStepMaterial {
+    /// The replacement backup code (display form) and its hash, for a backup-code login.
+    pub replacement: Option<(SecretString, BackupCodeHash)>,
+    /// A new remembered location, if the user asked for one.
+    pub remember: Option<(LocationToken, String)>,
+    /// The TOTP secret re-sealed under the newest key, when it was sealed under an
+    /// older one.
+    pub resealed: Option<SealedSecret>,
+}
+
+/// Applies a second-step verdict to the freshest record.
+pub(crate) fn apply_second_step(
+    account: &Account,
+    claims: &PendingClaims,
+    verdict: &CodeVerdict,
+    material: &SecondStepMaterial,
+    keys: &KeyRing,
+    policy: &Policy,
+    now: Timestamp,
+) -> Transition<SecondFactorOutcome> {
+    let mut fx = Effects::default();
+    if let Err(problem) = check_pending(account, claims, keys, policy, now) {
+        fx.event(
+            now,
+            account,
+            EventKind::SecondFactorFailed { factor: factor_of(verdict), reason: FailureClass::PendingInvalid },
+        );
+        let outcome = match problem {
+            PendingProblem::Expired => SecondFactorOutcome::Expired,
+            PendingProblem::Locked(until) => SecondFactorOutcome::Locked { until },
+        };
+        return Transition::unchanged(outcome, fx);
+    }
+    let TwoFactor::Enabled(enabled) = &account.two_factor else {
+        return Transition::unchanged(SecondFactorOutcome::Expired, fx);
+    };
+    let mut next = account.clone();
+    prune_pending(&mut next, now);
+    let accepted = match verdict {
+        CodeVerdict::Totp(TotpVerification::Accepted { step }) if *step > enabled.last_used_step => {
+            if let TwoFactor::Enabled(e) = &mut next.two_factor {
+                e.last_used_step = *step;
+                if let Some(sealed) = &material.resealed {
+                    e.secret = sealed.clone();
+                }
+            }
+            Ok(Factor::Totp)
+        }
+        CodeVerdict::Totp(TotpVerification::Accepted { .. } | TotpVerification::Replayed { .. }) => {
+            Err((Factor::Totp, FailureClass::Replayed))
+        }
+        CodeVerdict::Totp(_) => Err((Factor::Totp, FailureClass::WrongCode)),
+        CodeVerdict::BackupMatched(phc) => {
+            let still_valid =
+                enabled.backup_codes.iter().position(|c| &c.phc == phc && c.expires_at.is_none_or(|e| e > now));
+            match (still_valid, &material.replacement) {
+                (Some(i), Some((code, hash))) => {
+                    if let TwoFactor::Enabled(e) = &mut next.two_factor {
+                        e.backup_codes.remove(i);
+                        e.backup_codes.retain(|c| c.expires_at.is_none_or(|x| x > now));
+                        e.backup_codes.push(hash.clone());
+                    }
+                    fx.event(now, account, EventKind::BackupCodeUsed);
+                    fx.event(now, account, EventKind::BackupCodeRotated);
+                    fx.mails.push(Message::BackupCode {
+                        to: recipient(account),
+                        reason: CodeReason::Rotated,
+                        codes: vec![code.clone()],
+                        expires_at: hash.expires_at,
+                    });
+                    Ok(Factor::BackupCode)
+                }
+                _ => Err((Factor::BackupCode, FailureClass::Replayed)),
+            }
+        }
+        CodeVerdict::BackupWrong => Err((Factor::BackupCode, FailureClass::WrongCode)),
+    };
+    match accepted {
+        Ok(factor) => {
+            throttle::record_success(&mut next);
+            mark_pending(&mut next, claims, |m| m.consumed = true);
+            if let Some((token, label)) = &material.remember {
+                remember(&mut next, token, label, policy, now, &mut fx);
+            }
+            if policy.locations.notify_new_location {
+                let location = material.remember.as_ref().map_or("an unremembered device", |(_, l)| l.as_str());
+                fx.mails.push(Message::NewLocation { to: recipient(account), location: location.to_owned(), at: now });
+            }
+            fx.event(now, account, EventKind::LoginSucceeded { factor });
+            Transition {
+                next: Some(next),
+                outcome: SecondFactorOutcome::Authenticated(placeholder_auth(account)),
+                effects: fx,
+            }
+        }
+        Err((factor, reason)) => {
+            fx.event(now, account, EventKind::SecondFactorFailed { factor, reason });
+            throttle::record_failure(&mut next, &policy.throttle, now, &mut fx);
+            let failures = mark_pending(&mut next, claims, |m| m.failures = m.failures.saturating_add(1));
+            let attempts_left = policy.max_code_attempts.saturating_sub(failures);
+            let outcome = match throttle::blocked(&next, now) {
+                Some(until) => SecondFactorOutcome::Locked { until },
+                None if attempts_left == 0 => SecondFactorOutcome::Locked { until: None },
+                None => SecondFactorOutcome::Denied { attempts_left },
+            };
+            Transition { next: Some(next), outcome, effects: fx }
+        }
+    }
+}
+
+fn factor_of(verdict: &CodeVerdict) -> Factor {
+    match verdict {
+        CodeVerdict::Totp(_) => Factor::Totp,
+        _ => Factor::BackupCode,
+    }
+}
+
+/// The engine fills in the details (method, tokens, delivery) after the write.
+fn placeholder_auth(account: &Account) -> crate::outcome::Authenticated {
+    crate::outcome::Authenticated {
+        account: account.id,
+        username: account.username.clone(),
+        role: account.role,
+        method: crate::outcome::AuthMethod::PasswordAndTotp,
+        remembered: None,
+        backup_code_delivery: None,
+    }
+}
+
+/// Most marks an account keeps; beyond it the oldest-expiring is dropped. A dropped
+/// mark loses only its per-login attempt count (the account-wide budget still holds)
+/// or its consumed flag, so the bound is generous and a consumed mark is never
+/// dropped before an unconsumed one.
+const MAX_PENDING_MARKS: usize = 64;
+
+fn prune_pending(account: &mut Account, now: Timestamp) {
+    account.pending.retain(|m| m.expires_at > now);
+}
+
+/// Updates (or creates) the mark of a pending login; returns its failure count.
+fn mark_pending(account: &mut Account, claims: &PendingClaims, update: impl FnOnce(&mut PendingMark)) -> u32 {
+    let idx = match account.pending.iter().position(|m| m.id == claims.id) {
+        Some(i) => i,
+        None => {
+            if account.pending.len() >= MAX_PENDING_MARKS {
+                let victim =
+                    account.pending.iter().enumerate().min_by_key(|(_, m)| (!m.consumed, m.expires_at)).map(|(i, _)| i);
+                if let Some(v) = victim {
+                    account.pending.remove(v);
+                }
+            }
+            account.pending.push(PendingMark {
+                id: claims.id,
+                expires_at: claims.expires_at,
+                failures: 0,
+                consumed: false,
+            });
+            account.pending.len() - 1
+        }
+    };
+    match account.pending.get_mut(idx) {
+        Some(mark) => {
+            update(mark);
+            mark.failures
+        }
+        None => 0,
+    }
+}
+
+/// Adds a remembered location, dropping expired ones and evicting the oldest beyond the
+/// policy's bound.
+fn remember(
+    account: &mut Account,
+    token: &LocationToken,
+    label: &str,
+    policy: &Policy,
+    now: Timestamp,
+    fx: &mut Effects,
+) {
+    account.locations.retain(|l| l.expires_at > now);
+    while account.locations.len() >= policy.locations.max_per_account {
+        account.locations.remove(0);
+    }
+    account.locations.push(RememberedLocation {
+        id: token.id,
+        token_hash: token.hash(account.security_stamp),
+        label: label.to_owned(),
+        created_at: now,
+        last_used_at: now,
+        expires_at: now.plus(policy.locations.lifetime),
+    });
+    fx.event(now, account, EventKind::LocationRemembered { location: crate::token::location_id_text(&token.id) });
+}
+
+/// Counts a failed password against the budget.
+pub(crate) fn apply_password_failure(account: &Account, policy: &Policy, now: Timestamp) -> Transition<()> {
+    let mut fx = Effects::default();
+    let mut next = account.clone();
+    fx.event(now, account, EventKind::LoginFailed { reason: FailureClass::WrongPassword });
+    throttle::record_failure(&mut next, &policy.throttle, now, &mut fx);
+    Transition { next: Some(next), outcome: (), effects: fx }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::account::{AccountId, Enabled, Role, Throttle};
+    use crate::totp::TotpParams;
+
+    pub(crate) fn account() -> Account {
+        Account {
+            id: AccountId(1),
+            username: "alice".into(),
+            email: "alice@example.test".into(),
+            role: Role::User,
+            password_hash: String::new(),
+            security_stamp: 99,
+            created_at: Timestamp(0),
+            two_factor: TwoFactor::Disabled,
+            throttle: Throttle::default(),
+            locations: vec![],
+            pending: vec![],
+            last_reset: None,
+        }
+    }
+
+    fn enabled() -> Account {
+        let mut a = account();
+        a.two_factor = TwoFactor::Enabled(Enabled {
+            secret: SealedSecret(vec![]),
+            params: TotpParams::default(),
+            last_used_step: 10,
+            backup_codes: vec![BackupCodeHash { phc: "H1".into(), issued_at: Timestamp(0), expires_at: None }],
+            enabled_at: Timestamp(0),
+        });
+        a
+    }
+
+    fn material() -> SecondStepMaterial {
+        let hash = BackupCodeHash { phc: "H2".into(), issued_at: Timestamp(5), expires_at: None };
+        SecondStepMaterial { replacement: Some((SecretString::from("NEW"), hash)), remember: None, resealed: None }
+    }
+
+    #[test]
+    fn unconfirmed_enrollment_does_not_ask_for_a_code() {
+        let mut a = account();
+        a.two_factor = TwoFactor::Enrolling(crate::account::Enrolling {
+            secret: SealedSecret(vec![]),
+            params: TotpParams::default(),
+            started_at: Timestamp(0),
+        });
+        let p = Policy::default();
+        assert_eq!(password_step(&a, &p, false), PasswordStep::Authenticated { via_location: false });
+        let strict = Policy::nist_aal2();
+        assert_eq!(password_step(&a, &strict, false), PasswordStep::EnrollmentRequired);
+    }
+
+    #[test]
+    fn second_step_rules() -> Result<(), crate::Error> {
+        let keys = KeyRing::ephemeral()?;
+        let p = Policy::default();
+        let a = enabled();
+        let now = Timestamp(1000);
+        let claims = issue_pending(&a, &keys, [1; 16], now, &p);
+
+        // A step not newer than the last accepted one is a replay.
+        let t = apply_second_step(
+            &a,
+            &claims,
+            &CodeVerdict::Totp(TotpVerification::Accepted { step: 10 }),
+            &material(),
+            &keys,
+            &p,
+            now,
+        );
+        assert!(matches!(t.outcome, SecondFactorOutcome::Denied { attempts_left: 4 }));
+
+        // A newer step logs in and consumes the pending login.
+        let t = apply_second_step(
+            &a,
+            &claims,
+            &CodeVerdict::Totp(TotpVerification::Accepted { step: 11 }),
+            &material(),
+            &keys,
+            &p,
+            now,
+        );
+        assert!(matches!(t.outcome, SecondFactorOutcome::Authenticated(_)));
+        let after = t.next.ok_or(crate::Error::Misuse("no write"))?;
+        let again = apply_second_step(
+            &after,
+            &claims,
+            &CodeVerdict::Totp(TotpVerification::Accepted { step: 12 }),
+            &material(),
+            &keys,
+            &p,
+            now,
+        );
+        assert!(matches!(again.outcome, SecondFactorOutcome::Expired), "single use");
+
+        // The backup code is replaced in the same write and its mail queued.
+        let t = apply_second_step(&a, &claims, &CodeVerdict::BackupMatched("H1".into()), &material(), &keys, &p, now);
+        let after = t.next.ok_or(crate::Error::Misuse("no write"))?;
+        let TwoFactor::Enabled(e) = &after.two_factor else { return Err(crate::Error::Misuse("state")) };
+        assert_eq!(e.backup_codes.iter().map(|c| c.phc.as_str()).collect::<Vec<_>>(), ["H2"]);
+        assert_eq!(t.effects.mails.len(), 1);
+
+        // The same (now removed) code against the new record is refused.
+        let claims2 = issue_pending(&after, &keys, [2; 16], now, &p);
+        let t =
+            apply_second_step(&after, &claims2, &CodeVerdict::BackupMatched("H1".into()), &material(), &keys, &p, now);
+        assert!(matches!(t.outcome, SecondFactorOutcome::Denied { .. }));
+
+        // Expiry.
+        let late = Timestamp(now.0 + 301);
+        let t = apply_second_step(
+            &a,
+            &claims,
+            &CodeVerdict::Totp(TotpVerification::Accepted { step: 11 }),
+            &material(),
+            &keys,
+            &p,
+            late,
+        );
+        assert!(matches!(t.outcome, SecondFactorOutcome::Expired));
+
+        // A stamp rotation ends it.
+        let mut rotated = a.clone();
+        rotated.security_stamp += 1;
+        let t = apply_second_step(
+            &rotated,
+            &claims,
+            &CodeVerdict::Totp(TotpVerification::Accepted { step: 11 }),
+            &material(),
+            &keys,
+            &p,
+            now,
+        );
+        assert!(matches!(t.outcome, SecondFactorOutcome::Expired));
+        Ok(())
+    }
+
+    #[test]
+    fn pending_login_allows_limited_attempts() -> Result<(), crate::Error> {
+        let keys = KeyRing::ephemeral()?;
+        let p = Policy::builder().max_code_attempts(3).build()?;
+        let mut a = enabled();
+        let now = Timestamp(1000);
+        let claims = issue_pending(&a, &keys, [1; 16], now, &p);
+        let mut outcomes = vec![];
+        for _ in 0..4 {
+            let t = apply_second_step(
+                &a,
+                &claims,
+                &CodeVerdict::Totp(TotpVerification::Rejected),
+                &material(),
+                &keys,
+                &p,
+                now,
+            );
+            if let Some(n) = t.next {
+                a = n;
+            }
+            outcomes.push(format!("{:?}", t.outcome));
+        }
+        assert_eq!(outcomes[0], "Denied { attempts_left: 2 }");
+        assert_eq!(outcomes[1], "Denied { attempts_left: 1 }");
+        assert_eq!(outcomes[2], "Locked { until: None }");
+        assert_eq!(outcomes[3], "Locked { until: None }");
+        assert_eq!(a.throttle.failures, 3, "the fourth attempt was not evaluated");
+        Ok(())
+    }
+}

@@ -1,0 +1,197 @@
+//! Enrollment, backup-code reissue, administrator reset, password change and
+//! remembered-location management, as pure transitions.
+
+use crate::account::{Account, BackupCodeHash, Enabled, Enrolling, ResetRecord, SealedSecret, Throttle, TwoFactor};
+use crate::clock::Timestamp;
+use crate::core::{Effects, Transition, recipient};
+use crate::events::EventKind;
+use crate::mail::{CodeReason, Message};
+use crate::secret::SecretString;
+use crate::totp::TotpParams;
+
+/// Starts (or restarts) an enrollment with a freshly sealed secret. Refused when 2FA is
+/// already active: that needs a reset first.
+pub(crate) fn start_enrollment(
+    account: &Account,
+    secret: SealedSecret,
+    params: TotpParams,
+    now: Timestamp,
+) -> Result<Transition<()>, &'static str> {
+    if matches!(account.two_factor, TwoFactor::Enabled(_)) {
+        return Err("two-factor authentication is already active; reset it first");
+    }
+    let mut next = account.clone();
+    next.two_factor = TwoFactor::Enrolling(Enrolling { secret, params, started_at: now });
+    let mut fx = Effects::default();
+    fx.event(now, account, EventKind::EnrollmentStarted);
+    Ok(Transition { next: Some(next), outcome: (), effects: fx })
+}
+
+/// Activates 2FA after a correct code for `step`: that step counts as used, and the
+/// first backup codes are stored and queued for mail.
+pub(crate) fn confirm_enrollment(
+    account: &Account,
+    expected_secret: &SealedSecret,
+    step: u64,
+    codes: Vec<(SecretString, BackupCodeHash)>,
+    now: Timestamp,
+) -> Result<Transition<()>, &'static str> {
+    let TwoFactor::Enrolling(enrolling) = &account.two_factor else {
+        return Err("no enrollment is waiting for confirmation");
+    };
+    if &enrolling.secret != expected_secret {
+        return Err("the enrollment changed while confirming; start again");
+    }
+    let mut next = account.clone();
+    let expires_at = codes.first().and_then(|(_, h)| h.expires_at);
+    let (shown, hashes): (Vec<_>, Vec<_>) = codes.into_iter().unzip();
+    next.two_factor = TwoFactor::Enabled(Enabled {
+        secret: enrolling.secret.clone(),
+        params: enrolling.params,
+        last_used_step: step,
+        backup_codes: hashes,
+        enabled_at: now,
+    });
+    let mut fx = Effects::default();
+    fx.event(now, account, EventKind::EnrollmentConfirmed);
+    fx.event(now, account, EventKind::BackupCodeRotated);
+    fx.mails.push(Message::BackupCode { to: recipient(account), reason: CodeReason::Setup, codes: shown, expires_at });
+    Ok(Transition { next: Some(next), outcome: (), effects: fx })
+}
+
+/// Replaces every backup code with fresh ones (the old ones are void at once).
+pub(crate) fn reissue(
+    account: &Account,
+    codes: Vec<(SecretString, BackupCodeHash)>,
+    now: Timestamp,
+) -> Result<Transition<()>, &'static str> {
+    let mut next = account.clone();
+    let TwoFactor::Enabled(enabled) = &mut next.two_factor else {
+        return Err("two-factor authentication is not active");
+    };
+    let expires_at = codes.first().and_then(|(_, h)| h.expires_at);
+    let (shown, hashes): (Vec<_>, Vec<_>) = codes.into_iter().unzip();
+    enabled.backup_codes = hashes;
+    let mut fx = Effects::default();
+    fx.event(now, account, EventKind::BackupCodeRotated);
+    fx.mails.push(Message::BackupCode {
+        to: recipient(account),
+        reason: CodeReason::Reissued,
+        codes: shown,
+        expires_at,
+    });
+    Ok(Transition { next: Some(next), outcome: (), effects: fx })
+}
+
+/// Removes the whole 2FA association: secret, backup codes, replay state, pending
+/// logins, remembered locations and the failure budget; rotates the security stamp;
+/// records who did it and how the identity was checked; queues the notice.
+pub(crate) fn reset(
+    target: &Account,
+    actor: &Account,
+    identity_check: &str,
+    new_stamp: u64,
+    now: Timestamp,
+) -> Transition<()> {
+    let mut next = target.clone();
+    next.two_factor = TwoFactor::Disabled;
+    next.locations.clear();
+    next.pending.clear();
+    next.throttle = Throttle::default();
+    next.security_stamp = new_stamp;
+    next.last_reset = Some(ResetRecord {
+        by: actor.id,
+        by_username: actor.username.clone(),
+        by_role: actor.role,
+        identity_check: identity_check.to_owned(),
+        at: now,
+    });
+    let mut fx = Effects::default();
+    fx.event(
+        now,
+        target,
+        EventKind::TwoFactorReset { by: actor.id, by_role: actor.role, identity_check: identity_check.to_owned() },
+    );
+    fx.mails.push(Message::TwoFactorReset {
+        to: recipient(target),
+        by: actor.username.clone(),
+        by_role: actor.role,
+        at: now,
+    });
+    Transition { next: Some(next), outcome: (), effects: fx }
+}
+
+/// Sets a new password hash, rotating the stamp: every pending login and remembered
+/// location ends.
+pub(crate) fn change_password(account: &Account, phc: String, new_stamp: u64, now: Timestamp) -> Transition<()> {
+    let mut next = account.clone();
+    next.password_hash = phc;
+    next.security_stamp = new_stamp;
+    next.locations.clear();
+    next.pending.clear();
+    let mut fx = Effects::default();
+    fx.event(now, account, EventKind::PasswordChanged);
+    Transition { next: Some(next), outcome: (), effects: fx }
+}
+
+/// Revokes one remembered location. The outcome says whether it existed.
+pub(crate) fn revoke_location(account: &Account, id: &[u8; 16], now: Timestamp) -> Transition<bool> {
+    let mut fx = Effects::default();
+    let Some(i) = account.locations.iter().position(|l| &l.id == id) else {
+        return Transition::unchanged(false, fx);
+    };
+    let mut next = account.clone();
+    next.locations.remove(i);
+    fx.event(now, account, EventKind::LocationRevoked { location: crate::token::location_id_text(id) });
+    Transition { next: Some(next), outcome: true, effects: fx }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::account::{AccountId, Role};
+    use crate::core::login::tests::account;
+
+    #[test]
+    fn reset_removes_everything_and_rotates_the_stamp() {
+        let mut a = account();
+        a.two_factor = TwoFactor::Enabled(Enabled {
+            secret: SealedSecret(vec![1]),
+            params: TotpParams::default(),
+            last_used_step: 5,
+            backup_codes: vec![],
+            enabled_at: Timestamp(0),
+        });
+        a.throttle.failures = 7;
+        let mut admin = account();
+        admin.id = AccountId(2);
+        admin.username = "bob".into();
+        admin.role = Role::Admin;
+        let t = reset(&a, &admin, "video call", 1234, Timestamp(50));
+        let Some(next) = t.next else { unreachable_state() };
+        assert_eq!(next.two_factor, TwoFactor::Disabled);
+        assert_eq!(next.security_stamp, 1234);
+        assert_eq!(next.throttle, Throttle::default());
+        let rec = next.last_reset.as_ref().map(|r| (r.by, r.identity_check.as_str()));
+        assert_eq!(rec, Some((AccountId(2), "video call")));
+        assert_eq!(t.effects.mails.len(), 1);
+    }
+
+    fn unreachable_state() -> ! {
+        panic!("expected a write")
+    }
+
+    #[test]
+    fn enrollment_cannot_restart_over_active_2fa() {
+        let mut a = account();
+        a.two_factor = TwoFactor::Enabled(Enabled {
+            secret: SealedSecret(vec![1]),
+            params: TotpParams::default(),
+            last_used_step: 5,
+            backup_codes: vec![],
+            enabled_at: Timestamp(0),
+        });
+        assert!(start_enrollment(&a, SealedSecret(vec![2]), TotpParams::default(), Timestamp(1)).is_err());
+        assert!(confirm_enrollment(&a, &SealedSecret(vec![1]), 6, vec![], Timestamp(1)).is_err());
+    }
+}

@@ -1,0 +1,80 @@
+//! The shared failure budget, as pure functions.
+
+use crate::account::{Account, TwoFactor};
+use crate::clock::Timestamp;
+use crate::core::{Effects, recipient};
+use crate::events::EventKind;
+use crate::mail::Message;
+use crate::policy::ThrottlePolicy;
+
+/// Whether attempts are refused unevaluated right now, and if so until when (`None`
+/// inside means: until an administrator reset).
+pub(crate) fn blocked(account: &Account, now: Timestamp) -> Option<Option<Timestamp>> {
+    if account.throttle.second_factor_locked && matches!(account.two_factor, TwoFactor::Enabled(_)) {
+        return Some(None);
+    }
+    match account.throttle.until {
+        Some(until) if until > now => Some(Some(until)),
+        _ => None,
+    }
+}
+
+/// Counts one failure against the account's budget, throttling or locking as the
+/// policy says and queueing the notice mail when throttling starts.
+pub(crate) fn record_failure(account: &mut Account, policy: &ThrottlePolicy, now: Timestamp, fx: &mut Effects) {
+    let t = &mut account.throttle;
+    t.failures = t.failures.saturating_add(1);
+    let failures = t.failures;
+    if let Some(delay) = policy.delay_after(failures) {
+        let until = now.plus(delay);
+        t.until = Some(until);
+        if failures == policy.free_failures {
+            fx.mails.push(Message::Throttled { to: recipient(account), until });
+        }
+        fx.event(now, account, EventKind::Throttled { until });
+    }
+    let enabled = matches!(account.two_factor, TwoFactor::Enabled(_));
+    if enabled && failures >= policy.disable_after && !account.throttle.second_factor_locked {
+        account.throttle.second_factor_locked = true;
+        fx.mails.push(Message::SecondFactorLocked { to: recipient(account), at: now });
+        fx.event(now, account, EventKind::SecondFactorLocked);
+    }
+}
+
+/// Clears the budget after a complete login. Returns whether anything changed.
+pub(crate) fn record_success(account: &mut Account) -> bool {
+    let t = &mut account.throttle;
+    let changed = t.failures != 0 || t.until.is_some();
+    t.failures = 0;
+    t.until = None;
+    changed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::login::tests::account;
+    use std::time::Duration;
+
+    #[test]
+    fn first_failures_are_free_then_delays_double_to_the_cap() {
+        let p = ThrottlePolicy::default();
+        let mut a = account();
+        let mut fx = Effects::default();
+        for _ in 0..4 {
+            record_failure(&mut a, &p, Timestamp(0), &mut fx);
+        }
+        assert_eq!(a.throttle.until, None);
+        assert!(fx.mails.is_empty());
+        record_failure(&mut a, &p, Timestamp(0), &mut fx);
+        assert_eq!(a.throttle.until, Some(Timestamp(60)));
+        assert_eq!(fx.mails.len(), 1, "throttle notice when throttling starts");
+        record_failure(&mut a, &p, Timestamp(0), &mut fx);
+        assert_eq!(a.throttle.until, Some(Timestamp(120)));
+        assert_eq!(p.delay_after(30), Some(Duration::from_secs(3600)));
+        assert_eq!(fx.mails.len(), 1, "only one notice");
+        assert!(record_success(&mut a));
+        assert_eq!(a.throttle.failures, 0);
+        assert_eq!(blocked(&a, Timestamp(1)), None);
+    }
+}

@@ -1,0 +1,294 @@
+//! The login ceremony: [`Engine::begin_login`] and [`Engine::finish_login`].
+
+use crate::account::{BackupCodeHash, TwoFactor};
+use crate::backup_code::BackupCode;
+use crate::clock::Clock;
+use crate::core::login::{
+    CodeVerdict, PasswordStep, SecondStepMaterial, apply_password_failure, apply_password_success, apply_second_step,
+    check_pending, issue_pending, password_step, valid_location,
+};
+use crate::core::throttle;
+use crate::engine::{Engine, code_delivery};
+use crate::error::{Error, Result, check_len};
+use crate::events::{EventKind, Factor, FailureClass};
+use crate::mail::Mailer;
+use crate::outcome::{AuthMethod, Authenticated, LoginOutcome, PendingLogin, RememberToken, SecondFactorOutcome};
+use crate::password;
+use crate::random;
+use crate::secret::SecretString;
+use crate::store::UserStore;
+use crate::token::{LocationToken, PendingClaims, location_id_text};
+use crate::totp::{TotpCode, TotpKey, verify};
+
+/// Longest username, in characters.
+pub(crate) const MAX_USERNAME: usize = 64;
+/// Longest remembered-location label, in characters.
+pub(crate) const MAX_LABEL: usize = 128;
+
+/// The second factor a user entered against a pending login.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub enum SecondFactor<'a> {
+    /// The code from the authenticator app.
+    Totp(&'a str),
+    /// The emailed backup code ("I don't have my device").
+    BackupCode(&'a str),
+}
+
+enum ParsedFactor {
+    Totp(TotpCode),
+    Backup(BackupCode),
+}
+
+impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
+    /// The password step.
+    ///
+    /// `remembered` is the token from an earlier
+    /// [`Authenticated::remembered`], if the client sent one; a token that does not
+    /// parse or does not belong to this account is ignored.
+    ///
+    /// Unknown user, wrong password and throttled account all answer
+    /// [`LoginOutcome::Denied`] after the same Argon2 work. A right password on an
+    /// account with active 2FA answers [`LoginOutcome::SecondFactorRequired`] unless
+    /// the location is remembered.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for an over-long username or password (nothing is read);
+    /// store faults.
+    pub async fn begin_login(&self, username: &str, password: &str, remembered: Option<&str>) -> Result<LoginOutcome> {
+        check_len("username", username, MAX_USERNAME)?;
+        password::check_input(password, &self.policy.password)?;
+        let secret = SecretString::from(password);
+        let Some(snapshot) = self.store.find_by_username(username).await? else {
+            self.dummy_verify(secret).await?;
+            self.record(None, EventKind::LoginFailed { reason: FailureClass::UnknownUser });
+            return Ok(LoginOutcome::Denied);
+        };
+        let now = self.clock.now();
+        let account = &snapshot.record;
+        if throttle::blocked(account, now).is_some() {
+            self.dummy_verify(secret).await?;
+            let reason =
+                if account.throttle.second_factor_locked { FailureClass::Locked } else { FailureClass::Throttled };
+            self.record(Some(account.id), EventKind::LoginFailed { reason });
+            return Ok(LoginOutcome::Denied);
+        }
+        let phc = account.password_hash.clone();
+        let policy_hash = self.policy.password.hash;
+        let (matched, rehash) = self
+            .blocking(move || -> Result<(bool, Option<String>)> {
+                let matched = password::verify(secret.expose().as_bytes(), &phc)?;
+                let rehash = if matched && password::needs_rehash(&phc, &policy_hash) {
+                    Some(password::hash(secret.expose().as_bytes(), &policy_hash)?)
+                } else {
+                    None
+                };
+                Ok((matched, rehash))
+            })
+            .await??;
+        if !matched {
+            let id = account.id;
+            let t = self.update(snapshot, |fresh| Ok(apply_password_failure(fresh, &self.policy, now))).await?;
+            self.dispatch(id, t.effects).await;
+            return Ok(LoginOutcome::Denied);
+        }
+
+        let location_token = remembered.and_then(|t| LocationToken::decode(t).ok());
+        let location = location_token.as_ref().and_then(|t| valid_location(account, t, now));
+        let step = password_step(account, &self.policy, location.is_some());
+        let verified_hash = account.password_hash.clone();
+        let id = account.id;
+        self.update(snapshot.clone(), |fresh| {
+            if fresh.password_hash != verified_hash {
+                // The password changed after we verified it: refuse rather than
+                // re-verify against a hash we did not check.
+                return Err(Error::Contention);
+            }
+            let location = location_token.as_ref().and_then(|t| valid_location(fresh, t, now));
+            let next = apply_password_success(fresh, step, rehash.as_deref(), location, now);
+            Ok(crate::core::Transition { next, outcome: (), effects: Default::default() })
+        })
+        .await?;
+        let account = &snapshot.record;
+        let auth = |method| Authenticated {
+            account: account.id,
+            username: account.username.clone(),
+            role: account.role,
+            method,
+            remembered: None,
+            backup_code_delivery: None,
+        };
+        Ok(match step {
+            PasswordStep::Authenticated { via_location } => {
+                let (method, factor) = if via_location {
+                    (AuthMethod::PasswordAndLocation, Factor::Location)
+                } else {
+                    (AuthMethod::Password, Factor::Password)
+                };
+                self.record(Some(id), EventKind::LoginSucceeded { factor });
+                LoginOutcome::Authenticated(auth(method))
+            }
+            PasswordStep::EnrollmentRequired => LoginOutcome::EnrollmentRequired(auth(AuthMethod::Password)),
+            PasswordStep::SecondFactor => {
+                let claims = issue_pending(account, &self.keys, random::bytes::<16>()?, now, &self.policy);
+                LoginOutcome::SecondFactorRequired(PendingLogin {
+                    token: SecretString::new(claims.encode()),
+                    expires_at: claims.expires_at,
+                })
+            }
+        })
+    }
+
+    async fn dummy_verify(&self, secret: SecretString) -> Result<()> {
+        let dummy = self.dummy_hash.clone();
+        self.blocking(move || password::verify(secret.expose().as_bytes(), &dummy)).await??;
+        Ok(())
+    }
+
+    /// The second step: a TOTP code or the backup code against a pending login.
+    ///
+    /// With `remember_as` (a label such as "Firefox on Linux"), a successful login also
+    /// returns a [`RememberToken`] that lets this location skip the code next time.
+    ///
+    /// A wrong code is [`SecondFactorOutcome::Denied`]; every failure counts against
+    /// the pending login's attempts and the account's shared budget. A backup code
+    /// works once: in the same atomic write it is voided and replaced, and the new code
+    /// is mailed after the write (see [`Authenticated::backup_code_delivery`]).
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a malformed token, code or label (nothing is read);
+    /// store faults; [`Error::Unseal`] when the TOTP key cannot be opened.
+    pub async fn finish_login(
+        &self,
+        pending: &str,
+        factor: SecondFactor<'_>,
+        remember_as: Option<&str>,
+    ) -> Result<SecondFactorOutcome> {
+        let claims = PendingClaims::decode(pending)?;
+        let digits = self.policy.totp.digits;
+        let parsed = match factor {
+            SecondFactor::Totp(code) => {
+                // Accept the digit count of the account's own enrollment (checked again below).
+                let code = TotpCode::parse(code, digits).or_else(|e| {
+                    let other = if digits == 6 { 8 } else { 6 };
+                    TotpCode::parse(code, other).map_err(|_| e)
+                })?;
+                ParsedFactor::Totp(code)
+            }
+            SecondFactor::BackupCode(code) => ParsedFactor::Backup(BackupCode::parse(code)?),
+        };
+        if let Some(label) = remember_as {
+            check_len("location label", label, MAX_LABEL)?;
+        }
+        let Some(snapshot) = self.store.find_by_id(claims.account).await? else {
+            return Ok(SecondFactorOutcome::Expired);
+        };
+        let now = self.clock.now();
+        if let Err(problem) = check_pending(&snapshot.record, &claims, &self.keys, &self.policy, now) {
+            self.record(
+                Some(snapshot.record.id),
+                EventKind::SecondFactorFailed { factor: factor_kind(&parsed), reason: FailureClass::PendingInvalid },
+            );
+            return Ok(match problem {
+                crate::core::login::PendingProblem::Expired => SecondFactorOutcome::Expired,
+                crate::core::login::PendingProblem::Locked(until) => SecondFactorOutcome::Locked { until },
+            });
+        }
+        let TwoFactor::Enabled(enabled) = &snapshot.record.two_factor else {
+            return Ok(SecondFactorOutcome::Expired);
+        };
+        let id = snapshot.record.id;
+
+        let mut resealed = None;
+        let verdict = match &parsed {
+            ParsedFactor::Totp(code) => {
+                let (secret, stale) = self.keys.unseal(id, &enabled.secret)?;
+                if stale {
+                    resealed = Some(self.keys.seal(id, &secret)?);
+                }
+                let key = TotpKey::new(enabled.params.algorithm, &secret);
+                let window = self.policy.window;
+                CodeVerdict::Totp(verify(&key, &enabled.params, window, code, now.0, Some(enabled.last_used_step)))
+            }
+            ParsedFactor::Backup(code) => {
+                let candidates: Vec<String> = enabled
+                    .backup_codes
+                    .iter()
+                    .filter(|c| c.expires_at.is_none_or(|e| e > now))
+                    .map(|c| c.phc.clone())
+                    .collect();
+                let code = code.clone();
+                self.blocking(move || -> Result<CodeVerdict> {
+                    for phc in candidates {
+                        if password::verify(code.canonical(), &phc)? {
+                            return Ok(CodeVerdict::BackupMatched(phc));
+                        }
+                    }
+                    Ok(CodeVerdict::BackupWrong)
+                })
+                .await??
+            }
+        };
+        let succeeded = matches!(
+            verdict,
+            CodeVerdict::Totp(crate::totp::TotpVerification::Accepted { .. }) | CodeVerdict::BackupMatched(_)
+        );
+        let material = SecondStepMaterial {
+            replacement: match (&verdict, succeeded) {
+                (CodeVerdict::BackupMatched(_), true) => Some(self.new_backup_code(now).await?),
+                _ => None,
+            },
+            remember: match (remember_as, succeeded) {
+                (Some(label), true) => Some((
+                    LocationToken {
+                        account: id,
+                        id: random::bytes::<16>()?,
+                        secret: zeroize::Zeroizing::new(random::bytes::<16>()?),
+                    },
+                    label.to_owned(),
+                )),
+                _ => None,
+            },
+            resealed,
+        };
+        let t = self
+            .update(snapshot, |fresh| {
+                Ok(apply_second_step(fresh, &claims, &verdict, &material, &self.keys, &self.policy, now))
+            })
+            .await?;
+        let deliveries = self.dispatch(id, t.effects).await;
+        Ok(match t.outcome {
+            SecondFactorOutcome::Authenticated(mut auth) => {
+                auth.method = match verdict {
+                    CodeVerdict::BackupMatched(_) => AuthMethod::PasswordAndBackupCode,
+                    _ => AuthMethod::PasswordAndTotp,
+                };
+                auth.backup_code_delivery = code_delivery(&deliveries);
+                auth.remembered = material.remember.as_ref().map(|(token, _)| RememberToken {
+                    token: SecretString::new(token.encode()),
+                    id: location_id_text(&token.id),
+                    expires_at: now.plus(self.policy.locations.lifetime),
+                });
+                SecondFactorOutcome::Authenticated(auth)
+            }
+            other => other,
+        })
+    }
+
+    /// A fresh backup code and its hash (Argon2 runs through the offload hook).
+    pub(crate) async fn new_backup_code(&self, now: crate::clock::Timestamp) -> Result<(SecretString, BackupCodeHash)> {
+        let code = BackupCode::generate()?;
+        let shown = code.display();
+        let params = self.policy.backup.hash;
+        let phc = self.blocking(move || password::hash(code.canonical(), &params)).await??;
+        let expires_at = self.policy.backup.lifetime.map(|d| now.plus(d));
+        Ok((shown, BackupCodeHash { phc, issued_at: now, expires_at }))
+    }
+}
+
+fn factor_kind(parsed: &ParsedFactor) -> Factor {
+    match parsed {
+        ParsedFactor::Totp(_) => Factor::Totp,
+        ParsedFactor::Backup(_) => Factor::BackupCode,
+    }
+}

@@ -1,0 +1,333 @@
+//! Accounts, enrollment, backup-code reissue, administrator reset, password change and
+//! remembered locations.
+
+use crate::account::{Account, AccountId, Role, Throttle, TwoFactor};
+use crate::clock::Clock;
+use crate::core::manage;
+use crate::engine::login::MAX_USERNAME;
+use crate::engine::{Engine, code_delivery, delivery_of};
+use crate::error::{Error, InputError, Result, check_len};
+use crate::events::EventKind;
+use crate::mail::{Delivery, Mailer};
+use crate::otpauth::otpauth_uri;
+use crate::outcome::{AccountView, ConfirmOutcome, LocationInfo, ResetOutcome};
+use crate::password;
+use crate::random;
+use crate::secret::SecretString;
+use crate::store::UserStore;
+use crate::token::{location_id_text, parse_location_id};
+use crate::totp::{TotpCode, TotpKey, TotpVerification, verify};
+use crate::{StoreError, TotpParams};
+
+/// Longest email address.
+const MAX_EMAIL: usize = 254;
+/// Longest identity-check note.
+const MAX_IDENTITY_CHECK: usize = 500;
+/// TOTP secret length: 160 bits, as RFC 4226 recommends.
+const SECRET_BYTES: usize = 20;
+
+/// A new account's details.
+#[derive(Debug, Clone)]
+pub struct NewAccount<'a> {
+    /// Unique login name (1–64 characters, no control characters, no surrounding
+    /// spaces).
+    pub username: &'a str,
+    /// Email address for backup codes and notices.
+    pub email: &'a str,
+    /// Role.
+    pub role: Role,
+    /// The password (checked against the policy; never stored).
+    pub password: SecretString,
+}
+
+impl<'a> NewAccount<'a> {
+    /// Details for [`Engine::create_account`].
+    pub fn new(username: &'a str, email: &'a str, role: Role, password: &str) -> Self {
+        NewAccount { username, email, role, password: SecretString::from(password) }
+    }
+}
+
+/// What enrollment shows the user: the `otpauth://` URI (for a QR code) and the
+/// secret in base32 (for typing in). Both are secrets: `Debug` redacts them.
+#[derive(Clone)]
+pub struct EnrollmentStarted {
+    /// The Key Uri Format URI.
+    pub uri: SecretString,
+    /// The secret, base32 without padding.
+    pub secret_base32: SecretString,
+    /// The code parameters.
+    pub params: TotpParams,
+}
+
+impl std::fmt::Debug for EnrollmentStarted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EnrollmentStarted").field("params", &self.params).finish_non_exhaustive()
+    }
+}
+
+fn check_username(username: &str) -> Result<(), InputError> {
+    check_len("username", username, MAX_USERNAME)?;
+    if username.is_empty() || username.trim() != username || username.chars().any(char::is_control) {
+        return Err(InputError::malformed(
+            "username",
+            "must be non-empty, without control characters or surrounding spaces",
+        ));
+    }
+    Ok(())
+}
+
+fn check_email(email: &str) -> Result<(), InputError> {
+    check_len("email", email, MAX_EMAIL)?;
+    let valid = match email.split_once('@') {
+        Some((local, domain)) => !local.is_empty() && !domain.is_empty() && !domain.contains('@'),
+        None => false,
+    };
+    if !valid || email.chars().any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>') {
+        return Err(InputError::malformed("email", "must look like name@domain"));
+    }
+    Ok(())
+}
+
+impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
+    /// Creates an account with 2FA disabled.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a bad username, email or password (NIST length
+    /// rules); [`Error::UsernameTaken`]; store faults.
+    pub async fn create_account(&self, new: NewAccount<'_>) -> Result<AccountId> {
+        check_username(new.username)?;
+        check_email(new.email)?;
+        password::check_new(new.password.expose(), &self.policy.password)?;
+        let params = self.policy.password.hash;
+        let secret = new.password.clone();
+        let password_hash = self.blocking(move || password::hash(secret.expose().as_bytes(), &params)).await??;
+        let now = self.clock.now();
+        let account = Account {
+            id: AccountId(random::u64()? >> 1),
+            username: new.username.to_owned(),
+            email: new.email.to_owned(),
+            role: new.role,
+            password_hash,
+            security_stamp: random::u64()?,
+            created_at: now,
+            two_factor: TwoFactor::Disabled,
+            throttle: Throttle::default(),
+            locations: Vec::new(),
+            pending: Vec::new(),
+            last_reset: None,
+        };
+        match self.store.insert(&account).await {
+            Ok(()) => {}
+            Err(StoreError::Duplicate) => return Err(Error::UsernameTaken),
+            Err(e) => return Err(e.into()),
+        }
+        self.record(Some(account.id), EventKind::AccountCreated);
+        Ok(account.id)
+    }
+
+    /// What the application may show about an account.
+    ///
+    /// # Errors
+    /// Store faults.
+    pub async fn account(&self, id: AccountId) -> Result<Option<AccountView>> {
+        Ok(self.store.find_by_id(id).await?.map(|v| view(&v.record)))
+    }
+
+    /// Looks an account up by username (for administration pages; login never reveals
+    /// whether a username exists).
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for an over-long username; store faults.
+    pub async fn account_by_username(&self, username: &str) -> Result<Option<AccountView>> {
+        check_len("username", username, MAX_USERNAME)?;
+        Ok(self.store.find_by_username(username).await?.map(|v| view(&v.record)))
+    }
+
+    /// Issues a fresh TOTP secret (160 bits from the OS CSPRNG) and returns the
+    /// `otpauth://` URI to show as a QR code. 2FA stays inactive, and login ignores
+    /// the secret, until [`confirm_enrollment`](Self::confirm_enrollment) sees a
+    /// correct code. Calling it again replaces an unconfirmed secret.
+    ///
+    /// # Errors
+    /// [`Error::Misuse`] when 2FA is already active; [`Error::NoSuchAccount`]; store
+    /// faults.
+    pub async fn start_enrollment(&self, id: AccountId) -> Result<EnrollmentStarted> {
+        let snapshot = self.load(id).await?;
+        let secret = zeroize::Zeroizing::new(random::bytes::<SECRET_BYTES>()?);
+        let params = self.policy.totp;
+        let uri = otpauth_uri(&self.policy.issuer, &snapshot.record.username, secret.as_ref(), &params)?;
+        let sealed = self.keys.seal(id, secret.as_ref())?;
+        let now = self.clock.now();
+        let t = self
+            .update(snapshot, |fresh| {
+                manage::start_enrollment(fresh, sealed.clone(), params, now).map_err(Error::Misuse)
+            })
+            .await?;
+        self.dispatch(id, t.effects).await;
+        Ok(EnrollmentStarted {
+            uri,
+            secret_base32: SecretString::new(data_encoding::BASE32_NOPAD.encode(secret.as_ref())),
+            params,
+        })
+    }
+
+    /// Confirms an enrollment with a code from the authenticator app. On success 2FA is
+    /// active, that code's time step counts as used (it cannot log in), and the first
+    /// backup code is mailed.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a malformed code; [`Error::Misuse`] when no
+    /// enrollment is pending; store faults.
+    pub async fn confirm_enrollment(&self, id: AccountId, code: &str) -> Result<ConfirmOutcome> {
+        let snapshot = self.load(id).await?;
+        let TwoFactor::Enrolling(enrolling) = &snapshot.record.two_factor else {
+            return Err(Error::Misuse("no enrollment is waiting for confirmation"));
+        };
+        let code = TotpCode::parse(code, enrolling.params.digits)?;
+        let (secret, _) = self.keys.unseal(id, &enrolling.secret)?;
+        let key = TotpKey::new(enrolling.params.algorithm, &secret);
+        let now = self.clock.now();
+        let TotpVerification::Accepted { step } =
+            verify(&key, &enrolling.params, self.policy.window, &code, now.0, None)
+        else {
+            return Ok(ConfirmOutcome::WrongCode);
+        };
+        let sealed = enrolling.secret.clone();
+        let codes = self.new_backup_codes(now).await?;
+        let t = self
+            .update(snapshot, |fresh| {
+                manage::confirm_enrollment(fresh, &sealed, step, codes.clone(), now).map_err(Error::Misuse)
+            })
+            .await?;
+        let deliveries = self.dispatch(id, t.effects).await;
+        Ok(ConfirmOutcome::Confirmed {
+            backup_code_delivery: code_delivery(&deliveries).unwrap_or(Delivery::Failed("not sent".to_owned())),
+        })
+    }
+
+    /// Replaces the account's backup code(s) with fresh ones and mails them; the old
+    /// ones stop working at once. For a logged-in user whose code mail was lost.
+    ///
+    /// # Errors
+    /// [`Error::Misuse`] when 2FA is not active; store faults.
+    pub async fn reissue_backup_code(&self, id: AccountId) -> Result<Delivery> {
+        let snapshot = self.load(id).await?;
+        let now = self.clock.now();
+        let codes = self.new_backup_codes(now).await?;
+        let t =
+            self.update(snapshot, |fresh| manage::reissue(fresh, codes.clone(), now).map_err(Error::Misuse)).await?;
+        let deliveries = self.dispatch(id, t.effects).await;
+        Ok(code_delivery(&deliveries).unwrap_or(Delivery::Failed("not sent".to_owned())))
+    }
+
+    async fn new_backup_codes(
+        &self,
+        now: crate::clock::Timestamp,
+    ) -> Result<Vec<(SecretString, crate::account::BackupCodeHash)>> {
+        let mut codes = Vec::with_capacity(usize::from(self.policy.backup.count));
+        for _ in 0..self.policy.backup.count {
+            codes.push(self.new_backup_code(now).await?);
+        }
+        Ok(codes)
+    }
+
+    /// An administrator's (or support's) reset of another account's 2FA: removes the
+    /// secret, backup codes, replay state, pending logins and remembered locations,
+    /// records who did it and how the user's identity was checked, and mails the user.
+    ///
+    /// Role rules: an admin resets users; only support resets an admin; nobody resets
+    /// themselves or a peer; a plain user resets no one. A refusal is
+    /// [`ResetOutcome::NotAllowed`].
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for an empty or over-long identity check;
+    /// [`Error::NoSuchAccount`]; store faults.
+    pub async fn reset(&self, actor: AccountId, target: AccountId, identity_check: &str) -> Result<ResetOutcome> {
+        check_len("identity check", identity_check, MAX_IDENTITY_CHECK)?;
+        if identity_check.trim().is_empty() {
+            return Err(InputError::malformed("identity check", "say how the user's identity was verified").into());
+        }
+        let actor_rec = self.load(actor).await?.record;
+        let snapshot = self.load(target).await?;
+        if actor == target || !actor_rec.role.may_reset(snapshot.record.role) {
+            self.record(Some(target), EventKind::ResetDenied { by: actor });
+            return Ok(ResetOutcome::NotAllowed);
+        }
+        let now = self.clock.now();
+        let stamp = random::u64()?;
+        let t = self.update(snapshot, |fresh| Ok(manage::reset(fresh, &actor_rec, identity_check, stamp, now))).await?;
+        let deliveries = self.dispatch(target, t.effects).await;
+        Ok(ResetOutcome::Reset { notice_delivery: delivery_of(&deliveries, "reset") })
+    }
+
+    /// Sets a new password (the application checks the old one or a reset link first).
+    /// Ends every pending login and remembered location of the account.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a password outside the policy's rules; store faults.
+    pub async fn change_password(&self, id: AccountId, new_password: &str) -> Result<()> {
+        password::check_new(new_password, &self.policy.password)?;
+        let snapshot = self.load(id).await?;
+        let params = self.policy.password.hash;
+        let secret = SecretString::from(new_password);
+        let phc = self.blocking(move || password::hash(secret.expose().as_bytes(), &params)).await??;
+        let now = self.clock.now();
+        let stamp = random::u64()?;
+        let t = self.update(snapshot, |fresh| Ok(manage::change_password(fresh, phc.clone(), stamp, now))).await?;
+        self.dispatch(id, t.effects).await;
+        Ok(())
+    }
+
+    /// The account's remembered locations that are still valid, oldest first.
+    ///
+    /// # Errors
+    /// [`Error::NoSuchAccount`]; store faults.
+    pub async fn remembered_locations(&self, id: AccountId) -> Result<Vec<LocationInfo>> {
+        let now = self.clock.now();
+        let rec = self.load(id).await?.record;
+        Ok(rec
+            .locations
+            .iter()
+            .filter(|l| l.expires_at > now)
+            .map(|l| LocationInfo {
+                id: location_id_text(&l.id),
+                label: l.label.clone(),
+                created_at: l.created_at,
+                last_used_at: l.last_used_at,
+                expires_at: l.expires_at,
+            })
+            .collect())
+    }
+
+    /// Revokes one remembered location by its public id. Returns whether it existed.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a malformed id; [`Error::NoSuchAccount`]; store
+    /// faults.
+    pub async fn revoke_location(&self, id: AccountId, location: &str) -> Result<bool> {
+        let loc = parse_location_id(location)?;
+        let snapshot = self.load(id).await?;
+        let now = self.clock.now();
+        let t = self.update(snapshot, |fresh| Ok(manage::revoke_location(fresh, &loc, now))).await?;
+        let existed = t.outcome;
+        self.dispatch(id, t.effects).await;
+        Ok(existed)
+    }
+}
+
+fn view(a: &Account) -> AccountView {
+    let backup_codes = match &a.two_factor {
+        TwoFactor::Enabled(e) => e.backup_codes.len(),
+        _ => 0,
+    };
+    AccountView {
+        id: a.id,
+        username: a.username.clone(),
+        email: a.email.clone(),
+        role: a.role,
+        two_factor: a.two_factor.name(),
+        backup_codes,
+        remembered_locations: a.locations.len(),
+        locked: a.throttle.second_factor_locked,
+    }
+}

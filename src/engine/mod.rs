@@ -1,0 +1,241 @@
+//! The async engine: a thin driver that reads the record, asks the pure core what to
+//! do, writes by compare-and-swap, then sends mail and records events.
+
+mod login;
+mod manage;
+
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use crate::account::{Account, AccountId, Versioned};
+use crate::clock::{Clock, SystemClock};
+use crate::core::{Effects, Transition};
+use crate::error::{Error, Result};
+use crate::events::{Event, EventKind, EventSink, NoopSink};
+use crate::keys::KeyRing;
+use crate::mail::{Delivery, Mailer, Message};
+use crate::offload::{Inline, Offload};
+use crate::password;
+use crate::policy::Policy;
+use crate::store::{Swap, UserStore};
+
+pub use login::SecondFactor;
+pub use manage::{EnrollmentStarted, NewAccount};
+
+/// How many times one call re-reads and re-applies after losing a compare-and-swap.
+const MAX_SWAP_ATTEMPTS: usize = 256;
+
+/// The two-factor login engine over a store, a mailer and a clock.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+/// use twofactor::{Engine, KeyRing, LoginOutcome, MemoryMailer, MemoryStore, NewAccount, Policy, Role};
+/// let policy = Policy::builder().danger_fast_hashing().build()?; // tests only
+/// let engine = Engine::builder(MemoryStore::new(), MemoryMailer::new(), KeyRing::ephemeral()?)
+///     .policy(policy)
+///     .build()?;
+/// engine.create_account(NewAccount::new("alice", "alice@example.test", Role::User, "correct horse battery")).await?;
+/// let outcome = engine.begin_login("alice", "correct horse battery", None).await?;
+/// assert!(matches!(outcome, LoginOutcome::Authenticated(_)));
+/// # Ok::<(), Box<dyn std::error::Error>>(()) })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Engine<S, M, C = SystemClock> {
+    store: S,
+    mailer: M,
+    clock: C,
+    keys: KeyRing,
+    policy: Policy,
+    events: Arc<dyn EventSink>,
+    offload: Arc<dyn Offload>,
+    dummy_hash: String,
+}
+
+impl<S, M, C> fmt::Debug for Engine<S, M, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Engine").field("policy", &self.policy).finish_non_exhaustive()
+    }
+}
+
+/// Configures an [`Engine`].
+pub struct EngineBuilder<S, M, C> {
+    store: S,
+    mailer: M,
+    clock: C,
+    keys: KeyRing,
+    policy: Policy,
+    events: Arc<dyn EventSink>,
+    offload: Arc<dyn Offload>,
+}
+
+impl<S, M, C> fmt::Debug for EngineBuilder<S, M, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EngineBuilder").field("policy", &self.policy).finish_non_exhaustive()
+    }
+}
+
+impl<S: UserStore, M: Mailer> Engine<S, M, SystemClock> {
+    /// Starts configuring an engine with the default [`Policy`], the system clock, no
+    /// event sink and inline hashing.
+    pub fn builder(store: S, mailer: M, keys: KeyRing) -> EngineBuilder<S, M, SystemClock> {
+        EngineBuilder {
+            store,
+            mailer,
+            clock: SystemClock,
+            keys,
+            policy: Policy::default(),
+            events: Arc::new(NoopSink),
+            offload: Arc::new(Inline),
+        }
+    }
+}
+
+impl<S: UserStore, M: Mailer, C: Clock> EngineBuilder<S, M, C> {
+    /// Uses another clock (a [`ManualClock`](crate::ManualClock) in tests).
+    pub fn clock<C2: Clock>(self, clock: C2) -> EngineBuilder<S, M, C2> {
+        EngineBuilder {
+            store: self.store,
+            mailer: self.mailer,
+            clock,
+            keys: self.keys,
+            policy: self.policy,
+            events: self.events,
+            offload: self.offload,
+        }
+    }
+
+    /// Uses another policy.
+    pub fn policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Sends audit events to `sink`.
+    pub fn events(mut self, sink: impl EventSink + 'static) -> Self {
+        self.events = Arc::new(sink);
+        self
+    }
+
+    /// Runs hashing through `offload` (see [`crate::offload`]).
+    pub fn offload(mut self, offload: impl Offload) -> Self {
+        self.offload = Arc::new(offload);
+        self
+    }
+
+    /// Builds the engine. This hashes one random password with the policy's
+    /// parameters, so that logins for unknown users cost the same as wrong passwords.
+    ///
+    /// # Errors
+    /// [`Error::Random`] or an Argon2 parameter error.
+    pub fn build(self) -> Result<Engine<S, M, C>> {
+        let dummy_secret = crate::random::bytes::<16>()?;
+        let dummy_hash = password::hash(&dummy_secret, &self.policy.password.hash)?;
+        Ok(Engine {
+            store: self.store,
+            mailer: self.mailer,
+            clock: self.clock,
+            keys: self.keys,
+            policy: self.policy,
+            events: self.events,
+            offload: self.offload,
+            dummy_hash,
+        })
+    }
+}
+
+impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
+    /// The policy in force.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The mailer.
+    pub fn mailer(&self) -> &M {
+        &self.mailer
+    }
+
+    /// Runs blocking work through the offload hook.
+    async fn blocking<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+        let slot = Arc::new(Mutex::new(None));
+        let out = Arc::clone(&slot);
+        self.offload
+            .run(Box::new(move || {
+                let value = f();
+                *out.lock().unwrap_or_else(PoisonError::into_inner) = Some(value);
+            }))
+            .await;
+        let value = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
+        value.ok_or(Error::Misuse("the offloaded hashing job did not run"))
+    }
+
+    async fn load(&self, id: AccountId) -> Result<Versioned<Account>> {
+        self.store.find_by_id(id).await?.ok_or(Error::NoSuchAccount)
+    }
+
+    /// Applies `f` to the freshest record until its write wins the compare-and-swap.
+    /// `f` must be cheap and pure: it runs again after every lost race.
+    async fn update<T>(
+        &self,
+        mut current: Versioned<Account>,
+        mut f: impl FnMut(&Account) -> Result<Transition<T>>,
+    ) -> Result<Transition<T>> {
+        for _ in 0..MAX_SWAP_ATTEMPTS {
+            let transition = f(&current.record)?;
+            let Some(next) = &transition.next else {
+                return Ok(transition);
+            };
+            match self.store.compare_and_swap(current.version, next).await? {
+                Swap::Swapped { .. } => return Ok(transition),
+                Swap::Conflict => current = self.load(current.record.id).await?,
+            }
+        }
+        Err(Error::Contention)
+    }
+
+    /// Records the events, then sends the mail (after the write has committed).
+    /// Returns each message's delivery, in order.
+    async fn dispatch(&self, account: AccountId, effects: Effects) -> Vec<(Message, Delivery)> {
+        for event in &effects.events {
+            self.events.record(event);
+        }
+        let mut deliveries = Vec::with_capacity(effects.mails.len());
+        for message in effects.mails {
+            let delivery = match self.mailer.send(&message).await {
+                Ok(()) => Delivery::Sent,
+                Err(err) => {
+                    let account = Some(account);
+                    let at = self.clock.now();
+                    if message.carries_code() {
+                        self.events.record(&Event { at, account, kind: EventKind::BackupCodeDeliveryFailed });
+                    }
+                    self.events.record(&Event { at, account, kind: EventKind::MailFailed { kind: message.kind() } });
+                    Delivery::Failed(err.to_string())
+                }
+            };
+            deliveries.push((message, delivery));
+        }
+        deliveries
+    }
+
+    fn record(&self, account: Option<AccountId>, kind: EventKind) {
+        self.events.record(&Event { at: self.clock.now(), account, kind });
+    }
+}
+
+/// The delivery of the first message that carries a backup code.
+fn code_delivery(deliveries: &[(Message, Delivery)]) -> Option<Delivery> {
+    deliveries.iter().find(|(m, _)| m.carries_code()).map(|(_, d)| d.clone())
+}
+
+/// The delivery of the first message of a kind.
+fn delivery_of(deliveries: &[(Message, Delivery)], kind: &str) -> Delivery {
+    deliveries
+        .iter()
+        .find(|(m, _)| m.kind() == kind)
+        .map_or(Delivery::Failed("not sent".to_owned()), |(_, d)| d.clone())
+}

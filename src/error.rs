@@ -1,0 +1,137 @@
+//! Faults: the things that go wrong *around* a login, not a wrong password or code.
+//!
+//! A wrong password, a wrong code, an expired pending login or a throttled account
+//! are ordinary outcomes (see [`crate::LoginOutcome`]); they never come back as an
+//! [`Error`]. An `Err` means a store or mailer failed, the input was malformed, or the
+//! application called the engine in a way that cannot make sense.
+//!
+//! No variant carries a secret: error messages are safe to log.
+
+use std::fmt;
+
+/// A fault reported by the engine.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The [`UserStore`](crate::UserStore) failed. Nothing was changed by this call.
+    #[error("store failure: {0}")]
+    Store(#[from] StoreError),
+    /// The [`Mailer`](crate::Mailer) failed to send a message.
+    #[error("mail failure: {0}")]
+    Mail(#[from] MailError),
+    /// An input was rejected before anything was read or written.
+    #[error("invalid input: {0}")]
+    InvalidInput(#[from] InputError),
+    /// The call does not fit the account's state (for example confirming an enrollment
+    /// that was never started).
+    #[error("misuse: {0}")]
+    Misuse(&'static str),
+    /// A username that already exists was used to create an account.
+    #[error("the username is already taken")]
+    UsernameTaken,
+    /// No account has that id or username (only for administrative calls; login never
+    /// reveals this).
+    #[error("no such account")]
+    NoSuchAccount,
+    /// The account record changed concurrently too many times in a row; nothing was
+    /// written by this call and it may be retried.
+    #[error("too much contention on the account record; nothing was changed")]
+    Contention,
+    /// A sealed secret could not be opened with any configured key.
+    #[error("a sealed secret could not be opened with the configured keys")]
+    Unseal,
+    /// The operating system's random number generator failed.
+    #[error("the system random number generator failed")]
+    Random,
+    /// A stored value (hash, sealed blob, token) is corrupt.
+    #[error("corrupt stored value: {0}")]
+    Corrupt(&'static str),
+}
+
+/// A failure of a [`UserStore`](crate::UserStore) implementation.
+///
+/// The message must not contain secrets; stores only ever see hashes and sealed
+/// blobs, so a driver error message is safe.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// A unique key (username or id) already exists.
+    #[error("duplicate key")]
+    Duplicate,
+    /// The backend failed (connection, I/O, constraint, …).
+    #[error("backend: {0}")]
+    Backend(String),
+    /// A stored row could not be decoded into a record.
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    /// Wraps any displayable backend error.
+    pub fn backend(err: impl fmt::Display) -> Self {
+        StoreError::Backend(err.to_string())
+    }
+}
+
+/// A failure of a [`Mailer`](crate::Mailer) implementation.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MailError {
+    /// The transport is unreachable or timed out; the message was not accepted.
+    #[error("mail transport unavailable: {0}")]
+    Unavailable(String),
+    /// The server refused the message permanently.
+    #[error("mail rejected: {0}")]
+    Rejected(String),
+    /// The message could not be built (bad address, template failure, …).
+    #[error("mail could not be built: {0}")]
+    Build(String),
+}
+
+/// A malformed input, rejected before any state was read or written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InputError {
+    /// The input is longer than its maximum.
+    #[error("{field} is too long (at most {max} characters)")]
+    TooLong {
+        /// Which input.
+        field: &'static str,
+        /// The maximum length in characters.
+        max: usize,
+    },
+    /// The input is shorter than its minimum.
+    #[error("{field} is too short (at least {min} characters)")]
+    TooShort {
+        /// Which input.
+        field: &'static str,
+        /// The minimum length in characters.
+        min: usize,
+    },
+    /// The input does not have the expected form.
+    #[error("{field} is malformed: {reason}")]
+    Malformed {
+        /// Which input.
+        field: &'static str,
+        /// What is wrong, without echoing the input.
+        reason: &'static str,
+    },
+}
+
+impl InputError {
+    pub(crate) fn malformed(field: &'static str, reason: &'static str) -> Self {
+        InputError::Malformed { field, reason }
+    }
+}
+
+/// Checks a text input against its maximum length in Unicode characters.
+pub(crate) fn check_len(field: &'static str, value: &str, max: usize) -> Result<(), InputError> {
+    // A cheap byte bound first, so a huge input is never scanned.
+    if value.len() > max.saturating_mul(4) || value.chars().count() > max {
+        return Err(InputError::TooLong { field, max });
+    }
+    Ok(())
+}
+
+/// The result type of the engine.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

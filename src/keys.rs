@@ -1,0 +1,262 @@
+//! The application's keys: they seal TOTP secrets at rest (XChaCha20-Poly1305, bound to
+//! the account id) and authenticate pending-login tokens (HMAC-SHA256).
+//!
+//! A [`KeyRing`] holds one or more [`AppKey`]s. The newest seals and signs; all of them
+//! open and verify, so keys rotate without a migration: a secret sealed under an older
+//! key is re-sealed under the newest the next time it is used.
+
+use std::fmt;
+
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+
+use crate::account::{AccountId, SealedSecret};
+use crate::error::{Error, InputError};
+use crate::random;
+
+const SEAL_VERSION: u8 = 1;
+const NONCE_LEN: usize = 24;
+const HEADER_LEN: usize = 1 + 4 + NONCE_LEN;
+
+/// A 256-bit application key with a numeric id (the id is stored with each sealed
+/// secret, so the right key is found on unseal).
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+pub struct AppKey {
+    id: u32,
+    seal: [u8; 32],
+    mac: [u8; 32],
+}
+
+impl AppKey {
+    /// A key from 32 bytes of key material (from a secrets manager, say). Separate
+    /// sub-keys for sealing and for token MACs are derived from it.
+    pub fn from_bytes(id: u32, material: &[u8; 32]) -> AppKey {
+        AppKey { id, seal: derive(material, b"twofactor/seal/v1"), mac: derive(material, b"twofactor/mac/v1") }
+    }
+
+    /// A key from 64 hex digits.
+    ///
+    /// # Errors
+    /// [`InputError`] when the text is not 64 hex digits.
+    pub fn from_hex(id: u32, hex: &str) -> Result<AppKey, InputError> {
+        let mut material = Zeroizing::new([0u8; 32]);
+        let decoded = Zeroizing::new(
+            data_encoding::HEXLOWER_PERMISSIVE
+                .decode(hex.trim().as_bytes())
+                .map_err(|_| InputError::malformed("key", "must be 64 hex digits"))?,
+        );
+        if decoded.len() != 32 {
+            return Err(InputError::malformed("key", "must be 64 hex digits"));
+        }
+        material.copy_from_slice(&decoded);
+        Ok(AppKey::from_bytes(id, &material))
+    }
+
+    /// A fresh random key (for tests and demos; production keys must persist).
+    ///
+    /// # Errors
+    /// [`Error::Random`] if the OS generator fails.
+    pub fn generate(id: u32) -> Result<AppKey, Error> {
+        let material = Zeroizing::new(random::bytes::<32>()?);
+        Ok(AppKey::from_bytes(id, &material))
+    }
+
+    /// The key's id.
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+}
+
+impl fmt::Debug for AppKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AppKey").field("id", &self.id).finish_non_exhaustive()
+    }
+}
+
+fn derive(material: &[u8; 32], label: &[u8]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    if let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(material) {
+        mac.update(label);
+        out.copy_from_slice(&mac.finalize().into_bytes());
+    }
+    out
+}
+
+/// The application's keys, newest last.
+///
+/// ```
+/// use twofactor::{AppKey, KeyRing};
+/// let old = AppKey::from_hex(1, &"11".repeat(32))?;
+/// let new = AppKey::from_hex(2, &"22".repeat(32))?;
+/// let ring = KeyRing::new(vec![old, new])?;
+/// assert_eq!(ring.current().id(), 2);
+/// # Ok::<(), twofactor::InputError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct KeyRing {
+    keys: Vec<AppKey>,
+}
+
+impl KeyRing {
+    /// A ring of keys, oldest first; the last seals and signs.
+    ///
+    /// # Errors
+    /// [`InputError`] when the list is empty or two keys share an id.
+    pub fn new(keys: Vec<AppKey>) -> Result<KeyRing, InputError> {
+        if keys.is_empty() {
+            return Err(InputError::malformed("keys", "at least one key is needed"));
+        }
+        for (i, k) in keys.iter().enumerate() {
+            if keys.iter().skip(i + 1).any(|o| o.id == k.id) {
+                return Err(InputError::malformed("keys", "key ids must be unique"));
+            }
+        }
+        Ok(KeyRing { keys })
+    }
+
+    /// A ring with one fresh random key (tests and demos).
+    ///
+    /// # Errors
+    /// [`Error::Random`] if the OS generator fails.
+    pub fn ephemeral() -> Result<KeyRing, Error> {
+        Ok(KeyRing { keys: vec![AppKey::generate(1)?] })
+    }
+
+    /// The key that seals and signs.
+    pub fn current(&self) -> &AppKey {
+        // `new` guarantees at least one key; fall back to the first for safety.
+        match self.keys.last() {
+            Some(k) => k,
+            None => &self.keys[0],
+        }
+    }
+
+    fn by_id(&self, id: u32) -> Option<&AppKey> {
+        self.keys.iter().find(|k| k.id == id)
+    }
+
+    /// Seals a TOTP secret for `account` under the current key.
+    pub(crate) fn seal(&self, account: AccountId, secret: &[u8]) -> Result<SealedSecret, Error> {
+        let key = self.current();
+        let nonce_bytes = random::bytes::<NONCE_LEN>()?;
+        let nonce = XNonce::from(nonce_bytes);
+        let cipher = XChaCha20Poly1305::new(&key.seal.into());
+        let aad = aad(account);
+        let ct =
+            cipher.encrypt(&nonce, Payload { msg: secret, aad: &aad }).map_err(|_| Error::Misuse("sealing failed"))?;
+        let mut out = Vec::with_capacity(HEADER_LEN + ct.len());
+        out.push(SEAL_VERSION);
+        out.extend_from_slice(&key.id.to_be_bytes());
+        out.extend_from_slice(&nonce_bytes);
+        out.extend_from_slice(&ct);
+        Ok(SealedSecret(out))
+    }
+
+    /// Opens a sealed secret; the flag says whether it was sealed under an older key
+    /// (and should be re-sealed).
+    pub(crate) fn unseal(
+        &self,
+        account: AccountId,
+        sealed: &SealedSecret,
+    ) -> Result<(Zeroizing<Vec<u8>>, bool), Error> {
+        let bytes = &sealed.0;
+        let (header, ct) = bytes.split_at_checked(HEADER_LEN).ok_or(Error::Corrupt("sealed secret"))?;
+        let (version, rest) = header.split_first().ok_or(Error::Corrupt("sealed secret"))?;
+        if *version != SEAL_VERSION {
+            return Err(Error::Corrupt("sealed secret version"));
+        }
+        let (id_bytes, nonce_bytes) = rest.split_at_checked(4).ok_or(Error::Corrupt("sealed secret"))?;
+        let id = u32::from_be_bytes(id_bytes.try_into().map_err(|_| Error::Corrupt("sealed secret"))?);
+        let nonce_arr: [u8; NONCE_LEN] = nonce_bytes.try_into().map_err(|_| Error::Corrupt("sealed secret"))?;
+        let key = self.by_id(id).ok_or(Error::Unseal)?;
+        let cipher = XChaCha20Poly1305::new(&key.seal.into());
+        let aad = aad(account);
+        let plain =
+            cipher.decrypt(&XNonce::from(nonce_arr), Payload { msg: ct, aad: &aad }).map_err(|_| Error::Unseal)?;
+        Ok((Zeroizing::new(plain), id != self.current().id))
+    }
+
+    /// HMAC-SHA256 under the current key.
+    pub(crate) fn sign(&self, parts: &[&[u8]]) -> [u8; 32] {
+        mac_with(&self.current().mac, parts)
+    }
+
+    /// Whether `tag` is the HMAC of `parts` under any key (constant-time per key).
+    pub(crate) fn verify(&self, parts: &[&[u8]], tag: &[u8]) -> bool {
+        let mut ok = subtle::Choice::from(0);
+        for key in &self.keys {
+            ok |= mac_with(&key.mac, parts).ct_eq(tag);
+        }
+        ok.into()
+    }
+}
+
+fn aad(account: AccountId) -> Vec<u8> {
+    let mut aad = b"twofactor/totp-secret/".to_vec();
+    aad.extend_from_slice(&account.0.to_be_bytes());
+    aad
+}
+
+fn mac_with(key: &[u8; 32], parts: &[&[u8]]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    if let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(key) {
+        for p in parts {
+            mac.update(&(p.len() as u64).to_be_bytes());
+            mac.update(p);
+        }
+        out.copy_from_slice(&mac.finalize().into_bytes());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seal_round_trip_and_binding() -> Result<(), Error> {
+        let ring = KeyRing::ephemeral()?;
+        let sealed = ring.seal(AccountId(7), b"0123456789abcdefghij")?;
+        let (plain, stale) = ring.unseal(AccountId(7), &sealed)?;
+        assert_eq!(plain.as_slice(), b"0123456789abcdefghij");
+        assert!(!stale);
+        assert!(matches!(ring.unseal(AccountId(8), &sealed), Err(Error::Unseal)));
+        Ok(())
+    }
+
+    #[test]
+    fn rotation_opens_old_and_flags_it() -> Result<(), Error> {
+        let old = AppKey::generate(1)?;
+        let sealed = KeyRing::new(vec![old.clone()])?.seal(AccountId(1), b"secret")?;
+        let ring = KeyRing::new(vec![old, AppKey::generate(2)?])?;
+        let (plain, stale) = ring.unseal(AccountId(1), &sealed)?;
+        assert_eq!(plain.as_slice(), b"secret");
+        assert!(stale);
+        let without_old = KeyRing::new(vec![AppKey::generate(2)?])?;
+        assert!(matches!(without_old.unseal(AccountId(1), &sealed), Err(Error::Unseal)));
+        Ok(())
+    }
+
+    #[test]
+    fn corrupt_blobs_are_errors_not_panics() -> Result<(), Error> {
+        let ring = KeyRing::ephemeral()?;
+        for len in 0..40 {
+            let blob = SealedSecret(vec![1u8; len]);
+            assert!(ring.unseal(AccountId(1), &blob).is_err());
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn debug_shows_no_key_material() -> Result<(), Error> {
+        let key = AppKey::from_hex(3, &"ab".repeat(32))?;
+        let shown = format!("{:?}", KeyRing::new(vec![key])?);
+        assert!(!shown.to_lowercase().contains("abab"), "{shown}");
+        assert!(!shown.contains("171"), "{shown}");
+        Ok(())
+    }
+}

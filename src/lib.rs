@@ -1,0 +1,41 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+pub mod account;
+pub mod backup_code;
+pub mod clock;
+mod core;
+mod engine;
+pub mod error;
+pub mod events;
+mod keys;
+pub mod mail;
+pub mod offload;
+pub mod otpauth;
+pub mod outcome;
+mod password;
+pub mod policy;
+mod random;
+pub mod secret;
+pub mod store;
+mod token;
+pub mod totp;
+
+pub use account::{Account, AccountId, Role, TwoFactor, Versioned};
+pub use backup_code::BackupCode;
+pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
+pub use engine::EnrollmentStarted;
+pub use engine::{Engine, EngineBuilder, NewAccount, SecondFactor};
+pub use error::{Error, InputError, MailError, Result, StoreError};
+pub use events::{Event, EventKind, EventSink, MemorySink, NoopSink};
+pub use keys::{AppKey, KeyRing};
+pub use mail::{Delivery, Mailer, MemoryMailer, Message};
+pub use outcome::{
+    AccountView, AuthMethod, Authenticated, ConfirmOutcome, LocationInfo, LoginOutcome, PendingLogin, RememberToken,
+    ResetOutcome, SecondFactorOutcome,
+};
+pub use policy::{BackupCodePolicy, HashParams, LocationPolicy, PasswordPolicy, Policy, PolicyBuilder, ThrottlePolicy};
+pub use secret::{SecretBytes, SecretString};
+pub use store::{MemoryStore, Swap, UserStore};
+pub use totp::{Algorithm, TotpCode, TotpParams, TotpVerification, Window};

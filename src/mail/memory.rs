@@ -1,0 +1,78 @@
+//! An in-memory outbox for tests and examples.
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use crate::error::MailError;
+use crate::mail::{DefaultRenderer, Mailer, Message, Rendered, Renderer};
+
+/// One message in a [`MemoryMailer`]'s outbox.
+#[derive(Debug, Clone)]
+pub struct SentMail {
+    /// The typed message (codes redacted in `Debug`).
+    pub message: Message,
+    /// How the default templates render it.
+    pub rendered: Rendered,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    outbox: Vec<SentMail>,
+    fail_next: usize,
+}
+
+/// An outbox in memory that tests and examples read. Clones share the outbox.
+///
+/// It can be told to fail the next sends ([`fail_next`](Self::fail_next)) to test
+/// delivery failures.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryMailer {
+    inner: Arc<Mutex<Inner>>,
+    renderer: DefaultRenderer,
+}
+
+impl MemoryMailer {
+    /// An empty outbox.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Everything sent so far, oldest first.
+    pub fn outbox(&self) -> Vec<SentMail> {
+        self.lock().outbox.clone()
+    }
+
+    /// The most recent backup code mailed to `email`, in display form.
+    pub fn last_code_for(&self, email: &str) -> Option<String> {
+        self.lock().outbox.iter().rev().find_map(|m| match &m.message {
+            Message::BackupCode { to, codes, .. } if to.email == email => codes.first().map(|c| c.expose().to_owned()),
+            _ => None,
+        })
+    }
+
+    /// Makes the next `n` sends fail with [`MailError::Unavailable`].
+    pub fn fail_next(&self, n: usize) {
+        self.lock().fail_next = n;
+    }
+
+    /// Empties the outbox.
+    pub fn clear(&self) {
+        self.lock().outbox.clear();
+    }
+}
+
+impl Mailer for MemoryMailer {
+    async fn send(&self, message: &Message) -> Result<(), MailError> {
+        let mut inner = self.lock();
+        if inner.fail_next > 0 {
+            inner.fail_next -= 1;
+            return Err(MailError::Unavailable("simulated outage".to_owned()));
+        }
+        let rendered = self.renderer.render(message);
+        inner.outbox.push(SentMail { message: message.clone(), rendered });
+        Ok(())
+    }
+}

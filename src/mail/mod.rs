@@ -1,0 +1,172 @@
+//! Outbound mail: the typed [`Message`]s the engine sends, the [`Mailer`] trait that
+//! delivers them, and the default templates ([`DefaultRenderer`]).
+//!
+//! Mail is part of the security path: the backup code lives in the user's mailbox.
+//! The engine always commits the account change first and sends afterwards, so a
+//! failed send never leaves an old code valid or a new code unstored; it reports the
+//! failure ([`Delivery::Failed`]) and a logged-in user can ask for a fresh code.
+
+mod memory;
+mod render;
+
+use std::fmt;
+use std::future::Future;
+
+pub use memory::{MemoryMailer, SentMail};
+pub use render::{DefaultRenderer, Rendered, Renderer};
+
+use crate::account::Role;
+use crate::clock::Timestamp;
+use crate::error::MailError;
+use crate::secret::SecretString;
+
+/// Who a message goes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recipient {
+    /// The account's username.
+    pub username: String,
+    /// The account's email address.
+    pub email: String,
+}
+
+/// Why a backup code is being sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CodeReason {
+    /// 2FA was just set up.
+    Setup,
+    /// The previous code was used to log in; this replaces it.
+    Rotated,
+    /// The user asked for a fresh code (the previous one is void).
+    Reissued,
+}
+
+/// A message the engine sends. Codes inside are [`SecretString`]s: `Debug` never shows
+/// them.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Message {
+    /// A backup code (at setup, after a use, or on request).
+    BackupCode {
+        /// The account.
+        to: Recipient,
+        /// Why it is sent.
+        reason: CodeReason,
+        /// The code(s), in display form; the only place they ever exist in plaintext.
+        codes: Vec<SecretString>,
+        /// When they stop working, if the policy limits their life.
+        expires_at: Option<Timestamp>,
+    },
+    /// An administrator (or support) reset the account's 2FA.
+    TwoFactorReset {
+        /// The account.
+        to: Recipient,
+        /// The actor's username.
+        by: String,
+        /// The actor's role.
+        by_role: Role,
+        /// When.
+        at: Timestamp,
+    },
+    /// Too many failed attempts: the account is throttled.
+    Throttled {
+        /// The account.
+        to: Recipient,
+        /// Attempts are refused until then.
+        until: Timestamp,
+    },
+    /// Too many failed attempts: the second factor is locked until an administrator
+    /// resets it.
+    SecondFactorLocked {
+        /// The account.
+        to: Recipient,
+        /// When it locked.
+        at: Timestamp,
+    },
+    /// A login from a location that was not remembered.
+    NewLocation {
+        /// The account.
+        to: Recipient,
+        /// The label the application gave the location.
+        location: String,
+        /// When.
+        at: Timestamp,
+    },
+}
+
+impl Message {
+    /// The recipient.
+    pub fn recipient(&self) -> &Recipient {
+        match self {
+            Message::BackupCode { to, .. }
+            | Message::TwoFactorReset { to, .. }
+            | Message::Throttled { to, .. }
+            | Message::SecondFactorLocked { to, .. }
+            | Message::NewLocation { to, .. } => to,
+        }
+    }
+
+    /// A stable name for the kind of message (`backup_code.setup`, `reset`, …).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Message::BackupCode { reason: CodeReason::Setup, .. } => "backup_code.setup",
+            Message::BackupCode { reason: CodeReason::Rotated, .. } => "backup_code.rotated",
+            Message::BackupCode { reason: CodeReason::Reissued, .. } => "backup_code.reissued",
+            Message::TwoFactorReset { .. } => "reset",
+            Message::Throttled { .. } => "throttled",
+            Message::SecondFactorLocked { .. } => "second_factor_locked",
+            Message::NewLocation { .. } => "new_location",
+        }
+    }
+
+    /// Whether the message carries a backup code.
+    pub fn carries_code(&self) -> bool {
+        matches!(self, Message::BackupCode { .. })
+    }
+}
+
+/// Delivers messages. Async and runtime-agnostic; used through generics.
+///
+/// An implementation renders the message (usually with a [`Renderer`]) and hands it to
+/// a transport. It must not log the rendered body: it holds a backup code.
+pub trait Mailer: Send + Sync {
+    /// Sends one message.
+    ///
+    /// # Errors
+    /// [`MailError`] when the transport did not accept the message.
+    fn send(&self, message: &Message) -> impl Future<Output = Result<(), MailError>> + Send;
+}
+
+impl<M: Mailer + ?Sized> Mailer for std::sync::Arc<M> {
+    fn send(&self, message: &Message) -> impl Future<Output = Result<(), MailError>> + Send {
+        (**self).send(message)
+    }
+}
+
+/// Whether a message that mattered reached the mail transport.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Delivery {
+    /// The transport accepted it.
+    Sent,
+    /// The transport failed. For a backup code: the account change stands (the old code
+    /// is void, the new one stored), so the user should ask for a fresh code with
+    /// [`Engine::reissue_backup_code`](crate::Engine::reissue_backup_code).
+    Failed(String),
+}
+
+impl Delivery {
+    /// Whether the message was sent.
+    pub fn is_sent(&self) -> bool {
+        matches!(self, Delivery::Sent)
+    }
+}
+
+impl fmt::Display for Delivery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Delivery::Sent => f.write_str("sent"),
+            Delivery::Failed(why) => write!(f, "failed: {why}"),
+        }
+    }
+}

@@ -1,0 +1,207 @@
+//! What the login ceremony returns. Wrong passwords and codes are outcomes here, not
+//! errors.
+
+use std::fmt;
+
+use crate::account::{AccountId, Role};
+use crate::clock::Timestamp;
+use crate::mail::Delivery;
+use crate::secret::SecretString;
+
+/// The answer to the password step ([`Engine::begin_login`](crate::Engine::begin_login)).
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum LoginOutcome {
+    /// Logged in: no second factor needed (2FA off, or a remembered location).
+    Authenticated(Authenticated),
+    /// The password was right; now a code is needed. Keep the pending login (e.g. in
+    /// an HttpOnly cookie) and pass it to
+    /// [`Engine::finish_login`](crate::Engine::finish_login).
+    SecondFactorRequired(PendingLogin),
+    /// The password was right, but the policy requires 2FA and the account has none:
+    /// let the user enroll and nothing else.
+    EnrollmentRequired(Authenticated),
+    /// Unknown user, wrong password, or throttled account: deliberately the same
+    /// answer, after the same amount of hashing work.
+    Denied,
+}
+
+/// A login waiting for its second factor: an opaque, expiring, single-use token bound
+/// to the account. It carries no password and no key material beyond its own MAC.
+#[derive(Clone)]
+pub struct PendingLogin {
+    pub(crate) token: SecretString,
+    pub(crate) expires_at: Timestamp,
+}
+
+impl PendingLogin {
+    /// The token to keep client-side (cookie or hidden field).
+    pub fn token(&self) -> &str {
+        self.token.expose()
+    }
+
+    /// When it stops working.
+    pub fn expires_at(&self) -> Timestamp {
+        self.expires_at
+    }
+}
+
+impl fmt::Debug for PendingLogin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PendingLogin").field("expires_at", &self.expires_at).finish_non_exhaustive()
+    }
+}
+
+/// How the login was completed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AuthMethod {
+    /// Password only (the account has no active 2FA).
+    Password,
+    /// Password from a remembered location.
+    PasswordAndLocation,
+    /// Password and an authenticator code.
+    PasswordAndTotp,
+    /// Password and the backup code (which is now void and replaced).
+    PasswordAndBackupCode,
+}
+
+/// A completed login (or, inside [`LoginOutcome::EnrollmentRequired`], a password-only
+/// identification that permits enrollment and nothing else).
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Authenticated {
+    /// The account.
+    pub account: AccountId,
+    /// Its username.
+    pub username: String,
+    /// Its role.
+    pub role: Role,
+    /// How.
+    pub method: AuthMethod,
+    /// A token that lets this location skip the code next time, when it was asked for.
+    pub remembered: Option<RememberToken>,
+    /// After a backup-code login: whether the replacement code was mailed.
+    pub backup_code_delivery: Option<Delivery>,
+}
+
+/// A remembered-location token: keep it client-side (a long-lived HttpOnly cookie)
+/// and pass it to the password step.
+#[derive(Clone)]
+pub struct RememberToken {
+    pub(crate) token: SecretString,
+    pub(crate) id: String,
+    pub(crate) expires_at: Timestamp,
+}
+
+impl RememberToken {
+    /// The token.
+    pub fn token(&self) -> &str {
+        self.token.expose()
+    }
+
+    /// The location's public id (for listing and revoking).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// When it stops working.
+    pub fn expires_at(&self) -> Timestamp {
+        self.expires_at
+    }
+}
+
+impl fmt::Debug for RememberToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RememberToken")
+            .field("id", &self.id)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The answer to the second step.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum SecondFactorOutcome {
+    /// Logged in.
+    Authenticated(Authenticated),
+    /// Wrong (or already used) code; this pending login allows `attempts_left` more.
+    Denied {
+        /// Attempts left on this pending login.
+        attempts_left: u32,
+    },
+    /// Too many failures: this pending login is dead and the account is throttled
+    /// until the given time, or locked until an administrator reset (`None`).
+    Locked {
+        /// When attempts are evaluated again, if ever without a reset.
+        until: Option<Timestamp>,
+    },
+    /// The pending login expired, was already used, or was ended by a reset or a
+    /// password change: start again with the password.
+    Expired,
+}
+
+/// The answer to [`Engine::confirm_enrollment`](crate::Engine::confirm_enrollment).
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ConfirmOutcome {
+    /// 2FA is active; the first backup code was mailed (or its delivery failed).
+    Confirmed {
+        /// Whether the backup-code mail went out.
+        backup_code_delivery: Delivery,
+    },
+    /// The code was wrong; nothing changed, the enrollment is still pending.
+    WrongCode,
+}
+
+/// The answer to [`Engine::reset`](crate::Engine::reset).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ResetOutcome {
+    /// 2FA was removed; the user was mailed.
+    Reset {
+        /// Whether the notice mail went out.
+        notice_delivery: Delivery,
+    },
+    /// The role rules forbid it (an admin resets users; only support resets admins;
+    /// nobody resets themselves or a peer).
+    NotAllowed,
+}
+
+/// A remembered location, as listed to its owner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocationInfo {
+    /// Public id, for [`Engine::revoke_location`](crate::Engine::revoke_location).
+    pub id: String,
+    /// The label the application gave.
+    pub label: String,
+    /// When it was remembered.
+    pub created_at: Timestamp,
+    /// When it last skipped the code.
+    pub last_used_at: Timestamp,
+    /// When it stops working.
+    pub expires_at: Timestamp,
+}
+
+/// What an application may show about an account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AccountView {
+    /// Id.
+    pub id: AccountId,
+    /// Username.
+    pub username: String,
+    /// Email.
+    pub email: String,
+    /// Role.
+    pub role: Role,
+    /// `disabled`, `enrolling` or `enabled`.
+    pub two_factor: &'static str,
+    /// How many backup codes are valid.
+    pub backup_codes: usize,
+    /// How many locations are remembered.
+    pub remembered_locations: usize,
+    /// Whether the second factor is locked after too many failures.
+    pub locked: bool,
+}

@@ -1,0 +1,397 @@
+//! What the engine enforces: [`Policy`] and its parts, with safe defaults and presets.
+//!
+//! Anything that weakens security is reachable only through a builder method whose
+//! name starts with `danger_`, so a reviewer sees it.
+
+use std::time::Duration;
+
+use crate::error::InputError;
+use crate::totp::{TotpParams, Window};
+
+/// Argon2id cost parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HashParams {
+    /// Memory in KiB.
+    pub m_cost: u32,
+    /// Iterations.
+    pub t_cost: u32,
+    /// Lanes.
+    pub p_cost: u32,
+}
+
+impl HashParams {
+    /// OWASP's Argon2id recommendation: 19 MiB, 2 iterations, 1 lane.
+    pub const OWASP: HashParams = HashParams { m_cost: 19_456, t_cost: 2, p_cost: 1 };
+    /// Light parameters for high-entropy backup codes (the code, not the hash, carries
+    /// the strength): 2 MiB, 1 iteration, 1 lane.
+    pub const BACKUP_CODE: HashParams = HashParams { m_cost: 2_048, t_cost: 1, p_cost: 1 };
+    /// The cheapest parameters Argon2 allows. Only for tests; see
+    /// [`PolicyBuilder::danger_fast_hashing`].
+    pub const MINIMAL: HashParams = HashParams { m_cost: 8, t_cost: 1, p_cost: 1 };
+
+    /// Whether `self` is weaker than `other` in any dimension (a stored hash with
+    /// weaker parameters is re-hashed at the next successful login).
+    pub fn weaker_than(&self, other: &HashParams) -> bool {
+        self.m_cost < other.m_cost || self.t_cost < other.t_cost || self.p_cost < other.p_cost
+    }
+}
+
+/// Password rules (NIST SP 800-63B): a minimum length, a generous maximum, no
+/// composition rules, no truncation. Lengths count Unicode characters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PasswordPolicy {
+    /// At least this many characters (default 8).
+    pub min_chars: usize,
+    /// At most this many characters (default 256; at least 64 is always accepted).
+    pub max_chars: usize,
+    /// Hash cost for new and re-hashed passwords.
+    pub hash: HashParams,
+}
+
+impl Default for PasswordPolicy {
+    fn default() -> Self {
+        PasswordPolicy { min_chars: 8, max_chars: 256, hash: HashParams::OWASP }
+    }
+}
+
+/// Backup-code rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BackupCodePolicy {
+    /// How many codes an account holds (default 1, as in the seed).
+    pub count: u8,
+    /// How long an issued code works; `None` means until used (the seed's default).
+    pub lifetime: Option<Duration>,
+    /// Hash cost for stored codes.
+    pub hash: HashParams,
+}
+
+impl Default for BackupCodePolicy {
+    fn default() -> Self {
+        BackupCodePolicy { count: 1, lifetime: None, hash: HashParams::BACKUP_CODE }
+    }
+}
+
+/// The shared failure budget (NIST SP 800-63B rate limiting).
+///
+/// The first `free_failures - 1` consecutive failures cost nothing. The
+/// `free_failures`-th throttles the account for `base_delay`, each further one doubles
+/// the delay up to `max_delay`. While throttled, attempts are refused unevaluated. At
+/// `disable_after` consecutive failures the second factor is locked until an
+/// administrator resets it. A successful login clears the count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThrottlePolicy {
+    /// Failures before throttling starts (default 5).
+    pub free_failures: u32,
+    /// The first delay (default 60 s).
+    pub base_delay: Duration,
+    /// The largest delay (default 1 h).
+    pub max_delay: Duration,
+    /// Failures after which the second factor is locked (default and maximum 100).
+    pub disable_after: u32,
+}
+
+impl Default for ThrottlePolicy {
+    fn default() -> Self {
+        ThrottlePolicy {
+            free_failures: 5,
+            base_delay: Duration::from_secs(60),
+            max_delay: Duration::from_secs(3600),
+            disable_after: 100,
+        }
+    }
+}
+
+impl ThrottlePolicy {
+    /// The delay after `failures` consecutive failures, if any.
+    pub fn delay_after(&self, failures: u32) -> Option<Duration> {
+        let over = failures.checked_sub(self.free_failures)?;
+        let factor = 1u32.checked_shl(over.min(31)).unwrap_or(u32::MAX);
+        Some(self.base_delay.saturating_mul(factor).min(self.max_delay))
+    }
+
+    /// The most guesses an attacker can have evaluated against one account before
+    /// its second factor locks: `disable_after`.
+    pub fn guess_bound(&self) -> u32 {
+        self.disable_after
+    }
+}
+
+/// Remembered-location rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LocationPolicy {
+    /// How long a remembered location skips the code (default 30 days).
+    pub lifetime: Duration,
+    /// How many an account keeps; the oldest is evicted first (default 10).
+    pub max_per_account: usize,
+    /// Mail the user after a login from a location that was not remembered.
+    pub notify_new_location: bool,
+}
+
+impl Default for LocationPolicy {
+    fn default() -> Self {
+        LocationPolicy { lifetime: Duration::from_secs(30 * 86_400), max_per_account: 10, notify_new_location: false }
+    }
+}
+
+/// Everything the engine enforces.
+///
+/// ```
+/// use twofactor::Policy;
+/// let policy = Policy::builder().issuer("Acme").require_two_factor(true).build()?;
+/// assert!(policy.requires_two_factor());
+/// # Ok::<(), twofactor::InputError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    pub(crate) issuer: String,
+    pub(crate) require_two_factor: bool,
+    pub(crate) password: PasswordPolicy,
+    pub(crate) backup: BackupCodePolicy,
+    pub(crate) totp: TotpParams,
+    pub(crate) window: Window,
+    pub(crate) pending_lifetime: Duration,
+    pub(crate) max_code_attempts: u32,
+    pub(crate) throttle: ThrottlePolicy,
+    pub(crate) locations: LocationPolicy,
+}
+
+impl Default for Policy {
+    /// The seed's behaviour: 2FA optional per account, one emailed backup code with no
+    /// expiry, SHA-1/6 digits/30 s codes with one step of clock drift, OWASP Argon2id.
+    fn default() -> Self {
+        Policy {
+            issuer: "twofactor".to_owned(),
+            require_two_factor: false,
+            password: PasswordPolicy::default(),
+            backup: BackupCodePolicy::default(),
+            totp: TotpParams::default(),
+            window: Window::default(),
+            pending_lifetime: Duration::from_secs(300),
+            max_code_attempts: 5,
+            throttle: ThrottlePolicy::default(),
+            locations: LocationPolicy::default(),
+        }
+    }
+}
+
+impl Policy {
+    /// Starts from [`Policy::default`].
+    pub fn builder() -> PolicyBuilder {
+        PolicyBuilder { policy: Policy::default(), danger_fast: false, danger_wide: false }
+    }
+
+    /// NIST SP 800-63B-4 AAL2: 2FA required for every account; an emailed backup code
+    /// (an "issued recovery code") works for 24 hours; new-location logins are mailed.
+    ///
+    /// Session limits are the application's: AAL2 asks for reauthentication at least
+    /// every 24 hours and after 1 hour of inactivity, and remembered locations here last
+    /// 24 hours so that a remembered device does not outlive that.
+    pub fn nist_aal2() -> Policy {
+        let mut p = Policy { require_two_factor: true, ..Policy::default() };
+        p.backup.lifetime = Some(Duration::from_secs(24 * 3600));
+        p.locations.lifetime = Duration::from_secs(24 * 3600);
+        p.locations.notify_new_location = true;
+        p
+    }
+
+    /// Whether every account must have 2FA.
+    pub fn requires_two_factor(&self) -> bool {
+        self.require_two_factor
+    }
+
+    /// The issuer shown in authenticator apps.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// Password rules.
+    pub fn password(&self) -> &PasswordPolicy {
+        &self.password
+    }
+
+    /// Backup-code rules.
+    pub fn backup_codes(&self) -> &BackupCodePolicy {
+        &self.backup
+    }
+
+    /// TOTP parameters for new enrollments.
+    pub fn totp(&self) -> &TotpParams {
+        &self.totp
+    }
+
+    /// Accepted clock drift, in steps.
+    pub fn window(&self) -> Window {
+        self.window
+    }
+
+    /// How long a pending login lives.
+    pub fn pending_lifetime(&self) -> Duration {
+        self.pending_lifetime
+    }
+
+    /// Wrong codes a single pending login allows.
+    pub fn max_code_attempts(&self) -> u32 {
+        self.max_code_attempts
+    }
+
+    /// The shared failure budget.
+    pub fn throttle(&self) -> &ThrottlePolicy {
+        &self.throttle
+    }
+
+    /// Remembered-location rules.
+    pub fn locations(&self) -> &LocationPolicy {
+        &self.locations
+    }
+}
+
+/// Builds a [`Policy`], checking every bound.
+#[derive(Debug, Clone)]
+pub struct PolicyBuilder {
+    policy: Policy,
+    danger_fast: bool,
+    danger_wide: bool,
+}
+
+impl PolicyBuilder {
+    /// The issuer shown in authenticator apps (no ':' allowed, at most 64 characters).
+    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.policy.issuer = issuer.into();
+        self
+    }
+
+    /// Require 2FA for every account (login answers `EnrollmentRequired` until set up).
+    pub fn require_two_factor(mut self, yes: bool) -> Self {
+        self.policy.require_two_factor = yes;
+        self
+    }
+
+    /// Minimum password length in characters (8 or more).
+    pub fn min_password_chars(mut self, n: usize) -> Self {
+        self.policy.password.min_chars = n;
+        self
+    }
+
+    /// Argon2id parameters for passwords (at least OWASP's, unless
+    /// [`danger_fast_hashing`](Self::danger_fast_hashing)).
+    pub fn password_hash(mut self, params: HashParams) -> Self {
+        self.policy.password.hash = params;
+        self
+    }
+
+    /// How many backup codes an account holds (1 to 16).
+    pub fn backup_code_count(mut self, n: u8) -> Self {
+        self.policy.backup.count = n;
+        self
+    }
+
+    /// Limit an issued backup code's life.
+    pub fn backup_code_lifetime(mut self, d: Option<Duration>) -> Self {
+        self.policy.backup.lifetime = d;
+        self
+    }
+
+    /// TOTP parameters for new enrollments (SHA-256/512 and 8 digits are opt-in here).
+    pub fn totp(mut self, params: TotpParams) -> Self {
+        self.policy.totp = params;
+        self
+    }
+
+    /// Accepted clock drift: at most one step back and one ahead. Wider windows need
+    /// [`danger_wide_window`](Self::danger_wide_window).
+    pub fn window(mut self, window: Window) -> Self {
+        self.policy.window = window;
+        self
+    }
+
+    /// **Weakens security**: accept codes from up to `Window::MAX` steps away.
+    pub fn danger_wide_window(mut self, window: Window) -> Self {
+        self.policy.window = window;
+        self.danger_wide = true;
+        self
+    }
+
+    /// How long a pending login lives (30 s to 30 min).
+    pub fn pending_lifetime(mut self, d: Duration) -> Self {
+        self.policy.pending_lifetime = d;
+        self
+    }
+
+    /// Wrong codes a pending login allows (1 to 10).
+    pub fn max_code_attempts(mut self, n: u32) -> Self {
+        self.policy.max_code_attempts = n;
+        self
+    }
+
+    /// The shared failure budget (`disable_after` at most 100).
+    pub fn throttle(mut self, t: ThrottlePolicy) -> Self {
+        self.policy.throttle = t;
+        self
+    }
+
+    /// Remembered-location rules.
+    pub fn locations(mut self, l: LocationPolicy) -> Self {
+        self.policy.locations = l;
+        self
+    }
+
+    /// **Weakens security; tests only**: the cheapest Argon2 parameters for passwords
+    /// and backup codes, so a test suite runs fast. Never use in production.
+    pub fn danger_fast_hashing(mut self) -> Self {
+        self.policy.password.hash = HashParams::MINIMAL;
+        self.policy.backup.hash = HashParams::MINIMAL;
+        self.danger_fast = true;
+        self
+    }
+
+    /// Checks the bounds and returns the policy.
+    ///
+    /// # Errors
+    /// [`InputError`] naming the first setting out of bounds.
+    pub fn build(self) -> Result<Policy, InputError> {
+        let p = self.policy.clone();
+        let bad = |field, reason| Err(InputError::Malformed { field, reason });
+        crate::error::check_len("issuer", &p.issuer, 64)?;
+        if p.issuer.is_empty() || p.issuer.contains(':') || p.issuer.chars().any(char::is_control) {
+            return bad("issuer", "must be non-empty, without ':' or control characters");
+        }
+        if p.password.min_chars < 8 {
+            return bad("min_password_chars", "NIST SP 800-63B requires at least 8");
+        }
+        if p.password.min_chars > 64 {
+            return bad("min_password_chars", "must accept passphrases of 64 characters");
+        }
+        if !self.danger_fast
+            && (p.password.hash.weaker_than(&HashParams::OWASP) || p.backup.hash.weaker_than(&HashParams::BACKUP_CODE))
+        {
+            return bad("password_hash", "weaker than OWASP's Argon2id parameters");
+        }
+        if p.backup.count == 0 || p.backup.count > 16 {
+            return bad("backup_code_count", "must be 1 to 16");
+        }
+        if !self.danger_wide && (p.window.back > 1 || p.window.ahead > 1) {
+            return bad("window", "more than one step needs danger_wide_window");
+        }
+        let secs = p.pending_lifetime.as_secs();
+        if !(30..=1800).contains(&secs) {
+            return bad("pending_lifetime", "must be 30 s to 30 min");
+        }
+        if !(1..=10).contains(&p.max_code_attempts) {
+            return bad("max_code_attempts", "must be 1 to 10");
+        }
+        let t = p.throttle;
+        if t.free_failures == 0 || t.disable_after > 100 || t.disable_after < t.free_failures {
+            return bad("throttle", "need 1 <= free_failures <= disable_after <= 100");
+        }
+        if t.base_delay.is_zero() || t.max_delay < t.base_delay {
+            return bad("throttle", "need 0 < base_delay <= max_delay");
+        }
+        if p.locations.max_per_account == 0 || p.locations.max_per_account > 100 {
+            return bad("locations", "max_per_account must be 1 to 100");
+        }
+        if p.locations.lifetime.is_zero() {
+            return bad("locations", "lifetime must be positive");
+        }
+        Ok(p)
+    }
+}

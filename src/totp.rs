@@ -1,0 +1,447 @@
+//! RFC 4226 HOTP and RFC 6238 TOTP: generating and checking one-time codes.
+//!
+//! ```
+//! use twofactor::totp::{generate, verify, TotpCode, TotpKey, TotpParams, TotpVerification, Window};
+//!
+//! let secret = b"12345678901234567890";
+//! let params = TotpParams::default();
+//! let now = 1_111_111_109;
+//! let shown = generate(secret, &params, now); // what the authenticator app displays
+//!
+//! let key = TotpKey::new(params.algorithm, secret);
+//! let code = TotpCode::parse(shown.expose(), params.digits)?;
+//! let outcome = verify(&key, &params, Window::default(), &code, now, None);
+//! assert_eq!(outcome, TotpVerification::Accepted { step: params.step_at(now) });
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::fmt;
+
+use hmac::Hmac;
+use hmac::digest::{Digest, Key, KeyInit, Mac};
+use sha1::Sha1;
+use sha2::{Sha256, Sha512};
+use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+use crate::error::{InputError, check_len};
+use crate::secret::SecretString;
+
+/// The HMAC hash function of a TOTP key.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Algorithm {
+    /// HMAC-SHA-1, the RFC 4226 default and the only one every authenticator app supports.
+    #[default]
+    Sha1,
+    /// HMAC-SHA-256.
+    Sha256,
+    /// HMAC-SHA-512.
+    Sha512,
+}
+
+impl Algorithm {
+    /// The name used in `otpauth://` URIs: `"SHA1"`, `"SHA256"` or `"SHA512"`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Algorithm::Sha1 => "SHA1",
+            Algorithm::Sha256 => "SHA256",
+            Algorithm::Sha512 => "SHA512",
+        }
+    }
+
+    /// Parses a name as written by [`Algorithm::as_str`], ignoring ASCII case.
+    ///
+    /// ```
+    /// use twofactor::totp::Algorithm;
+    /// assert_eq!(Algorithm::parse("sha256"), Some(Algorithm::Sha256));
+    /// assert_eq!(Algorithm::parse("MD5"), None);
+    /// ```
+    pub fn parse(s: &str) -> Option<Self> {
+        [Algorithm::Sha1, Algorithm::Sha256, Algorithm::Sha512].into_iter().find(|a| a.as_str().eq_ignore_ascii_case(s))
+    }
+}
+
+/// The parameters of a TOTP credential.
+///
+/// Build checked values with [`TotpParams::new`]; [`verify`] rejects every code when
+/// the (public) fields were set to values that `new` would refuse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TotpParams {
+    /// The HMAC hash function.
+    pub algorithm: Algorithm,
+    /// The number of digits of a code: 6 or 8.
+    pub digits: u8,
+    /// The length of a time step in seconds: 15 to 300.
+    pub period: u32,
+}
+
+impl Default for TotpParams {
+    /// SHA-1, 6 digits, 30 seconds: what every authenticator app supports.
+    fn default() -> Self {
+        TotpParams { algorithm: Algorithm::Sha1, digits: 6, period: 30 }
+    }
+}
+
+impl TotpParams {
+    /// Checked parameters: `digits` must be 6 or 8 and `period` 15 to 300 seconds.
+    ///
+    /// ```
+    /// use twofactor::totp::{Algorithm, TotpParams};
+    /// assert!(TotpParams::new(Algorithm::Sha256, 8, 60).is_ok());
+    /// assert!(TotpParams::new(Algorithm::Sha1, 7, 30).is_err());
+    /// assert!(TotpParams::new(Algorithm::Sha1, 6, 0).is_err());
+    /// ```
+    pub fn new(algorithm: Algorithm, digits: u8, period: u32) -> Result<Self, InputError> {
+        let params = TotpParams { algorithm, digits, period };
+        params.validate()?;
+        Ok(params)
+    }
+
+    /// The time step containing `unix_secs` (`unix_secs / period`). A `period` of 0,
+    /// which [`TotpParams::new`] refuses, is treated as 1 rather than panicking.
+    ///
+    /// ```
+    /// use twofactor::totp::TotpParams;
+    /// assert_eq!(TotpParams::default().step_at(59), 1);
+    /// ```
+    pub fn step_at(&self, unix_secs: u64) -> u64 {
+        unix_secs / u64::from(self.period.max(1))
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), InputError> {
+        if !valid_digits(self.digits) {
+            return Err(InputError::malformed("digits", "must be 6 or 8"));
+        }
+        if !(15..=300).contains(&self.period) {
+            return Err(InputError::malformed("period", "must be 15 to 300 seconds"));
+        }
+        Ok(())
+    }
+}
+
+fn valid_digits(digits: u8) -> bool {
+    digits == 6 || digits == 8
+}
+
+/// The time steps accepted around the current one, to allow for clock drift and
+/// for the time a person takes to type. Default: one step back, none ahead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    /// Steps accepted before the current one (at most [`Window::MAX`]).
+    pub back: u8,
+    /// Steps accepted after the current one (at most [`Window::MAX`]).
+    pub ahead: u8,
+}
+
+impl Window {
+    /// The largest `back` or `ahead`; [`verify`] clamps larger field values to it.
+    pub const MAX: u8 = 10;
+
+    /// A checked window.
+    ///
+    /// ```
+    /// use twofactor::totp::Window;
+    /// assert_eq!(Window::new(1, 1).map(|w| w.ahead), Ok(1));
+    /// assert!(Window::new(11, 0).is_err());
+    /// ```
+    pub fn new(back: u8, ahead: u8) -> Result<Self, InputError> {
+        if back > Self::MAX || ahead > Self::MAX {
+            return Err(InputError::malformed("window", "at most 10 steps each way"));
+        }
+        Ok(Window { back, ahead })
+    }
+}
+
+impl Default for Window {
+    fn default() -> Self {
+        Window { back: 1, ahead: 0 }
+    }
+}
+
+/// A canonical TOTP code as typed by a person: exactly `digits` ASCII digits.
+///
+/// Zeroized on drop; `Debug` prints `TotpCode(REDACTED)`.
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+pub struct TotpCode {
+    code: String,
+}
+
+impl TotpCode {
+    /// The longest input accepted by [`TotpCode::parse`], in characters.
+    pub const MAX_INPUT: usize = 32;
+
+    /// Canonicalises user input once: surrounding whitespace is trimmed, ASCII spaces
+    /// are removed, and a single dash between groups (`"123-456"`) is allowed. What
+    /// remains must be exactly `digits` ASCII digits; `digits` must be 6 or 8.
+    ///
+    /// Errors: [`InputError::TooLong`] over [`TotpCode::MAX_INPUT`] characters (checked
+    /// first), otherwise [`InputError::Malformed`] with field `"code"`.
+    ///
+    /// ```
+    /// use twofactor::totp::TotpCode;
+    /// assert_eq!(TotpCode::parse(" 123 456\n", 6)?.as_str(), "123456");
+    /// assert_eq!(TotpCode::parse("1234-5678", 8)?.as_str(), "12345678");
+    /// assert!(TotpCode::parse("12a456", 6).is_err());
+    /// assert!(TotpCode::parse("12345", 6).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn parse(input: &str, digits: u8) -> Result<Self, InputError> {
+        check_len("code", input, Self::MAX_INPUT)?;
+        if !valid_digits(digits) {
+            return Err(InputError::malformed("code", "unsupported number of digits"));
+        }
+        let wanted = usize::from(digits);
+        let trimmed = input.trim().as_bytes();
+        let last = trimmed.len().saturating_sub(1);
+        // Never grows past `wanted`, so it is never reallocated (no stray copies).
+        let mut code = TotpCode { code: String::with_capacity(wanted) };
+        let mut dash_seen = false;
+        for (i, &b) in trimmed.iter().enumerate() {
+            match b {
+                b'0'..=b'9' if code.code.len() < wanted => code.code.push(char::from(b)),
+                b'0'..=b'9' => return Err(InputError::malformed("code", "wrong number of digits")),
+                b' ' => {}
+                b'-' if !dash_seen && i > 0 && i < last => dash_seen = true,
+                b'-' => return Err(InputError::malformed("code", "misplaced separator")),
+                _ => return Err(InputError::malformed("code", "only digits are allowed")),
+            }
+        }
+        if code.code.len() != wanted {
+            return Err(InputError::malformed("code", "wrong number of digits"));
+        }
+        Ok(code)
+    }
+
+    /// The canonical digits.
+    pub fn as_str(&self) -> &str {
+        &self.code
+    }
+}
+
+impl fmt::Debug for TotpCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TotpCode(REDACTED)")
+    }
+}
+
+/// A keyed HMAC state, one variant per [`Algorithm`].
+#[derive(Clone)]
+enum KeyedMac {
+    Sha1(Hmac<Sha1>),
+    Sha256(Hmac<Sha256>),
+    Sha512(Hmac<Sha512>),
+}
+
+/// A TOTP key prepared for verification: the HMAC key schedule is computed once and
+/// cloned for each time step.
+///
+/// The key bytes are not kept. The precomputed HMAC state (which is as sensitive as
+/// the key) cannot be zeroized with `hmac` 0.12, so drop a `TotpKey` as soon as a
+/// check is done; every buffer derived from it here (padded key, MAC outputs) is
+/// zeroized. `Debug` shows only the algorithm.
+#[derive(Clone)]
+pub struct TotpKey {
+    algorithm: Algorithm,
+    mac: KeyedMac,
+}
+
+impl TotpKey {
+    /// Prepares `secret` for `algorithm` (any length; longer than a hash block is
+    /// hashed first, as in RFC 2104).
+    ///
+    /// ```
+    /// use twofactor::totp::{Algorithm, TotpKey};
+    /// let key = TotpKey::new(Algorithm::Sha1, b"12345678901234567890");
+    /// assert_eq!(key.code(0, 6).expose(), "755224"); // RFC 4226 Appendix D
+    /// ```
+    pub fn new(algorithm: Algorithm, secret: &[u8]) -> Self {
+        let mac = match algorithm {
+            Algorithm::Sha1 => KeyedMac::Sha1(keyed::<Hmac<Sha1>, Sha1>(secret)),
+            Algorithm::Sha256 => KeyedMac::Sha256(keyed::<Hmac<Sha256>, Sha256>(secret)),
+            Algorithm::Sha512 => KeyedMac::Sha512(keyed::<Hmac<Sha512>, Sha512>(secret)),
+        };
+        TotpKey { algorithm, mac }
+    }
+
+    /// The algorithm this key was prepared for.
+    pub fn algorithm(&self) -> Algorithm {
+        self.algorithm
+    }
+
+    /// The HOTP value for `counter`: RFC 4226 dynamic truncation, then modulo
+    /// 10^`digits`. With `digits` of 10 or more the 31-bit truncated value itself is
+    /// returned.
+    ///
+    /// ```
+    /// use twofactor::totp::{Algorithm, TotpKey};
+    /// let key = TotpKey::new(Algorithm::Sha1, b"12345678901234567890");
+    /// assert_eq!(key.hotp(1, 6), 287_082);
+    /// assert_eq!(key.hotp(1, 10), 1_094_287_082);
+    /// ```
+    pub fn hotp(&self, counter: u64, digits: u8) -> u32 {
+        let value = match &self.mac {
+            KeyedMac::Sha1(mac) => truncated(mac, counter),
+            KeyedMac::Sha256(mac) => truncated(mac, counter),
+            KeyedMac::Sha512(mac) => truncated(mac, counter),
+        };
+        match 10u32.checked_pow(u32::from(digits)) {
+            Some(modulus) => value % modulus,
+            None => value,
+        }
+    }
+
+    /// The HOTP code for `counter`, zero-padded to `digits` characters.
+    ///
+    /// ```
+    /// use twofactor::totp::{Algorithm, TotpKey};
+    /// let key = TotpKey::new(Algorithm::Sha1, b"12345678901234567890");
+    /// assert_eq!(key.code(4, 6).expose(), "338314");
+    /// ```
+    pub fn code(&self, counter: u64, digits: u8) -> SecretString {
+        let value = self.hotp(counter, digits);
+        let mut out = String::with_capacity(usize::from(digits));
+        for place in (0..u32::from(digits)).rev() {
+            let digit = 10u32.checked_pow(place).map_or(0, |p| value / p % 10);
+            out.extend(char::from_digit(digit, 10));
+        }
+        SecretString::new(out)
+    }
+}
+
+impl fmt::Debug for TotpKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TotpKey").field("algorithm", &self.algorithm).finish_non_exhaustive()
+    }
+}
+
+/// Keys an HMAC through its infallible block-sized-key constructor: RFC 2104 step 1
+/// (hash a long key, zero-pad to the block size) done here, so no error path exists.
+fn keyed<M: KeyInit, H: Digest>(secret: &[u8]) -> M {
+    let mut block = Key::<M>::default();
+    if secret.len() > block.len() {
+        let mut hashed = H::digest(secret);
+        block.iter_mut().zip(hashed.iter()).for_each(|(d, s)| *d = *s);
+        hashed.as_mut_slice().zeroize();
+    } else {
+        block.iter_mut().zip(secret).for_each(|(d, s)| *d = *s);
+    }
+    let mac = M::new(&block);
+    block.as_mut_slice().zeroize();
+    mac
+}
+
+/// HMAC(counter) then RFC 4226 dynamic truncation to 31 bits.
+fn truncated<M: Mac + Clone>(mac: &M, counter: u64) -> u32 {
+    let mut mac = mac.clone();
+    mac.update(&counter.to_be_bytes());
+    let mut out = mac.finalize().into_bytes();
+    let offset = usize::from(out.last().copied().unwrap_or(0) & 0x0f);
+    let mut word = [0u8; 4];
+    if let Some(bytes) = out.get(offset..offset.saturating_add(4)) {
+        word.iter_mut().zip(bytes).for_each(|(w, b)| *w = *b);
+    }
+    out.as_mut_slice().zeroize();
+    let value = u32::from_be_bytes(word) & 0x7fff_ffff;
+    word.zeroize();
+    value
+}
+
+/// The outcome of checking a code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TotpVerification {
+    /// The code matches `step`, which was never used before: record it as the last
+    /// used step.
+    Accepted {
+        /// The matching time step.
+        step: u64,
+    },
+    /// The code matches `step`, but that step is at or before the last used one.
+    Replayed {
+        /// The matching time step.
+        step: u64,
+    },
+    /// The code matches no step in the window (or the inputs do not fit together).
+    Rejected,
+}
+
+/// Checks `code` against every step in `[now - back, now + ahead]` around the step of
+/// `unix_secs` (steps below 0 or above `u64::MAX` are skipped; `back`/`ahead` are
+/// clamped to [`Window::MAX`]).
+///
+/// Every step in the window is computed and compared in constant time, with no early
+/// exit. A match at a step `<= last_used_step` is [`TotpVerification::Replayed`], so a
+/// step accepted once is never accepted again; if several steps match, the newest
+/// fresh one wins. A code of the wrong length, a key whose algorithm differs from
+/// `params.algorithm`, or invalid `params` give [`TotpVerification::Rejected`].
+///
+/// ```
+/// use twofactor::totp::{generate, verify, TotpCode, TotpKey, TotpParams, TotpVerification, Window};
+///
+/// let secret = b"12345678901234567890";
+/// let params = TotpParams::default();
+/// let key = TotpKey::new(params.algorithm, secret);
+/// let code = TotpCode::parse(generate(secret, &params, 1_000).expose(), 6)?;
+///
+/// let first = verify(&key, &params, Window::default(), &code, 1_010, None);
+/// let TotpVerification::Accepted { step } = first else { unreachable!() };
+/// let again = verify(&key, &params, Window::default(), &code, 1_010, Some(step));
+/// assert_eq!(again, TotpVerification::Replayed { step });
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn verify(
+    key: &TotpKey,
+    params: &TotpParams,
+    window: Window,
+    code: &TotpCode,
+    unix_secs: u64,
+    last_used_step: Option<u64>,
+) -> TotpVerification {
+    if params.validate().is_err()
+        || key.algorithm != params.algorithm
+        || code.as_str().len() != usize::from(params.digits)
+    {
+        return TotpVerification::Rejected;
+    }
+    let now = params.step_at(unix_secs);
+    let back = u64::from(window.back.min(Window::MAX));
+    let ahead = u64::from(window.ahead.min(Window::MAX));
+    let first = now.saturating_sub(back);
+    let last = now.saturating_add(ahead);
+
+    let (mut fresh, mut fresh_step) = (Choice::from(0), 0u64);
+    let (mut used, mut used_step) = (Choice::from(0), 0u64);
+    // Ascending, so the last selected match is the newest one.
+    for step in first..=last {
+        let expected = key.code(step, params.digits);
+        let matches = expected.expose().as_bytes().ct_eq(code.as_str().as_bytes());
+        let is_fresh = Choice::from(u8::from(last_used_step.is_none_or(|u| step > u)));
+        let m_fresh = matches & is_fresh;
+        let m_used = matches & !is_fresh;
+        fresh_step.conditional_assign(&step, m_fresh);
+        used_step.conditional_assign(&step, m_used);
+        fresh |= m_fresh;
+        used |= m_used;
+    }
+    if bool::from(fresh) {
+        TotpVerification::Accepted { step: fresh_step }
+    } else if bool::from(used) {
+        TotpVerification::Replayed { step: used_step }
+    } else {
+        TotpVerification::Rejected
+    }
+}
+
+/// The current code for `secret`: what an authenticator app would show at
+/// `unix_secs` (for tests, examples and simulations).
+///
+/// ```
+/// use twofactor::totp::{generate, Algorithm, TotpParams};
+/// let params = TotpParams::new(Algorithm::Sha1, 8, 30)?;
+/// let code = generate(b"12345678901234567890", &params, 59);
+/// assert_eq!(code.expose(), "94287082"); // RFC 6238 Appendix B
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn generate(secret: &[u8], params: &TotpParams, unix_secs: u64) -> SecretString {
+    TotpKey::new(params.algorithm, secret).code(params.step_at(unix_secs), params.digits)
+}
