@@ -1,5 +1,5 @@
 //! Shared test fixtures.
-//! hashing policy (hash cost is not what these tests are about).
+//! An engine on in-memory parts with a manual clock and a fast hashing policy (hash cost is not what these tests are about).
 #![allow(dead_code)]
 
 use twofactor::{
