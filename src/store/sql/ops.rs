@@ -28,17 +28,38 @@ pub(crate) const SWAP_ACCOUNT: &str = "UPDATE twofactor_accounts SET email = $3,
      reset_by_username = $20, reset_by_role = $21, reset_identity_check = $22, reset_at = $23, \
      version = version + 1 WHERE id = $1 AND version = $2";
 
-pub(crate) const SELECT_BY_ID: &str =
-    concat!("SELECT ", account_columns!(), ", version FROM twofactor_accounts WHERE id = $1");
-pub(crate) const SELECT_BY_USERNAME: &str =
-    concat!("SELECT ", account_columns!(), ", version FROM twofactor_accounts WHERE username = $1");
+/// Reads an account and all its child rows in ONE statement (so from one snapshot,
+/// without a transaction). `$1` is the key of the `wanted` CTE. Every branch has the
+/// same shape: `kind` (0 account, 1 backup code, 2 location, 3 pending mark), `seq`,
+/// 13 integers, 9 texts, 2 byte strings and 1 boolean; the account branch comes first
+/// and types every column, so the other branches' NULLs take its types.
+macro_rules! select_account {
+    ($wanted:literal) => {
+        concat!(
+            "WITH wanted AS (SELECT * FROM twofactor_accounts WHERE ",
+            $wanted,
+            ") \
+             SELECT CAST(0 AS BIGINT) AS kind, CAST(0 AS BIGINT) AS seq, \
+               id, security_stamp, version, created_at, totp_digits, totp_period, totp_last_used_step, \
+               tf_started_at, tf_enabled_at, throttle_failures, throttle_until, reset_by, reset_at, \
+               username, email, role, password_hash, tf_state, totp_algorithm, reset_by_username, reset_by_role, \
+               reset_identity_check, totp_secret, totp_secret, second_factor_locked FROM wanted \
+             UNION ALL SELECT CAST(1 AS BIGINT), c.seq, c.issued_at, c.expires_at, NULL, NULL, NULL, NULL, NULL, \
+               NULL, NULL, NULL, NULL, NULL, NULL, c.phc, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, \
+               NULL FROM twofactor_backup_codes c JOIN wanted w ON c.account_id = w.id \
+             UNION ALL SELECT CAST(2 AS BIGINT), l.seq, l.created_at, l.last_used_at, l.expires_at, NULL, NULL, \
+               NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, l.label, NULL, NULL, NULL, NULL, NULL, NULL, NULL, \
+               NULL, l.id, l.token_hash, NULL FROM twofactor_locations l JOIN wanted w ON l.account_id = w.id \
+             UNION ALL SELECT CAST(3 AS BIGINT), p.seq, p.expires_at, p.failures, NULL, NULL, NULL, NULL, NULL, \
+               NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, p.id, NULL, \
+               p.consumed FROM twofactor_pending_marks p JOIN wanted w ON p.account_id = w.id \
+             ORDER BY 1, 2"
+        )
+    };
+}
+pub(crate) const SELECT_BY_ID: &str = select_account!("id = $1");
+pub(crate) const SELECT_BY_USERNAME: &str = select_account!("username = $1");
 pub(crate) const SELECT_VERSION: &str = "SELECT version FROM twofactor_accounts WHERE id = $1";
-pub(crate) const SELECT_BACKUP_CODES: &str =
-    "SELECT phc, issued_at, expires_at FROM twofactor_backup_codes WHERE account_id = $1 ORDER BY seq";
-pub(crate) const SELECT_LOCATIONS: &str = "SELECT id, token_hash, label, created_at, last_used_at, expires_at \
-     FROM twofactor_locations WHERE account_id = $1 ORDER BY seq";
-pub(crate) const SELECT_PENDING: &str =
-    "SELECT id, expires_at, failures, consumed FROM twofactor_pending_marks WHERE account_id = $1 ORDER BY seq";
 pub(crate) const DELETE_CHILDREN: [&str; 3] = [
     "DELETE FROM twofactor_backup_codes WHERE account_id = $1",
     "DELETE FROM twofactor_locations WHERE account_id = $1",
@@ -98,98 +119,80 @@ macro_rules! sql_ops {
                 .bind(r.reset_at)
         }
 
-        fn account_row(row: &<$db as sqlx::Database>::Row) -> Result<(AccountRow, i64), sqlx::Error> {
-            Ok((
-                AccountRow {
-                    id: row.try_get("id")?,
-                    username: row.try_get("username")?,
-                    email: row.try_get("email")?,
-                    role: row.try_get("role")?,
-                    password_hash: row.try_get("password_hash")?,
-                    security_stamp: row.try_get("security_stamp")?,
-                    created_at: row.try_get("created_at")?,
-                    tf_state: row.try_get("tf_state")?,
-                    totp_secret: row.try_get("totp_secret")?,
-                    totp_algorithm: row.try_get("totp_algorithm")?,
-                    totp_digits: row.try_get("totp_digits")?,
-                    totp_period: row.try_get("totp_period")?,
-                    totp_last_used_step: row.try_get("totp_last_used_step")?,
-                    tf_started_at: row.try_get("tf_started_at")?,
-                    tf_enabled_at: row.try_get("tf_enabled_at")?,
-                    throttle_failures: row.try_get("throttle_failures")?,
-                    throttle_until: row.try_get("throttle_until")?,
-                    second_factor_locked: row.try_get("second_factor_locked")?,
-                    reset_by: row.try_get("reset_by")?,
-                    reset_by_username: row.try_get("reset_by_username")?,
-                    reset_by_role: row.try_get("reset_by_role")?,
-                    reset_identity_check: row.try_get("reset_identity_check")?,
-                    reset_at: row.try_get("reset_at")?,
-                },
-                row.try_get("version")?,
-            ))
+        /// Decodes the rows of [`SELECT_BY_ID`] / [`SELECT_BY_USERNAME`].
+        fn decode_rows(found: &[<$db as sqlx::Database>::Row]) -> Result<Option<(Rows, i64)>, sqlx::Error> {
+            let mut account = None;
+            let (mut backup_codes, mut locations, mut pending) = (Vec::new(), Vec::new(), Vec::new());
+            for row in found {
+                // Columns: 0 kind, 1 seq, 2..=14 integers, 15..=23 texts, 24..=25 bytes, 26 boolean.
+                let int = |i: usize| row.try_get::<Option<i64>, _>(1 + i);
+                let req = |i: usize| row.try_get::<i64, _>(1 + i);
+                let text = |i: usize| row.try_get::<Option<String>, _>(14 + i);
+                let req_text = |i: usize| row.try_get::<String, _>(14 + i);
+                let bytes = |i: usize| row.try_get::<Option<Vec<u8>>, _>(23 + i);
+                let req_bytes = |i: usize| row.try_get::<Vec<u8>, _>(23 + i);
+                match row.try_get::<i64, _>(0)? {
+                    0 => {
+                        account = Some((
+                            AccountRow {
+                                id: req(1)?,
+                                security_stamp: req(2)?,
+                                created_at: req(4)?,
+                                totp_digits: int(5)?,
+                                totp_period: int(6)?,
+                                totp_last_used_step: int(7)?,
+                                tf_started_at: int(8)?,
+                                tf_enabled_at: int(9)?,
+                                throttle_failures: req(10)?,
+                                throttle_until: int(11)?,
+                                reset_by: int(12)?,
+                                reset_at: int(13)?,
+                                username: req_text(1)?,
+                                email: req_text(2)?,
+                                role: req_text(3)?,
+                                password_hash: req_text(4)?,
+                                tf_state: req_text(5)?,
+                                totp_algorithm: text(6)?,
+                                reset_by_username: text(7)?,
+                                reset_by_role: text(8)?,
+                                reset_identity_check: text(9)?,
+                                totp_secret: bytes(1)?,
+                                second_factor_locked: row.try_get(26)?,
+                            },
+                            req(3)?,
+                        ))
+                    }
+                    1 => {
+                        backup_codes.push(BackupCodeRow { issued_at: req(1)?, expires_at: int(2)?, phc: req_text(1)? })
+                    }
+                    2 => locations.push(LocationRow {
+                        created_at: req(1)?,
+                        last_used_at: req(2)?,
+                        expires_at: req(3)?,
+                        label: req_text(1)?,
+                        id: req_bytes(1)?,
+                        token_hash: req_bytes(2)?,
+                    }),
+                    _ => pending.push(PendingRow {
+                        expires_at: req(1)?,
+                        failures: req(2)?,
+                        id: req_bytes(1)?,
+                        consumed: row.try_get(26)?,
+                    }),
+                }
+            }
+            Ok(account.map(|(account, version)| (Rows { account, backup_codes, locations, pending }, version)))
         }
 
-        /// Reads an account and its child rows. Run it in a transaction so that the
-        /// rows come from one snapshot.
+        /// Reads an account and its child rows, in one statement.
         pub(crate) async fn find(conn: &mut Conn, key: Key<'_>) -> Result<Option<Versioned<Account>>, StoreError> {
-            let row = match key {
-                Key::Id(id) => query(SELECT_BY_ID).bind(rows::to_sql(id.0)).fetch_optional(&mut *conn).await,
-                Key::Username(name) => query(SELECT_BY_USERNAME).bind(name).fetch_optional(&mut *conn).await,
+            let found = match key {
+                Key::Id(id) => query(SELECT_BY_ID).bind(rows::to_sql(id.0)).fetch_all(&mut *conn).await,
+                Key::Username(name) => query(SELECT_BY_USERNAME).bind(name).fetch_all(&mut *conn).await,
             }
             .map_err(store_error)?;
-            let Some(row) = row else { return Ok(None) };
-            let (account, version) = account_row(&row).map_err(store_error)?;
-            let id = account.id;
-            let backup_codes = query(SELECT_BACKUP_CODES)
-                .bind(id)
-                .fetch_all(&mut *conn)
-                .await
-                .map_err(store_error)?
-                .iter()
-                .map(|r| {
-                    Ok(BackupCodeRow {
-                        phc: r.try_get("phc")?,
-                        issued_at: r.try_get("issued_at")?,
-                        expires_at: r.try_get("expires_at")?,
-                    })
-                })
-                .collect::<Result<_, sqlx::Error>>()
-                .map_err(store_error)?;
-            let locations = query(SELECT_LOCATIONS)
-                .bind(id)
-                .fetch_all(&mut *conn)
-                .await
-                .map_err(store_error)?
-                .iter()
-                .map(|r| {
-                    Ok(LocationRow {
-                        id: r.try_get("id")?,
-                        token_hash: r.try_get("token_hash")?,
-                        label: r.try_get("label")?,
-                        created_at: r.try_get("created_at")?,
-                        last_used_at: r.try_get("last_used_at")?,
-                        expires_at: r.try_get("expires_at")?,
-                    })
-                })
-                .collect::<Result<_, sqlx::Error>>()
-                .map_err(store_error)?;
-            let pending = query(SELECT_PENDING)
-                .bind(id)
-                .fetch_all(&mut *conn)
-                .await
-                .map_err(store_error)?
-                .iter()
-                .map(|r| {
-                    Ok(PendingRow {
-                        id: r.try_get("id")?,
-                        expires_at: r.try_get("expires_at")?,
-                        failures: r.try_get("failures")?,
-                        consumed: r.try_get("consumed")?,
-                    })
-                })
-                .collect::<Result<_, sqlx::Error>>()
-                .map_err(store_error)?;
-            let record = rows::decode(Rows { account, backup_codes, locations, pending })?;
+            let Some((rows, version)) = decode_rows(&found).map_err(store_error)? else { return Ok(None) };
+            let record = rows::decode(rows)?;
             Ok(Some(Versioned { version: rows::from_sql(version), record }))
         }
 
@@ -263,7 +266,6 @@ macro_rules! sql_ops {
         }
 
         /// The stored version of an account, if it exists.
-        #[allow(dead_code, reason = "only the SQLite store pre-checks versions")]
         pub(crate) async fn current_version(conn: &mut Conn, id: i64) -> Result<Option<u64>, StoreError> {
             let v: Option<i64> =
                 query_scalar(SELECT_VERSION).bind(id).fetch_optional(&mut *conn).await.map_err(store_error)?;
