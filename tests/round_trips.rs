@@ -134,7 +134,9 @@ async fn a_wrong_code_is_one_read_and_one_swap() {
     let s = setup("erin").await;
     let pending = password_step(&s, "erin").await;
     s.store.take();
-    let outcome = s.engine.finish_login(&pending, SecondFactor::Totp("000000"), None).await.unwrap();
+    let right = twofactor::totp::generate(&s.secret, &TotpParams::default(), s.clock.now().0).expose().to_owned();
+    let wrong: String = right.chars().map(|c| if c == '0' { '1' } else { '0' }).collect();
+    let outcome = s.engine.finish_login(&pending, SecondFactor::Totp(&wrong), None).await.unwrap();
     assert!(matches!(outcome, SecondFactorOutcome::Denied { .. }), "{outcome:?}");
     assert_eq!(s.store.take(), (1, 0, 1));
 }

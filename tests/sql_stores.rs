@@ -100,10 +100,10 @@ async fn sqlite_fault_in_a_swap_changes_nothing() {
     let store = SqliteStore::connect("sqlite::memory:").await.unwrap();
     let account = sample_account(AccountId(5), "faulty");
     store.insert(&account).await.unwrap();
-    // The swap's last statements (inserting pending marks) fail after the guarded
-    // update and the deletes have run: all of it must roll back.
+    // The swap's last statement (inserting locations) fails after the guarded update
+    // and the deletes have run: all of it must roll back.
     sqlx::raw_sql(
-        "CREATE TRIGGER fail_pending BEFORE INSERT ON twofactor_pending_marks BEGIN SELECT RAISE(ABORT, 'injected'); END",
+        "CREATE TRIGGER fail_locations BEFORE INSERT ON twofactor_locations BEGIN SELECT RAISE(ABORT, 'injected'); END",
     )
     .execute(store.pool())
     .await
@@ -113,7 +113,7 @@ async fn sqlite_fault_in_a_swap_changes_nothing() {
     assert!(matches!(store.compare_and_swap(1, &next).await, Err(StoreError::Backend(_))));
     let other = sample_account(AccountId(6), "faulty-insert");
     assert!(matches!(store.insert(&other).await, Err(StoreError::Backend(_))));
-    sqlx::raw_sql("DROP TRIGGER fail_pending").execute(store.pool()).await.unwrap();
+    sqlx::raw_sql("DROP TRIGGER fail_locations").execute(store.pool()).await.unwrap();
     let stored = store.find_by_id(AccountId(5)).await.unwrap().unwrap();
     assert_eq!((stored.version, stored.record), (1, account));
     assert!(store.find_by_id(AccountId(6)).await.unwrap().is_none(), "a failed insert left rows");
@@ -146,7 +146,15 @@ async fn corrupt_rows_are_errors_not_panics() {
         "UPDATE twofactor_accounts SET reset_by = NULL",
         "UPDATE twofactor_accounts SET email = x'00ff'",
         "UPDATE twofactor_locations SET token_hash = x'00'",
-        "UPDATE twofactor_pending_marks SET id = 'text'",
+        "UPDATE twofactor_accounts SET pending_marks = x'00'",
+        // One whole mark whose consumed flag is neither 0 nor 1.
+        concat!(
+            "UPDATE twofactor_accounts SET pending_marks = x'",
+            "00000000000000000000000000000000",
+            "0000000000000000",
+            "00000000",
+            "02'"
+        ),
     ];
     for (i, corruption) in corruptions.iter().enumerate() {
         let id = AccountId(100 + i as u64);
@@ -250,8 +258,8 @@ mod postgres {
         let account = sample_account(AccountId(5), "faulty");
         store.insert(&account).await.unwrap();
         sqlx::raw_sql(
-            "CREATE FUNCTION fail_pending() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'injected'; END $$; \
-             CREATE TRIGGER fail_pending BEFORE INSERT ON twofactor_pending_marks FOR EACH ROW EXECUTE FUNCTION fail_pending();",
+            "CREATE FUNCTION fail_insert() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'injected'; END $$; \
+             CREATE TRIGGER fail_locations BEFORE INSERT ON twofactor_locations FOR EACH ROW EXECUTE FUNCTION fail_insert();",
         )
         .execute(store.pool())
         .await
@@ -260,7 +268,7 @@ mod postgres {
         assert!(matches!(store.compare_and_swap(1, &next).await, Err(StoreError::Backend(_))));
         let other = sample_account(AccountId(6), "faulty-insert");
         assert!(matches!(store.insert(&other).await, Err(StoreError::Backend(_))));
-        sqlx::raw_sql("DROP TRIGGER fail_pending ON twofactor_pending_marks").execute(store.pool()).await.unwrap();
+        sqlx::raw_sql("DROP TRIGGER fail_locations ON twofactor_locations").execute(store.pool()).await.unwrap();
         let stored = store.find_by_id(AccountId(5)).await.unwrap().unwrap();
         assert_eq!((stored.version, stored.record), (1, account));
         assert!(store.find_by_id(AccountId(6)).await.unwrap().is_none(), "a failed insert left rows");

@@ -8,7 +8,7 @@ macro_rules! account_columns {
         "id, username, email, role, password_hash, security_stamp, created_at, tf_state, totp_secret, \
          totp_algorithm, totp_digits, totp_period, totp_last_used_step, tf_started_at, tf_enabled_at, \
          throttle_failures, throttle_until, second_factor_locked, reset_by, reset_by_username, reset_by_role, \
-         reset_identity_check, reset_at"
+         reset_identity_check, reset_at, pending_marks"
     };
 }
 
@@ -17,7 +17,7 @@ pub(crate) const INSERT_ACCOUNT: &str = concat!(
     "INSERT INTO twofactor_accounts (",
     account_columns!(),
     ", version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, \
-     $20, $21, $22, $23, 1)"
+     $20, $21, $22, $23, $24, 1)"
 );
 
 /// The compare-and-swap: every column but `id` and `username`, guarded by the version.
@@ -25,14 +25,14 @@ pub(crate) const SWAP_ACCOUNT: &str = "UPDATE twofactor_accounts SET email = $3,
      security_stamp = $6, created_at = $7, tf_state = $8, totp_secret = $9, totp_algorithm = $10, \
      totp_digits = $11, totp_period = $12, totp_last_used_step = $13, tf_started_at = $14, tf_enabled_at = $15, \
      throttle_failures = $16, throttle_until = $17, second_factor_locked = $18, reset_by = $19, \
-     reset_by_username = $20, reset_by_role = $21, reset_identity_check = $22, reset_at = $23, \
+     reset_by_username = $20, reset_by_role = $21, reset_identity_check = $22, reset_at = $23, pending_marks = $24, \
      version = version + 1 WHERE id = $1 AND version = $2";
 
 /// Reads an account and all its child rows in ONE statement (so from one snapshot,
-/// without a transaction). `$1` is the key of the `wanted` CTE. Every branch has the
-/// same shape: `kind` (0 account, 1 backup code, 2 location, 3 pending mark), `seq`,
-/// 13 integers, 9 texts, 2 byte strings and 1 boolean; the account branch comes first
-/// and types every column, so the other branches' NULLs take its types.
+/// without a transaction). The CTE `wanted` selects the account by `$1`. Every branch
+/// has the same shape: `kind` (0 account, 1 backup code, 2 location), `seq`, 13
+/// integers, 9 texts, 2 byte strings and 1 boolean; the account branch comes first and
+/// types every column, so the other branches' NULLs take its types.
 macro_rules! select_account {
     ($wanted:literal) => {
         concat!(
@@ -43,16 +43,13 @@ macro_rules! select_account {
                id, security_stamp, version, created_at, totp_digits, totp_period, totp_last_used_step, \
                tf_started_at, tf_enabled_at, throttle_failures, throttle_until, reset_by, reset_at, \
                username, email, role, password_hash, tf_state, totp_algorithm, reset_by_username, reset_by_role, \
-               reset_identity_check, totp_secret, totp_secret, second_factor_locked FROM wanted \
+               reset_identity_check, totp_secret, pending_marks, second_factor_locked FROM wanted \
              UNION ALL SELECT CAST(1 AS BIGINT), c.seq, c.issued_at, c.expires_at, NULL, NULL, NULL, NULL, NULL, \
                NULL, NULL, NULL, NULL, NULL, NULL, c.phc, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, \
                NULL FROM twofactor_backup_codes c JOIN wanted w ON c.account_id = w.id \
              UNION ALL SELECT CAST(2 AS BIGINT), l.seq, l.created_at, l.last_used_at, l.expires_at, NULL, NULL, \
                NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, l.label, NULL, NULL, NULL, NULL, NULL, NULL, NULL, \
                NULL, l.id, l.token_hash, NULL FROM twofactor_locations l JOIN wanted w ON l.account_id = w.id \
-             UNION ALL SELECT CAST(3 AS BIGINT), p.seq, p.expires_at, p.failures, NULL, NULL, NULL, NULL, NULL, \
-               NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, p.id, NULL, \
-               p.consumed FROM twofactor_pending_marks p JOIN wanted w ON p.account_id = w.id \
              ORDER BY 1, 2"
         )
     };
@@ -60,17 +57,14 @@ macro_rules! select_account {
 pub(crate) const SELECT_BY_ID: &str = select_account!("id = $1");
 pub(crate) const SELECT_BY_USERNAME: &str = select_account!("username = $1");
 pub(crate) const SELECT_VERSION: &str = "SELECT version FROM twofactor_accounts WHERE id = $1";
-pub(crate) const DELETE_CHILDREN: [&str; 3] = [
+pub(crate) const DELETE_CHILDREN: [&str; 2] = [
     "DELETE FROM twofactor_backup_codes WHERE account_id = $1",
     "DELETE FROM twofactor_locations WHERE account_id = $1",
-    "DELETE FROM twofactor_pending_marks WHERE account_id = $1",
 ];
 pub(crate) const INSERT_BACKUP_CODES: &str =
     "INSERT INTO twofactor_backup_codes (account_id, seq, phc, issued_at, expires_at) ";
 pub(crate) const INSERT_LOCATIONS: &str =
     "INSERT INTO twofactor_locations (account_id, seq, id, token_hash, label, created_at, last_used_at, expires_at) ";
-pub(crate) const INSERT_PENDING: &str =
-    "INSERT INTO twofactor_pending_marks (account_id, seq, id, expires_at, failures, consumed) ";
 
 pub(crate) const CREATE_SCHEMA_VERSION: &str = "CREATE TABLE IF NOT EXISTS twofactor_schema_version \
      (version BIGINT NOT NULL PRIMARY KEY, applied_at BIGINT NOT NULL)";
@@ -88,13 +82,13 @@ macro_rules! sql_ops {
         use $crate::error::StoreError;
         use $crate::store::Swap;
         use $crate::store::sql::ops::*;
-        use $crate::store::sql::rows::{self, AccountRow, BackupCodeRow, LocationRow, PendingRow, Rows};
+        use $crate::store::sql::rows::{self, AccountRow, BackupCodeRow, LocationRow, Rows};
         use $crate::store::sql::{Key, Migration, schema_too_new, store_error};
 
         type Conn = <$db as sqlx::Database>::Connection;
         type Query<'q> = sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments>;
 
-        /// Binds `$3`… (every account column but `id` and `username`).
+        /// Binds `$3`…`$24` (every account column but `id` and `username`).
         fn bind_fields<'q>(q: Query<'q>, r: &AccountRow) -> Query<'q> {
             q.bind(r.email.clone())
                 .bind(r.role.clone())
@@ -117,12 +111,13 @@ macro_rules! sql_ops {
                 .bind(r.reset_by_role.clone())
                 .bind(r.reset_identity_check.clone())
                 .bind(r.reset_at)
+                .bind(r.pending_marks.clone())
         }
 
         /// Decodes the rows of [`SELECT_BY_ID`] / [`SELECT_BY_USERNAME`].
         fn decode_rows(found: &[<$db as sqlx::Database>::Row]) -> Result<Option<(Rows, i64)>, sqlx::Error> {
             let mut account = None;
-            let (mut backup_codes, mut locations, mut pending) = (Vec::new(), Vec::new(), Vec::new());
+            let (mut backup_codes, mut locations) = (Vec::new(), Vec::new());
             for row in found {
                 // Columns: 0 kind, 1 seq, 2..=14 integers, 15..=23 texts, 24..=25 bytes, 26 boolean.
                 let int = |i: usize| row.try_get::<Option<i64>, _>(1 + i);
@@ -157,6 +152,7 @@ macro_rules! sql_ops {
                                 reset_by_role: text(8)?,
                                 reset_identity_check: text(9)?,
                                 totp_secret: bytes(1)?,
+                                pending_marks: req_bytes(2)?,
                                 second_factor_locked: row.try_get(26)?,
                             },
                             req(3)?,
@@ -165,7 +161,7 @@ macro_rules! sql_ops {
                     1 => {
                         backup_codes.push(BackupCodeRow { issued_at: req(1)?, expires_at: int(2)?, phc: req_text(1)? })
                     }
-                    2 => locations.push(LocationRow {
+                    _ => locations.push(LocationRow {
                         created_at: req(1)?,
                         last_used_at: req(2)?,
                         expires_at: req(3)?,
@@ -173,15 +169,9 @@ macro_rules! sql_ops {
                         id: req_bytes(1)?,
                         token_hash: req_bytes(2)?,
                     }),
-                    _ => pending.push(PendingRow {
-                        expires_at: req(1)?,
-                        failures: req(2)?,
-                        id: req_bytes(1)?,
-                        consumed: row.try_get(26)?,
-                    }),
                 }
             }
-            Ok(account.map(|(account, version)| (Rows { account, backup_codes, locations, pending }, version)))
+            Ok(account.map(|(account, version)| (Rows { account, backup_codes, locations }, version)))
         }
 
         /// Reads an account and its child rows, in one statement.
@@ -221,18 +211,6 @@ macro_rules! sql_ops {
                         .push_bind(l.created_at)
                         .push_bind(l.last_used_at)
                         .push_bind(l.expires_at);
-                });
-                b.build().execute(&mut *conn).await.map_err(store_error)?;
-            }
-            if !r.pending.is_empty() {
-                let mut b = sqlx::QueryBuilder::<$db>::new(INSERT_PENDING);
-                b.push_values(r.pending.iter().zip(0i64..), |mut v, (p, seq)| {
-                    v.push_bind(id)
-                        .push_bind(seq)
-                        .push_bind(p.id.clone())
-                        .push_bind(p.expires_at)
-                        .push_bind(p.failures)
-                        .push_bind(p.consumed);
                 });
                 b.build().execute(&mut *conn).await.map_err(store_error)?;
             }

@@ -69,6 +69,7 @@ pub(crate) struct AccountRow {
     pub reset_by_role: Option<String>,
     pub reset_identity_check: Option<String>,
     pub reset_at: Option<i64>,
+    pub pending_marks: Vec<u8>,
 }
 
 /// One row of `twofactor_backup_codes`.
@@ -90,13 +91,43 @@ pub(crate) struct LocationRow {
     pub expires_at: i64,
 }
 
-/// One row of `twofactor_pending_marks`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct PendingRow {
-    pub id: Vec<u8>,
-    pub expires_at: i64,
-    pub failures: i64,
-    pub consumed: bool,
+/// The packed size of a pending mark: id (16 bytes), `expires_at` (`u64`, big-endian),
+/// `failures` (`u32`, big-endian), `consumed` (0 or 1).
+pub(crate) const PENDING_MARK_LEN: usize = 16 + 8 + 4 + 1;
+
+fn pack_pending(marks: &[PendingMark]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(marks.len() * PENDING_MARK_LEN);
+    for m in marks {
+        out.extend_from_slice(&m.id);
+        out.extend_from_slice(&m.expires_at.0.to_be_bytes());
+        out.extend_from_slice(&m.failures.to_be_bytes());
+        out.push(u8::from(m.consumed));
+    }
+    out
+}
+
+fn unpack_pending(packed: &[u8]) -> Result<Vec<PendingMark>, StoreError> {
+    let chunks = packed.chunks_exact(PENDING_MARK_LEN);
+    if !chunks.remainder().is_empty() {
+        return Err(corrupt("pending_marks length"));
+    }
+    chunks
+        .map(|c| {
+            let (id, rest) = c.split_at(16);
+            let (expires, rest) = rest.split_at(8);
+            let (failures, consumed) = rest.split_at(4);
+            Ok(PendingMark {
+                id: fixed(id.to_vec(), "pending mark id")?,
+                expires_at: Timestamp(u64::from_be_bytes(fixed(expires.to_vec(), "pending mark expiry")?)),
+                failures: u32::from_be_bytes(fixed(failures.to_vec(), "pending mark failures")?),
+                consumed: match consumed {
+                    [0] => false,
+                    [1] => true,
+                    _ => return Err(corrupt("pending mark consumed flag")),
+                },
+            })
+        })
+        .collect()
 }
 
 /// An account as rows: its own row and its child rows, each list in record order
@@ -106,7 +137,6 @@ pub(crate) struct Rows {
     pub account: AccountRow,
     pub backup_codes: Vec<BackupCodeRow>,
     pub locations: Vec<LocationRow>,
-    pub pending: Vec<PendingRow>,
 }
 
 /// Splits a record into rows.
@@ -150,6 +180,7 @@ pub(crate) fn encode(a: &Account) -> Rows {
             reset_by_role: reset.map(|r| r.by_role.as_str().to_owned()),
             reset_identity_check: reset.map(|r| r.identity_check.clone()),
             reset_at: reset.map(|r| ts(r.at)),
+            pending_marks: pack_pending(&a.pending),
         },
         backup_codes: codes
             .iter()
@@ -167,23 +198,13 @@ pub(crate) fn encode(a: &Account) -> Rows {
                 expires_at: ts(l.expires_at),
             })
             .collect(),
-        pending: a
-            .pending
-            .iter()
-            .map(|p| PendingRow {
-                id: p.id.to_vec(),
-                expires_at: ts(p.expires_at),
-                failures: i64::from(p.failures),
-                consumed: p.consumed,
-            })
-            .collect(),
     }
 }
 
 /// Rebuilds a record from rows; a value that no record can hold is
 /// [`StoreError::Corrupt`].
 pub(crate) fn decode(rows: Rows) -> Result<Account, StoreError> {
-    let Rows { account: r, backup_codes, locations, pending } = rows;
+    let Rows { account: r, backup_codes, locations } = rows;
     let role = |s: &str, what| Role::parse(s).ok_or_else(|| corrupt(what));
     let params = || -> Result<TotpParams, StoreError> {
         let algorithm =
@@ -260,17 +281,7 @@ pub(crate) fn decode(rows: Rows) -> Result<Account, StoreError> {
                 })
             })
             .collect::<Result<_, StoreError>>()?,
-        pending: pending
-            .into_iter()
-            .map(|p| {
-                Ok(PendingMark {
-                    id: fixed(p.id, "pending mark id")?,
-                    expires_at: at(p.expires_at),
-                    failures: small(p.failures, "pending mark failures")?,
-                    consumed: p.consumed,
-                })
-            })
-            .collect::<Result<_, StoreError>>()?,
+        pending: unpack_pending(&r.pending_marks)?,
         last_reset,
     })
 }

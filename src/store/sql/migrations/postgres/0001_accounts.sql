@@ -1,5 +1,7 @@
 -- twofactor schema version 1 (PostgreSQL). Every integer is a 64-bit two's-complement
 -- bit cast of the record's u64 value; times are seconds since the Unix epoch.
+-- pending_marks packs the marks of failed or used pending logins, 29 bytes each:
+-- id (16 bytes), expires_at (u64, big-endian), failures (u32, big-endian), consumed (0/1).
 CREATE TABLE IF NOT EXISTS twofactor_accounts (
     id                   BIGINT  NOT NULL PRIMARY KEY,
     username             TEXT    NOT NULL UNIQUE,
@@ -24,7 +26,8 @@ CREATE TABLE IF NOT EXISTS twofactor_accounts (
     reset_by_username    TEXT,
     reset_by_role        TEXT,
     reset_identity_check TEXT,
-    reset_at             BIGINT
+    reset_at             BIGINT,
+    pending_marks        BYTEA   NOT NULL
 );
 
 CREATE TABLE IF NOT EXISTS twofactor_backup_codes (
@@ -45,15 +48,5 @@ CREATE TABLE IF NOT EXISTS twofactor_locations (
     created_at   BIGINT NOT NULL,
     last_used_at BIGINT NOT NULL,
     expires_at   BIGINT NOT NULL,
-    PRIMARY KEY (account_id, seq)
-);
-
-CREATE TABLE IF NOT EXISTS twofactor_pending_marks (
-    account_id BIGINT  NOT NULL REFERENCES twofactor_accounts (id) ON DELETE CASCADE,
-    seq        BIGINT  NOT NULL,
-    id         BYTEA   NOT NULL,
-    expires_at BIGINT  NOT NULL,
-    failures   BIGINT  NOT NULL,
-    consumed   BOOLEAN NOT NULL,
     PRIMARY KEY (account_id, seq)
 );
