@@ -68,7 +68,12 @@ async fn password_plus_a_valid_token_logs_in_without_a_code() {
     let f = fixture();
     let (id, secret) = f.enrolled("skip").await;
     let token = remember(&f, "skip", &secret, "laptop").await;
-    assert!(f.events.events().iter().any(|e| matches!(&e.kind, EventKind::LocationRemembered { location } if location == token.id())));
+    assert!(
+        f.events
+            .events()
+            .iter()
+            .any(|e| matches!(&e.kind, EventKind::LocationRemembered { location } if location == token.id()))
+    );
     let out = login_with(&f, "skip", &token).await;
     assert!(skips_code(&out), "{out:?}");
     let last = f.events.events().pop().unwrap();

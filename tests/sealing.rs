@@ -76,9 +76,11 @@ async fn a_sealed_secret_does_not_open_under_another_accounts_id() {
         assert!(matches!(out, Err(Error::Unseal)), "{out:?}");
     }
     assert_eq!(stored(&f, bob).await, before, "nothing written, nothing counted");
-    let bob_logged_in = f.events.events().iter().any(|e| {
-        e.account == Some(bob) && matches!(e.kind, twofactor::events::EventKind::LoginSucceeded { .. })
-    });
+    let bob_logged_in = f
+        .events
+        .events()
+        .iter()
+        .any(|e| e.account == Some(bob) && matches!(e.kind, twofactor::events::EventKind::LoginSucceeded { .. }));
     assert!(!bob_logged_in);
     assert!(is_authenticated(&f.totp_login("alice-seal", &alice_secret).await), "alice's own login still works");
 }
