@@ -383,8 +383,9 @@ impl PolicyBuilder {
         if t.free_failures == 0 || t.disable_after > 100 || t.disable_after < t.free_failures {
             return bad("throttle", "need 1 <= free_failures <= disable_after <= 100");
         }
-        if t.base_delay.is_zero() || t.max_delay < t.base_delay {
-            return bad("throttle", "need 0 < base_delay <= max_delay");
+        // Throttle times are whole seconds: a sub-second delay would throttle nothing.
+        if t.base_delay < Duration::from_secs(1) || t.max_delay < t.base_delay {
+            return bad("throttle", "need 1 s <= base_delay <= max_delay");
         }
         if p.locations.max_per_account == 0 || p.locations.max_per_account > 100 {
             return bad("locations", "max_per_account must be 1 to 100");
