@@ -1,8 +1,9 @@
-//! No input makes a public function panic (issue 3). Property tests over arbitrary
-//! strings and arbitrary bytes (lossily converted), plus near-valid shapes, for every
-//! public entry point that takes text. Where it can be checked, bad input is
+//! Bad input (issue 3). No input makes a public function panic: property tests over
+//! arbitrary strings and arbitrary bytes (lossily converted), plus near-valid shapes,
+//! for every public entry point that takes text. Where it can be checked, bad input is
 //! `Err(InvalidInput)` and leaves the stored record unchanged (same version, same
-//! record).
+//! record). Every text input has a maximum length with a clear error, and a code is
+//! canonicalised once, before both the comparison and the replay check.
 
 mod common;
 
@@ -10,8 +11,8 @@ use common::*;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use twofactor::{
-    AppKey, BackupCode, ConfirmOutcome, Error, LoginOutcome, NewAccount, Policy, ResetOutcome, Role, SecondFactor,
-    SecondFactorOutcome, TotpCode, UserStore,
+    AppKey, BackupCode, ConfirmOutcome, Error, InputError, LoginOutcome, NewAccount, Policy, ResetOutcome, Role,
+    SecondFactor, SecondFactorOutcome, TotpCode, UserStore,
 };
 
 /// Arbitrary text: any string, any bytes made UTF-8 lossily, near-valid shapes, long runs.
@@ -193,4 +194,87 @@ fn parsers_never_panic() {
         let _ = Policy::builder().issuer(input.clone()).build();
         Ok(())
     });
+}
+
+fn too_long<T: std::fmt::Debug>(r: Result<T, Error>, field: &str) {
+    match r {
+        Err(Error::InvalidInput(e @ InputError::TooLong { field: f, .. })) => {
+            assert_eq!(f, field);
+            assert!(e.to_string().starts_with(field), "a clear message: {e}");
+        }
+        other => panic!("{field}: expected TooLong, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn every_text_input_has_a_maximum_length() {
+    let f = fixture();
+    let (alice, _) = f.enrolled("alice-len").await;
+    let admin = f.user("admin-len", Role::Admin).await;
+    let pending = f.pending("alice-len").await;
+    let before = stored(&f, alice).await;
+    let long = |n: usize| "7".repeat(n);
+    too_long(f.engine.begin_login(&long(65), PASSWORD, None).await, "username");
+    too_long(f.engine.begin_login("alice-len", &long(257), None).await, "password");
+    too_long(f.engine.begin_login("alice-len", &"ä".repeat(2049), None).await, "password");
+    too_long(f.engine.finish_login(&long(257), SecondFactor::Totp("123456"), None).await, "pending login");
+    too_long(f.engine.finish_login(&pending, SecondFactor::Totp(&long(33)), None).await, "code");
+    too_long(f.engine.finish_login(&pending, SecondFactor::BackupCode(&long(65)), None).await, "backup code");
+    too_long(f.engine.finish_login(&pending, SecondFactor::Totp("123456"), Some(&long(129))).await, "location label");
+    too_long(f.engine.reset(admin, alice, &long(501)).await, "identity check");
+    too_long(f.engine.change_password(alice, &long(257)).await, "password");
+    too_long(f.engine.account_by_username(&long(65)).await, "username");
+    too_long(f.engine.create_account(NewAccount::new(&long(65), "a@b.test", Role::User, PASSWORD)).await, "username");
+    let email = format!("{}@example.test", long(250));
+    too_long(f.engine.create_account(NewAccount::new("new-len", &email, Role::User, PASSWORD)).await, "email");
+    assert!(matches!(twofactor::otpauth::parse_otpauth_uri(&long(2049)), Err(InputError::TooLong { .. })));
+    assert!(invalid_input(&f.engine.revoke_location(alice, &long(33)).await));
+    assert_eq!(stored(&f, alice).await, before, "nothing was written");
+}
+
+#[tokio::test]
+async fn a_totp_code_is_canonicalised_once_before_the_compare_and_the_replay_check() {
+    let f = fixture();
+    let (_, secret) = f.enrolled("canon-totp").await;
+    let code = f.code(&secret);
+    let typed = format!(" {}-{} ", &code[..3], &code[3..]);
+    let pending = f.pending("canon-totp").await;
+    let out = f.engine.finish_login(&pending, SecondFactor::Totp(&typed), None).await.unwrap();
+    assert!(is_authenticated(&out), "{out:?}");
+    let pending = f.pending("canon-totp").await;
+    let out = f.engine.finish_login(&pending, SecondFactor::Totp(&code), None).await.unwrap();
+    assert!(matches!(out, SecondFactorOutcome::Denied { .. }), "the canonical form is the same, used code: {out:?}");
+    let last = f.events.events().pop().unwrap();
+    let replayed = twofactor::events::FailureClass::Replayed;
+    assert!(matches!(last.kind, twofactor::events::EventKind::SecondFactorFailed { reason, .. } if reason == replayed));
+    for other_digits in ["١٢٣٤٥٦", "１２３４５６"] {
+        let out = f.engine.finish_login(&pending, SecondFactor::Totp(other_digits), None).await;
+        assert!(invalid_input(&out), "only ASCII digits: {out:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_backup_code_is_canonicalised_once_before_the_compare_and_the_replay_check() {
+    let f = fixture();
+    f.enrolled("canon-backup").await;
+    let code = f.backup_code("canon-backup");
+    // Lower case, spaces instead of dashes, and the look-alike letters O and I for 0 and 1.
+    let typed: String = code
+        .to_lowercase()
+        .replace('-', " ")
+        .chars()
+        .map(|c| match c {
+            '0' => 'o',
+            '1' => 'I',
+            c => c,
+        })
+        .collect();
+    let pending = f.pending("canon-backup").await;
+    let out = f.engine.finish_login(&pending, SecondFactor::BackupCode(&typed), None).await.unwrap();
+    assert!(is_authenticated(&out), "{out:?}");
+    let pending = f.pending("canon-backup").await;
+    let out = f.engine.finish_login(&pending, SecondFactor::BackupCode(&code), None).await.unwrap();
+    assert!(matches!(out, SecondFactorOutcome::Denied { .. }), "used once, in any spelling: {out:?}");
+    let out = f.engine.finish_login(&pending, SecondFactor::BackupCode("UUUU-UUUU-UUUU-UUUU"), None).await;
+    assert!(invalid_input(&out), "outside the alphabet: {out:?}");
 }

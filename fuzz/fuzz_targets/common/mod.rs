@@ -61,7 +61,10 @@ async fn setup() -> World {
         .policy(policy)
         .build()
         .expect("engine");
-    let id = engine.create_account(NewAccount::new(USER, "fuzzed@example.test", Role::User, PASSWORD)).await.expect("create");
+    let id = engine
+        .create_account(NewAccount::new(USER, "fuzzed@example.test", Role::User, PASSWORD))
+        .await
+        .expect("create");
     let started = engine.start_enrollment(id).await.expect("enroll");
     let secret = data_encoding::BASE32_NOPAD.decode(started.secret_base32.expose().as_bytes()).expect("base32");
     let code = |at: u64| generate(&secret, &TotpParams::default(), at).expose().to_owned();
