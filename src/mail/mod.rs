@@ -8,6 +8,7 @@
 
 mod memory;
 mod render;
+mod templates;
 
 use std::fmt;
 use std::future::Future;
