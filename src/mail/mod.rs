@@ -8,6 +8,8 @@
 
 mod memory;
 mod render;
+#[cfg(feature = "smtp")]
+mod smtp;
 mod templates;
 
 use std::fmt;
@@ -15,6 +17,8 @@ use std::future::Future;
 
 pub use memory::{MemoryMailer, SentMail};
 pub use render::{DefaultRenderer, Rendered, Renderer};
+#[cfg(feature = "smtp")]
+pub use smtp::{FailureKind, RetryPolicy, Security, SmtpConfig, SmtpConfigError, SmtpMailer};
 
 use crate::account::Role;
 use crate::clock::Timestamp;
