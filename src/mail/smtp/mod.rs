@@ -19,7 +19,7 @@ use std::time::Instant;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 pub use config::{Security, SmtpConfig, SmtpConfigError};
 pub use retry::{FailureKind, RetryPolicy};
@@ -112,9 +112,12 @@ impl<R> SmtpMailer<R> {
 
 impl<R: Renderer> Mailer for SmtpMailer<R> {
     async fn send(&self, message: &Message) -> Result<(), MailError> {
-        let rendered = self.renderer.render(message);
-        let mail = message::build(&self.config.from, message.recipient(), &rendered)?;
-        drop(rendered);
+        let mut rendered = self.renderer.render(message);
+        let built = message::build(&self.config.from, message.recipient(), &rendered);
+        // The bodies hold the backup code: wipe our copies (lettre's own are beyond reach).
+        rendered.text.zeroize();
+        rendered.html.zeroize();
+        let mail = built?;
         let envelope = mail.envelope().clone();
         // The formatted mail holds the backup code: wiped when dropped.
         let raw = Zeroizing::new(mail.formatted());
