@@ -96,7 +96,7 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
         let step = password_step(account, &self.policy, location.is_some());
         let verified_hash = account.password_hash.clone();
         let id = account.id;
-        let admitted = self
+        let refused = self
             .update(snapshot.clone(), |fresh| {
                 if fresh.password_hash != verified_hash {
                     // The password changed after we verified it: refuse rather than
@@ -106,17 +106,18 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
                 if throttle::blocked(fresh, now).is_some() {
                     // Throttled by a concurrent failure after our snapshot: refused
                     // like any attempt while throttled.
-                    return Ok(crate::core::Transition::unchanged(false, Default::default()));
+                    let reason = throttle::refusal(fresh);
+                    return Ok(crate::core::Transition::unchanged(Some(reason), Default::default()));
                 }
                 let location = location_token.as_ref().and_then(|t| valid_location(fresh, t, now));
                 let next = apply_password_success(fresh, step, rehash.as_deref(), location, now);
-                Ok(crate::core::Transition { next, outcome: true, effects: Default::default() })
+                Ok(crate::core::Transition { next, outcome: None, effects: Default::default() })
             })
             .await?
             .outcome;
         let account = &snapshot.record;
-        if !admitted {
-            self.record(Some(id), EventKind::LoginFailed { reason: FailureClass::Throttled });
+        if let Some(reason) = refused {
+            self.record(Some(id), EventKind::LoginFailed { reason });
             return Ok(LoginOutcome::Denied);
         }
         let auth = |method| Authenticated {
