@@ -153,6 +153,7 @@ pub struct Policy {
     pub(crate) max_code_attempts: u32,
     pub(crate) throttle: ThrottlePolicy,
     pub(crate) locations: LocationPolicy,
+    pub(crate) min_imported_secret_bytes: usize,
 }
 
 impl Default for Policy {
@@ -170,6 +171,7 @@ impl Default for Policy {
             max_code_attempts: 5,
             throttle: ThrottlePolicy::default(),
             locations: LocationPolicy::default(),
+            min_imported_secret_bytes: 16,
         }
     }
 }
@@ -242,6 +244,13 @@ impl Policy {
     /// Remembered-location rules.
     pub fn locations(&self) -> &LocationPolicy {
         &self.locations
+    }
+
+    /// The shortest TOTP secret [`Engine::import_enrollment`](crate::Engine::import_enrollment)
+    /// accepts, in bytes (16 = 128 bits unless
+    /// [`danger_short_imported_secrets`](PolicyBuilder::danger_short_imported_secrets)).
+    pub fn min_imported_secret_bytes(&self) -> usize {
+        self.min_imported_secret_bytes
     }
 }
 
@@ -332,6 +341,13 @@ impl PolicyBuilder {
     /// Remembered-location rules.
     pub fn locations(mut self, l: LocationPolicy) -> Self {
         self.policy.locations = l;
+        self
+    }
+
+    /// **Weakens security**: accept imported TOTP secrets down to 80 bits (RFC 4226's
+    /// minimum) instead of 128, for migrating authenticators provisioned elsewhere.
+    pub fn danger_short_imported_secrets(mut self) -> Self {
+        self.policy.min_imported_secret_bytes = 10;
         self
     }
 
