@@ -15,11 +15,12 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod sha1_hmac;
+
 use std::fmt;
 
 use hmac::Hmac;
 use hmac::digest::{Digest, Key, KeyInit, Mac};
-use sha1::Sha1;
 use sha2::{Sha256, Sha512};
 use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
 use zeroize::{Zeroize, ZeroizeOnDrop};
@@ -217,6 +218,13 @@ impl TotpCode {
     pub fn as_str(&self) -> &str {
         &self.code
     }
+
+    /// The digits as a number, without branching on their values (at most 8 digits,
+    /// so it fits a `u32`; the leading zeros a code may have do not matter, because
+    /// the caller has already checked its length).
+    fn value(&self) -> u32 {
+        self.code.bytes().fold(0u32, |acc, b| acc.wrapping_mul(10).wrapping_add(u32::from(b.wrapping_sub(b'0'))))
+    }
 }
 
 impl fmt::Debug for TotpCode {
@@ -228,7 +236,7 @@ impl fmt::Debug for TotpCode {
 /// A keyed HMAC state, one variant per [`Algorithm`].
 #[derive(Clone)]
 enum KeyedMac {
-    Sha1(Hmac<Sha1>),
+    Sha1(sha1_hmac::Sha1Hmac),
     Sha256(Hmac<Sha256>),
     Sha512(Hmac<Sha512>),
 }
@@ -236,10 +244,11 @@ enum KeyedMac {
 /// A TOTP key prepared for verification: the HMAC key schedule is computed once and
 /// cloned for each time step.
 ///
-/// The key bytes are not kept. The precomputed HMAC state (which is as sensitive as
-/// the key) cannot be zeroized with `hmac` 0.12, so drop a `TotpKey` as soon as a
-/// check is done; every buffer derived from it here (padded key, MAC outputs) is
-/// zeroized. `Debug` shows only the algorithm.
+/// The key bytes are not kept. The precomputed HMAC state is as sensitive as the key:
+/// for SHA-1 (the default) it is zeroized on drop; for SHA-256/512 it is an `hmac`
+/// 0.12 state, which cannot be, so drop a `TotpKey` as soon as a check is done. Every
+/// buffer derived from it here (padded key, MAC outputs) is zeroized. `Debug` shows
+/// only the algorithm.
 #[derive(Clone)]
 pub struct TotpKey {
     algorithm: Algorithm,
@@ -257,7 +266,7 @@ impl TotpKey {
     /// ```
     pub fn new(algorithm: Algorithm, secret: &[u8]) -> Self {
         let mac = match algorithm {
-            Algorithm::Sha1 => KeyedMac::Sha1(keyed::<Hmac<Sha1>, Sha1>(secret)),
+            Algorithm::Sha1 => KeyedMac::Sha1(sha1_hmac::Sha1Hmac::new(secret)),
             Algorithm::Sha256 => KeyedMac::Sha256(keyed::<Hmac<Sha256>, Sha256>(secret)),
             Algorithm::Sha512 => KeyedMac::Sha512(keyed::<Hmac<Sha512>, Sha512>(secret)),
         };
@@ -281,7 +290,12 @@ impl TotpKey {
     /// ```
     pub fn hotp(&self, counter: u64, digits: u8) -> u32 {
         let value = match &self.mac {
-            KeyedMac::Sha1(mac) => truncated(mac, counter),
+            KeyedMac::Sha1(mac) => {
+                let mut out = mac.mac8(counter.to_be_bytes());
+                let value = dynamic_truncation(&out);
+                out.zeroize();
+                value
+            }
             KeyedMac::Sha256(mac) => truncated(mac, counter),
             KeyedMac::Sha512(mac) => truncated(mac, counter),
         };
@@ -336,12 +350,18 @@ fn truncated<M: Mac + Clone>(mac: &M, counter: u64) -> u32 {
     let mut mac = mac.clone();
     mac.update(&counter.to_be_bytes());
     let mut out = mac.finalize().into_bytes();
-    let offset = usize::from(out.last().copied().unwrap_or(0) & 0x0f);
+    let value = dynamic_truncation(&out);
+    out.as_mut_slice().zeroize();
+    value
+}
+
+/// RFC 4226 dynamic truncation of a MAC to 31 bits.
+fn dynamic_truncation(mac: &[u8]) -> u32 {
+    let offset = usize::from(mac.last().copied().unwrap_or(0) & 0x0f);
     let mut word = [0u8; 4];
-    if let Some(bytes) = out.get(offset..offset.saturating_add(4)) {
+    if let Some(bytes) = mac.get(offset..offset.saturating_add(4)) {
         word.iter_mut().zip(bytes).for_each(|(w, b)| *w = *b);
     }
-    out.as_mut_slice().zeroize();
     let value = u32::from_be_bytes(word) & 0x7fff_ffff;
     word.zeroize();
     value
@@ -409,12 +429,14 @@ pub fn verify(
     let first = now.saturating_sub(back);
     let last = now.saturating_add(ahead);
 
+    let mut entered = code.value();
     let (mut fresh, mut fresh_step) = (Choice::from(0), 0u64);
     let (mut used, mut used_step) = (Choice::from(0), 0u64);
     // Ascending, so the last selected match is the newest one.
     for step in first..=last {
-        let expected = key.code(step, params.digits);
-        let matches = expected.expose().as_bytes().ct_eq(code.as_str().as_bytes());
+        let mut expected = key.hotp(step, params.digits);
+        let matches = expected.ct_eq(&entered);
+        expected.zeroize();
         let is_fresh = Choice::from(u8::from(last_used_step.is_none_or(|u| step > u)));
         let m_fresh = matches & is_fresh;
         let m_used = matches & !is_fresh;
@@ -423,6 +445,7 @@ pub fn verify(
         fresh |= m_fresh;
         used |= m_used;
     }
+    entered.zeroize();
     if bool::from(fresh) {
         TotpVerification::Accepted { step: fresh_step }
     } else if bool::from(used) {
