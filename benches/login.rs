@@ -24,8 +24,8 @@ fn bench(c: &mut Criterion) {
     let accounts: Vec<(String, Vec<u8>, Mutex<u64>)> = (0..threads)
         .map(|t| {
             let name = format!("user{t}");
-            let secret = rt.block_on(enrolled(&engine, &clock, &name));
-            (name, secret, Mutex::new(0))
+            let (secret, step) = rt.block_on(enrolled(&engine, &clock, &name));
+            (name, secret, Mutex::new(step))
         })
         .collect();
     let hash = phc(PASSWORD.as_bytes(), HashParams::OWASP);

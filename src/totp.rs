@@ -165,7 +165,9 @@ impl Default for Window {
 /// Zeroized on drop; `Debug` prints `TotpCode(REDACTED)`.
 #[derive(Clone, Zeroize, ZeroizeOnDrop)]
 pub struct TotpCode {
-    code: String,
+    /// ASCII digits in `digits[..len]` (no heap allocation, so no stray copies).
+    digits: [u8; 8],
+    len: u8,
 }
 
 impl TotpCode {
@@ -195,12 +197,16 @@ impl TotpCode {
         let wanted = usize::from(digits);
         let trimmed = input.trim().as_bytes();
         let last = trimmed.len().saturating_sub(1);
-        // Never grows past `wanted`, so it is never reallocated (no stray copies).
-        let mut code = TotpCode { code: String::with_capacity(wanted) };
+        let mut code = TotpCode { digits: [0; 8], len: 0 };
         let mut dash_seen = false;
         for (i, &b) in trimmed.iter().enumerate() {
             match b {
-                b'0'..=b'9' if code.code.len() < wanted => code.code.push(char::from(b)),
+                b'0'..=b'9' if usize::from(code.len) < wanted => {
+                    if let Some(slot) = code.digits.get_mut(usize::from(code.len)) {
+                        *slot = b;
+                    }
+                    code.len += 1;
+                }
                 b'0'..=b'9' => return Err(InputError::malformed("code", "wrong number of digits")),
                 b' ' => {}
                 b'-' if !dash_seen && i > 0 && i < last => dash_seen = true,
@@ -208,7 +214,7 @@ impl TotpCode {
                 _ => return Err(InputError::malformed("code", "only digits are allowed")),
             }
         }
-        if code.code.len() != wanted {
+        if usize::from(code.len) != wanted {
             return Err(InputError::malformed("code", "wrong number of digits"));
         }
         Ok(code)
@@ -216,14 +222,15 @@ impl TotpCode {
 
     /// The canonical digits.
     pub fn as_str(&self) -> &str {
-        &self.code
+        // Only ASCII digits are ever stored, so this never falls back.
+        self.digits.get(..usize::from(self.len)).and_then(|d| std::str::from_utf8(d).ok()).unwrap_or("")
     }
 
     /// The digits as a number, without branching on their values (at most 8 digits,
     /// so it fits a `u32`; the leading zeros a code may have do not matter, because
     /// the caller has already checked its length).
     fn value(&self) -> u32 {
-        self.code.bytes().fold(0u32, |acc, b| acc.wrapping_mul(10).wrapping_add(u32::from(b.wrapping_sub(b'0'))))
+        self.as_str().bytes().fold(0u32, |acc, b| acc.wrapping_mul(10).wrapping_add(u32::from(b.wrapping_sub(b'0'))))
     }
 }
 

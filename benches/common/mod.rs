@@ -33,15 +33,17 @@ pub fn email(name: &str) -> String {
     format!("{name}@example.test")
 }
 
-/// Creates `name` and confirms TOTP enrollment; returns the raw secret.
-pub async fn enrolled<S: UserStore>(engine: &BenchEngine<S>, clock: &ManualClock, name: &str) -> Vec<u8> {
+/// Creates `name` and confirms TOTP enrollment; returns the raw secret and the step
+/// the confirming code used (the account's last used step).
+pub async fn enrolled<S: UserStore>(engine: &BenchEngine<S>, clock: &ManualClock, name: &str) -> (Vec<u8>, u64) {
     let id = engine.create_account(NewAccount::new(name, &email(name), Role::User, PASSWORD)).await.expect("create");
     let started = engine.start_enrollment(id).await.expect("enroll");
     let secret = data_encoding::BASE32_NOPAD.decode(started.secret_base32.expose().as_bytes()).expect("base32");
-    let code = generate(&secret, &TotpParams::default(), clock.now().0);
+    let now = clock.now().0;
+    let code = generate(&secret, &TotpParams::default(), now);
     let outcome = engine.confirm_enrollment(id, code.expose()).await.expect("confirm");
     assert!(matches!(outcome, ConfirmOutcome::Confirmed { .. }), "{outcome:?}");
-    secret
+    (secret, TotpParams::default().step_at(now))
 }
 
 /// Moves a shared manual clock forward just enough that an account's next TOTP step is
