@@ -40,15 +40,18 @@ fn bench(c: &mut Criterion) {
             total
         })
     });
+    let mut failures = 0u64; // consecutive, across criterion's calls
     g.bench_function("wrong_password", |b| {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
-            for i in 0..iters {
+            for _ in 0..iters {
                 let start = Instant::now();
                 let out = rt.block_on(engine.begin_login("alice", "wrong password!", None)).expect("login");
                 total += start.elapsed();
                 assert!(matches!(out, LoginOutcome::Denied));
-                if (i + 1) % FREE_FAILURES == 0 {
+                failures += 1;
+                if failures == FREE_FAILURES {
+                    failures = 0;
                     // Untimed: a success clears the failure count before throttling starts.
                     let ok = rt.block_on(engine.begin_login("alice", PASSWORD, None)).expect("login");
                     assert!(matches!(ok, LoginOutcome::Authenticated(_)), "{ok:?}");
@@ -58,6 +61,35 @@ fn bench(c: &mut Criterion) {
         })
     });
     g.finish();
+    paired_check(&rt, &engine);
+}
+
+/// On a shared machine the two criterion runs above see different load. This check
+/// alternates the two paths attempt by attempt, so both see the same load, and prints
+/// the medians and their ratio.
+fn paired_check<S: twofactor::UserStore>(rt: &tokio::runtime::Runtime, engine: &BenchEngine<S>) {
+    const PAIRS: usize = 60;
+    let (mut unknown, mut wrong) = (Vec::with_capacity(PAIRS), Vec::with_capacity(PAIRS));
+    for i in 0..PAIRS {
+        let start = Instant::now();
+        rt.block_on(engine.begin_login("mallory", "wrong password!", None)).expect("login");
+        unknown.push(start.elapsed());
+        let start = Instant::now();
+        rt.block_on(engine.begin_login("alice", "wrong password!", None)).expect("login");
+        wrong.push(start.elapsed());
+        if ((i + 1) as u64).is_multiple_of(FREE_FAILURES) {
+            rt.block_on(engine.begin_login("alice", PASSWORD, None)).expect("login");
+        }
+    }
+    unknown.sort();
+    wrong.sort();
+    let (u, w) = (unknown[PAIRS / 2], wrong[PAIRS / 2]);
+    println!(
+        "enumeration/paired ({PAIRS} alternating pairs): median unknown_user {:.2} ms, wrong_password {:.2} ms, ratio {:.3}",
+        u.as_secs_f64() * 1e3,
+        w.as_secs_f64() * 1e3,
+        u.as_secs_f64() / w.as_secs_f64()
+    );
 }
 
 criterion_group!(benches, bench);

@@ -70,10 +70,10 @@ fn bench(c: &mut Criterion) {
             peer.check(black_box(&right), black_box(NOW))
         })
     });
-    g.bench_function("tmp_key_new", |b| b.iter(|| TotpKey::new(params.algorithm, black_box(SECRET))));
+    g.bench_function("breakdown_key_schedule", |b| b.iter(|| TotpKey::new(params.algorithm, black_box(SECRET))));
     let key = TotpKey::new(params.algorithm, SECRET);
-    g.bench_function("tmp_hotp3", |b| b.iter(|| [1u64, 2, 3].map(|s| key.hotp(black_box(s), 6))));
-    g.bench_function("tmp_parse", |b| b.iter(|| TotpCode::parse(black_box(WRONG), 6)));
+    g.bench_function("breakdown_three_hotp", |b| b.iter(|| [1u64, 2, 3].map(|s| key.hotp(black_box(s), 6))));
+    g.bench_function("breakdown_code_parse", |b| b.iter(|| TotpCode::parse(black_box(WRONG), 6)));
     g.finish();
 }
 

@@ -19,11 +19,15 @@ pub const T0: u64 = 1_800_000_000;
 
 pub type BenchEngine<S> = Engine<S, MemoryMailer, ManualClock>;
 
-/// An engine at the default policy (OWASP Argon2id) over `store`.
+/// An engine at the default policy (OWASP Argon2id) over `store`, except for the
+/// longest pending-login lifetime: the shared manual clock moves about one TOTP step
+/// per login, so with many clients a pending login would otherwise expire while its
+/// password step waits for a hashing slot. It changes no cost.
 pub fn engine<S: UserStore>(store: S, offload: impl Offload, clock: &ManualClock) -> BenchEngine<S> {
+    let policy = Policy::builder().pending_lifetime(Duration::from_secs(30 * 60)).build().expect("policy");
     Engine::builder(store, MemoryMailer::new(), KeyRing::ephemeral().expect("keys"))
         .clock(clock.clone())
-        .policy(Policy::default())
+        .policy(policy)
         .offload(offload)
         .build()
         .expect("engine")

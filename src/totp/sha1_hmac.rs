@@ -74,7 +74,9 @@ impl Sha1Hmac {
         for (chunk, word) in out.chunks_exact_mut(4).zip(state) {
             chunk.copy_from_slice(&word.to_be_bytes());
         }
-        block.zeroize();
+        // The inner digest; the rest of the block is public padding, and the first
+        // block held only the (public) counter.
+        block[..20].zeroize();
         state.zeroize();
         out
     }
