@@ -32,28 +32,35 @@ fn bench(c: &mut Criterion) {
 
     let mut g = c.benchmark_group(format!("login_{threads}_threads"));
     g.sample_size(10).throughput(Throughput::Elements(1));
-    g.bench_function("bare_argon2_verify", |b| {
-        b.iter_custom(|iters| {
-            on_threads(threads, iters, |_, _| {
-                let hash = &hash;
-                async move { assert!(bare_verify(PASSWORD.as_bytes(), hash)) }
-            })
+    let bare = |iters: u64| {
+        on_threads(threads, iters, |_, _| {
+            let hash = &hash;
+            async move { assert!(bare_verify(PASSWORD.as_bytes(), hash)) }
         })
-    });
-    g.bench_function("full_login_password_then_totp", |b| {
-        b.iter_custom(|iters| {
-            on_threads(threads, iters, |t, _| {
-                let (engine, ticker, accounts) = (&engine, &ticker, &accounts);
-                async move {
-                    let (name, secret, last) = &accounts[t];
-                    let mut last_step = *last.lock().expect("last");
-                    full_login(engine, ticker, name, secret, &mut last_step).await;
-                    *last.lock().expect("last") = last_step;
-                }
-            })
+    };
+    let logins = |iters: u64| {
+        on_threads(threads, iters, |t, _| {
+            let (engine, ticker, accounts) = (&engine, &ticker, &accounts);
+            async move {
+                let (name, secret, last) = &accounts[t];
+                let mut last_step = *last.lock().expect("last");
+                full_login(engine, ticker, name, secret, &mut last_step).await;
+                *last.lock().expect("last") = last_step;
+            }
         })
-    });
+    };
+    g.bench_function("bare_argon2_verify", |b| b.iter_custom(bare));
+    g.bench_function("full_login_password_then_totp", |b| b.iter_custom(logins));
     g.finish();
+
+    const BURST: u32 = 20;
+    let (bare_op, login_op) = paired(9, || bare(BURST.into()) / BURST, || logins(BURST.into()) / BURST);
+    println!(
+        "login_{threads}_threads/paired (9 alternating bursts of {BURST}): bare {:.1}/s, full logins {:.1}/s, ratio {:.3}",
+        1.0 / bare_op.as_secs_f64(),
+        1.0 / login_op.as_secs_f64(),
+        bare_op.as_secs_f64() / login_op.as_secs_f64()
+    );
 }
 
 criterion_group!(benches, bench);

@@ -52,40 +52,49 @@ fn bench(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("scaling");
     g.sample_size(10).throughput(Throughput::Elements(1));
-    g.bench_function(BenchmarkId::new("bare_argon2_limit", cores), |b| {
-        b.iter_custom(|iters| {
-            on_threads(cores, iters, |_, _| {
-                let hash = &hash;
-                async move { assert!(bare_verify(PASSWORD.as_bytes(), hash)) }
-            })
+    let bare = |iters: u64| {
+        on_threads(cores, iters, |_, _| {
+            let hash = &hash;
+            async move { assert!(bare_verify(PASSWORD.as_bytes(), hash)) }
         })
-    });
-    for n in [1usize, 2, 4, 8] {
-        g.bench_function(BenchmarkId::new("full_logins_clients", n), |b| {
-            b.iter_custom(|iters| {
-                let start = Instant::now();
-                rt.block_on(async {
-                    let mut tasks = Vec::new();
-                    for client in 0..n {
-                        let share = iters / n as u64 + u64::from((client as u64) < iters % n as u64);
-                        let (engine, ticker, clients) = (engine.clone(), ticker.clone(), clients.clone());
-                        tasks.push(tokio::spawn(async move {
-                            let me = &clients[client];
-                            let mut last = me.last_step.lock().await;
-                            for _ in 0..share {
-                                full_login(&engine, &ticker, &me.name, &me.secret, &mut last).await;
-                            }
-                        }));
+    };
+    let logins = |n: usize, iters: u64| {
+        let start = Instant::now();
+        rt.block_on(async {
+            let mut tasks = Vec::new();
+            for client in 0..n {
+                let share = iters / n as u64 + u64::from((client as u64) < iters % n as u64);
+                let (engine, ticker, clients) = (engine.clone(), ticker.clone(), clients.clone());
+                tasks.push(tokio::spawn(async move {
+                    let me = &clients[client];
+                    let mut last = me.last_step.lock().await;
+                    for _ in 0..share {
+                        full_login(&engine, &ticker, &me.name, &me.secret, &mut last).await;
                     }
-                    for task in tasks {
-                        task.await.expect("client");
-                    }
-                });
-                start.elapsed()
-            })
+                }));
+            }
+            for task in tasks {
+                task.await.expect("client");
+            }
         });
+        start.elapsed()
+    };
+    g.bench_function(BenchmarkId::new("bare_argon2_limit", cores), |b| b.iter_custom(bare));
+    for n in [1usize, 2, 4, 8] {
+        g.bench_function(BenchmarkId::new("full_logins_clients", n), |b| b.iter_custom(|iters| logins(n, iters)));
     }
     g.finish();
+
+    const BURST: u32 = 24;
+    for n in [1usize, 2, 4, 8] {
+        let (bare_op, login_op) = paired(5, || bare(BURST.into()) / BURST, || logins(n, BURST.into()) / BURST);
+        println!(
+            "scaling/paired clients {n} (5 alternating bursts of {BURST}): Argon2 limit on {cores} threads {:.1}/s, logins {:.1}/s, {:.1}% of the limit",
+            1.0 / bare_op.as_secs_f64(),
+            1.0 / login_op.as_secs_f64(),
+            100.0 * bare_op.as_secs_f64() / login_op.as_secs_f64()
+        );
+    }
 }
 
 criterion_group!(benches, bench);

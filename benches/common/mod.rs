@@ -139,3 +139,18 @@ where
 pub fn cores() -> usize {
     twofactor::default_max_concurrent_hashes()
 }
+
+/// Alternates short bursts of two workloads (`a`, then `b`, `rounds` times); each call
+/// returns the time per operation of one burst. Returns the median per-operation time
+/// of each. On a shared machine, load drifts between two criterion runs made one after
+/// the other; alternating bursts puts both workloads under the same load.
+pub fn paired(rounds: usize, mut a: impl FnMut() -> Duration, mut b: impl FnMut() -> Duration) -> (Duration, Duration) {
+    let (mut xs, mut ys) = (Vec::with_capacity(rounds), Vec::with_capacity(rounds));
+    for _ in 0..rounds {
+        xs.push(a());
+        ys.push(b());
+    }
+    xs.sort();
+    ys.sort();
+    (xs[rounds / 2], ys[rounds / 2])
+}

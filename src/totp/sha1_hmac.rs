@@ -35,22 +35,26 @@ fn pad(block: &mut [u8; BLOCK], len: usize) {
 impl Sha1Hmac {
     /// Runs the key schedule (a key longer than a block is hashed first).
     pub(super) fn new(secret: &[u8]) -> Self {
-        let mut key = [0u8; BLOCK];
-        if secret.len() > BLOCK {
-            let mut hashed = sha1::Sha1::digest(secret);
-            key[..hashed.len()].copy_from_slice(&hashed);
-            hashed.as_mut_slice().zeroize();
+        let mut hashed = [0u8; 20];
+        let key = if secret.len() > BLOCK {
+            let mut digest = sha1::Sha1::digest(secret);
+            hashed.copy_from_slice(&digest);
+            digest.as_mut_slice().zeroize();
+            &hashed[..]
         } else {
-            key[..secret.len()].copy_from_slice(secret);
-        }
-        let mut pad_block = key.map(|b| b ^ 0x36);
+            secret
+        };
+        // One buffer, turned from the ipad block into the opad block in place, so the
+        // key exists in one block-sized copy that is wiped once.
+        let mut pad_block = [0x36u8; BLOCK];
+        pad_block.iter_mut().zip(key).for_each(|(p, k)| *p ^= k);
         let mut inner = IV;
         compress_block(&mut inner, &pad_block);
-        pad_block = key.map(|b| b ^ 0x5c);
+        pad_block.iter_mut().for_each(|p| *p ^= 0x36 ^ 0x5c);
         let mut outer = IV;
         compress_block(&mut outer, &pad_block);
-        key.zeroize();
         pad_block.zeroize();
+        hashed.zeroize();
         Sha1Hmac { inner, outer }
     }
 
