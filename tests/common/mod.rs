@@ -43,7 +43,7 @@ pub fn fixture_with(policy: Policy) -> Fixture {
 }
 
 pub fn email(name: &str) -> String {
-    format!("{name}@example.test")
+    format!("{}@example.test", name.replace([' ', ':'], "_"))
 }
 
 impl Fixture {
@@ -91,4 +91,11 @@ impl Fixture {
 
 pub fn is_authenticated(o: &SecondFactorOutcome) -> bool {
     matches!(o, SecondFactorOutcome::Authenticated(_))
+}
+
+pub mod hashwork;
+
+/// The stored record and its version.
+pub async fn stored(f: &Fixture, id: AccountId) -> twofactor::Versioned<twofactor::Account> {
+    twofactor::UserStore::find_by_id(&f.store, id).await.expect("store").expect("account")
 }
