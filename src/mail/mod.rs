@@ -6,12 +6,14 @@
 //! failed send never leaves an old code valid or a new code unstored; it reports the
 //! failure ([`Delivery::Failed`]) and a logged-in user can ask for a fresh code.
 
+pub mod file;
 mod memory;
 mod render;
 
 use std::fmt;
 use std::future::Future;
 
+pub use file::FileOutbox;
 pub use memory::{MemoryMailer, SentMail};
 pub use render::{DefaultRenderer, Rendered, Renderer};
 
