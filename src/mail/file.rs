@@ -339,15 +339,34 @@ mod tests {
         assert_eq!(header(mail, "From"), Some("twofactor@localhost"));
         assert_eq!(header(mail, "Subject"), Some("Your twofactor backup code"));
         assert_eq!(header(mail, "MIME-Version"), Some("1.0"));
-        assert_eq!(header(mail, "Content-Type"), Some("text/plain; charset=utf-8"));
+        // The default templates have an HTML alternative: the mail is multipart/alternative.
+        let content_type = header(mail, "Content-Type").unwrap();
+        assert!(content_type.starts_with("multipart/alternative; boundary="), "{content_type}");
         assert!(header(mail, "Message-ID").unwrap().ends_with("@localhost>"));
         let date = header(mail, "Date").unwrap();
         assert!(date.ends_with(" +0000") && date.len() == "Fri, 27 Nov 2026 19:18:48 +0000".len(), "{date}");
         // Every line ends in CRLF; no bare LF or CR anywhere.
         assert_eq!(mail.matches('\n').count(), mail.matches("\r\n").count());
         assert_eq!(mail.matches('\r').count(), mail.matches("\r\n").count());
-        let body = mail.split_once("\r\n\r\n").unwrap().1;
-        assert!(body.split("\r\n").any(|l| l == CODE), "{body}");
+        let plain = mail.split("text/plain; charset=utf-8\r\n").nth(1).unwrap().split("\r\n--twofactor-").next();
+        assert!(plain.unwrap().split("\r\n").any(|l| l == CODE), "{mail}");
+    }
+
+    #[tokio::test]
+    async fn a_text_only_renderer_gives_a_text_plain_mail() {
+        struct Plain;
+        impl Renderer for Plain {
+            fn render(&self, _: &Message) -> Rendered {
+                Rendered { subject: "s".to_owned(), text: format!("intro\n\n{CODE}\n\nbye"), html: None }
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let outbox = FileOutbox::new(dir.path()).unwrap().with_renderer(Plain);
+        outbox.send(&code_mail("alice@example.test")).await.unwrap();
+        let (_, mail) = mails(dir.path()).pop().unwrap();
+        assert_eq!(header(&mail, "Content-Type"), Some("text/plain; charset=utf-8"));
+        assert_eq!(header(&mail, "Content-Transfer-Encoding"), Some("8bit"));
+        assert!(mail.ends_with(&format!("\r\n\r\nintro\r\n\r\n{CODE}\r\n\r\nbye\r\n")), "{mail}");
     }
 
     #[tokio::test]
