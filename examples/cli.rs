@@ -25,27 +25,33 @@
 //! $ echo 'admin horse battery' | cli add-user bob --email bob@example.test --role admin
 //! added admin bob
 //! $ cli enroll alice
-//! otpauth://totp/twofactor:alice?secret=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP&issuer=twofactor
-//! (a QR code: scan it with an authenticator app)
-//! $ cli confirm alice 492039                         # the code the app shows
+//! otpauth://totp/twofactor:alice?secret=K67KNYL35JXDOZ4Y3PFKZ65HLBC7Y7IH&issuer=twofactor
+//! █████████████████████████████████████████████████
+//! ████ ▄▄▄▄▄ █▄ ▀█ █▄▀█ █▀ █▄▄███▄▀█  ▀█ ▄▄▄▄▄ ████
+//! … (the rest of the QR code: scan it with an authenticator app)
+//! scan it, then run: confirm alice CODE
+//! $ cli confirm alice 492039                  # the code the app shows
 //! two-factor authentication is on for alice; the backup code was mailed
 //! $ ls outbox/
-//! 01795807128123456789-0000012345-000000-backup_code.setup.eml
+//! 01795808800430831600-0000003355-000000-backup_code.setup.eml
 //! $ echo 'correct horse battery' | cli login alice
 //! refused: alice needs a second factor: pass --code CODE or --backup-code CODE
+//! $ # a code works once: wait for the app's next one
 //! $ echo 'correct horse battery' | cli login alice --code 201733
 //! logged in as alice (password and authenticator code)
 //! $ # "I don't have my device": the backup code from the mail in outbox/
-//! $ echo 'correct horse battery' | cli login alice --backup-code K7QX-M2PD-9WRT-H4NB
+//! $ echo 'correct horse battery' | cli login alice --backup-code 3827-ZT9P-3GPG-9A11
 //! logged in as alice (password and backup code); a new backup code was mailed
-//! $ echo 'correct horse battery' | cli login alice --backup-code K7QX-M2PD-9WRT-H4NB
+//! $ echo 'correct horse battery' | cli login alice --backup-code 3827-ZT9P-3GPG-9A11
 //! refused: wrong code (4 attempts left on this login)
+//! $ echo $?
+//! 1
 //! $ echo 'correct horse battery' | cli login alice --code 733115 --remember
 //! logged in as alice (password and authenticator code)
-//! remember-token: AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIj
-//! $ echo 'correct horse battery' | cli login alice --device AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIj
+//! remember-token: loc1.PuUv1iG3Km0hqWJr6SOa3mWuv8WfLyOZyFFkfAhmh16bXmBLXPwmHw
+//! $ echo 'correct horse battery' | cli login alice --device loc1.PuUv1iG3Km0hqWJr6SOa3mWuv8WfLyOZyFFkfAhmh16bXmBLXPwmHw
 //! logged in as alice (password from a remembered location)
-//! $ # alice lost her phone and her backup code; bob checks who she is and resets her 2FA
+//! $ # alice lost her phone and her backup code: bob checks who she is, then resets
 //! $ cli reset alice --by bob --verified-by 'video call, photo ID'
 //! two-factor authentication for alice was reset by bob; alice was told by mail
 //! $ echo 'correct horse battery' | cli login alice
@@ -314,11 +320,10 @@ async fn run(inv: Invocation) -> Result<(), Fail> {
     };
     let keys = KeyRing::new(vec![app_key(&key_path(&inv.db))?]).map_err(|e| Fail::refused(e.to_string()))?;
     let store = open_store(&inv.db).await?;
+    let work = Work { clock: inv.clock, keys, command: inv.command, password };
+    // The mailer: one arm per transport.
     match inv.transport {
-        Transport::Outbox(dir) => {
-            let mailer = FileOutbox::new(dir).map_err(mail_fault)?;
-            execute(store, mailer, inv.clock, keys, inv.command, password).await
-        }
+        Transport::Outbox(dir) => execute(store, FileOutbox::new(dir).map_err(mail_fault)?, work).await,
     }
 }
 
@@ -326,14 +331,16 @@ fn mail_fault(err: MailError) -> Fail {
     Fail::refused(err.to_string())
 }
 
-async fn execute<S: UserStore, M: Mailer>(
-    store: S,
-    mailer: M,
+/// Everything a command needs besides the store and the mailer.
+struct Work {
     clock: Arc<dyn Clock>,
     keys: KeyRing,
     command: Command,
     password: Option<Zeroizing<String>>,
-) -> Result<(), Fail> {
+}
+
+async fn execute<S: UserStore, M: Mailer>(store: S, mailer: M, work: Work) -> Result<(), Fail> {
+    let Work { clock, keys, command, password } = work;
     let engine = Engine::builder(store, mailer, keys).clock(clock).policy(Policy::default()).build()?;
     let password = password.as_ref().map_or("", |p| p.as_str());
     match command {
