@@ -343,3 +343,38 @@ fn eight_concurrent_logins_race_one_backup_code() {
     // failures may add a throttling notice, which carries no code).
     assert_eq!(sh.mails().iter().filter(|m| !codes_in(m).is_empty()).count(), 2);
 }
+
+#[test]
+fn concurrent_first_use_creates_one_schema_and_one_key() {
+    let sh = Shell::new();
+    let race = |args: &dyn Fn(usize) -> Vec<String>, stdin: &str| -> Vec<Run> {
+        let children: Vec<_> = (0..8)
+            .map(|i| {
+                let mut child = sh.command(&args(i), T0).spawn().expect("spawn");
+                feed(&mut child, stdin);
+                child
+            })
+            .collect();
+        children.into_iter().map(|c| Run::from(c.wait_with_output().unwrap())).collect()
+    };
+    // Eight invocations create the database at once.
+    let add = |i: usize| -> Vec<String> {
+        ["add-user", &format!("user{i}"), "--email", &format!("user{i}@example.test")].map(String::from).to_vec()
+    };
+    race(&add, &format!("{ALICE_PW}\n")).into_iter().for_each(|r| drop(r.ok()));
+    // Eight invocations create the application key at once, and each seals a secret
+    // with the key it read: every one must open with the key that stayed.
+    std::fs::remove_file(sh.dir.path().join("twofactor-cli.db.key")).unwrap();
+    let enrolled = race(&|i| vec!["enroll".to_owned(), format!("user{i}")], "");
+    for (i, run) in enrolled.into_iter().enumerate() {
+        let run = run.ok();
+        let uri = parse_otpauth_uri(run.stdout.lines().next().unwrap()).unwrap();
+        sh.run(&["confirm", &format!("user{i}"), &totp(&uri, T0)], "", T0).ok();
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(sh.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary key files left: {leftovers:?}");
+}
