@@ -18,7 +18,10 @@ mod password;
 pub mod policy;
 mod random;
 pub mod secret;
+mod semaphore;
 pub mod store;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 mod token;
 pub mod totp;
 
@@ -26,7 +29,7 @@ pub use account::{Account, AccountId, Role, TwoFactor, Versioned};
 pub use backup_code::BackupCode;
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use engine::EnrollmentStarted;
-pub use engine::{Engine, EngineBuilder, NewAccount, SecondFactor};
+pub use engine::{Engine, EngineBuilder, NewAccount, SecondFactor, default_max_concurrent_hashes};
 pub use error::{Error, InputError, MailError, Result, StoreError};
 pub use events::{Event, EventKind, EventSink, MemorySink, NoopSink};
 pub use keys::{AppKey, KeyRing};
@@ -37,5 +40,9 @@ pub use outcome::{
 };
 pub use policy::{BackupCodePolicy, HashParams, LocationPolicy, PasswordPolicy, Policy, PolicyBuilder, ThrottlePolicy};
 pub use secret::{SecretBytes, SecretString};
+#[cfg(feature = "postgres")]
+pub use store::PostgresStore;
+#[cfg(feature = "sqlite")]
+pub use store::SqliteStore;
 pub use store::{MemoryStore, Swap, UserStore};
 pub use totp::{Algorithm, TotpCode, TotpParams, TotpVerification, Window};
