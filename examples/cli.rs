@@ -114,10 +114,10 @@ const LOCATION_LABEL: &str = "twofactor command line";
 
 /// The store. Everything below is generic over [`UserStore`]; this alias and
 /// [`open_store`] are the only places that name the backend.
-type Store = twofactor::MemoryStore; // TEMP until SqliteStore lands
+type Store = twofactor::SqliteStore;
 
-async fn open_store(_db: &Path) -> Result<Store, Fail> {
-    Ok(Store::new()) // TEMP
+async fn open_store(db: &Path) -> Result<Store, Fail> {
+    Store::open(db).await.map_err(|e| Fail::refused(format!("cannot open the database {}: {e}", db.display())))
 }
 
 /// Why the program stops early: a refusal (exit 1) or a usage error (exit 2), with one
