@@ -3,7 +3,7 @@
 //! with each outcome.
 //!
 //! ```text
-//! cargo run --example cli -- [--db PATH] [--outbox DIR] COMMAND
+//! cargo run --example cli -- [--db PATH] [--outbox DIR | --smtp URL] COMMAND
 //!
 //! add-user NAME --email ADDR [--role user|admin|support]   password: one line on stdin
 //! enroll NAME                                              prints the otpauth:// URI and a QR code
@@ -92,7 +92,7 @@ use twofactor::{
 use zeroize::Zeroizing;
 
 const USAGE: &str = "\
-usage: cli [--db PATH] [--outbox DIR] COMMAND
+usage: cli [--db PATH] [--outbox DIR | --smtp URL] COMMAND
 
 commands:
   add-user NAME --email ADDR [--role user|admin|support]   password: one line on stdin
@@ -105,6 +105,9 @@ commands:
 options:
   --db PATH      the SQLite database (default ./twofactor-cli.db; its key is PATH.key)
   --outbox DIR   where mail is written, one file per mail (default ./outbox)
+  --smtp URL     send mail through SMTP instead (smtp://, smtp://…?tls=starttls, smtps://;
+                 needs `--features smtp`); the From address is TWOFACTOR_CLI_FROM or
+                 twofactor <no-reply@localhost>
   --help         this text
 
 exit status: 0 done, 1 refused (reason on stderr), 2 usage error";
@@ -148,6 +151,8 @@ impl From<twofactor::Error> for Fail {
 /// [`run`].
 enum Transport {
     Outbox(PathBuf),
+    #[cfg(feature = "smtp")]
+    Smtp(String),
 }
 
 struct Invocation {
@@ -172,12 +177,22 @@ enum Code {
 }
 
 /// Options that take a value.
-const VALUE_OPTIONS: &[&str] =
-    &["--db", "--outbox", "--email", "--role", "--code", "--backup-code", "--device", "--by", "--verified-by"];
+const VALUE_OPTIONS: &[&str] = &[
+    "--db",
+    "--outbox",
+    "--smtp",
+    "--email",
+    "--role",
+    "--code",
+    "--backup-code",
+    "--device",
+    "--by",
+    "--verified-by",
+];
 /// Options without a value.
 const SWITCHES: &[&str] = &["--remember", "--help"];
 /// Options every command accepts.
-const GLOBAL_OPTIONS: &[&str] = &["--db", "--outbox", "--help"];
+const GLOBAL_OPTIONS: &[&str] = &["--db", "--outbox", "--smtp", "--help"];
 
 /// The command line, split into positional arguments and options.
 struct Parsed {
@@ -244,7 +259,16 @@ impl Parsed {
 fn parse(args: impl Iterator<Item = String>, now: Option<String>) -> Result<Invocation, Fail> {
     let p = Parsed::new(args)?;
     let db = PathBuf::from(p.option("--db").unwrap_or("twofactor-cli.db"));
-    let transport = Transport::Outbox(PathBuf::from(p.option("--outbox").unwrap_or("outbox")));
+    let transport = match (p.option("--smtp"), p.option("--outbox")) {
+        (Some(_), Some(_)) => return Err(Fail::usage("give --outbox or --smtp, not both")),
+        #[cfg(feature = "smtp")]
+        (Some(url), None) => Transport::Smtp(url.to_owned()),
+        #[cfg(not(feature = "smtp"))]
+        (Some(_), None) => {
+            return Err(Fail::usage("--smtp needs the smtp feature: cargo run --features smtp --example cli"));
+        }
+        (None, outbox) => Transport::Outbox(PathBuf::from(outbox.unwrap_or("outbox"))),
+    };
     let clock: Arc<dyn Clock> = match now {
         Some(secs) => {
             let secs = secs.parse().map_err(|_| Fail::usage("TWOFACTOR_CLI_NOW must be Unix seconds"))?;
@@ -324,6 +348,13 @@ async fn run(inv: Invocation) -> Result<(), Fail> {
     // The mailer: one arm per transport.
     match inv.transport {
         Transport::Outbox(dir) => execute(store, FileOutbox::new(dir).map_err(mail_fault)?, work).await,
+        #[cfg(feature = "smtp")]
+        Transport::Smtp(url) => {
+            let from = std::env::var("TWOFACTOR_CLI_FROM").unwrap_or_else(|_| "twofactor <no-reply@localhost>".into());
+            let mailer =
+                twofactor::mail::SmtpMailer::from_url(&url, &from).map_err(|e| Fail::usage(format!("--smtp: {e}")))?;
+            execute(store, mailer, work).await
+        }
     }
 }
 

@@ -378,3 +378,40 @@ fn concurrent_first_use_creates_one_schema_and_one_key() {
         .collect();
     assert!(leftovers.is_empty(), "temporary key files left: {leftovers:?}");
 }
+
+#[cfg(feature = "smtp")]
+#[path = "maildir/mod.rs"]
+mod maildir;
+
+#[cfg(feature = "smtp")]
+#[test]
+fn smtp_sends_the_backup_code_through_a_real_server() {
+    let (url, dir) = maildir::sink();
+    let sh = Shell::new();
+    let name = format!("cli-smtp-{}", std::process::id());
+    let email = format!("{name}@example.test");
+    let pw = format!("{ALICE_PW}\n");
+    let smtp = |args: &[&str]| -> Vec<String> {
+        ["--smtp", url.as_str()].iter().chain(args).map(|a| (*a).to_owned()).collect()
+    };
+    sh.run(&smtp(&["add-user", &name, "--email", &email]), &pw, T0).ok();
+    let out = sh.run(&smtp(&["enroll", &name]), "", T0).ok();
+    let uri = out.stdout.lines().find(|l| l.starts_with("otpauth://")).expect("a URI line");
+    let uri = parse_otpauth_uri(uri).expect("valid URI");
+    sh.run(&smtp(&["confirm", &name, &totp(&uri, T0)]), "", T0).ok();
+    assert!(!sh.dir.path().join("outbox").exists(), "nothing went to the file outbox");
+    let mails = maildir::mails_to(&dir, &email);
+    assert_eq!(mails.len(), 1, "the setup mail arrived at the SMTP server");
+    let code = mails[0].codes().pop().expect("a backup code in the mail");
+    sh.run(&smtp(&["login", &name, "--backup-code", &code]), &pw, T0 + 30).ok();
+    assert_eq!(maildir::mails_to(&dir, &email).len(), 2, "the rotated code was mailed too");
+    sh.run(&["--smtp", url.as_str(), "--outbox", "x", "enroll", &name], "", T0).usage_error();
+}
+
+#[cfg(not(feature = "smtp"))]
+#[test]
+fn smtp_without_the_feature_is_a_usage_error() {
+    let sh = Shell::new();
+    let out = sh.run(&["--smtp", "smtp://127.0.0.1:25", "enroll", "x"], "", T0).usage_error();
+    assert!(out.stderr.contains("--features smtp"), "{}", out.stderr);
+}
