@@ -179,7 +179,7 @@ impl Default for Policy {
 impl Policy {
     /// Starts from [`Policy::default`].
     pub fn builder() -> PolicyBuilder {
-        PolicyBuilder { policy: Policy::default(), danger_fast: false, danger_wide: false }
+        PolicyBuilder { policy: Policy::default(), danger_fast: false, danger_wide: false, danger_throttle: false }
     }
 
     /// NIST SP 800-63B-4 AAL2: 2FA required for every account; an emailed backup code
@@ -260,6 +260,7 @@ pub struct PolicyBuilder {
     policy: Policy,
     danger_fast: bool,
     danger_wide: bool,
+    danger_throttle: bool,
 }
 
 impl PolicyBuilder {
@@ -332,9 +333,19 @@ impl PolicyBuilder {
         self
     }
 
-    /// The shared failure budget (`disable_after` at most 100).
+    /// The shared failure budget (`free_failures` at most 10, `disable_after` at most
+    /// 100).
     pub fn throttle(mut self, t: ThrottlePolicy) -> Self {
         self.policy.throttle = t;
+        self
+    }
+
+    /// **Weakens security**: a budget with more than 10 free failures before
+    /// throttling starts (up to `disable_after`). Test suites that race many requests
+    /// on one account use it so throttling does not pre-empt the race.
+    pub fn danger_relaxed_throttle(mut self, t: ThrottlePolicy) -> Self {
+        self.policy.throttle = t;
+        self.danger_throttle = true;
         self
     }
 
@@ -399,6 +410,9 @@ impl PolicyBuilder {
             return bad("max_code_attempts", "must be 1 to 10");
         }
         let t = p.throttle;
+        if t.free_failures > 10 && !self.danger_throttle {
+            return bad("throttle", "more than 10 free failures needs danger_relaxed_throttle");
+        }
         if t.free_failures == 0 || t.disable_after > 100 || t.disable_after < t.free_failures {
             return bad("throttle", "need 1 <= free_failures <= disable_after <= 100");
         }

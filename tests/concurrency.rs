@@ -15,7 +15,7 @@ const ROUNDS: usize = 100;
 /// pre-empts the race (a success resets the count every round).
 fn race_policy() -> Policy {
     fast_policy()
-        .throttle(ThrottlePolicy { free_failures: 100, disable_after: 100, ..ThrottlePolicy::default() })
+        .danger_relaxed_throttle(ThrottlePolicy { free_failures: 100, disable_after: 100, ..ThrottlePolicy::default() })
         .build()
         .unwrap()
 }

@@ -78,7 +78,7 @@ const MAX_ATTEMPTS: u32 = 10;
 fn policy() -> Policy {
     fast_policy()
         .max_code_attempts(MAX_ATTEMPTS)
-        .throttle(ThrottlePolicy { free_failures: 100, disable_after: 100, ..ThrottlePolicy::default() })
+        .danger_relaxed_throttle(ThrottlePolicy { free_failures: 100, disable_after: 100, ..ThrottlePolicy::default() })
         .build()
         .unwrap()
 }

@@ -35,7 +35,7 @@ struct Cluster<S> {
 fn policy() -> Policy {
     Policy::builder()
         .danger_fast_hashing()
-        .throttle(ThrottlePolicy { free_failures: 100, disable_after: 100, ..ThrottlePolicy::default() })
+        .danger_relaxed_throttle(ThrottlePolicy { free_failures: 100, disable_after: 100, ..ThrottlePolicy::default() })
         .pending_lifetime(Duration::from_secs(30))
         .build()
         .expect("policy")

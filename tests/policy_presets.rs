@@ -86,6 +86,8 @@ fn the_builder_rejects_out_of_bounds_values() {
     rejected(b().max_code_attempts(11), "max_code_attempts");
     let t = ThrottlePolicy::default();
     rejected(b().throttle(ThrottlePolicy { disable_after: 101, ..t }), "throttle");
+    rejected(b().throttle(ThrottlePolicy { free_failures: 11, ..t }), "throttle");
+    assert!(b().danger_relaxed_throttle(ThrottlePolicy { free_failures: 11, ..t }).build().is_ok());
     rejected(b().throttle(ThrottlePolicy { free_failures: 0, ..t }), "throttle");
     rejected(b().throttle(ThrottlePolicy { free_failures: 10, disable_after: 9, ..t }), "throttle");
     rejected(b().throttle(ThrottlePolicy { base_delay: Duration::ZERO, ..t }), "throttle");

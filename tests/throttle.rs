@@ -206,7 +206,7 @@ async fn a_right_password_alone_does_not_reset_the_count_when_a_code_is_due() {
 #[tokio::test]
 async fn a_pending_login_allows_at_most_n_code_attempts() {
     let throttle = ThrottlePolicy { free_failures: 20, ..ThrottlePolicy::default() };
-    let f = fixture_with(fast_policy().max_code_attempts(3).throttle(throttle).build().unwrap());
+    let f = fixture_with(fast_policy().max_code_attempts(3).danger_relaxed_throttle(throttle).build().unwrap());
     let (id, secret) = f.enrolled("attempts").await;
     let pending = f.pending("attempts").await;
     let mut outcomes = vec![];
@@ -343,7 +343,7 @@ async fn brute_force_10000_guesses_over_simulated_days_stay_within_the_bound() {
 async fn throttle_counting_stays_exact_when_32_tasks_fail_at_once() {
     // A budget large enough that throttling never pre-empts an evaluation here.
     let throttle = ThrottlePolicy { free_failures: 40, ..ThrottlePolicy::default() };
-    let f = Arc::new(fixture_with(fast_policy().throttle(throttle).build().unwrap()));
+    let f = Arc::new(fixture_with(fast_policy().danger_relaxed_throttle(throttle).build().unwrap()));
     let (id, secret) = f.enrolled("racer").await;
     let mut pendings = vec![];
     for _ in 0..32 {
