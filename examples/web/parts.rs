@@ -1,0 +1,72 @@
+//! The demo's store, mailer and hashing offload: the one place to switch parts.
+
+use std::error::Error;
+use std::path::Path;
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
+use twofactor::offload::{Job, JobFuture, Offload};
+use twofactor::{Engine, MemoryMailer, MemoryStore};
+
+/// The store the demo runs on.
+pub type DemoStore = MemoryStore;
+/// The mailer the demo sends through.
+pub type DemoMailer = MemoryMailer;
+/// The engine over them.
+pub type DemoEngine = Engine<DemoStore, DemoMailer>;
+
+/// Opens the store and the mailer under `data_dir`, and the mailbox view of what was sent.
+pub async fn open(_data_dir: &Path) -> Result<(DemoStore, DemoMailer, Mailbox), Box<dyn Error>> {
+    let mailer = MemoryMailer::new();
+    Ok((MemoryStore::new(), mailer.clone(), Mailbox(mailer)))
+}
+
+/// Runs hashing on tokio's blocking pool, a bounded number at a time.
+pub fn offload() -> impl Offload {
+    let n = std::thread::available_parallelism().map_or(2, |n| n.get());
+    SpawnBlocking(Arc::new(Semaphore::new(n)))
+}
+
+struct SpawnBlocking(Arc<Semaphore>);
+
+impl Offload for SpawnBlocking {
+    fn run(&self, job: Job) -> JobFuture {
+        let permits = Arc::clone(&self.0);
+        Box::pin(async move {
+            let _permit = permits.acquire_owned().await;
+            let _ = tokio::task::spawn_blocking(job).await;
+        })
+    }
+}
+
+/// One mail as the demo mailbox shows it.
+pub struct MailView {
+    /// Recipient address.
+    pub to: String,
+    /// Subject line.
+    pub subject: String,
+    /// Plain-text body.
+    pub body: String,
+}
+
+/// Read access to the mails sent.
+#[derive(Clone)]
+pub struct Mailbox(MemoryMailer);
+
+impl Mailbox {
+    /// Every mail sent, newest first.
+    pub fn newest_first(&self) -> Vec<MailView> {
+        let mut mails: Vec<MailView> = self
+            .0
+            .outbox()
+            .into_iter()
+            .map(|m| MailView {
+                to: m.message.recipient().email.clone(),
+                subject: m.rendered.subject,
+                body: m.rendered.text,
+            })
+            .collect();
+        mails.reverse();
+        mails
+    }
+}
