@@ -98,7 +98,10 @@ fn derive(material: &[u8; 32], label: &[u8]) -> [u8; 32] {
 /// ```
 #[derive(Debug, Clone)]
 pub struct KeyRing {
-    keys: Vec<AppKey>,
+    /// Seals and signs.
+    newest: AppKey,
+    /// Only open and verify.
+    older: Vec<AppKey>,
 }
 
 impl KeyRing {
@@ -106,16 +109,14 @@ impl KeyRing {
     ///
     /// # Errors
     /// [`InputError`] when the list is empty or two keys share an id.
-    pub fn new(keys: Vec<AppKey>) -> Result<KeyRing, InputError> {
-        if keys.is_empty() {
-            return Err(InputError::malformed("keys", "at least one key is needed"));
-        }
+    pub fn new(mut keys: Vec<AppKey>) -> Result<KeyRing, InputError> {
         for (i, k) in keys.iter().enumerate() {
             if keys.iter().skip(i + 1).any(|o| o.id == k.id) {
                 return Err(InputError::malformed("keys", "key ids must be unique"));
             }
         }
-        Ok(KeyRing { keys })
+        let newest = keys.pop().ok_or(InputError::malformed("keys", "at least one key is needed"))?;
+        Ok(KeyRing { newest, older: keys })
     }
 
     /// A ring with one fresh random key (tests and demos).
@@ -123,20 +124,20 @@ impl KeyRing {
     /// # Errors
     /// [`Error::Random`] if the OS generator fails.
     pub fn ephemeral() -> Result<KeyRing, Error> {
-        Ok(KeyRing { keys: vec![AppKey::generate(1)?] })
+        Ok(KeyRing { newest: AppKey::generate(1)?, older: Vec::new() })
     }
 
     /// The key that seals and signs.
     pub fn current(&self) -> &AppKey {
-        // `new` guarantees at least one key; fall back to the first for safety.
-        match self.keys.last() {
-            Some(k) => k,
-            None => &self.keys[0],
-        }
+        &self.newest
+    }
+
+    fn all(&self) -> impl Iterator<Item = &AppKey> {
+        std::iter::once(&self.newest).chain(self.older.iter())
     }
 
     fn by_id(&self, id: u32) -> Option<&AppKey> {
-        self.keys.iter().find(|k| k.id == id)
+        self.all().find(|k| k.id == id)
     }
 
     /// Seals a TOTP secret for `account` under the current key.
@@ -188,7 +189,7 @@ impl KeyRing {
     /// Whether `tag` is the HMAC of `parts` under any key (constant-time per key).
     pub(crate) fn verify(&self, parts: &[&[u8]], tag: &[u8]) -> bool {
         let mut ok = subtle::Choice::from(0);
-        for key in &self.keys {
+        for key in self.all() {
             ok |= mac_with(&key.mac, parts).ct_eq(tag);
         }
         ok.into()

@@ -369,6 +369,9 @@ impl PolicyBuilder {
         if p.backup.count == 0 || p.backup.count > 16 {
             return bad("backup_code_count", "must be 1 to 16");
         }
+        if p.window.back > Window::MAX || p.window.ahead > Window::MAX {
+            return bad("window", "at most Window::MAX steps either way");
+        }
         if !self.danger_wide && (p.window.back > 1 || p.window.ahead > 1) {
             return bad("window", "more than one step needs danger_wide_window");
         }

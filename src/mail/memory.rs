@@ -24,16 +24,34 @@ struct Inner {
 ///
 /// It can be told to fail the next sends ([`fail_next`](Self::fail_next)) to test
 /// delivery failures.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone)]
 pub struct MemoryMailer {
     inner: Arc<Mutex<Inner>>,
-    renderer: DefaultRenderer,
+    renderer: Arc<dyn Renderer>,
+}
+
+impl Default for MemoryMailer {
+    fn default() -> Self {
+        MemoryMailer { inner: Arc::default(), renderer: Arc::new(DefaultRenderer::default()) }
+    }
+}
+
+impl std::fmt::Debug for MemoryMailer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryMailer").field("messages", &self.lock().outbox.len()).finish_non_exhaustive()
+    }
 }
 
 impl MemoryMailer {
-    /// An empty outbox.
+    /// An empty outbox rendering with the default templates.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty outbox rendering with `renderer` (e.g. a [`DefaultRenderer`] naming
+    /// the product).
+    pub fn with_renderer(renderer: impl Renderer + 'static) -> Self {
+        MemoryMailer { inner: Arc::default(), renderer: Arc::new(renderer) }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {

@@ -43,7 +43,7 @@ pub fn fixture_with(policy: Policy) -> Fixture {
 }
 
 pub fn email(name: &str) -> String {
-    format!("{name}@example.test")
+    format!("{}@example.test", name.replace([' ', ':'], "_"))
 }
 
 impl Fixture {

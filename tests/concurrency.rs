@@ -1,0 +1,78 @@
+//! Races on one account: of 32 tasks submitting the same backup code (or the same TOTP
+//! code) at once, exactly one logs in — in each of 100 rounds.
+
+mod common;
+use common::*;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Barrier;
+use twofactor::{Engine, LoginOutcome, ManualClock, MemoryMailer, MemoryStore, Policy, SecondFactor, ThrottlePolicy};
+
+const TASKS: usize = 32;
+const ROUNDS: usize = 100;
+
+/// Race losers count as failures; the budget is wide enough that throttling never
+/// pre-empts the race (a success resets the count every round).
+fn race_policy() -> Policy {
+    fast_policy()
+        .throttle(ThrottlePolicy { free_failures: 100, disable_after: 100, ..ThrottlePolicy::default() })
+        .build()
+        .unwrap()
+}
+
+async fn race(
+    engine: &Arc<Engine<MemoryStore, MemoryMailer, ManualClock>>,
+    factor: impl Fn() -> (bool, String),
+) -> usize {
+    let barrier = Arc::new(Barrier::new(TASKS));
+    let mut handles = Vec::with_capacity(TASKS);
+    for _ in 0..TASKS {
+        let engine = Arc::clone(engine);
+        let barrier = Arc::clone(&barrier);
+        let (backup, code) = factor();
+        handles.push(tokio::spawn(async move {
+            let LoginOutcome::SecondFactorRequired(p) = engine.begin_login("alice", PASSWORD, None).await.unwrap()
+            else {
+                panic!("expected a pending login")
+            };
+            barrier.wait().await;
+            let factor = if backup { SecondFactor::BackupCode(&code) } else { SecondFactor::Totp(&code) };
+            is_authenticated(&engine.finish_login(p.token(), factor, None).await.unwrap())
+        }));
+    }
+    let mut winners = 0;
+    for h in handles {
+        winners += usize::from(h.await.unwrap());
+    }
+    winners
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn exactly_one_of_32_tasks_wins_one_backup_code_in_each_of_100_rounds() {
+    let f = fixture_with(race_policy());
+    f.enrolled("alice").await;
+    let Fixture { engine, mailer, clock, .. } = f;
+    let engine = Arc::new(engine);
+    for round in 0..ROUNDS {
+        let code = mailer.last_code_for(&email("alice")).unwrap();
+        let winners = race(&engine, || (true, code.clone())).await;
+        assert_eq!(winners, 1, "round {round}");
+        clock.advance(Duration::from_secs(1));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn exactly_one_of_32_tasks_wins_one_totp_code_in_each_of_100_rounds() {
+    let f = fixture_with(race_policy());
+    let (_, secret) = f.enrolled("alice").await;
+    let clock = f.clock.clone();
+    let Fixture { engine, .. } = f;
+    let engine = Arc::new(engine);
+    for round in 0..ROUNDS {
+        let now = twofactor::Clock::now(&clock).0;
+        let code = twofactor::totp::generate(&secret, &twofactor::TotpParams::default(), now).expose().to_owned();
+        let winners = race(&engine, || (false, code.clone())).await;
+        assert_eq!(winners, 1, "round {round}");
+        clock.advance(Duration::from_secs(30));
+    }
+}

@@ -1,0 +1,196 @@
+//! The two-step login: outcomes of the password step, TOTP codes with their window and
+//! replay protection, and the pending login (expiring, single-use, bound to the account).
+
+mod common;
+use common::*;
+use std::time::Duration;
+use twofactor::{AuthMethod, Error, LoginOutcome, Policy, Role, SecondFactor, SecondFactorOutcome, TotpParams};
+
+fn code_at(secret: &[u8], unix: u64) -> String {
+    twofactor::totp::generate(secret, &TotpParams::default(), unix).expose().to_owned()
+}
+
+fn now(f: &Fixture) -> u64 {
+    twofactor::Clock::now(&f.clock).0
+}
+
+#[tokio::test]
+async fn password_only_account_is_authenticated_by_the_password() {
+    let f = fixture();
+    f.user("alice", Role::User).await;
+    match f.engine.begin_login("alice", PASSWORD, None).await.unwrap() {
+        LoginOutcome::Authenticated(a) => assert_eq!((a.username.as_str(), a.method), ("alice", AuthMethod::Password)),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn policy_requiring_2fa_answers_enrollment_required() {
+    let f = fixture_with(fast_policy().require_two_factor(true).build().unwrap());
+    let id = f.user("alice", Role::User).await;
+    match f.engine.begin_login("alice", PASSWORD, None).await.unwrap() {
+        LoginOutcome::EnrollmentRequired(a) => assert_eq!(a.account, id),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(f.engine.begin_login("alice", "wrong one!", None).await.unwrap(), LoginOutcome::Denied));
+}
+
+#[tokio::test]
+async fn unknown_user_wrong_password_and_throttled_account_look_the_same() {
+    let f = fixture();
+    f.user("alice", Role::User).await;
+    let unknown = f.engine.begin_login("nobody", PASSWORD, None).await.unwrap();
+    let wrong = f.engine.begin_login("alice", "not the password", None).await.unwrap();
+    for _ in 0..5 {
+        f.engine.begin_login("alice", "not the password", None).await.unwrap();
+    }
+    let throttled = f.engine.begin_login("alice", PASSWORD, None).await.unwrap();
+    for o in [&unknown, &wrong, &throttled] {
+        assert!(matches!(o, LoginOutcome::Denied), "{o:?}");
+    }
+    assert_eq!(format!("{unknown:?}"), format!("{throttled:?}"));
+}
+
+#[tokio::test]
+async fn a_2fa_account_needs_a_code_and_a_right_code_logs_in() {
+    let f = fixture();
+    let (id, secret) = f.enrolled("alice").await;
+    match f.totp_login("alice", &secret).await {
+        SecondFactorOutcome::Authenticated(a) => {
+            assert_eq!((a.account, a.method), (id, AuthMethod::PasswordAndTotp));
+            assert!(a.backup_code_delivery.is_none());
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_wrong_code_is_denied_with_attempts_left() {
+    let f = fixture();
+    let (_, secret) = f.enrolled("alice").await;
+    let pending = f.pending("alice").await;
+    let right = f.code(&secret);
+    let wrong = format!("{:06}", (right.parse::<u32>().unwrap() + 1) % 1_000_000);
+    let out = f.engine.finish_login(&pending, SecondFactor::Totp(&wrong), None).await.unwrap();
+    assert!(matches!(out, SecondFactorOutcome::Denied { attempts_left: 4 }), "{out:?}");
+    let out = f.engine.finish_login(&pending, SecondFactor::Totp(&right), None).await.unwrap();
+    assert!(is_authenticated(&out), "the same pending login still works: {out:?}");
+}
+
+#[tokio::test]
+async fn the_previous_step_is_accepted_and_older_or_future_ones_are_not() {
+    let f = fixture();
+    let (_, secret) = f.enrolled("alice").await;
+    f.clock.advance(Duration::from_secs(60)); // keep the confirmation step out of the window
+    let t = now(&f);
+    for (offset, ok) in [(-60i64, false), (30, false), (-30, true)] {
+        let pending = f.pending("alice").await;
+        let code = code_at(&secret, (t as i64 + offset) as u64);
+        let out = f.engine.finish_login(&pending, SecondFactor::Totp(&code), None).await.unwrap();
+        assert_eq!(is_authenticated(&out), ok, "offset {offset}: {out:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_step_accepted_once_is_never_accepted_again() {
+    let f = fixture();
+    let (_, secret) = f.enrolled("alice").await;
+    let code = f.code(&secret);
+    let p1 = f.pending("alice").await;
+    assert!(is_authenticated(&f.engine.finish_login(&p1, SecondFactor::Totp(&code), None).await.unwrap()));
+    let p2 = f.pending("alice").await;
+    let out = f.engine.finish_login(&p2, SecondFactor::Totp(&code), None).await.unwrap();
+    assert!(matches!(out, SecondFactorOutcome::Denied { .. }), "{out:?}");
+    // Nor the step before it, once a newer one was used.
+    let older = code_at(&secret, now(&f) - 30);
+    let out = f.engine.finish_login(&p2, SecondFactor::Totp(&older), None).await.unwrap();
+    assert!(matches!(out, SecondFactorOutcome::Denied { .. }), "{out:?}");
+    f.clock.advance(Duration::from_secs(30));
+    assert!(is_authenticated(&f.totp_login("alice", &secret).await));
+}
+
+#[tokio::test]
+async fn codes_are_canonicalised_digits() {
+    let f = fixture();
+    let (_, secret) = f.enrolled("alice").await;
+    let code = f.code(&secret);
+    let spaced = format!(" {} {} ", &code[..3], &code[3..]);
+    let pending = f.pending("alice").await;
+    assert!(is_authenticated(&f.engine.finish_login(&pending, SecondFactor::Totp(&spaced), None).await.unwrap()));
+    let pending = f.pending("alice").await;
+    let r = f.engine.finish_login(&pending, SecondFactor::Totp("12345x"), None).await;
+    assert!(matches!(r, Err(Error::InvalidInput(_))), "{r:?}");
+}
+
+#[tokio::test]
+async fn a_pending_login_expires_after_five_minutes() {
+    let f = fixture();
+    let (_, secret) = f.enrolled("alice").await;
+    let pending = f.pending("alice").await;
+    f.clock.advance(Duration::from_secs(301));
+    let code = f.code(&secret);
+    let out = f.engine.finish_login(&pending, SecondFactor::Totp(&code), None).await.unwrap();
+    assert!(matches!(out, SecondFactorOutcome::Expired), "{out:?}");
+    // Still just under the limit works.
+    let pending = f.pending("alice").await;
+    f.clock.advance(Duration::from_secs(299));
+    let code = f.code(&secret);
+    assert!(is_authenticated(&f.engine.finish_login(&pending, SecondFactor::Totp(&code), None).await.unwrap()));
+}
+
+#[tokio::test]
+async fn a_pending_login_is_single_use() {
+    let f = fixture();
+    let (_, secret) = f.enrolled("alice").await;
+    let pending = f.pending("alice").await;
+    let code = f.code(&secret);
+    assert!(is_authenticated(&f.engine.finish_login(&pending, SecondFactor::Totp(&code), None).await.unwrap()));
+    f.clock.advance(Duration::from_secs(30));
+    let code = f.code(&secret);
+    let out = f.engine.finish_login(&pending, SecondFactor::Totp(&code), None).await.unwrap();
+    assert!(matches!(out, SecondFactorOutcome::Expired), "{out:?}");
+}
+
+#[tokio::test]
+async fn a_pending_login_is_bound_to_its_account_and_carries_no_password() {
+    let f = fixture();
+    let (_, alice_secret) = f.enrolled("alice").await;
+    let (_, bob_secret) = f.enrolled("bob").await;
+    let alice_pending = f.pending("alice").await;
+    let raw = data_encoding::BASE64URL_NOPAD.decode(alice_pending.trim_start_matches("pl1.").as_bytes()).unwrap();
+    assert!(!raw.windows(PASSWORD.len()).any(|w| w == PASSWORD.as_bytes()));
+    assert!(!alice_pending.contains("alice"));
+    // Bob's code does not complete Alice's login.
+    let bob_code = f.code(&bob_secret);
+    let out = f.engine.finish_login(&alice_pending, SecondFactor::Totp(&bob_code), None).await.unwrap();
+    assert!(!is_authenticated(&out) || bob_code == f.code(&alice_secret), "{out:?}");
+    // Changing any byte of the token (here: the account id) kills it.
+    let mut forged = raw.clone();
+    forged[7] ^= 1;
+    let forged = format!("pl1.{}", data_encoding::BASE64URL_NOPAD.encode(&forged));
+    let out = f.engine.finish_login(&forged, SecondFactor::Totp(&f.code(&alice_secret)), None).await.unwrap();
+    assert!(matches!(out, SecondFactorOutcome::Expired), "{out:?}");
+    let garbage = f.engine.finish_login("pl1.!!!", SecondFactor::Totp("123456"), None).await;
+    assert!(matches!(garbage, Err(Error::InvalidInput(_))));
+}
+
+#[tokio::test]
+async fn a_pending_login_from_another_engine_key_is_rejected() {
+    let f = fixture();
+    let (_, secret) = f.enrolled("alice").await;
+    let other = twofactor::Engine::builder(f.store.clone(), f.mailer.clone(), twofactor::KeyRing::ephemeral().unwrap())
+        .clock(f.clock.clone())
+        .policy(fast_policy().build().unwrap())
+        .build()
+        .unwrap();
+    let LoginOutcome::SecondFactorRequired(p) = other.begin_login("alice", PASSWORD, None).await.unwrap() else {
+        panic!("expected a pending login")
+    };
+    let out = f.engine.finish_login(p.token(), SecondFactor::Totp(&f.code(&secret)), None).await.unwrap();
+    assert!(matches!(out, SecondFactorOutcome::Expired), "{out:?}");
+}
+
+#[test]
+fn nist_preset_requires_2fa() {
+    assert!(Policy::nist_aal2().requires_two_factor());
+}

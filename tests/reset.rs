@@ -1,0 +1,128 @@
+//! Administrator reset: the role rules, what a reset removes, the record of who did it
+//! and how, and the notice mail.
+
+mod common;
+use common::*;
+use twofactor::{
+    Delivery, Error, LoginOutcome, ResetOutcome, Role, SecondFactor, SecondFactorOutcome, TwoFactor, UserStore,
+};
+
+#[tokio::test]
+async fn the_role_rules() {
+    let f = fixture();
+    let user = f.user("user", Role::User).await;
+    let user2 = f.user("user2", Role::User).await;
+    let admin = f.user("admin", Role::Admin).await;
+    let admin2 = f.user("admin2", Role::Admin).await;
+    let support = f.user("support", Role::Support).await;
+    let support2 = f.user("support2", Role::Support).await;
+    let cases = [
+        (admin, user, true),
+        (support, admin, true),
+        (support, user, true),
+        (admin, admin2, false),
+        (admin, admin, false),
+        (admin, support, false),
+        (user, user2, false),
+        (user, admin, false),
+        (user, user, false),
+        (support, support2, false),
+    ];
+    for (actor, target, allowed) in cases {
+        let out = f.engine.reset(actor, target, "checked a photo ID").await.unwrap();
+        assert_eq!(matches!(out, ResetOutcome::Reset { .. }), allowed, "{actor:?} -> {target:?}: {out:?}");
+        if !allowed {
+            assert_eq!(out, ResetOutcome::NotAllowed);
+        }
+    }
+    assert!(f.events.names().contains(&"two_factor.reset_denied"));
+}
+
+#[tokio::test]
+async fn reset_removes_everything_and_old_factors_stop_working() {
+    let f = fixture();
+    let (alice, secret) = f.enrolled("alice").await;
+    let bob = f.user("bob", Role::Admin).await;
+    let old_code = f.backup_code("alice");
+    let pending = f.pending("alice").await;
+    // A remembered location, too.
+    let p2 = f.pending("alice").await;
+    let SecondFactorOutcome::Authenticated(auth) =
+        f.engine.finish_login(&p2, SecondFactor::Totp(&f.code(&secret)), Some("laptop")).await.unwrap()
+    else {
+        panic!("login")
+    };
+    let remember = auth.remembered.unwrap();
+    f.clock.advance(std::time::Duration::from_secs(30));
+
+    let out = f.engine.reset(bob, alice, "called her back on the number on file").await.unwrap();
+    assert_eq!(out, ResetOutcome::Reset { notice_delivery: Delivery::Sent });
+
+    let rec = f.store.find_by_id(alice).await.unwrap().unwrap().record;
+    assert_eq!(rec.two_factor, TwoFactor::Disabled);
+    assert!(rec.locations.is_empty() && rec.pending.is_empty());
+    let reset = rec.last_reset.unwrap();
+    assert_eq!((reset.by, reset.by_username.as_str(), reset.by_role), (bob, "bob", Role::Admin));
+    assert_eq!(reset.identity_check, "called her back on the number on file");
+
+    // The pending login from before the reset is dead, with any code.
+    let code = f.code(&secret);
+    let out = f.engine.finish_login(&pending, SecondFactor::Totp(&code), None).await.unwrap();
+    assert!(matches!(out, SecondFactorOutcome::Expired), "{out:?}");
+    let out = f.engine.finish_login(&pending, SecondFactor::BackupCode(&old_code), None).await.unwrap();
+    assert!(matches!(out, SecondFactorOutcome::Expired), "{out:?}");
+    // The password alone logs in now; no code is asked for or accepted.
+    match f.engine.begin_login("alice", PASSWORD, Some(remember.token())).await.unwrap() {
+        LoginOutcome::Authenticated(a) => assert_eq!(a.method, twofactor::AuthMethod::Password),
+        other => panic!("{other:?}"),
+    }
+    // Setting up again issues a new secret; the old secret's codes do not confirm it.
+    let started = f.engine.start_enrollment(alice).await.unwrap();
+    let new_secret = data_encoding::BASE32_NOPAD.decode(started.secret_base32.expose().as_bytes()).unwrap();
+    assert_ne!(new_secret, secret);
+    let old_secret_code = f.code(&secret);
+    if old_secret_code != f.code(&new_secret) {
+        let r = f.engine.confirm_enrollment(alice, &old_secret_code).await.unwrap();
+        assert!(matches!(r, twofactor::ConfirmOutcome::WrongCode));
+    }
+}
+
+#[tokio::test]
+async fn reset_mails_the_user_who_did_it() {
+    let f = fixture();
+    let (alice, _) = f.enrolled("alice").await;
+    let bob = f.user("bob", Role::Admin).await;
+    f.engine.reset(bob, alice, "in person").await.unwrap();
+    let mail = f.mailer.outbox().last().unwrap().clone();
+    assert_eq!(mail.message.kind(), "reset");
+    assert_eq!(mail.message.recipient().email, email("alice"));
+    assert!(mail.rendered.text.contains("bob"), "{}", mail.rendered.text);
+    assert!(f.events.names().contains(&"two_factor.reset"));
+}
+
+#[tokio::test]
+async fn support_resets_an_administrator() {
+    let f = fixture();
+    let (admin, _) = f.enrolled("admin").await;
+    // Make the enrolled account an admin through a second account pair.
+    let support = f.user("support", Role::Support).await;
+    let peer = f.user("peer", Role::Admin).await;
+    let mut rec = f.store.find_by_id(admin).await.unwrap().unwrap();
+    rec.record.role = Role::Admin;
+    assert!(matches!(
+        f.store.compare_and_swap(rec.version, &rec.record).await.unwrap(),
+        twofactor::Swap::Swapped { .. }
+    ));
+    assert_eq!(f.engine.reset(peer, admin, "peer says so").await.unwrap(), ResetOutcome::NotAllowed);
+    assert!(matches!(f.engine.reset(support, admin, "vendor verified").await.unwrap(), ResetOutcome::Reset { .. }));
+}
+
+#[tokio::test]
+async fn the_identity_check_is_required_and_bounded() {
+    let f = fixture();
+    let alice = f.user("alice", Role::User).await;
+    let bob = f.user("bob", Role::Admin).await;
+    assert!(matches!(f.engine.reset(bob, alice, "   ").await, Err(Error::InvalidInput(_))));
+    assert!(matches!(f.engine.reset(bob, alice, &"x".repeat(501)).await, Err(Error::InvalidInput(_))));
+    assert!(matches!(f.engine.reset(bob, twofactor::AccountId(12345), "x").await, Err(Error::NoSuchAccount)));
+}
