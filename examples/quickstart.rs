@@ -26,12 +26,14 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let mailer = MemoryMailer::with_renderer(DefaultRenderer::new("Paligo", "support@paligo.example"));
     let clock = ManualClock::new(SystemClock.now());
     let policy = Policy::builder().issuer("Paligo").build()?;
-    let engine = Engine::builder(store, mailer.clone(), KeyRing::ephemeral()?).clock(clock.clone()).policy(policy).build()?;
+    let engine =
+        Engine::builder(store, mailer.clone(), KeyRing::ephemeral()?).clock(clock.clone()).policy(policy).build()?;
 
     step("1. Create alice (user) and bob (admin)");
     let password = "correct horse battery staple";
     let alice = engine.create_account(NewAccount::new("alice", "alice@example.test", Role::User, password)).await?;
-    let bob = engine.create_account(NewAccount::new("bob", "bob@example.test", Role::Admin, "bob's long passphrase")).await?;
+    let bob =
+        engine.create_account(NewAccount::new("bob", "bob@example.test", Role::Admin, "bob's long passphrase")).await?;
     println!("created alice ({alice}) and bob ({bob})");
 
     step("2. Enroll alice");
@@ -43,7 +45,9 @@ async fn main() -> Result<(), Box<dyn Error>> {
     step("3. Confirm with a code from the phone");
     let code = phone(&clock);
     match engine.confirm_enrollment(alice, code.expose()).await? {
-        ConfirmOutcome::Confirmed { backup_code_delivery } => println!("2FA is on; backup code mail: {backup_code_delivery}"),
+        ConfirmOutcome::Confirmed { backup_code_delivery } => {
+            println!("2FA is on; backup code mail: {backup_code_delivery}")
+        }
         other => return Err(format!("unexpected: {other:?}").into()),
     }
     show_last_mail(&mailer);

@@ -7,14 +7,11 @@ use serde::Deserialize;
 use twofactor::{Delivery, Error};
 
 use crate::app::{Result, Shared, check_csrf, signed_in, take_notice};
-use crate::html::{csrf_field, esc};
+use crate::html::{csrf_field, esc, when};
 
 /// The account page.
 pub async fn show(State(app): State<Shared>, headers: HeaderMap) -> Result {
-    let (user, mut ctx) = match signed_in(&app, app.sessions.open(&headers)) {
-        Ok(v) => v,
-        Err(redirect) => return Ok(redirect),
-    };
+    let (user, mut ctx) = signed_in(&app, app.sessions.open(&headers))?;
     let notice = take_notice(&mut ctx);
     let Some(view) = app.engine.account(user.id).await? else {
         app.sessions.end(&mut ctx);
@@ -44,13 +41,13 @@ pub async fn show(State(app): State<Shared>, headers: HeaderMap) -> Result {
         .iter()
         .map(|l| {
             format!(
-                r#"<tr><td>{label}</td><td>{created}</td><td>{used}</td><td>{expires}</td><td>
+                r#"<tr><td class="label">{label}</td><td>{created}</td><td>{used}</td><td>{expires}</td><td>
 <form method="post" action="/account/locations/revoke">{csrf}<input type="hidden" name="location" value="{id}">
 <button class="secondary revoke" type="submit">Revoke</button></form></td></tr>"#,
                 label = esc(&l.label),
-                created = l.created_at,
-                used = l.last_used_at,
-                expires = l.expires_at,
+                created = when(l.created_at),
+                used = when(l.last_used_at),
+                expires = when(l.expires_at),
                 id = esc(&l.id),
             )
         })
@@ -83,10 +80,7 @@ pub struct CsrfOnly {
 
 /// Mails a fresh backup code; the old one stops working.
 pub async fn reissue(State(app): State<Shared>, headers: HeaderMap, Form(f): Form<CsrfOnly>) -> Result {
-    let (user, mut ctx) = match signed_in(&app, app.sessions.open(&headers)) {
-        Ok(v) => v,
-        Err(redirect) => return Ok(redirect),
-    };
+    let (user, mut ctx) = signed_in(&app, app.sessions.open(&headers))?;
     check_csrf(&ctx, &f.csrf)?;
     let notice = match app.engine.reissue_backup_code(user.id).await {
         Ok(Delivery::Sent) => "We emailed you a new backup code. The previous one no longer works.",
@@ -107,10 +101,7 @@ pub struct RevokeForm {
 
 /// Forgets one remembered location.
 pub async fn revoke(State(app): State<Shared>, headers: HeaderMap, Form(f): Form<RevokeForm>) -> Result {
-    let (user, mut ctx) = match signed_in(&app, app.sessions.open(&headers)) {
-        Ok(v) => v,
-        Err(redirect) => return Ok(redirect),
-    };
+    let (user, mut ctx) = signed_in(&app, app.sessions.open(&headers))?;
     check_csrf(&ctx, &f.csrf)?;
     let notice = match app.engine.revoke_location(user.id, &f.location).await {
         Ok(true) => "That location will need the verification code again.",

@@ -8,23 +8,21 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use twofactor::{Delivery, Error, ResetOutcome, Role};
 
-use crate::app::{App, Result, Shared, check_csrf, signed_in};
+use crate::app::{App, AppError, Result, Shared, check_csrf, signed_in};
 use crate::html::{csrf_field, esc, message};
 use crate::session::{Ctx, SignedIn};
 
 /// The reset form.
-pub async fn form(State(app): State<Shared>, headers: HeaderMap) -> Response {
-    match admin_ctx(&app, &headers) {
-        Ok((_, ctx)) => render(&app, ctx, "", "", ""),
-        Err(r) => r,
-    }
+pub async fn form(State(app): State<Shared>, headers: HeaderMap) -> Result {
+    let (_, ctx) = admin_ctx(&app, &headers)?;
+    Ok(render(&app, ctx, "", "", ""))
 }
 
-fn admin_ctx(app: &App, headers: &HeaderMap) -> std::result::Result<(SignedIn, Ctx), Response> {
+fn admin_ctx(app: &App, headers: &HeaderMap) -> Result<(SignedIn, Ctx)> {
     let (user, ctx) = signed_in(app, app.sessions.open(headers))?;
     if user.role == Role::User {
         let response = (StatusCode::FORBIDDEN, "Administrators only.").into_response();
-        return Err(app.sessions.finish(ctx, response));
+        return Err(AppError::Respond(Box::new(app.sessions.finish(ctx, response))));
     }
     Ok((user, ctx))
 }
@@ -59,10 +57,7 @@ pub struct ResetForm {
 
 /// Resets the named user's 2FA, if the role rules allow it.
 pub async fn submit(State(app): State<Shared>, headers: HeaderMap, Form(f): Form<ResetForm>) -> Result {
-    let (actor, ctx) = match admin_ctx(&app, &headers) {
-        Ok(v) => v,
-        Err(r) => return Ok(r),
-    };
+    let (actor, ctx) = admin_ctx(&app, &headers)?;
     check_csrf(&ctx, &f.csrf)?;
     let username = f.username.trim();
     let Some(target) = app.engine.account_by_username(username).await? else {
@@ -78,11 +73,14 @@ pub async fn submit(State(app): State<Shared>, headers: HeaderMap, Form(f): Form
             let text = format!("Two-factor authentication for {username} was reset. {mail}");
             return Ok(render(&app, ctx, "", "", &message("ok", &text)));
         }
+        Ok(_) if actor.id == target.id => {
+            message("error", "Not allowed: nobody resets their own two-factor authentication. Ask support.")
+        }
         Ok(_) => message(
             "error",
             &format!(
-                "Not allowed: you ({}) cannot reset {username} ({}). An administrator resets users; \
-                 only support resets an administrator; nobody resets their own.",
+                "Not allowed: a {} may not reset the two-factor authentication of {username}, a {}. \
+                 An administrator resets users; only support resets an administrator.",
                 actor.role, target.role
             ),
         ),

@@ -61,6 +61,8 @@ pub enum AppError {
     Csrf,
     /// An engine fault (store, mail transport, misuse).
     Engine(twofactor::Error),
+    /// Answer with this instead (e.g. a redirect to the sign-in page).
+    Respond(Box<Response>),
 }
 
 impl From<twofactor::Error> for AppError {
@@ -72,6 +74,7 @@ impl From<twofactor::Error> for AppError {
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         match self {
+            AppError::Respond(response) => *response,
             AppError::Csrf => (StatusCode::FORBIDDEN, "This form has expired. Go back, reload the page and try again.")
                 .into_response(),
             AppError::Engine(e) => {
@@ -93,10 +96,10 @@ pub fn check_csrf(ctx: &Ctx, given: &str) -> Result<()> {
 }
 
 /// The signed-in user, or a redirect to the sign-in page.
-pub fn signed_in(app: &App, ctx: Ctx) -> std::result::Result<(SignedIn, Ctx), Response> {
+pub fn signed_in(app: &App, ctx: Ctx) -> Result<(SignedIn, Ctx)> {
     match ctx.data.user.clone() {
         Some(user) => Ok((user, ctx)),
-        None => Err(app.redirect(ctx, "/login")),
+        None => Err(AppError::Respond(Box::new(app.redirect(ctx, "/login")))),
     }
 }
 

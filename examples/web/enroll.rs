@@ -15,10 +15,7 @@ use crate::session::Ctx;
 
 /// The enrollment page (starts an enrollment unless one is on screen already).
 pub async fn form(State(app): State<Shared>, headers: HeaderMap) -> Result {
-    let (user, mut ctx) = match signed_in(&app, app.sessions.open(&headers)) {
-        Ok(v) => v,
-        Err(redirect) => return Ok(redirect),
-    };
+    let (user, mut ctx) = signed_in(&app, app.sessions.open(&headers))?;
     if app.engine.account(user.id).await?.is_some_and(|a| a.two_factor == "enabled") {
         return Ok(app.redirect(ctx, "/account"));
     }
@@ -67,10 +64,7 @@ pub struct ConfirmForm {
 
 /// Confirms the enrollment with one code.
 pub async fn submit(State(app): State<Shared>, headers: HeaderMap, Form(f): Form<ConfirmForm>) -> Result {
-    let (user, mut ctx) = match signed_in(&app, app.sessions.open(&headers)) {
-        Ok(v) => v,
-        Err(redirect) => return Ok(redirect),
-    };
+    let (user, mut ctx) = signed_in(&app, app.sessions.open(&headers))?;
     check_csrf(&ctx, &f.csrf)?;
     let Some(started) = ctx.data.enrollment.clone() else {
         return Ok(app.redirect(ctx, "/enroll"));
@@ -82,12 +76,16 @@ pub async fn submit(State(app): State<Shared>, headers: HeaderMap, Form(f): Form
     Ok(match outcome {
         ConfirmOutcome::Confirmed { backup_code_delivery } => {
             ctx.data.enrollment = None;
-            ctx.data.notice = Some(match backup_code_delivery {
-                Delivery::Sent => "Two-factor authentication is on. We emailed you a backup code: keep it safe.",
-                _ => "Two-factor authentication is on, but we could not email your backup code. \
-                      Ask for a new backup code below.",
-            }
-            .to_owned());
+            ctx.data.notice = Some(
+                match backup_code_delivery {
+                    Delivery::Sent => "Two-factor authentication is on. We emailed you a backup code: keep it safe.",
+                    _ => {
+                        "Two-factor authentication is on, but we could not email your backup code. \
+                      Ask for a new backup code below."
+                    }
+                }
+                .to_owned(),
+            );
             app.redirect(ctx, "/account")
         }
         _ => render(&app, ctx, &started, &message("error", "That code is not right. Check the app and try again.")),

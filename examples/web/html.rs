@@ -23,6 +23,12 @@ pub fn esc(s: &str) -> String {
     out
 }
 
+/// A time for people: `2026-11-27 19:37 UTC`.
+pub fn when(t: twofactor::Timestamp) -> String {
+    let iso = t.to_string();
+    format!("{} {} UTC", &iso[..10], &iso[11..16])
+}
+
 /// The hidden CSRF field for a POST form.
 pub fn csrf_field(session: &Session) -> String {
     format!(r#"<input type="hidden" name="csrf" value="{}">"#, esc(&session.csrf))
@@ -51,9 +57,9 @@ button.danger{background:#b3261e;color:#fff}
 .msg{padding:.6rem .8rem;border-radius:6px;margin:.8rem 0}.error{background:#fde8e7;color:#8a1c15}
 .ok{background:#e5f5e9;color:#1b5e2b}.info{background:#eef3fc;color:#1f3a5f}
 .help{background:#fff8e5;border:1px solid #f0d78c;border-radius:6px;padding:.7rem .9rem;margin:.6rem 0}
-.muted{color:#5b6475;font-size:.92rem}code.secret{font-size:1.1rem;letter-spacing:.08em;background:#f3f5f8;padding:.2rem .4rem}
+.muted{color:#5b6475;font-size:.92rem}code.secret{display:inline-block;margin-top:.3rem;font-size:1.05rem;letter-spacing:.04em;background:#f3f5f8;padding:.2rem .5rem;border-radius:4px}
 .qr{text-align:center;margin:1rem 0}.qr svg{width:220px;height:220px}
-table{border-collapse:collapse;width:100%}td,th{text-align:left;padding:.4rem;border-bottom:1px solid #e3e7ee;font-size:.92rem}
+table{border-collapse:collapse;width:100%}td,th{text-align:left;white-space:nowrap;padding:.4rem;border-bottom:1px solid #e3e7ee;font-size:.92rem}td.label{white-space:normal}
 article.mail{border:1px solid #e3e7ee;border-radius:6px;padding:.6rem .9rem;margin:.8rem 0}
 article.mail pre{white-space:pre-wrap;font-size:.9rem;background:#f8f9fb;padding:.6rem;margin:.4rem 0 0}
 ";

@@ -64,10 +64,8 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let config = Config::from_env()?;
     let (store, mailer, mailbox) = parts::open(&config.data_dir).await?;
     let policy = Policy::builder().issuer("Acme demo").build()?;
-    let engine = Engine::builder(store, mailer, KeyRing::ephemeral()?)
-        .policy(policy)
-        .offload(parts::offload())
-        .build()?;
+    let engine =
+        Engine::builder(store, mailer, KeyRing::ephemeral()?).policy(policy).offload(parts::offload()).build()?;
     seed(&engine).await?;
     let app = app::App::new(engine, mailbox, config.secure_cookies, config.mailbox);
     let listener = tokio::net::TcpListener::bind(&config.addr).await?;

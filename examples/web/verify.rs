@@ -141,15 +141,15 @@ fn restart(app: &App, mut ctx: Ctx, why: &str) -> Response {
 /// A short label for the remembered location, e.g. "Chrome on Linux".
 fn location_label(headers: &HeaderMap) -> String {
     let ua = headers.get(USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or_default();
-    let browser = ["Edg/", "Firefox/", "Chrome/", "Safari/"]
-        .into_iter()
-        .find(|b| ua.contains(b))
-        .map_or("A browser", |b| match b {
+    let browser = ["Edg/", "Firefox/", "Chrome/", "Safari/"].into_iter().find(|b| ua.contains(b)).map_or(
+        "A browser",
+        |b| match b {
             "Edg/" => "Edge",
             "Firefox/" => "Firefox",
             "Chrome/" => "Chrome",
             _ => "Safari",
-        });
+        },
+    );
     let os = ["Android", "iPhone", "Windows", "Mac OS", "Linux"].into_iter().find(|o| ua.contains(o));
     let headless = if ua.contains("Headless") { " (headless)" } else { "" };
     match os {
