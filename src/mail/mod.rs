@@ -8,12 +8,17 @@
 
 mod memory;
 mod render;
+#[cfg(feature = "smtp")]
+mod smtp;
+mod templates;
 
 use std::fmt;
 use std::future::Future;
 
 pub use memory::{MemoryMailer, SentMail};
 pub use render::{DefaultRenderer, Rendered, Renderer};
+#[cfg(feature = "smtp")]
+pub use smtp::{FailureKind, RetryPolicy, Security, SmtpConfig, SmtpConfigError, SmtpMailer};
 
 use crate::account::Role;
 use crate::clock::Timestamp;
