@@ -10,7 +10,8 @@
 //! - `TWOFACTOR_WEB_ADDR` — listen address (default `127.0.0.1:3000`; port 0 picks a
 //!   free port). The actual URL is printed as `listening on http://…`.
 //! - `TWOFACTOR_WEB_DATA_DIR` — where the run keeps its data (default: a fresh temp
-//!   directory). Every run starts empty, so the demo's key ring is ephemeral.
+//!   directory, removed on Ctrl-C). Every run starts empty, so the demo's key ring is
+//!   ephemeral.
 //! - `TWOFACTOR_WEB_SECURE_COOKIES=1` — mark cookies `Secure`. Set it whenever the app
 //!   is reached over HTTPS (e.g. behind a TLS-terminating proxy); the demo itself
 //!   serves plain HTTP on 127.0.0.1, where browsers would drop `Secure` cookies.
@@ -38,6 +39,8 @@ use twofactor::{Engine, KeyRing, NewAccount, Policy, Role};
 struct Config {
     addr: String,
     data_dir: PathBuf,
+    /// Whether `data_dir` is this run's own temp dir (removed on Ctrl-C).
+    temporary: bool,
     secure_cookies: bool,
     mailbox: bool,
 }
@@ -45,14 +48,18 @@ struct Config {
 impl Config {
     fn from_env() -> Result<Config, Box<dyn Error>> {
         let flag = |name: &str, default: bool| std::env::var(name).map_or(default, |v| v == "1");
-        let data_dir = match std::env::var_os("TWOFACTOR_WEB_DATA_DIR") {
-            Some(dir) => PathBuf::from(dir),
-            None => std::env::temp_dir().join(format!("twofactor-web-{}-{}", std::process::id(), session::token())),
+        let (data_dir, temporary) = match std::env::var_os("TWOFACTOR_WEB_DATA_DIR") {
+            Some(dir) => (PathBuf::from(dir), false),
+            None => {
+                let name = format!("twofactor-web-{}-{}", std::process::id(), &session::token()[..12]);
+                (std::env::temp_dir().join(name), true)
+            }
         };
         std::fs::create_dir_all(&data_dir)?;
         Ok(Config {
             addr: std::env::var("TWOFACTOR_WEB_ADDR").unwrap_or_else(|_| "127.0.0.1:3000".to_owned()),
             data_dir,
+            temporary,
             secure_cookies: flag("TWOFACTOR_WEB_SECURE_COOKIES", false),
             mailbox: flag("TWOFACTOR_WEB_MAILBOX", true),
         })
@@ -71,7 +78,13 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let listener = tokio::net::TcpListener::bind(&config.addr).await?;
     println!("data in {}", config.data_dir.display());
     println!("listening on http://{}", listener.local_addr()?);
-    axum::serve(listener, app::router(Arc::new(app))).await?;
+    let stop = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    axum::serve(listener, app::router(Arc::new(app))).with_graceful_shutdown(stop).await?;
+    if config.temporary {
+        std::fs::remove_dir_all(&config.data_dir)?;
+    }
     Ok(())
 }
 

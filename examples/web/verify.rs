@@ -96,8 +96,12 @@ pub async fn submit(State(app): State<Shared>, headers: HeaderMap, Form(f): Form
         SecondFactor::Totp(f.code.as_deref().unwrap_or_default())
     };
     let label = f.remember.is_some().then(|| location_label(&headers));
+    let what = if backup { "backup code" } else { "verification code" };
     let outcome = match app.engine.finish_login(pending.expose(), factor, label.as_deref()).await {
-        Err(Error::InvalidInput(_)) => SecondFactorOutcome::Denied { attempts_left: u32::MAX },
+        Err(Error::InvalidInput(_)) => {
+            let text = format!("That does not look like a {what}. Check it and try again.");
+            return Ok(render(&app, ctx, backup, &message("error", &text)));
+        }
         other => other?,
     };
     Ok(match outcome {
@@ -120,11 +124,7 @@ pub async fn submit(State(app): State<Shared>, headers: HeaderMap, Form(f): Form
             response
         }
         SecondFactorOutcome::Denied { attempts_left } => {
-            let what = if backup { "backup code" } else { "verification code" };
-            let text = match attempts_left {
-                u32::MAX => format!("That does not look like a {what}. Check it and try again."),
-                n => format!("That {what} is not right. {n} attempt(s) left."),
-            };
+            let text = format!("That {what} is not right. {attempts_left} attempt(s) left.");
             render(&app, ctx, backup, &message("error", &text))
         }
         SecondFactorOutcome::Locked { .. } => restart(&app, ctx, "Too many wrong codes. Sign-in is paused; try later."),
