@@ -131,10 +131,13 @@ pub enum SecondFactorOutcome {
         /// Attempts left on this pending login.
         attempts_left: u32,
     },
-    /// Too many failures: this pending login is dead and the account is throttled
-    /// until the given time, or locked until an administrator reset (`None`).
+    /// No more attempts on this pending login. Either the account is throttled
+    /// (`until` says until when; then start again with the password), this pending
+    /// login used up its own attempts (`until: None`, the account itself may still be
+    /// open: start again with the password), or the second factor is locked until an
+    /// administrator reset (`until: None`; [`AccountView::locked`] tells).
     Locked {
-        /// When attempts are evaluated again, if ever without a reset.
+        /// When the account's throttle ends, if it is throttled.
         until: Option<Timestamp>,
     },
     /// The pending login expired, was already used, or was ended by a reset or a

@@ -153,6 +153,7 @@ pub struct Policy {
     pub(crate) max_code_attempts: u32,
     pub(crate) throttle: ThrottlePolicy,
     pub(crate) locations: LocationPolicy,
+    pub(crate) min_imported_secret_bytes: usize,
 }
 
 impl Default for Policy {
@@ -170,6 +171,7 @@ impl Default for Policy {
             max_code_attempts: 5,
             throttle: ThrottlePolicy::default(),
             locations: LocationPolicy::default(),
+            min_imported_secret_bytes: 16,
         }
     }
 }
@@ -242,6 +244,13 @@ impl Policy {
     /// Remembered-location rules.
     pub fn locations(&self) -> &LocationPolicy {
         &self.locations
+    }
+
+    /// The shortest TOTP secret [`Engine::import_enrollment`](crate::Engine::import_enrollment)
+    /// accepts, in bytes (16 = 128 bits unless
+    /// [`danger_short_imported_secrets`](PolicyBuilder::danger_short_imported_secrets)).
+    pub fn min_imported_secret_bytes(&self) -> usize {
+        self.min_imported_secret_bytes
     }
 }
 
@@ -335,6 +344,13 @@ impl PolicyBuilder {
         self
     }
 
+    /// **Weakens security**: accept imported TOTP secrets down to 80 bits (RFC 4226's
+    /// minimum) instead of 128, for migrating authenticators provisioned elsewhere.
+    pub fn danger_short_imported_secrets(mut self) -> Self {
+        self.policy.min_imported_secret_bytes = 10;
+        self
+    }
+
     /// **Weakens security; tests only**: the cheapest Argon2 parameters for passwords
     /// and backup codes, so a test suite runs fast. Never use in production.
     pub fn danger_fast_hashing(mut self) -> Self {
@@ -386,8 +402,9 @@ impl PolicyBuilder {
         if t.free_failures == 0 || t.disable_after > 100 || t.disable_after < t.free_failures {
             return bad("throttle", "need 1 <= free_failures <= disable_after <= 100");
         }
-        if t.base_delay.is_zero() || t.max_delay < t.base_delay {
-            return bad("throttle", "need 0 < base_delay <= max_delay");
+        // Throttle times are whole seconds: a sub-second delay would throttle nothing.
+        if t.base_delay < Duration::from_secs(1) || t.max_delay < t.base_delay {
+            return bad("throttle", "need 1 s <= base_delay <= max_delay");
         }
         if p.locations.max_per_account == 0 || p.locations.max_per_account > 100 {
             return bad("locations", "max_per_account must be 1 to 100");

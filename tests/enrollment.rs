@@ -132,3 +132,29 @@ async fn the_setup_mail_is_a_typed_message() {
     let outbox = f.mailer.outbox();
     assert!(matches!(&outbox[0].message, Message::BackupCode { codes, .. } if codes.len() == 1));
 }
+
+#[tokio::test]
+async fn imported_secrets_need_128_bits_unless_a_danger_option_allows_80() {
+    let f = fixture();
+    let id = f.user("alice", Role::User).await;
+    let params = TotpParams::default();
+    let short = twofactor::otpauth::otpauth_uri("Old", "alice", &[7u8; 10], &params).unwrap();
+    let r = f.engine.import_enrollment(id, short.expose()).await;
+    assert!(matches!(r, Err(Error::InvalidInput(_))), "{r:?}");
+    assert_eq!(f.engine.account(id).await.unwrap().unwrap().two_factor, "disabled");
+
+    let secret = [9u8; 16];
+    let ok = twofactor::otpauth::otpauth_uri("Old", "alice", &secret, &params).unwrap();
+    f.engine.import_enrollment(id, ok.expose()).await.unwrap();
+    assert_eq!(f.engine.account(id).await.unwrap().unwrap().two_factor, "enrolling");
+    let out = f.engine.confirm_enrollment(id, &f.code(&secret)).await.unwrap();
+    assert!(matches!(out, ConfirmOutcome::Confirmed { .. }));
+
+    let lax = fixture_with(fast_policy().danger_short_imported_secrets().build().unwrap());
+    let id = lax.user("bob", Role::User).await;
+    lax.engine.import_enrollment(id, short.expose()).await.unwrap();
+    assert!(matches!(
+        lax.engine.import_enrollment(id, "otpauth://hotp/x?secret=AAAA").await,
+        Err(Error::InvalidInput(_))
+    ));
+}

@@ -336,9 +336,16 @@ fn remember(
     fx.event(now, account, EventKind::LocationRemembered { location: crate::token::location_id_text(&token.id) });
 }
 
-/// Counts a failed password against the budget.
+/// Counts a failed password against the budget. If a concurrent failure throttled the
+/// account after the engine's snapshot, the attempt is refused like any attempt while
+/// throttled: not counted, its result discarded (otherwise concurrent requests would
+/// each get a guess evaluated per throttle window).
 pub(crate) fn apply_password_failure(account: &Account, policy: &Policy, now: Timestamp) -> Transition<()> {
     let mut fx = Effects::default();
+    if throttle::blocked(account, now).is_some() {
+        fx.event(now, account, EventKind::LoginFailed { reason: throttle::refusal(account) });
+        return Transition::unchanged((), fx);
+    }
     let mut next = account.clone();
     fx.event(now, account, EventKind::LoginFailed { reason: FailureClass::WrongPassword });
     throttle::record_failure(&mut next, &policy.throttle, now, &mut fx);

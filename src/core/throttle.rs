@@ -3,7 +3,7 @@
 use crate::account::{Account, TwoFactor};
 use crate::clock::Timestamp;
 use crate::core::{Effects, recipient};
-use crate::events::EventKind;
+use crate::events::{EventKind, FailureClass};
 use crate::mail::Message;
 use crate::policy::ThrottlePolicy;
 
@@ -17,6 +17,11 @@ pub(crate) fn blocked(account: &Account, now: Timestamp) -> Option<Option<Timest
         Some(until) if until > now => Some(Some(until)),
         _ => None,
     }
+}
+
+/// The failure class of an attempt refused because the account is blocked.
+pub(crate) fn refusal(account: &Account) -> FailureClass {
+    if account.throttle.second_factor_locked { FailureClass::Locked } else { FailureClass::Throttled }
 }
 
 /// Counts one failure against the account's budget, throttling or locking as the

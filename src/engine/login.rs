@@ -68,9 +68,7 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
         let account = &snapshot.record;
         if throttle::blocked(account, now).is_some() {
             self.dummy_verify(secret).await?;
-            let reason =
-                if account.throttle.second_factor_locked { FailureClass::Locked } else { FailureClass::Throttled };
-            self.record(Some(account.id), EventKind::LoginFailed { reason });
+            self.record(Some(account.id), EventKind::LoginFailed { reason: throttle::refusal(account) });
             return Ok(LoginOutcome::Denied);
         }
         let phc = account.password_hash.clone();
@@ -98,18 +96,30 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
         let step = password_step(account, &self.policy, location.is_some());
         let verified_hash = account.password_hash.clone();
         let id = account.id;
-        self.update(snapshot.clone(), |fresh| {
-            if fresh.password_hash != verified_hash {
-                // The password changed after we verified it: refuse rather than
-                // re-verify against a hash we did not check.
-                return Err(Error::Contention);
-            }
-            let location = location_token.as_ref().and_then(|t| valid_location(fresh, t, now));
-            let next = apply_password_success(fresh, step, rehash.as_deref(), location, now);
-            Ok(crate::core::Transition { next, outcome: (), effects: Default::default() })
-        })
-        .await?;
+        let refused = self
+            .update(snapshot.clone(), |fresh| {
+                if fresh.password_hash != verified_hash {
+                    // The password changed after we verified it: refuse rather than
+                    // re-verify against a hash we did not check.
+                    return Err(Error::Contention);
+                }
+                if throttle::blocked(fresh, now).is_some() {
+                    // Throttled by a concurrent failure after our snapshot: refused
+                    // like any attempt while throttled.
+                    let reason = throttle::refusal(fresh);
+                    return Ok(crate::core::Transition::unchanged(Some(reason), Default::default()));
+                }
+                let location = location_token.as_ref().and_then(|t| valid_location(fresh, t, now));
+                let next = apply_password_success(fresh, step, rehash.as_deref(), location, now);
+                Ok(crate::core::Transition { next, outcome: None, effects: Default::default() })
+            })
+            .await?
+            .outcome;
         let account = &snapshot.record;
+        if let Some(reason) = refused {
+            self.record(Some(id), EventKind::LoginFailed { reason });
+            return Ok(LoginOutcome::Denied);
+        }
         let auth = |method| Authenticated {
             account: account.id,
             username: account.username.clone(),

@@ -171,6 +171,37 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
         })
     }
 
+    /// Starts an enrollment with a secret provisioned elsewhere (migrating from another
+    /// system): `uri` is its `otpauth://totp/…` URI. As with
+    /// [`start_enrollment`](Self::start_enrollment), 2FA becomes active only after
+    /// [`confirm_enrollment`](Self::confirm_enrollment) sees a correct code.
+    ///
+    /// Secrets shorter than 128 bits are refused unless the policy opted in with
+    /// [`danger_short_imported_secrets`](crate::PolicyBuilder::danger_short_imported_secrets).
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a malformed URI or a short secret; [`Error::Misuse`]
+    /// when 2FA is already active; [`Error::NoSuchAccount`]; store faults.
+    pub async fn import_enrollment(&self, id: AccountId, uri: &str) -> Result<()> {
+        let parsed = crate::otpauth::parse_otpauth_uri(uri)?;
+        let min = self.policy.min_imported_secret_bytes;
+        if parsed.secret.len() < min {
+            return Err(
+                InputError::malformed("secret", "shorter than the policy's minimum for imported secrets").into()
+            );
+        }
+        let snapshot = self.load(id).await?;
+        let sealed = self.keys.seal(id, parsed.secret.expose())?;
+        let now = self.clock.now();
+        let t = self
+            .update(snapshot, |fresh| {
+                manage::start_enrollment(fresh, sealed.clone(), parsed.params, now).map_err(Error::Misuse)
+            })
+            .await?;
+        self.dispatch(id, t.effects).await;
+        Ok(())
+    }
+
     /// Confirms an enrollment with a code from the authenticator app. On success 2FA is
     /// active, that code's time step counts as used (it cannot log in), and the first
     /// backup code is mailed.

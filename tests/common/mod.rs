@@ -92,3 +92,10 @@ impl Fixture {
 pub fn is_authenticated(o: &SecondFactorOutcome) -> bool {
     matches!(o, SecondFactorOutcome::Authenticated(_))
 }
+
+pub mod hashwork;
+
+/// The stored record and its version.
+pub async fn stored(f: &Fixture, id: AccountId) -> twofactor::Versioned<twofactor::Account> {
+    twofactor::UserStore::find_by_id(&f.store, id).await.expect("store").expect("account")
+}

@@ -1,0 +1,410 @@
+//! The shared failure budget (issue 3): one budget across password, TOTP and backup
+//! code; free first failures, then exponential backoff to a cap; a lock of the second
+//! factor at 100 consecutive failures until an administrator reset; a success clears
+//! it; the count lives in the store and is updated atomically; the throttle notice is
+//! mailed once; a pending login allows at most N code attempts. Includes the
+//! brute-force simulation and the race tests.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::hashwork::{CountingOffload, fixture_counting, fixture_on};
+use common::*;
+use twofactor::events::{EventKind, Factor, FailureClass};
+use twofactor::totp::{TotpParams, generate};
+use twofactor::{
+    AccountId, Clock, KeyRing, LoginOutcome, Role, SecondFactor, SecondFactorOutcome, ThrottlePolicy, Timestamp,
+};
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+/// A 6-digit code that is not valid anywhere in the default window around now.
+fn wrong_totp(f: &Fixture, secret: &[u8], seed: u64) -> String {
+    let now = f.clock.now().0;
+    let valid: Vec<String> = [now - 30, now, now + 30]
+        .iter()
+        .map(|t| generate(secret, &TotpParams::default(), *t).expose().to_owned())
+        .collect();
+    (seed..).map(|n| format!("{:06}", n % 1_000_000)).find(|c| !valid.contains(c)).expect("a wrong code")
+}
+
+/// A well-formed backup code that is (with probability 1 - 2^-80) not the account's.
+fn wrong_backup(seed: u64) -> String {
+    format!("{:016}", seed % 10_000_000_000_000_000)
+}
+
+async fn wrong_password(f: &Fixture, name: &str) {
+    let out = f.engine.begin_login(name, "not the password", None).await.expect("login");
+    assert!(matches!(out, LoginOutcome::Denied), "{out:?}");
+}
+
+async fn failures(f: &Fixture, id: AccountId) -> u32 {
+    stored(f, id).await.record.throttle.failures
+}
+
+fn throttled_mails(f: &Fixture) -> usize {
+    f.mailer.outbox().iter().filter(|m| m.message.kind() == "throttled").count()
+}
+
+#[tokio::test]
+async fn the_first_failures_are_free_then_the_account_is_throttled() {
+    let f = fixture();
+    let id = f.user("free", Role::User).await;
+    for _ in 0..4 {
+        wrong_password(&f, "free").await;
+    }
+    assert_eq!(stored(&f, id).await.record.throttle.until, None, "four failures cost nothing");
+    let out = f.engine.begin_login("free", PASSWORD, None).await.unwrap();
+    assert!(matches!(out, LoginOutcome::Authenticated(_)), "{out:?}");
+
+    for _ in 0..5 {
+        wrong_password(&f, "free").await;
+    }
+    let until = stored(&f, id).await.record.throttle.until;
+    assert_eq!(until, Some(f.clock.now().plus(MINUTE)), "the fifth failure throttles for the base delay");
+    let out = f.engine.begin_login("free", PASSWORD, None).await.unwrap();
+    assert!(matches!(out, LoginOutcome::Denied), "throttled: even the right password is refused: {out:?}");
+    f.clock.advance(Duration::from_secs(59));
+    assert!(matches!(f.engine.begin_login("free", PASSWORD, None).await.unwrap(), LoginOutcome::Denied));
+    f.clock.advance(Duration::from_secs(1));
+    let out = f.engine.begin_login("free", PASSWORD, None).await.unwrap();
+    assert!(matches!(out, LoginOutcome::Authenticated(_)), "not a permanent lock: {out:?}");
+}
+
+#[tokio::test]
+async fn backoff_doubles_up_to_the_cap() {
+    let f = fixture();
+    let id = f.user("backoff", Role::User).await;
+    for _ in 0..4 {
+        wrong_password(&f, "backoff").await;
+    }
+    let mut delays = vec![];
+    for _ in 5..=12 {
+        if let Some(until) = stored(&f, id).await.record.throttle.until {
+            f.clock.set(until);
+        }
+        wrong_password(&f, "backoff").await;
+        let until = stored(&f, id).await.record.throttle.until.expect("throttled");
+        delays.push(until.since(f.clock.now()).as_secs());
+    }
+    assert_eq!(delays, [60, 120, 240, 480, 960, 1920, 3600, 3600]);
+}
+
+#[tokio::test]
+async fn one_budget_counts_password_totp_and_backup_code_failures() {
+    let f = fixture();
+    let (id, secret) = f.enrolled("mixed").await;
+    wrong_password(&f, "mixed").await;
+    wrong_password(&f, "mixed").await;
+    let pending = f.pending("mixed").await;
+    let code = wrong_totp(&f, &secret, 1);
+    let out = f.engine.finish_login(&pending, SecondFactor::Totp(&code), None).await.unwrap();
+    assert!(matches!(out, SecondFactorOutcome::Denied { .. }), "{out:?}");
+    let out = f.engine.finish_login(&pending, SecondFactor::BackupCode(&wrong_backup(2)), None).await.unwrap();
+    assert!(matches!(out, SecondFactorOutcome::Denied { .. }), "{out:?}");
+    assert_eq!(failures(&f, id).await, 4);
+    let code = wrong_totp(&f, &secret, 3);
+    let out = f.engine.finish_login(&pending, SecondFactor::Totp(&code), None).await.unwrap();
+    assert!(matches!(out, SecondFactorOutcome::Locked { until: Some(_) }), "the fifth failure throttles: {out:?}");
+    assert_eq!(failures(&f, id).await, 5);
+}
+
+#[tokio::test]
+async fn the_throttle_notice_is_mailed_once_when_throttling_starts() {
+    let f = fixture();
+    let id = f.user("notice", Role::User).await;
+    for _ in 0..4 {
+        wrong_password(&f, "notice").await;
+    }
+    assert_eq!(throttled_mails(&f), 0);
+    wrong_password(&f, "notice").await;
+    assert_eq!(throttled_mails(&f), 1);
+    for _ in 0..3 {
+        f.clock.set(stored(&f, id).await.record.throttle.until.expect("throttled"));
+        wrong_password(&f, "notice").await;
+    }
+    assert_eq!(throttled_mails(&f), 1, "only when throttling starts");
+    let started = f.events.events().iter().filter(|e| matches!(e.kind, EventKind::Throttled { .. })).count();
+    assert_eq!(started, 4, "each throttling failure is an event");
+}
+
+#[tokio::test]
+async fn the_second_factor_locks_at_100_consecutive_failures_until_an_admin_reset() {
+    let f = fixture();
+    let (id, secret) = f.enrolled("locked").await;
+    let admin = f.user("locked-admin", Role::Admin).await;
+    assert_eq!(f.engine.policy().throttle().disable_after, 100);
+    for _ in 0..99 {
+        f.clock.advance(Duration::from_secs(3601));
+        wrong_password(&f, "locked").await;
+    }
+    let rec = stored(&f, id).await.record;
+    assert_eq!(rec.throttle.failures, 99);
+    assert!(!rec.throttle.second_factor_locked);
+    f.clock.advance(Duration::from_secs(3601));
+    let pending = f.pending("locked").await;
+    let code = wrong_totp(&f, &secret, 7);
+    let out = f.engine.finish_login(&pending, SecondFactor::Totp(&code), None).await.unwrap();
+    assert!(matches!(out, SecondFactorOutcome::Locked { until: None }), "the 100th failure locks: {out:?}");
+    assert!(f.engine.account(id).await.unwrap().unwrap().locked);
+    assert!(f.events.names().contains(&"second_factor.locked"));
+    assert!(f.mailer.outbox().iter().any(|m| m.message.kind() == "second_factor_locked"));
+
+    f.clock.advance(Duration::from_secs(30));
+    let right = f.code(&secret);
+    let out = f.engine.finish_login(&pending, SecondFactor::Totp(&right), None).await.unwrap();
+    assert!(matches!(out, SecondFactorOutcome::Locked { until: None }), "the right code is refused: {out:?}");
+    f.clock.advance(Duration::from_secs(30 * 86_400));
+    let out = f.engine.begin_login("locked", PASSWORD, None).await.unwrap();
+    assert!(matches!(out, LoginOutcome::Denied), "time alone does not unlock: {out:?}");
+    assert_eq!(failures(&f, id).await, 100, "nothing more was evaluated");
+
+    f.engine.reset(admin, id, "passport checked at the desk").await.unwrap();
+    let rec = stored(&f, id).await.record;
+    assert_eq!((rec.throttle.failures, rec.throttle.second_factor_locked), (0, false));
+    let out = f.engine.begin_login("locked", PASSWORD, None).await.unwrap();
+    assert!(matches!(out, LoginOutcome::Authenticated(_)), "after the reset the password works: {out:?}");
+}
+
+#[tokio::test]
+async fn a_successful_login_resets_the_count() {
+    let f = fixture();
+    let (id, secret) = f.enrolled("resets").await;
+    wrong_password(&f, "resets").await;
+    wrong_password(&f, "resets").await;
+    let pending = f.pending("resets").await;
+    let code = wrong_totp(&f, &secret, 11);
+    f.engine.finish_login(&pending, SecondFactor::Totp(&code), None).await.unwrap();
+    assert_eq!(failures(&f, id).await, 3);
+    let code = f.code(&secret);
+    let out = f.engine.finish_login(&pending, SecondFactor::Totp(&code), None).await.unwrap();
+    assert!(is_authenticated(&out), "{out:?}");
+    let rec = stored(&f, id).await.record;
+    assert_eq!((rec.throttle.failures, rec.throttle.until), (0, None));
+    for _ in 0..4 {
+        wrong_password(&f, "resets").await;
+    }
+    assert_eq!(stored(&f, id).await.record.throttle.until, None, "the budget starts over");
+}
+
+#[tokio::test]
+async fn a_right_password_alone_does_not_reset_the_count_when_a_code_is_due() {
+    let f = fixture();
+    let (id, secret) = f.enrolled("halfway").await;
+    for _ in 0..4 {
+        wrong_password(&f, "halfway").await;
+    }
+    let pending = f.pending("halfway").await;
+    assert_eq!(failures(&f, id).await, 4, "the password step is not a complete login");
+    let code = wrong_totp(&f, &secret, 5);
+    let out = f.engine.finish_login(&pending, SecondFactor::Totp(&code), None).await.unwrap();
+    assert!(matches!(out, SecondFactorOutcome::Locked { until: Some(_) }), "{out:?}");
+}
+
+#[tokio::test]
+async fn a_pending_login_allows_at_most_n_code_attempts() {
+    let throttle = ThrottlePolicy { free_failures: 20, ..ThrottlePolicy::default() };
+    let f = fixture_with(fast_policy().max_code_attempts(3).throttle(throttle).build().unwrap());
+    let (id, secret) = f.enrolled("attempts").await;
+    let pending = f.pending("attempts").await;
+    let mut outcomes = vec![];
+    for seed in 0..3 {
+        let code = wrong_totp(&f, &secret, seed * 10);
+        outcomes.push(f.engine.finish_login(&pending, SecondFactor::Totp(&code), None).await.unwrap());
+    }
+    assert!(matches!(outcomes[0], SecondFactorOutcome::Denied { attempts_left: 2 }), "{outcomes:?}");
+    assert!(matches!(outcomes[1], SecondFactorOutcome::Denied { attempts_left: 1 }), "{outcomes:?}");
+    assert!(matches!(outcomes[2], SecondFactorOutcome::Locked { .. }), "{outcomes:?}");
+    let right = f.code(&secret);
+    let out = f.engine.finish_login(&pending, SecondFactor::Totp(&right), None).await.unwrap();
+    assert!(matches!(out, SecondFactorOutcome::Locked { .. }), "the exhausted pending login is dead: {out:?}");
+    let out = f.engine.finish_login(&pending, SecondFactor::BackupCode(&f.backup_code("attempts")), None).await;
+    assert!(matches!(out, Ok(SecondFactorOutcome::Locked { .. })), "also for the backup code: {out:?}");
+    assert_eq!(failures(&f, id).await, 3, "attempts past the limit are not evaluated");
+    let out = f.totp_login("attempts", &secret).await;
+    assert!(is_authenticated(&out), "a new pending login works: {out:?}");
+}
+
+#[tokio::test]
+async fn the_count_lives_in_the_store_shared_by_every_app_server() {
+    let a = fixture();
+    let b = fixture_on(
+        a.store.clone(),
+        KeyRing::ephemeral().unwrap(),
+        fast_policy().build().unwrap(),
+        CountingOffload::new(),
+    );
+    let id = a.user("shared", Role::User).await;
+    b.clock.set(a.clock.now());
+    for i in 0..4 {
+        wrong_password(if i % 2 == 0 { &a } else { &b }, "shared").await;
+    }
+    wrong_password(&b, "shared").await;
+    assert_eq!(failures(&a, id).await, 5);
+    let out = a.engine.begin_login("shared", PASSWORD, None).await.unwrap();
+    assert!(matches!(out, LoginOutcome::Denied), "server A sees the throttle server B set: {out:?}");
+}
+
+/// Evaluated guesses (the engine checked them and counted a failure) and refused ones
+/// (not evaluated), from the audit events.
+fn classify(events: &[twofactor::Event]) -> (usize, usize, usize) {
+    let (mut password, mut code, mut refused) = (0, 0, 0);
+    for e in events {
+        match &e.kind {
+            EventKind::LoginFailed { reason: FailureClass::WrongPassword } => password += 1,
+            EventKind::SecondFactorFailed { reason: FailureClass::WrongCode | FailureClass::Replayed, .. } => code += 1,
+            EventKind::LoginFailed { reason: FailureClass::Throttled | FailureClass::Locked }
+            | EventKind::SecondFactorFailed {
+                reason: FailureClass::PendingInvalid | FailureClass::Throttled, ..
+            } => {
+                refused += 1;
+            }
+            _ => {}
+        }
+    }
+    (password, code, refused)
+}
+
+/// The brute-force simulation. An attacker who knows the password makes 10,000 wrong
+/// guesses (a third each: passwords, TOTP codes, backup codes) against one account,
+/// one every 67 s (so guesses of every kind land at the end of throttle windows), for
+/// about a week of simulated time.
+///
+/// The bound: the engine evaluates at most `ThrottlePolicy::guess_bound()` =
+/// `disable_after` = 100 guesses per account before its second factor locks.
+#[tokio::test]
+async fn brute_force_10000_guesses_over_simulated_days_stay_within_the_bound() {
+    let offload = CountingOffload::new();
+    let f = fixture_counting(fast_policy().build().unwrap(), offload.clone());
+    let (id, secret) = f.enrolled("victim").await;
+    let bound = f.engine.policy().throttle().guess_bound();
+    assert_eq!(bound, 100, "the stated bound: guess_bound() = disable_after = 100");
+
+    let jobs_before = offload.jobs();
+    let events_before = f.events.events().len();
+    let start = f.clock.now();
+    let mut password_steps = 0usize; // each costs exactly one Argon2 job (real or dummy)
+    let mut pending: Option<String> = None;
+    for i in 0..10_000u64 {
+        f.clock.advance(Duration::from_secs(67));
+        if i % 3 == 0 {
+            password_steps += 1;
+            let out = f.engine.begin_login("victim", &format!("guess number {i}"), None).await.unwrap();
+            assert!(matches!(out, LoginOutcome::Denied), "{out:?}");
+            continue;
+        }
+        if pending.is_none() {
+            password_steps += 1;
+            match f.engine.begin_login("victim", PASSWORD, None).await.unwrap() {
+                LoginOutcome::SecondFactorRequired(p) => pending = Some(p.token().to_owned()),
+                LoginOutcome::Denied => continue, // throttled: no code can even be tried
+                other => panic!("{other:?}"),
+            }
+        }
+        let token = pending.clone().unwrap();
+        let (totp, backup) = (wrong_totp(&f, &secret, i * 7919), wrong_backup(i * 104_729));
+        let factor = if i % 3 == 1 { SecondFactor::Totp(&totp) } else { SecondFactor::BackupCode(&backup) };
+        match f.engine.finish_login(&token, factor, None).await.unwrap() {
+            SecondFactorOutcome::Denied { .. } => {}
+            SecondFactorOutcome::Locked { .. } | SecondFactorOutcome::Expired => pending = None,
+            other => panic!("a wrong guess logged in: {other:?}"),
+        }
+    }
+    let days = f.clock.now().since(start).as_secs() / 86_400;
+    let events = &f.events.events()[events_before..];
+    let (password, code, refused) = classify(events);
+    let evaluated = password + code;
+    let backup_evaluated = events
+        .iter()
+        .filter(|e| {
+            matches!(
+                e.kind,
+                EventKind::SecondFactorFailed { factor: Factor::BackupCode, reason: FailureClass::WrongCode }
+            )
+        })
+        .count();
+    let argon2 = offload.jobs() - jobs_before;
+    eprintln!(
+        "brute force: 10000 guesses over {days} days; evaluated {evaluated} ({password} passwords, {code} codes), \
+         refused {refused}; Argon2 jobs {argon2} = {password_steps} password steps + {backup_evaluated} backup codes"
+    );
+    assert!(days >= 6, "the simulation spans days");
+    assert!(evaluated <= bound as usize, "evaluated {evaluated} guesses, over the bound {bound}");
+    assert_eq!(argon2, password_steps + backup_evaluated, "Argon2 ran only for password steps and evaluated codes");
+    let rec = stored(&f, id).await.record;
+    assert_eq!(rec.throttle.failures as usize, evaluated, "every evaluated guess was counted");
+    assert!(rec.throttle.second_factor_locked, "the budget ran out and the second factor locked");
+    assert!(password > 0 && code > 0 && backup_evaluated > 0, "all three kinds were evaluated");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn throttle_counting_stays_exact_when_32_tasks_fail_at_once() {
+    // A budget large enough that throttling never pre-empts an evaluation here.
+    let throttle = ThrottlePolicy { free_failures: 40, ..ThrottlePolicy::default() };
+    let f = Arc::new(fixture_with(fast_policy().throttle(throttle).build().unwrap()));
+    let (id, secret) = f.enrolled("racer").await;
+    let mut pendings = vec![];
+    for _ in 0..32 {
+        pendings.push(f.pending("racer").await);
+    }
+    let code = wrong_totp(&f, &secret, 123);
+    let before = f.events.events().len();
+    let start = Arc::new(tokio::sync::Barrier::new(32));
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, pending) in pendings.into_iter().enumerate() {
+        let (f, start, code) = (Arc::clone(&f), Arc::clone(&start), code.clone());
+        tasks.spawn(async move {
+            start.wait().await;
+            match i % 3 {
+                0 => wrong_password(&f, "racer").await,
+                1 => {
+                    let out = f.engine.finish_login(&pending, SecondFactor::Totp(&code), None).await.unwrap();
+                    assert!(matches!(out, SecondFactorOutcome::Denied { .. }), "{out:?}");
+                }
+                _ => {
+                    let code = wrong_backup(i as u64);
+                    let out = f.engine.finish_login(&pending, SecondFactor::BackupCode(&code), None).await.unwrap();
+                    assert!(matches!(out, SecondFactorOutcome::Denied { .. }), "{out:?}");
+                }
+            }
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.unwrap();
+    }
+    assert_eq!(failures(&f, id).await, 32, "no failure lost or counted twice");
+    let (password, code, refused) = classify(&f.events.events()[before..]);
+    assert_eq!((password + code, refused), (32, 0));
+}
+
+/// 32 wrong passwords verified concurrently against the same unthrottled snapshot (the
+/// offload holds every verified job until all 32 have run). Only the failure that
+/// commits first may count; once it throttles the account, the other results must be
+/// discarded, not counted, or concurrency would multiply the guesses an attacker has
+/// evaluated per throttle window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_guesses_cannot_outrun_the_throttle() {
+    let offload = CountingOffload::new();
+    let f = Arc::new(fixture_counting(fast_policy().build().unwrap(), offload.clone()));
+    let id = f.user("burst", Role::User).await;
+    for _ in 0..4 {
+        wrong_password(&f, "burst").await;
+    }
+    let before = f.events.events().len();
+    offload.arm_gate(32);
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..32 {
+        let f = Arc::clone(&f);
+        tasks.spawn(async move { wrong_password(&f, "burst").await });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.unwrap();
+    }
+    let (password, _, refused) = classify(&f.events.events()[before..]);
+    assert_eq!(failures(&f, id).await, 5, "only the failure that reached the threshold counted");
+    assert_eq!((password, refused), (1, 31));
+    assert_eq!(throttled_mails(&f), 1);
+    assert!(stored(&f, id).await.record.throttle.until > Some(Timestamp(T0)));
+}
