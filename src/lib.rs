@@ -19,6 +19,8 @@ pub mod policy;
 mod random;
 pub mod secret;
 pub mod store;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 mod token;
 pub mod totp;
 
@@ -37,5 +39,9 @@ pub use outcome::{
 };
 pub use policy::{BackupCodePolicy, HashParams, LocationPolicy, PasswordPolicy, Policy, PolicyBuilder, ThrottlePolicy};
 pub use secret::{SecretBytes, SecretString};
+#[cfg(feature = "postgres")]
+pub use store::PostgresStore;
+#[cfg(feature = "sqlite")]
+pub use store::SqliteStore;
 pub use store::{MemoryStore, Swap, UserStore};
 pub use totp::{Algorithm, TotpCode, TotpParams, TotpVerification, Window};

@@ -1,0 +1,65 @@
+//! What the SQL stores share: the row mapping ([`rows`]), the schema migrations, the
+//! statements and the operations over one connection ([`sql_ops!`]), and the mapping
+//! of driver errors to [`StoreError`].
+//!
+//! The operations are written once and instantiated per driver by a macro, because
+//! the two backends differ only in how a transaction starts (SQLite's
+//! `BEGIN IMMEDIATE`, PostgreSQL's advisory lock for migrations); everything in a
+//! transaction is the same SQL (`$N` placeholders work on both).
+
+pub(crate) mod ops;
+pub(crate) mod rows;
+
+use crate::account::AccountId;
+use crate::error::StoreError;
+
+/// A versioned schema migration, applied once in order and recorded in
+/// `twofactor_schema_version`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Migration {
+    /// The schema version this migration leads to (1, 2, …).
+    pub version: i64,
+    /// The statements (idempotent: `CREATE … IF NOT EXISTS`).
+    pub sql: &'static str,
+}
+
+/// SQLite's migrations.
+#[cfg(feature = "sqlite")]
+pub(crate) const SQLITE_MIGRATIONS: &[Migration] =
+    &[Migration { version: 1, sql: include_str!("migrations/sqlite/0001_accounts.sql") }];
+
+/// PostgreSQL's migrations.
+#[cfg(feature = "postgres")]
+pub(crate) const POSTGRES_MIGRATIONS: &[Migration] =
+    &[Migration { version: 1, sql: include_str!("migrations/postgres/0001_accounts.sql") }];
+
+/// How an account is looked up.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Key<'a> {
+    Id(AccountId),
+    Username(&'a str),
+}
+
+/// Maps a driver error: a unique violation is [`StoreError::Duplicate`], a value that
+/// does not decode is [`StoreError::Corrupt`], anything else is a backend fault.
+/// (sqlx's messages never contain bound values.)
+pub(crate) fn store_error(err: sqlx::Error) -> StoreError {
+    if let Some(db) = err.as_database_error()
+        && db.kind() == sqlx::error::ErrorKind::UniqueViolation
+    {
+        return StoreError::Duplicate;
+    }
+    match err {
+        sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) | sqlx::Error::ColumnNotFound(_) => {
+            StoreError::Corrupt(err.to_string())
+        }
+        other => StoreError::backend(other),
+    }
+}
+
+/// The error for a database whose schema is newer than this crate knows.
+pub(crate) fn schema_too_new(found: i64, known: i64) -> StoreError {
+    StoreError::Backend(format!(
+        "the database schema is at version {found}, newer than this version of twofactor supports ({known})"
+    ))
+}

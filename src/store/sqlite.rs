@@ -1,0 +1,164 @@
+//! [`SqliteStore`]: accounts in a SQLite file, the embedded default.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+
+use crate::account::{Account, AccountId, Versioned};
+use crate::clock::{Clock, SystemClock};
+use crate::error::StoreError;
+use crate::store::sql::rows::to_sql;
+use crate::store::sql::{Key, SQLITE_MIGRATIONS, store_error};
+use crate::store::{Swap, UserStore};
+
+mod ops {
+    crate::store::sql::ops::sql_ops!(sqlx::Sqlite);
+}
+
+/// How long a connection waits for another connection's (or process's) write lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// The pool size for a database file.
+const MAX_CONNECTIONS: u32 = 8;
+/// Starts a write transaction that takes the database's write lock at once, so
+/// concurrent writers wait for each other (up to the busy timeout) instead of failing
+/// when a read lock would have to be upgraded.
+const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
+
+/// Accounts in a SQLite database (see the README for the tables), on sqlx.
+///
+/// The database runs in WAL mode with `synchronous = FULL` (a committed swap survives
+/// a power loss), a 5 s busy timeout and foreign keys on. Every write is one
+/// `BEGIN IMMEDIATE` transaction with a version-guarded `UPDATE`, so several
+/// processes can share one file: their writers take turns, and of N concurrent swaps
+/// from one version exactly one succeeds. A record is read with one statement, so from
+/// one snapshot. Clones share the pool.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), twofactor::StoreError> {
+/// let store = twofactor::SqliteStore::open("accounts.db").await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+    /// Serializes this process's writers, so they queue here rather than in SQLite's
+    /// sleeping busy handler (other processes still wait in SQLite).
+    writer: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl SqliteStore {
+    /// Opens (creating it if missing) the database file at `path` and applies the
+    /// migrations.
+    ///
+    /// # Errors
+    /// The file cannot be opened or created, or a migration failed.
+    pub async fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::new().filename(path).create_if_missing(true);
+        Self::with_options(options, false).await
+    }
+
+    /// Connects with a sqlx SQLite URL (`sqlite://accounts.db?mode=rwc`, or
+    /// `sqlite::memory:` for a private in-memory database) and applies the migrations.
+    /// An in-memory database lives as long as the store's single connection.
+    ///
+    /// # Errors
+    /// A malformed URL, a database that cannot be opened, or a failed migration.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(url).map_err(store_error)?;
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        Self::with_options(options, in_memory).await
+    }
+
+    async fn with_options(options: SqliteConnectOptions, in_memory: bool) -> Result<Self, StoreError> {
+        let options = options
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true);
+        let pool = if in_memory {
+            // One connection that never closes: the database lives in it.
+            SqlitePoolOptions::new().max_connections(1).min_connections(1).idle_timeout(None).max_lifetime(None)
+        } else {
+            SqlitePoolOptions::new().max_connections(MAX_CONNECTIONS)
+        }
+        // A connection to a local file does not go stale; pinging it on every acquire
+        // only costs a round trip through the driver's worker thread.
+        .test_before_acquire(false)
+        .connect_with(options)
+        .await
+        .map_err(store_error)?;
+        let store = SqliteStore { pool, writer: Arc::new(tokio::sync::Mutex::new(())) };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// The connection pool (for the application's own queries and tests).
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let _writer = self.writer.lock().await;
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(store_error)?;
+        let now = to_sql(SystemClock.now().0);
+        match ops::migrate(&mut tx, SQLITE_MIGRATIONS, now).await {
+            Ok(()) => tx.commit().await.map_err(store_error),
+            Err(err) => {
+                let _ = tx.rollback().await;
+                Err(err)
+            }
+        }
+    }
+
+    async fn find(&self, key: Key<'_>) -> Result<Option<Versioned<Account>>, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(store_error)?;
+        ops::find(&mut conn, key).await
+    }
+}
+
+impl UserStore for SqliteStore {
+    async fn insert(&self, account: &Account) -> Result<(), StoreError> {
+        let _writer = self.writer.lock().await;
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(store_error)?;
+        match ops::insert(&mut tx, account).await {
+            Ok(()) => tx.commit().await.map_err(store_error),
+            Err(err) => {
+                let _ = tx.rollback().await;
+                Err(err)
+            }
+        }
+    }
+
+    async fn find_by_id(&self, id: AccountId) -> Result<Option<Versioned<Account>>, StoreError> {
+        self.find(Key::Id(id)).await
+    }
+
+    async fn find_by_username(&self, username: &str) -> Result<Option<Versioned<Account>>, StoreError> {
+        self.find(Key::Username(username)).await
+    }
+
+    async fn compare_and_swap(&self, expected: u64, account: &Account) -> Result<Swap, StoreError> {
+        let _writer = self.writer.lock().await;
+        // Versions only grow: a stale expectation is a conflict without taking the
+        // database's write lock. The write below is guarded by the version anyway.
+        let mut conn = self.pool.acquire().await.map_err(store_error)?;
+        if ops::current_version(&mut conn, to_sql(account.id.0)).await? != Some(expected) {
+            return Ok(Swap::Conflict);
+        }
+        let mut tx = sqlx::Connection::begin_with(&mut *conn, BEGIN_WRITE).await.map_err(store_error)?;
+        match ops::swap(&mut tx, expected, account).await {
+            Ok(swap @ Swap::Swapped { .. }) => tx.commit().await.map(|()| swap).map_err(store_error),
+            Ok(Swap::Conflict) => {
+                tx.rollback().await.map_err(store_error)?;
+                Ok(Swap::Conflict)
+            }
+            Err(err) => {
+                let _ = tx.rollback().await;
+                Err(err)
+            }
+        }
+    }
+}

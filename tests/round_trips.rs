@@ -1,0 +1,142 @@
+//! Store round trips per login step, counted by a wrapper around `MemoryStore`: the
+//! password step needs at most one read and no write; the second step at most one
+//! read and one conditional write (single-threaded, so no swap is retried).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use twofactor::{
+    Account, AccountId, Clock, ConfirmOutcome, Engine, KeyRing, LoginOutcome, ManualClock, MemoryMailer, MemoryStore,
+    NewAccount, Policy, Role, SecondFactor, SecondFactorOutcome, StoreError, Swap, Timestamp, TotpParams, UserStore,
+    Versioned,
+};
+
+const PASSWORD: &str = "correct horse battery staple";
+
+/// Counts the calls that reach the store.
+#[derive(Clone, Default)]
+struct Counting {
+    inner: MemoryStore,
+    reads: Arc<AtomicUsize>,
+    inserts: Arc<AtomicUsize>,
+    swaps: Arc<AtomicUsize>,
+}
+
+/// (reads, inserts, swaps) since the last call.
+impl Counting {
+    fn take(&self) -> (usize, usize, usize) {
+        (
+            self.reads.swap(0, Ordering::SeqCst),
+            self.inserts.swap(0, Ordering::SeqCst),
+            self.swaps.swap(0, Ordering::SeqCst),
+        )
+    }
+}
+
+impl UserStore for Counting {
+    async fn insert(&self, account: &Account) -> Result<(), StoreError> {
+        self.inserts.fetch_add(1, Ordering::SeqCst);
+        self.inner.insert(account).await
+    }
+    async fn find_by_id(&self, id: AccountId) -> Result<Option<Versioned<Account>>, StoreError> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        self.inner.find_by_id(id).await
+    }
+    async fn find_by_username(&self, username: &str) -> Result<Option<Versioned<Account>>, StoreError> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        self.inner.find_by_username(username).await
+    }
+    async fn compare_and_swap(&self, expected: u64, account: &Account) -> Result<Swap, StoreError> {
+        self.swaps.fetch_add(1, Ordering::SeqCst);
+        self.inner.compare_and_swap(expected, account).await
+    }
+}
+
+struct Setup {
+    engine: Engine<Counting, MemoryMailer, ManualClock>,
+    store: Counting,
+    mailer: MemoryMailer,
+    clock: ManualClock,
+    secret: Vec<u8>,
+}
+
+/// An engine over the counting store and an account `name` with confirmed 2FA.
+async fn setup(name: &str) -> Setup {
+    let store = Counting::default();
+    let mailer = MemoryMailer::new();
+    let clock = ManualClock::new(Timestamp(1_800_000_000));
+    let policy = Policy::builder().danger_fast_hashing().build().expect("policy");
+    let engine = Engine::builder(store.clone(), mailer.clone(), KeyRing::ephemeral().expect("keys"))
+        .clock(clock.clone())
+        .policy(policy)
+        .build()
+        .expect("engine");
+    let id =
+        engine.create_account(NewAccount::new(name, "u@example.test", Role::User, PASSWORD)).await.expect("create");
+    let started = engine.start_enrollment(id).await.expect("enroll");
+    let secret = data_encoding::BASE32_NOPAD.decode(started.secret_base32.expose().as_bytes()).expect("base32");
+    let code = twofactor::totp::generate(&secret, &TotpParams::default(), clock.now().0).expose().to_owned();
+    let confirmed = engine.confirm_enrollment(id, &code).await.expect("confirm");
+    assert!(matches!(confirmed, ConfirmOutcome::Confirmed { .. }), "{confirmed:?}");
+    clock.advance(Duration::from_secs(30));
+    store.take();
+    Setup { engine, store, mailer, clock, secret }
+}
+
+async fn password_step(s: &Setup, name: &str) -> String {
+    let outcome = s.engine.begin_login(name, PASSWORD, None).await.expect("login");
+    let LoginOutcome::SecondFactorRequired(pending) = outcome else { panic!("expected a second factor: {outcome:?}") };
+    pending.token().to_owned()
+}
+
+#[tokio::test]
+async fn password_step_reads_once_and_writes_nothing() {
+    let s = setup("alice").await;
+    password_step(&s, "alice").await;
+    let (reads, inserts, swaps) = s.store.take();
+    assert!(reads <= 1, "the password step read {reads} times");
+    assert_eq!((inserts, swaps), (0, 0), "the password step wrote");
+    // Without 2FA the password alone logs in, also without a write.
+    let id = s.engine.create_account(NewAccount::new("bob", "b@example.test", Role::User, PASSWORD)).await.unwrap();
+    s.store.take();
+    let outcome = s.engine.begin_login("bob", PASSWORD, None).await.unwrap();
+    assert!(matches!(&outcome, LoginOutcome::Authenticated(a) if a.account == id), "{outcome:?}");
+    assert_eq!(s.store.take(), (1, 0, 0));
+}
+
+#[tokio::test]
+async fn totp_step_reads_once_and_swaps_once() {
+    let s = setup("carol").await;
+    let pending = password_step(&s, "carol").await;
+    s.store.take();
+    let code = twofactor::totp::generate(&s.secret, &TotpParams::default(), s.clock.now().0).expose().to_owned();
+    let outcome = s.engine.finish_login(&pending, SecondFactor::Totp(&code), None).await.unwrap();
+    assert!(matches!(outcome, SecondFactorOutcome::Authenticated(_)), "{outcome:?}");
+    let (reads, inserts, swaps) = s.store.take();
+    assert!(reads <= 1 && swaps <= 1 && inserts == 0, "TOTP step: {reads} reads, {inserts} inserts, {swaps} swaps");
+}
+
+#[tokio::test]
+async fn backup_code_step_reads_once_and_swaps_once() {
+    let s = setup("dave").await;
+    let pending = password_step(&s, "dave").await;
+    s.store.take();
+    let code = s.mailer.last_code_for("u@example.test").expect("backup code");
+    let outcome = s.engine.finish_login(&pending, SecondFactor::BackupCode(&code), None).await.unwrap();
+    assert!(matches!(outcome, SecondFactorOutcome::Authenticated(_)), "{outcome:?}");
+    let (reads, inserts, swaps) = s.store.take();
+    assert!(reads <= 1 && swaps <= 1 && inserts == 0, "backup step: {reads} reads, {inserts} inserts, {swaps} swaps");
+}
+
+#[tokio::test]
+async fn a_wrong_code_is_one_read_and_one_swap() {
+    let s = setup("erin").await;
+    let pending = password_step(&s, "erin").await;
+    s.store.take();
+    let right = twofactor::totp::generate(&s.secret, &TotpParams::default(), s.clock.now().0).expose().to_owned();
+    let wrong: String = right.chars().map(|c| if c == '0' { '1' } else { '0' }).collect();
+    let outcome = s.engine.finish_login(&pending, SecondFactor::Totp(&wrong), None).await.unwrap();
+    assert!(matches!(outcome, SecondFactorOutcome::Denied { .. }), "{outcome:?}");
+    assert_eq!(s.store.take(), (1, 0, 1));
+}
