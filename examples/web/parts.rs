@@ -1,4 +1,7 @@
 //! The demo's store, mailer and hashing offload: the one place to switch parts.
+//!
+//! Every run starts empty: a SQLite file in the run's data directory under an
+//! ephemeral key ring (nothing outlives the run, so there is no key file to keep).
 
 use std::error::Error;
 use std::path::Path;
@@ -6,19 +9,23 @@ use std::sync::Arc;
 
 use tokio::sync::Semaphore;
 use twofactor::offload::{Job, JobFuture, Offload};
-use twofactor::{Engine, MemoryMailer, MemoryStore};
+use twofactor::{Engine, MemoryMailer, SqliteStore};
 
 /// The store the demo runs on.
-pub type DemoStore = MemoryStore;
+pub type DemoStore = SqliteStore;
 /// The mailer the demo sends through.
 pub type DemoMailer = MemoryMailer;
 /// The engine over them.
 pub type DemoEngine = Engine<DemoStore, DemoMailer>;
 
 /// Opens the store and the mailer under `data_dir`, and the mailbox view of what was sent.
-pub async fn open(_data_dir: &Path) -> Result<(DemoStore, DemoMailer, Mailbox), Box<dyn Error>> {
+pub async fn open(data_dir: &Path) -> Result<(DemoStore, DemoMailer, Mailbox), Box<dyn Error>> {
+    let db = data_dir.join("twofactor.db");
+    if db.exists() {
+        return Err(format!("{} exists: the demo starts from an empty data directory", db.display()).into());
+    }
     let mailer = MemoryMailer::new();
-    Ok((MemoryStore::new(), mailer.clone(), Mailbox(mailer)))
+    Ok((SqliteStore::open(&db).await?, mailer.clone(), Mailbox(mailer)))
 }
 
 /// Runs hashing on tokio's blocking pool, a bounded number at a time.
