@@ -18,6 +18,7 @@ mod password;
 pub mod policy;
 mod random;
 pub mod secret;
+mod semaphore;
 pub mod store;
 #[cfg(feature = "testkit")]
 pub mod testkit;
@@ -28,7 +29,7 @@ pub use account::{Account, AccountId, Role, TwoFactor, Versioned};
 pub use backup_code::BackupCode;
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use engine::EnrollmentStarted;
-pub use engine::{Engine, EngineBuilder, NewAccount, SecondFactor};
+pub use engine::{Engine, EngineBuilder, NewAccount, SecondFactor, default_max_concurrent_hashes};
 pub use error::{Error, InputError, MailError, Result, StoreError};
 pub use events::{Event, EventKind, EventSink, MemorySink, NoopSink};
 pub use keys::{AppKey, KeyRing};

@@ -1,6 +1,9 @@
 //! Argon2id hashing for passwords and backup codes, and the password rules.
 
-use argon2::{Algorithm, Argon2, Params, PasswordHash, PasswordHasher, PasswordVerifier, Version};
+use std::sync::{Mutex, PoisonError};
+
+use argon2::{Algorithm, Argon2, Block, Params, PasswordHash, PasswordHasher, Version};
+use subtle::ConstantTimeEq;
 
 use crate::error::{Error, InputError};
 use crate::policy::{HashParams, PasswordPolicy};
@@ -24,13 +27,46 @@ pub(crate) fn hash(secret: &[u8], params: &HashParams) -> Result<String, Error> 
     Ok(hash.to_string())
 }
 
-/// Whether `secret` matches the PHC string (Argon2's own comparison is constant-time).
-/// A corrupt PHC string is a fault, not a mismatch.
+/// Argon2 working memory kept for reuse. Hashing runs under the engine's
+/// concurrent-hash bound, so this holds at most as many buffers as hashes ever ran at
+/// once (the sum of the bounds of the engines in the process).
+///
+/// Why not let Argon2 allocate: each call then allocates and frees m_cost KiB, and the
+/// allocator keeps freed blocks per thread (glibc: one arena per thread, up to 8 per
+/// core), so a flood on a blocking pool of many threads grew the resident set far past
+/// bound × m_cost. Reused buffers make the resident hashing memory exactly that.
+/// Like Argon2's own buffers, they are overwritten by the next hash, not wiped.
+static MEMORY: Mutex<Vec<Vec<Block>>> = Mutex::new(Vec::new());
+
+/// Runs `f` on a buffer of at least `blocks` Argon2 blocks from the pool.
+fn with_memory<T>(blocks: usize, f: impl FnOnce(&mut [Block]) -> T) -> T {
+    let pooled = MEMORY.lock().unwrap_or_else(PoisonError::into_inner).pop();
+    let mut buffer = pooled.unwrap_or_default();
+    if buffer.len() < blocks {
+        buffer.resize(blocks, Block::default());
+    }
+    let out = f(buffer.get_mut(..blocks).unwrap_or_default());
+    MEMORY.lock().unwrap_or_else(PoisonError::into_inner).push(buffer);
+    out
+}
+
+/// Whether `secret` matches the PHC string, compared in constant time. A corrupt PHC
+/// string is a fault, not a mismatch.
 pub(crate) fn verify(secret: &[u8], phc: &str) -> Result<bool, Error> {
     let parsed = PasswordHash::new(phc).map_err(|_| Error::Corrupt("password hash"))?;
     let params = Params::try_from(&parsed).map_err(|_| Error::Corrupt("password hash parameters"))?;
-    let hasher = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
-    Ok(hasher.verify_password(secret, &parsed).is_ok())
+    let (Some(salt), Some(expected)) = (&parsed.salt, &parsed.hash) else {
+        return Err(Error::Corrupt("password hash"));
+    };
+    let expected = expected.as_bytes();
+    let mut buffer = [0u8; 64];
+    let out = buffer.get_mut(..expected.len()).ok_or(Error::Corrupt("password hash length"))?;
+    let hasher = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+    with_memory(params.block_count(), |memory| hasher.hash_password_into_with_memory(secret, salt, out, memory))
+        .map_err(|_| Error::Corrupt("password hash parameters"))?;
+    let matched = bool::from(out.ct_eq(expected));
+    zeroize::Zeroize::zeroize(&mut buffer);
+    Ok(matched)
 }
 
 /// The parameters a PHC string was made with.
@@ -78,6 +114,20 @@ mod tests {
         assert!(!verify(b"correct horsf", &phc)?);
         assert!(needs_rehash(&phc, &HashParams::OWASP));
         assert!(!needs_rehash(&phc, &HashParams::MINIMAL));
+        Ok(())
+    }
+
+    #[test]
+    fn verify_agrees_with_the_argon2_crate() -> Result<(), Error> {
+        use argon2::PasswordVerifier;
+        for params in [HashParams::MINIMAL, HashParams::BACKUP_CODE] {
+            let phc = hash(b"backup", &params)?;
+            let parsed = PasswordHash::new(&phc).map_err(|_| Error::Corrupt("test"))?;
+            let reference = argon2(&params)?;
+            assert!(reference.verify_password(b"backup", &parsed).is_ok());
+            assert!(verify(b"backup", &phc)?);
+            assert!(!verify(b"backuq", &phc)?);
+        }
         Ok(())
     }
 

@@ -15,11 +15,12 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod sha1_hmac;
+
 use std::fmt;
 
 use hmac::Hmac;
 use hmac::digest::{Digest, Key, KeyInit, Mac};
-use sha1::Sha1;
 use sha2::{Sha256, Sha512};
 use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
 use zeroize::{Zeroize, ZeroizeOnDrop};
@@ -164,7 +165,9 @@ impl Default for Window {
 /// Zeroized on drop; `Debug` prints `TotpCode(REDACTED)`.
 #[derive(Clone, Zeroize, ZeroizeOnDrop)]
 pub struct TotpCode {
-    code: String,
+    /// ASCII digits in `digits[..len]` (no heap allocation, so no stray copies).
+    digits: [u8; 8],
+    len: u8,
 }
 
 impl TotpCode {
@@ -194,12 +197,16 @@ impl TotpCode {
         let wanted = usize::from(digits);
         let trimmed = input.trim().as_bytes();
         let last = trimmed.len().saturating_sub(1);
-        // Never grows past `wanted`, so it is never reallocated (no stray copies).
-        let mut code = TotpCode { code: String::with_capacity(wanted) };
+        let mut code = TotpCode { digits: [0; 8], len: 0 };
         let mut dash_seen = false;
         for (i, &b) in trimmed.iter().enumerate() {
             match b {
-                b'0'..=b'9' if code.code.len() < wanted => code.code.push(char::from(b)),
+                b'0'..=b'9' if usize::from(code.len) < wanted => {
+                    if let Some(slot) = code.digits.get_mut(usize::from(code.len)) {
+                        *slot = b;
+                    }
+                    code.len += 1;
+                }
                 b'0'..=b'9' => return Err(InputError::malformed("code", "wrong number of digits")),
                 b' ' => {}
                 b'-' if !dash_seen && i > 0 && i < last => dash_seen = true,
@@ -207,7 +214,7 @@ impl TotpCode {
                 _ => return Err(InputError::malformed("code", "only digits are allowed")),
             }
         }
-        if code.code.len() != wanted {
+        if usize::from(code.len) != wanted {
             return Err(InputError::malformed("code", "wrong number of digits"));
         }
         Ok(code)
@@ -215,7 +222,15 @@ impl TotpCode {
 
     /// The canonical digits.
     pub fn as_str(&self) -> &str {
-        &self.code
+        // Only ASCII digits are ever stored, so this never falls back.
+        self.digits.get(..usize::from(self.len)).and_then(|d| std::str::from_utf8(d).ok()).unwrap_or("")
+    }
+
+    /// The digits as a number, without branching on their values (at most 8 digits,
+    /// so it fits a `u32`; the leading zeros a code may have do not matter, because
+    /// the caller has already checked its length).
+    fn value(&self) -> u32 {
+        self.as_str().bytes().fold(0u32, |acc, b| acc.wrapping_mul(10).wrapping_add(u32::from(b.wrapping_sub(b'0'))))
     }
 }
 
@@ -228,7 +243,7 @@ impl fmt::Debug for TotpCode {
 /// A keyed HMAC state, one variant per [`Algorithm`].
 #[derive(Clone)]
 enum KeyedMac {
-    Sha1(Hmac<Sha1>),
+    Sha1(sha1_hmac::Sha1Hmac),
     Sha256(Hmac<Sha256>),
     Sha512(Hmac<Sha512>),
 }
@@ -236,10 +251,11 @@ enum KeyedMac {
 /// A TOTP key prepared for verification: the HMAC key schedule is computed once and
 /// cloned for each time step.
 ///
-/// The key bytes are not kept. The precomputed HMAC state (which is as sensitive as
-/// the key) cannot be zeroized with `hmac` 0.12, so drop a `TotpKey` as soon as a
-/// check is done; every buffer derived from it here (padded key, MAC outputs) is
-/// zeroized. `Debug` shows only the algorithm.
+/// The key bytes are not kept. The precomputed HMAC state is as sensitive as the key:
+/// for SHA-1 (the default) it is zeroized on drop; for SHA-256/512 it is an `hmac`
+/// 0.12 state, which cannot be, so drop a `TotpKey` as soon as a check is done. Every
+/// buffer derived from it here (padded key, MAC outputs) is zeroized. `Debug` shows
+/// only the algorithm.
 #[derive(Clone)]
 pub struct TotpKey {
     algorithm: Algorithm,
@@ -257,7 +273,7 @@ impl TotpKey {
     /// ```
     pub fn new(algorithm: Algorithm, secret: &[u8]) -> Self {
         let mac = match algorithm {
-            Algorithm::Sha1 => KeyedMac::Sha1(keyed::<Hmac<Sha1>, Sha1>(secret)),
+            Algorithm::Sha1 => KeyedMac::Sha1(sha1_hmac::Sha1Hmac::new(secret)),
             Algorithm::Sha256 => KeyedMac::Sha256(keyed::<Hmac<Sha256>, Sha256>(secret)),
             Algorithm::Sha512 => KeyedMac::Sha512(keyed::<Hmac<Sha512>, Sha512>(secret)),
         };
@@ -281,7 +297,12 @@ impl TotpKey {
     /// ```
     pub fn hotp(&self, counter: u64, digits: u8) -> u32 {
         let value = match &self.mac {
-            KeyedMac::Sha1(mac) => truncated(mac, counter),
+            KeyedMac::Sha1(mac) => {
+                let mut out = mac.mac8(counter.to_be_bytes());
+                let value = dynamic_truncation(&out);
+                out.zeroize();
+                value
+            }
             KeyedMac::Sha256(mac) => truncated(mac, counter),
             KeyedMac::Sha512(mac) => truncated(mac, counter),
         };
@@ -336,12 +357,18 @@ fn truncated<M: Mac + Clone>(mac: &M, counter: u64) -> u32 {
     let mut mac = mac.clone();
     mac.update(&counter.to_be_bytes());
     let mut out = mac.finalize().into_bytes();
-    let offset = usize::from(out.last().copied().unwrap_or(0) & 0x0f);
+    let value = dynamic_truncation(&out);
+    out.as_mut_slice().zeroize();
+    value
+}
+
+/// RFC 4226 dynamic truncation of a MAC to 31 bits.
+fn dynamic_truncation(mac: &[u8]) -> u32 {
+    let offset = usize::from(mac.last().copied().unwrap_or(0) & 0x0f);
     let mut word = [0u8; 4];
-    if let Some(bytes) = out.get(offset..offset.saturating_add(4)) {
+    if let Some(bytes) = mac.get(offset..offset.saturating_add(4)) {
         word.iter_mut().zip(bytes).for_each(|(w, b)| *w = *b);
     }
-    out.as_mut_slice().zeroize();
     let value = u32::from_be_bytes(word) & 0x7fff_ffff;
     word.zeroize();
     value
@@ -409,12 +436,14 @@ pub fn verify(
     let first = now.saturating_sub(back);
     let last = now.saturating_add(ahead);
 
+    let mut entered = code.value();
     let (mut fresh, mut fresh_step) = (Choice::from(0), 0u64);
     let (mut used, mut used_step) = (Choice::from(0), 0u64);
     // Ascending, so the last selected match is the newest one.
     for step in first..=last {
-        let expected = key.code(step, params.digits);
-        let matches = expected.expose().as_bytes().ct_eq(code.as_str().as_bytes());
+        let mut expected = key.hotp(step, params.digits);
+        let matches = expected.ct_eq(&entered);
+        expected.zeroize();
         let is_fresh = Choice::from(u8::from(last_used_step.is_none_or(|u| step > u)));
         let m_fresh = matches & is_fresh;
         let m_used = matches & !is_fresh;
@@ -423,6 +452,7 @@ pub fn verify(
         fresh |= m_fresh;
         used |= m_used;
     }
+    entered.zeroize();
     if bool::from(fresh) {
         TotpVerification::Accepted { step: fresh_step }
     } else if bool::from(used) {

@@ -17,6 +17,7 @@ use crate::mail::{Delivery, Mailer, Message};
 use crate::offload::{Inline, Offload};
 use crate::password;
 use crate::policy::Policy;
+use crate::semaphore::Semaphore;
 use crate::store::{Swap, UserStore};
 
 pub use login::SecondFactor;
@@ -48,6 +49,7 @@ pub struct Engine<S, M, C = SystemClock> {
     policy: Policy,
     events: Arc<dyn EventSink>,
     offload: Arc<dyn Offload>,
+    hash_limit: Semaphore,
     dummy_hash: String,
 }
 
@@ -66,6 +68,7 @@ pub struct EngineBuilder<S, M, C> {
     policy: Policy,
     events: Arc<dyn EventSink>,
     offload: Arc<dyn Offload>,
+    max_concurrent_hashes: usize,
 }
 
 impl<S, M, C> fmt::Debug for EngineBuilder<S, M, C> {
@@ -76,7 +79,7 @@ impl<S, M, C> fmt::Debug for EngineBuilder<S, M, C> {
 
 impl<S: UserStore, M: Mailer> Engine<S, M, SystemClock> {
     /// Starts configuring an engine with the default [`Policy`], the system clock, no
-    /// event sink and inline hashing.
+    /// event sink, inline hashing and at most [`default_max_concurrent_hashes`] hashes at once.
     pub fn builder(store: S, mailer: M, keys: KeyRing) -> EngineBuilder<S, M, SystemClock> {
         EngineBuilder {
             store,
@@ -86,8 +89,15 @@ impl<S: UserStore, M: Mailer> Engine<S, M, SystemClock> {
             policy: Policy::default(),
             events: Arc::new(NoopSink),
             offload: Arc::new(Inline),
+            max_concurrent_hashes: default_max_concurrent_hashes(),
         }
     }
+}
+
+/// The default bound on concurrent hashes: the number of CPUs the process may use
+/// (`std::thread::available_parallelism`), or 1 when that is unknown.
+pub fn default_max_concurrent_hashes() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
 }
 
 impl<S: UserStore, M: Mailer, C: Clock> EngineBuilder<S, M, C> {
@@ -101,6 +111,7 @@ impl<S: UserStore, M: Mailer, C: Clock> EngineBuilder<S, M, C> {
             policy: self.policy,
             events: self.events,
             offload: self.offload,
+            max_concurrent_hashes: self.max_concurrent_hashes,
         }
     }
 
@@ -122,6 +133,15 @@ impl<S: UserStore, M: Mailer, C: Clock> EngineBuilder<S, M, C> {
         self
     }
 
+    /// Runs at most `n` Argon2 hashes at once (at least 1), whatever the offload: the
+    /// others wait, in arrival order, without holding a thread. Hashing memory then
+    /// stays at or below `n` × the largest `m_cost` in use (19 MiB at the OWASP
+    /// defaults). Default: [`default_max_concurrent_hashes`].
+    pub fn max_concurrent_hashes(mut self, n: usize) -> Self {
+        self.max_concurrent_hashes = n.max(1);
+        self
+    }
+
     /// Builds the engine. This hashes one random password with the policy's
     /// parameters, so that logins for unknown users cost the same as wrong passwords.
     ///
@@ -138,6 +158,7 @@ impl<S: UserStore, M: Mailer, C: Clock> EngineBuilder<S, M, C> {
             policy: self.policy,
             events: self.events,
             offload: self.offload,
+            hash_limit: Semaphore::new(self.max_concurrent_hashes),
             dummy_hash,
         })
     }
@@ -159,13 +180,19 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
         &self.mailer
     }
 
-    /// Runs blocking work through the offload hook.
+    /// Runs blocking work through the offload hook, under the concurrent-hash bound.
+    ///
+    /// The permit moves into the job and is released when the job has run, not when
+    /// this future ends: if the caller drops the future while an offload such as
+    /// `TokioOffload` still runs the job, the hash still counts against the bound.
     async fn blocking<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+        let permit = self.hash_limit.acquire().await;
         let slot = Arc::new(Mutex::new(None));
         let out = Arc::clone(&slot);
         self.offload
             .run(Box::new(move || {
                 let value = f();
+                drop(permit);
                 *out.lock().unwrap_or_else(PoisonError::into_inner) = Some(value);
             }))
             .await;
@@ -238,4 +265,119 @@ fn delivery_of(deliveries: &[(Message, Delivery)], kind: &str) -> Delivery {
         .iter()
         .find(|(m, _)| m.kind() == kind)
         .map_or(Delivery::Failed("not sent".to_owned()), |(_, d)| d.clone())
+}
+
+#[cfg(all(test, feature = "tokio"))]
+mod hash_limit_tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::mpsc;
+
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::mail::MemoryMailer;
+    use crate::offload::TokioOffload;
+    use crate::store::MemoryStore;
+
+    fn engine(limit: usize, offload: impl Offload) -> Engine<MemoryStore, MemoryMailer, ManualClock> {
+        Engine::builder(MemoryStore::new(), MemoryMailer::new(), KeyRing::ephemeral().expect("keys"))
+            .clock(ManualClock::default())
+            .policy(Policy::builder().danger_fast_hashing().build().expect("policy"))
+            .offload(offload)
+            .max_concurrent_hashes(limit)
+            .build()
+            .expect("engine")
+    }
+
+    async fn peak_concurrency(engine: Arc<Engine<MemoryStore, MemoryMailer, ManualClock>>) -> usize {
+        let inside = Arc::new(AtomicUsize::new(0));
+        let peak = Arc::new(AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for _ in 0..16 {
+            let (engine, inside, peak) = (Arc::clone(&engine), Arc::clone(&inside), Arc::clone(&peak));
+            tasks.push(tokio::spawn(async move {
+                engine
+                    .blocking(move || {
+                        let n = inside.fetch_add(1, Ordering::SeqCst) + 1;
+                        peak.fetch_max(n, Ordering::SeqCst);
+                        std::thread::yield_now();
+                        inside.fetch_sub(1, Ordering::SeqCst);
+                    })
+                    .await
+            }));
+        }
+        for task in tasks {
+            task.await.expect("join").expect("job ran");
+        }
+        peak.load(Ordering::SeqCst)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn the_bound_holds_for_inline_hashing() {
+        let peak = peak_concurrency(Arc::new(engine(1, Inline))).await;
+        assert_eq!(peak, 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_bound_holds_on_the_blocking_pool() {
+        let engine = Arc::new(engine(2, TokioOffload::new()));
+        let peak = peak_concurrency(Arc::clone(&engine)).await;
+        assert!((1..=2).contains(&peak), "peak {peak}");
+        assert_eq!(engine.hash_limit.available(), 2);
+    }
+
+    #[test]
+    fn the_default_bound_is_the_cpu_count() {
+        assert!(default_max_concurrent_hashes() >= 1);
+        assert_eq!(
+            default_max_concurrent_hashes(),
+            std::thread::available_parallelism().map(std::num::NonZeroUsize::get).unwrap_or(1)
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_dropped_caller_keeps_the_permit_until_the_job_ends() {
+        let engine = Arc::new(engine(1, TokioOffload::new()));
+        let (started_tx, started_rx) = mpsc::channel::<()>();
+        let (release_tx, release_rx) = mpsc::channel::<()>();
+        let first = {
+            let engine = Arc::clone(&engine);
+            tokio::spawn(async move {
+                engine
+                    .blocking(move || {
+                        started_tx.send(()).expect("started");
+                        release_rx.recv().expect("release");
+                    })
+                    .await
+            })
+        };
+        tokio::task::spawn_blocking(move || started_rx.recv()).await.expect("join").expect("job started");
+        first.abort(); // the caller goes away while its job runs on the blocking pool
+        assert!(first.await.expect_err("aborted").is_cancelled());
+        assert_eq!(engine.hash_limit.available(), 0, "the running job still holds the permit");
+        let second = {
+            let engine = Arc::clone(&engine);
+            tokio::spawn(async move { engine.blocking(|| 7).await })
+        };
+        release_tx.send(()).expect("release");
+        assert_eq!(second.await.expect("join").expect("ran"), 7);
+        assert_eq!(engine.hash_limit.available(), 1, "no permit leaked");
+    }
+
+    #[test]
+    fn tokio_offload_outside_a_runtime_runs_inline() {
+        let engine = engine(1, TokioOffload::new());
+        let out = futures_block_on(engine.blocking(|| 42));
+        assert_eq!(out.expect("ran"), 42);
+    }
+
+    fn futures_block_on<F: std::future::Future>(f: F) -> F::Output {
+        // A current-thread runtime without entering it for `run`: poll once by hand.
+        let waker = std::task::Waker::noop();
+        let mut cx = std::task::Context::from_waker(waker);
+        let mut f = std::pin::pin!(f);
+        match f.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(v) => v,
+            std::task::Poll::Pending => panic!("an inline job completes on the first poll"),
+        }
+    }
 }
