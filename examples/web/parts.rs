@@ -5,9 +5,7 @@
 
 use std::error::Error;
 use std::path::Path;
-use std::sync::Arc;
 
-use tokio::sync::Semaphore;
 use twofactor::offload::{Job, JobFuture, Offload};
 use twofactor::{Engine, MemoryMailer, SqliteStore};
 
@@ -28,19 +26,20 @@ pub async fn open(data_dir: &Path) -> Result<(DemoStore, DemoMailer, Mailbox), B
     Ok((SqliteStore::open(&db).await?, mailer.clone(), Mailbox(mailer)))
 }
 
-/// Runs hashing on tokio's blocking pool, a bounded number at a time.
+/// Runs hashing on tokio's blocking pool (the engine bounds how many at once).
+///
+/// With the crate's `tokio` feature this is `twofactor::offload::TokioOffload::new()`;
+/// the demo keeps its own few lines so that `cargo run --example web` needs no flag.
 pub fn offload() -> impl Offload {
-    let n = std::thread::available_parallelism().map_or(2, |n| n.get());
-    SpawnBlocking(Arc::new(Semaphore::new(n)))
+    SpawnBlocking
 }
 
-struct SpawnBlocking(Arc<Semaphore>);
+struct SpawnBlocking;
 
 impl Offload for SpawnBlocking {
     fn run(&self, job: Job) -> JobFuture {
-        let permits = Arc::clone(&self.0);
         Box::pin(async move {
-            let _permit = permits.acquire_owned().await;
+            // A panicking job shows up as a missing result in the engine.
             let _ = tokio::task::spawn_blocking(job).await;
         })
     }
