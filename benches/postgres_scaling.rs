@@ -3,9 +3,8 @@
 //! beside the Argon2-bound limit of the machine (bare OWASP verifies on one thread per
 //! core). Target: ≥ 90% of that limit.
 //!
-//! Written against the `UserStore` trait: [`store`] is the one line that picks the
-//! store. Until `PostgresStore` lands it returns a `MemoryStore`; then it becomes
-//! `PostgresStore::connect(&url).await` with `TWOFACTOR_TEST_DATABASE_URL`.
+//! The store is a `PostgresStore` at `TWOFACTOR_TEST_DATABASE_URL` (start one with
+//! `scripts/with-services`).
 //!
 //! `scripts/with-services cargo bench --all-features --bench postgres_scaling -- --measurement-time 10`
 
@@ -18,11 +17,13 @@ use std::time::Instant;
 use common::*;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use twofactor::offload::TokioOffload;
-use twofactor::{HashParams, ManualClock, MemoryStore, Timestamp, UserStore};
+use twofactor::{HashParams, ManualClock, PostgresStore, Timestamp, UserStore};
 
-/// The store under test (the one line to switch to `PostgresStore`).
-async fn store() -> MemoryStore {
-    MemoryStore::new()
+/// The store under test.
+async fn store() -> PostgresStore {
+    let url = std::env::var("TWOFACTOR_TEST_DATABASE_URL")
+        .expect("TWOFACTOR_TEST_DATABASE_URL must point at a PostgreSQL database (use scripts/with-services)");
+    PostgresStore::connect(&url).await.expect("connect to PostgreSQL")
 }
 
 struct Client {

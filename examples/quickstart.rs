@@ -8,21 +8,33 @@
 //!    was mailed, and the old code refused.
 //! 6. bob resets alice's 2FA; alice logs in with her password alone.
 //!
-//! Time is a manual clock so the story runs instantly; everything else is what an
-//! application uses: real Argon2id at OWASP strength, sealed secrets, the mail outbox.
+//! Accounts live in a SQLite file (the embedded default) in a fresh temporary directory,
+//! removed at the end. Time is a manual clock so the story runs instantly; everything
+//! else is what an application uses: real Argon2id at OWASP strength, sealed secrets,
+//! the mail outbox.
 
 use std::error::Error;
 use std::time::Duration;
 
 use twofactor::mail::DefaultRenderer;
 use twofactor::{
-    Clock, ConfirmOutcome, Engine, KeyRing, LoginOutcome, ManualClock, MemoryMailer, MemoryStore, NewAccount, Policy,
-    Role, SecondFactor, SecondFactorOutcome, SystemClock, TotpParams,
+    Clock, ConfirmOutcome, Engine, KeyRing, LoginOutcome, ManualClock, MemoryMailer, NewAccount, Policy, Role,
+    SecondFactor, SecondFactorOutcome, SqliteStore, SystemClock, TotpParams,
 };
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn Error>> {
-    let store = MemoryStore::new();
+    let dir = std::env::temp_dir().join(format!("twofactor-quickstart-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let result = story(&dir).await;
+    std::fs::remove_dir_all(&dir)?;
+    result
+}
+
+async fn story(dir: &std::path::Path) -> Result<(), Box<dyn Error>> {
+    let db = dir.join("twofactor-demo.db");
+    let store = SqliteStore::open(&db).await?;
+    println!("accounts are stored in {}", db.display());
     let mailer = MemoryMailer::with_renderer(DefaultRenderer::new("Paligo", "support@paligo.example"));
     let clock = ManualClock::new(SystemClock.now());
     let policy = Policy::builder().issuer("Paligo").build()?;
@@ -81,7 +93,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
-type DemoEngine = Engine<MemoryStore, MemoryMailer, ManualClock>;
+type DemoEngine = Engine<SqliteStore, MemoryMailer, ManualClock>;
 
 async fn pending_login(engine: &DemoEngine, password: &str) -> Result<String, Box<dyn Error>> {
     match engine.begin_login("alice", password, None).await? {

@@ -6,6 +6,7 @@
 //! failed send never leaves an old code valid or a new code unstored; it reports the
 //! failure ([`Delivery::Failed`]) and a logged-in user can ask for a fresh code.
 
+pub mod file;
 mod memory;
 mod render;
 #[cfg(feature = "smtp")]
@@ -15,6 +16,7 @@ mod templates;
 use std::fmt;
 use std::future::Future;
 
+pub use file::FileOutbox;
 pub use memory::{MemoryMailer, SentMail};
 pub use render::{DefaultRenderer, Rendered, Renderer};
 #[cfg(feature = "smtp")]

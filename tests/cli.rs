@@ -1,0 +1,380 @@
+//! Drives the built `cli` example (`examples/cli.rs`) as a user would from a shell:
+//! the whole seed story on one SQLite file and one outbox directory, refusals, usage
+//! errors, and concurrent invocations racing one backup code.
+//!
+//! `cargo test` builds the examples before running this; with `--test cli` alone, run
+//! `cargo build --example cli` first. Each invocation gets a fixed clock through
+//! `TWOFACTOR_CLI_NOW`, so TOTP codes are deterministic.
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use twofactor::BackupCode;
+use twofactor::otpauth::parse_otpauth_uri;
+use twofactor::totp::generate;
+
+const ALICE_PW: &str = "correct horse battery";
+const BOB_PW: &str = "admin horse battery";
+/// A TOTP step boundary (divisible by 30), so `T0 + 30 * n` is step n after it.
+const T0: u64 = 1_800_000_000;
+
+/// `target/debug/examples/cli`, beside the `deps` folder this test runs from.
+fn cli_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let profile_dir = exe.parent().and_then(Path::parent).expect("the test binary lives in target/PROFILE/deps");
+    let bin = profile_dir.join("examples").join(format!("cli{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.exists(),
+        "the cli example is not built at {}: run `cargo test` (which builds examples) or `cargo build --example cli` first",
+        bin.display()
+    );
+    bin
+}
+
+/// What one invocation did.
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn from(out: Output) -> Run {
+        Run {
+            code: out.status.code().expect("exited normally"),
+            stdout: String::from_utf8(out.stdout).expect("utf-8 stdout"),
+            stderr: String::from_utf8(out.stderr).expect("utf-8 stderr"),
+        }
+    }
+
+    #[track_caller]
+    fn ok(self) -> Run {
+        assert_eq!(self.code, 0, "expected success; stdout: {} stderr: {}", self.stdout, self.stderr);
+        self
+    }
+
+    /// A refusal: exit 1 and exactly one line on stderr.
+    #[track_caller]
+    fn refused(self) -> Run {
+        assert_eq!(self.code, 1, "expected a refusal; stdout: {} stderr: {}", self.stdout, self.stderr);
+        assert_eq!(self.stderr.lines().count(), 1, "one line on stderr: {:?}", self.stderr);
+        self
+    }
+
+    /// A usage error: exit 2 and exactly one line on stderr.
+    #[track_caller]
+    fn usage_error(self) -> Run {
+        assert_eq!(self.code, 2, "expected a usage error; stdout: {} stderr: {}", self.stdout, self.stderr);
+        assert_eq!(self.stderr.lines().count(), 1, "one line on stderr: {:?}", self.stderr);
+        self
+    }
+}
+
+/// A working directory with the default `./twofactor-cli.db` and `./outbox`.
+struct Shell {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+}
+
+impl Shell {
+    fn new() -> Shell {
+        Shell { dir: tempfile::tempdir().expect("temp dir"), bin: cli_binary() }
+    }
+
+    fn command(&self, args: &[impl AsRef<OsStr>], now: u64) -> Command {
+        let mut cmd = Command::new(&self.bin);
+        cmd.args(args).current_dir(self.dir.path()).env("TWOFACTOR_CLI_NOW", now.to_string());
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd
+    }
+
+    /// Runs the CLI at time `now` with `stdin` (a password line) and waits.
+    fn run(&self, args: &[impl AsRef<OsStr>], stdin: &str, now: u64) -> Run {
+        let mut child = self.command(args, now).spawn().expect("spawn the cli");
+        feed(&mut child, stdin);
+        Run::from(child.wait_with_output().expect("wait"))
+    }
+
+    /// The outbox's mails, oldest first.
+    fn mails(&self) -> Vec<String> {
+        mails_in(&self.dir.path().join("outbox"))
+    }
+
+    fn add_user(&self, name: &str, role: &str, password: &str) {
+        let email = format!("{name}@example.test");
+        let out = self.run(&["add-user", name, "--email", &email, "--role", role], &format!("{password}\n"), T0).ok();
+        assert_eq!(out.stdout.trim(), format!("added {role} {name}"));
+    }
+
+    /// Enrolls and confirms `name` at `T0`; returns the TOTP secret and parameters.
+    fn enroll(&self, name: &str) -> twofactor::otpauth::OtpauthUri {
+        let out = self.run(&["enroll", name], "", T0).ok();
+        let uri = out.stdout.lines().find(|l| l.starts_with("otpauth://")).expect("a line with the otpauth:// URI");
+        assert!(out.stdout.lines().count() > 10, "a QR code follows the URI");
+        let parsed = parse_otpauth_uri(uri).expect("a valid otpauth URI");
+        assert_eq!(parsed.account, name);
+        let code = totp(&parsed, T0);
+        self.run(&["confirm", name, &code], "", T0).ok();
+        parsed
+    }
+}
+
+fn feed(child: &mut std::process::Child, stdin: &str) {
+    use std::io::Write;
+    let mut pipe = child.stdin.take().expect("stdin");
+    pipe.write_all(stdin.as_bytes()).expect("write stdin");
+}
+
+fn totp(uri: &twofactor::otpauth::OtpauthUri, at: u64) -> String {
+    generate(uri.secret.expose(), &uri.params, at).expose().to_owned()
+}
+
+fn mails_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("the outbox exists")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "eml"))
+        .collect();
+    names.sort();
+    names.iter().map(|p| std::fs::read_to_string(p).expect("read mail")).collect()
+}
+
+fn header<'a>(mail: &'a str, name: &str) -> Option<&'a str> {
+    let head = mail.split("\r\n\r\n").next()?;
+    head.split("\r\n").find_map(|l| l.strip_prefix(name)?.strip_prefix(": "))
+}
+
+/// The body lines of a mail that are exactly one backup code.
+fn codes_in(mail: &str) -> Vec<String> {
+    let body = mail.split_once("\r\n\r\n").expect("headers, blank line, body").1;
+    body.lines().filter(|l| l.len() == 19 && BackupCode::parse(l).is_ok()).map(str::to_owned).collect()
+}
+
+/// The backup code in a mail, on a line of its own.
+fn backup_code(mail: &str) -> String {
+    let codes = codes_in(mail);
+    assert_eq!(codes.len(), 1, "one code on a line of its own in: {mail}");
+    codes[0].clone()
+}
+
+#[test]
+fn the_seed_story_from_a_shell() {
+    let sh = Shell::new();
+    sh.add_user("alice", "user", ALICE_PW);
+    sh.add_user("bob", "admin", BOB_PW);
+    let key = std::fs::read_to_string(sh.dir.path().join("twofactor-cli.db.key")).unwrap();
+    assert!(key.len() == 64 && key.bytes().all(|b| b.is_ascii_hexdigit()), "64 hex digits");
+    let alice = sh.enroll("alice");
+    let pw = &format!("{ALICE_PW}\n");
+
+    // The setup mail carries the first backup code.
+    let mails = sh.mails();
+    assert_eq!(mails.len(), 1);
+    assert_eq!(header(&mails[0], "To"), Some("alice@example.test"));
+    assert!(header(&mails[0], "Subject").is_some());
+    let first_code = backup_code(&mails[0]);
+
+    // The password alone is not enough any more.
+    let out = sh.run(&["login", "alice"], pw, T0 + 30).refused();
+    assert!(out.stderr.contains("--code"), "{}", out.stderr);
+
+    // Password and authenticator code (a later step than the one confirm used).
+    let out = sh.run(&["login", "alice", "--code", &totp(&alice, T0 + 30)], pw, T0 + 30).ok();
+    assert!(out.stdout.contains("logged in as alice"), "{}", out.stdout);
+
+    // A wrong code is refused, in one line.
+    let wrong = format!("{:06}", (totp(&alice, T0 + 60).parse::<u32>().unwrap() + 1) % 1_000_000);
+    let out = sh.run(&["login", "alice", "--code", &wrong], pw, T0 + 60).refused();
+    assert!(out.stderr.contains("wrong code"), "{}", out.stderr);
+
+    // "I don't have my device": the backup code works once and is replaced by mail.
+    sh.run(&["login", "alice", "--backup-code", &first_code], pw, T0 + 60).ok();
+    sh.run(&["login", "alice", "--backup-code", &first_code], pw, T0 + 60).refused();
+    let mails = sh.mails();
+    assert_eq!(mails.len(), 2);
+    let rotated = backup_code(mails.last().unwrap());
+    assert_ne!(rotated, first_code);
+    sh.run(&["login", "alice", "--backup-code", &rotated], pw, T0 + 60).ok();
+    assert_eq!(sh.mails().len(), 3);
+
+    // Remember this location; then it needs the password only.
+    let out = sh.run(&["login", "alice", "--code", &totp(&alice, T0 + 90), "--remember"], pw, T0 + 90).ok();
+    let token = out.stdout.lines().find_map(|l| l.strip_prefix("remember-token: ")).expect("a remember-token line");
+    let out = sh.run(&["login", "alice", "--device", token], pw, T0 + 120).ok();
+    assert!(out.stdout.contains("remembered location"), "{}", out.stdout);
+    sh.run(&["login", "alice", "--device", "not-a-token"], pw, T0 + 120).refused();
+
+    // bob (admin) resets alice's 2FA; alice is told by mail and logs in with her password.
+    sh.run(&["reset", "alice", "--by", "bob", "--verified-by", "video call, photo ID"], "", T0 + 150).ok();
+    let notice = sh.mails().pop().unwrap();
+    assert_eq!(header(&notice, "To"), Some("alice@example.test"));
+    assert!(notice.contains("bob"), "{notice}");
+    let out = sh.run(&["login", "alice"], pw, T0 + 180).ok();
+    assert!(out.stdout.contains("logged in as alice (password)"), "{}", out.stdout);
+    // The remembered location went with the reset, and so did the secret.
+    sh.run(&["confirm", "alice", &totp(&alice, T0 + 180)], "", T0 + 180).refused();
+}
+
+#[test]
+fn resets_follow_the_role_rules() {
+    let sh = Shell::new();
+    sh.add_user("alice", "user", ALICE_PW);
+    sh.add_user("carol", "user", ALICE_PW);
+    sh.add_user("bob", "admin", BOB_PW);
+    sh.add_user("dave", "admin", BOB_PW);
+    sh.add_user("sue", "support", BOB_PW);
+    sh.enroll("alice");
+    let reset = |name: &str, by: &str| sh.run(&["reset", name, "--by", by, "--verified-by", "phone call"], "", T0 + 30);
+    let out = reset("alice", "carol").refused();
+    assert!(out.stderr.contains("may not reset"), "{}", out.stderr);
+    reset("bob", "dave").refused();
+    reset("bob", "bob").refused();
+    reset("alice", "nobody").refused();
+    reset("alice", "bob").ok();
+    reset("bob", "sue").ok();
+}
+
+#[test]
+fn refusals_are_one_line_and_exit_1() {
+    let sh = Shell::new();
+    sh.add_user("alice", "user", ALICE_PW);
+    sh.run(&["add-user", "alice", "--email", "a@example.test"], "another password\n", T0).refused();
+    sh.run(&["add-user", "x", "--email", "a@example.test"], "short\n", T0).refused();
+    sh.run(&["login", "alice"], "wrong password\n", T0).refused();
+    sh.run(&["login", "nobody"], "wrong password\n", T0).refused();
+    sh.run(&["enroll", "nobody"], "", T0).refused();
+    sh.run(&["confirm", "alice", "123456"], "", T0).refused();
+    let alice = sh.enroll("alice");
+    sh.run(&["enroll", "alice"], "", T0).refused();
+    let wrong = format!("{:06}", (totp(&alice, T0 + 30).parse::<u32>().unwrap() + 1) % 1_000_000);
+    sh.run(&["login", "alice", "--code", &wrong], &format!("{ALICE_PW}\n"), T0 + 30).refused();
+    sh.run(&["login", "alice", "--backup-code", "nope"], &format!("{ALICE_PW}\n"), T0 + 30).refused();
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let sh = Shell::new();
+    for args in [
+        &[][..],
+        &["frobnicate"],
+        &["add-user", "alice"],
+        &["add-user", "alice", "--email", "a@example.test", "--role", "king"],
+        &["add-user", "--email", "a@example.test"],
+        &["enroll"],
+        &["enroll", "alice", "bob"],
+        &["confirm", "alice"],
+        &["login", "alice", "--code", "1", "--backup-code", "2"],
+        &["login", "alice", "--code"],
+        &["login", "alice", "--by", "bob"],
+        &["login", "alice", "--remember=yes"],
+        &["reset", "alice", "--by", "bob"],
+        &["--db"],
+        &["--bogus", "enroll", "alice"],
+        &["--db", "a.db", "--db", "b.db", "enroll", "alice"],
+    ] {
+        let out = sh.run(args, "", T0);
+        assert_eq!(out.code, 2, "{args:?}: {}", out.stderr);
+        out.usage_error();
+    }
+    // A missing password is a usage error too, and changes nothing.
+    sh.run(&["add-user", "alice", "--email", "a@example.test"], "", T0).usage_error();
+    let mut bad_clock = sh.command(&["enroll", "alice"], T0);
+    bad_clock.env("TWOFACTOR_CLI_NOW", "yesterday");
+    Run::from(bad_clock.output().unwrap()).usage_error();
+    assert!(!sh.dir.path().join("twofactor-cli.db").exists(), "usage errors touch nothing");
+
+    let help = sh.run(&["--help"], "", T0).ok();
+    assert!(help.stdout.contains("add-user NAME --email ADDR"), "{}", help.stdout);
+}
+
+#[test]
+fn db_and_outbox_paths_are_honoured_and_the_key_is_private() {
+    let sh = Shell::new();
+    let db = sh.dir.path().join("data").join("accounts.db");
+    std::fs::create_dir(db.parent().unwrap()).unwrap();
+    let outbox = sh.dir.path().join("mail");
+    let (db_arg, outbox_arg) = (db.to_str().unwrap(), outbox.to_str().unwrap());
+    let with = |args: &[&str]| -> Vec<String> {
+        ["--db", db_arg, "--outbox", outbox_arg].iter().chain(args).map(|a| a.to_string()).collect()
+    };
+    sh.run(&with(&["add-user", "alice", "--email", "alice@example.test"]), &format!("{ALICE_PW}\n"), T0).ok();
+    let out = sh.run(&with(&["enroll", "alice"]), "", T0).ok();
+    let alice = parse_otpauth_uri(out.stdout.lines().next().unwrap()).unwrap();
+    sh.run(&with(&["confirm", "alice", &totp(&alice, T0)]), "", T0).ok();
+    assert_eq!(mails_in(&outbox).len(), 1);
+    assert!(!sh.dir.path().join("twofactor-cli.db").exists());
+    assert!(!sh.dir.path().join("outbox").exists());
+    let key = db.with_file_name("accounts.db.key");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+    // The sealed TOTP secret needs that key: with another key, codes cannot be checked.
+    std::fs::write(&key, "11".repeat(32)).unwrap();
+    let code = totp(&alice, T0 + 30);
+    sh.run(&with(&["login", "alice", "--code", &code]), &format!("{ALICE_PW}\n"), T0 + 30).refused();
+}
+
+#[test]
+fn eight_concurrent_logins_race_one_backup_code() {
+    let sh = Shell::new();
+    sh.add_user("alice", "user", ALICE_PW);
+    sh.enroll("alice");
+    let code = backup_code(&sh.mails()[0]);
+    let args = ["login", "alice", "--backup-code", code.as_str()];
+    let mut children: Vec<_> = (0..8).map(|_| sh.command(&args, T0 + 30).spawn().expect("spawn")).collect();
+    for child in &mut children {
+        feed(child, &format!("{ALICE_PW}\n"));
+    }
+    let runs: Vec<Run> = children.into_iter().map(|c| Run::from(c.wait_with_output().unwrap())).collect();
+    let winners = runs.iter().filter(|r| r.code == 0).count();
+    assert_eq!(
+        winners,
+        1,
+        "exactly one login wins: {:?}",
+        runs.iter().map(|r| (r.code, &r.stderr)).collect::<Vec<_>>()
+    );
+    for loser in runs.into_iter().filter(|r| r.code != 0) {
+        loser.refused();
+    }
+    // Exactly one replacement code was mailed (besides the setup code; the losers'
+    // failures may add a throttling notice, which carries no code).
+    assert_eq!(sh.mails().iter().filter(|m| !codes_in(m).is_empty()).count(), 2);
+}
+
+#[test]
+fn concurrent_first_use_creates_one_schema_and_one_key() {
+    let sh = Shell::new();
+    let race = |args: &dyn Fn(usize) -> Vec<String>, stdin: &str| -> Vec<Run> {
+        let children: Vec<_> = (0..8)
+            .map(|i| {
+                let mut child = sh.command(&args(i), T0).spawn().expect("spawn");
+                feed(&mut child, stdin);
+                child
+            })
+            .collect();
+        children.into_iter().map(|c| Run::from(c.wait_with_output().unwrap())).collect()
+    };
+    // Eight invocations create the database at once.
+    let add = |i: usize| -> Vec<String> {
+        ["add-user", &format!("user{i}"), "--email", &format!("user{i}@example.test")].map(String::from).to_vec()
+    };
+    race(&add, &format!("{ALICE_PW}\n")).into_iter().for_each(|r| drop(r.ok()));
+    // Eight invocations create the application key at once, and each seals a secret
+    // with the key it read: every one must open with the key that stayed.
+    std::fs::remove_file(sh.dir.path().join("twofactor-cli.db.key")).unwrap();
+    let enrolled = race(&|i| vec!["enroll".to_owned(), format!("user{i}")], "");
+    for (i, run) in enrolled.into_iter().enumerate() {
+        let run = run.ok();
+        let uri = parse_otpauth_uri(run.stdout.lines().next().unwrap()).unwrap();
+        sh.run(&["confirm", &format!("user{i}"), &totp(&uri, T0)], "", T0).ok();
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(sh.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary key files left: {leftovers:?}");
+}
