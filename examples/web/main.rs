@@ -9,9 +9,9 @@
 //! Environment:
 //! - `TWOFACTOR_WEB_ADDR` — listen address (default `127.0.0.1:3000`; port 0 picks a
 //!   free port). The actual URL is printed as `listening on http://…`.
-//! - `TWOFACTOR_WEB_DATA_DIR` — where the run keeps its data (default: a fresh temp
-//!   directory, removed on Ctrl-C). Every run starts empty, so the demo's key ring is
-//!   ephemeral.
+//! - `TWOFACTOR_WEB_DATA_DIR` — where the run keeps its SQLite database and its file
+//!   outbox (default: a fresh temp directory, removed on Ctrl-C). Every run starts
+//!   empty, so the demo's key ring is ephemeral.
 //! - `TWOFACTOR_WEB_SECURE_COOKIES=1` — mark cookies `Secure`. Set it whenever the app
 //!   is reached over HTTPS (e.g. behind a TLS-terminating proxy); the demo itself
 //!   serves plain HTTP on 127.0.0.1, where browsers would drop `Secure` cookies.

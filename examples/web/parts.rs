@@ -1,18 +1,20 @@
 //! The demo's store, mailer and hashing offload: the one place to switch parts.
 //!
-//! Every run starts empty: a SQLite file in the run's data directory under an
-//! ephemeral key ring (nothing outlives the run, so there is no key file to keep).
+//! Every run starts empty: a SQLite file and a file outbox (one `.eml` per mail) in
+//! the run's data directory, under an ephemeral key ring (nothing outlives the run, so
+//! there is no key file to keep).
 
 use std::error::Error;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use twofactor::mail::{DefaultRenderer, FileOutbox};
 use twofactor::offload::{Job, JobFuture, Offload};
-use twofactor::{Engine, MemoryMailer, SqliteStore};
+use twofactor::{Engine, SqliteStore};
 
 /// The store the demo runs on.
 pub type DemoStore = SqliteStore;
 /// The mailer the demo sends through.
-pub type DemoMailer = MemoryMailer;
+pub type DemoMailer = FileOutbox;
 /// The engine over them.
 pub type DemoEngine = Engine<DemoStore, DemoMailer>;
 
@@ -22,8 +24,11 @@ pub async fn open(data_dir: &Path) -> Result<(DemoStore, DemoMailer, Mailbox), B
     if db.exists() {
         return Err(format!("{} exists: the demo starts from an empty data directory", db.display()).into());
     }
-    let mailer = MemoryMailer::new();
-    Ok((SqliteStore::open(&db).await?, mailer.clone(), Mailbox(mailer)))
+    let outbox = data_dir.join("outbox");
+    let mailer = FileOutbox::new(&outbox)?
+        .with_renderer(DefaultRenderer::new("Acme", "your administrator"))
+        .with_from("Acme <security@acme.example>")?;
+    Ok((SqliteStore::open(&db).await?, mailer, Mailbox(outbox)))
 }
 
 /// Runs hashing on tokio's blocking pool (the engine bounds how many at once).
@@ -55,24 +60,33 @@ pub struct MailView {
     pub body: String,
 }
 
-/// Read access to the mails sent.
+/// Reads the file outbox's `.eml` files.
 #[derive(Clone)]
-pub struct Mailbox(MemoryMailer);
+pub struct Mailbox(PathBuf);
 
 impl Mailbox {
-    /// Every mail sent, newest first.
+    /// Every mail sent, newest first (the outbox's file names sort in sending order).
     pub fn newest_first(&self) -> Vec<MailView> {
-        let mut mails: Vec<MailView> = self
-            .0
-            .outbox()
-            .into_iter()
-            .map(|m| MailView {
-                to: m.message.recipient().email.clone(),
-                subject: m.rendered.subject,
-                body: m.rendered.text,
-            })
-            .collect();
-        mails.reverse();
-        mails
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&self.0)
+            .map(|dir| dir.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default();
+        files.retain(|p| p.extension().is_some_and(|e| e == "eml"));
+        files.sort();
+        files.iter().rev().filter_map(|p| parse_eml(&std::fs::read_to_string(p).ok()?)).collect()
     }
+}
+
+/// To, Subject and the text/plain body of one mail as the file outbox writes it.
+fn parse_eml(raw: &str) -> Option<MailView> {
+    let raw = raw.replace("\r\n", "\n");
+    let (head, body) = raw.split_once("\n\n")?;
+    let header = |name: &str| {
+        head.lines().find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(": "))).map(str::to_owned)
+    };
+    let boundary = head.lines().find_map(|l| l.split("boundary=\"").nth(1)).map(|b| b.trim_end_matches('"'));
+    let body = match boundary {
+        Some(b) => body.split(&format!("--{b}")).nth(1)?.split_once("\n\n")?.1.to_owned(),
+        None => body.to_owned(),
+    };
+    Some(MailView { to: header("To")?, subject: header("Subject")?, body })
 }
