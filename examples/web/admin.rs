@@ -1,0 +1,91 @@
+//! The administrator's page: reset a user's 2FA, with a note on how the user's
+//! identity was checked. The engine enforces the role rules; a refusal is shown.
+
+use axum::extract::{Form, State};
+use axum::http::HeaderMap;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use twofactor::{Delivery, Error, ResetOutcome, Role};
+
+use crate::app::{App, AppError, Result, Shared, check_csrf, signed_in};
+use crate::html::{csrf_field, esc, message};
+use crate::session::{Ctx, SignedIn};
+
+/// The reset form.
+pub async fn form(State(app): State<Shared>, headers: HeaderMap) -> Result {
+    let (_, ctx) = admin_ctx(&app, &headers)?;
+    Ok(render(&app, ctx, "", "", ""))
+}
+
+fn admin_ctx(app: &App, headers: &HeaderMap) -> Result<(SignedIn, Ctx)> {
+    let (user, ctx) = signed_in(app, app.sessions.open(headers))?;
+    if user.role == Role::User {
+        let response = (StatusCode::FORBIDDEN, "Administrators only.").into_response();
+        return Err(AppError::Respond(Box::new(app.sessions.finish(ctx, response))));
+    }
+    Ok((user, ctx))
+}
+
+fn render(app: &App, ctx: Ctx, username: &str, note: &str, msg: &str) -> Response {
+    let body = format!(
+        r#"<h1>Reset two-factor authentication</h1>
+<p>Resetting removes the user's authenticator app, backup code and remembered locations. They then sign in with their password alone and can set up two-factor authentication again. The user is told by email.</p>
+<p class="help"><strong>Verify the user's identity first.</strong> You are responsible for making sure the person asking is the account's owner and is authorized (for example: a video call with photo ID, or a call back to the phone number on file). Describe how you checked; it is recorded with the reset.</p>
+<p class="muted">Rules: an administrator resets users; only support resets an administrator; nobody resets their own two-factor authentication.</p>{msg}
+<form method="post" action="/admin">{csrf}
+<label for="username">Username</label>
+<input type="text" id="username" name="username" value="{username}" required>
+<label for="identity_check">How did you verify the user's identity?</label>
+<textarea id="identity_check" name="identity_check" rows="3" maxlength="500" required>{note}</textarea>
+<button class="primary danger" type="submit" id="reset">Reset two-factor authentication</button>
+</form>"#,
+        csrf = csrf_field(&ctx.data),
+        username = esc(username),
+        note = esc(note),
+    );
+    app.page(ctx, "Reset two-factor authentication", &body, None)
+}
+
+/// The reset form's fields.
+#[derive(Deserialize)]
+pub struct ResetForm {
+    csrf: String,
+    username: String,
+    identity_check: String,
+}
+
+/// Resets the named user's 2FA, if the role rules allow it.
+pub async fn submit(State(app): State<Shared>, headers: HeaderMap, Form(f): Form<ResetForm>) -> Result {
+    let (actor, ctx) = admin_ctx(&app, &headers)?;
+    check_csrf(&ctx, &f.csrf)?;
+    let username = f.username.trim();
+    let Some(target) = app.engine.account_by_username(username).await? else {
+        let msg = message("error", &format!("There is no user named “{username}”."));
+        return Ok(render(&app, ctx, username, &f.identity_check, &msg));
+    };
+    let msg = match app.engine.reset(actor.id, target.id, &f.identity_check).await {
+        Ok(ResetOutcome::Reset { notice_delivery }) => {
+            let mail = match notice_delivery {
+                Delivery::Sent => "They were notified by email.",
+                _ => "The notice email could not be sent: tell them yourself.",
+            };
+            let text = format!("Two-factor authentication for {username} was reset. {mail}");
+            return Ok(render(&app, ctx, "", "", &message("ok", &text)));
+        }
+        Ok(_) if actor.id == target.id => {
+            message("error", "Not allowed: nobody resets their own two-factor authentication. Ask support.")
+        }
+        Ok(_) => message(
+            "error",
+            &format!(
+                "Not allowed: a {} may not reset the two-factor authentication of {username}, a {}. \
+                 An administrator resets users; only support resets an administrator.",
+                actor.role, target.role
+            ),
+        ),
+        Err(Error::InvalidInput(e)) => message("error", &format!("Please check the form: {e}.")),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(render(&app, ctx, username, &f.identity_check, &msg))
+}

@@ -1,0 +1,93 @@
+//! Enrollment: a QR code of the `otpauth://` URI, the secret for manual entry, and a
+//! field to confirm one code (2FA turns on only then).
+
+use axum::extract::{Form, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use qrcode::QrCode;
+use qrcode::render::svg;
+use serde::Deserialize;
+use twofactor::{ConfirmOutcome, Delivery, EnrollmentStarted, Error};
+
+use crate::app::{App, Result, Shared, check_csrf, signed_in};
+use crate::html::{csrf_field, esc, message};
+use crate::session::Ctx;
+
+/// The enrollment page (starts an enrollment unless one is on screen already).
+pub async fn form(State(app): State<Shared>, headers: HeaderMap) -> Result {
+    let (user, mut ctx) = signed_in(&app, app.sessions.open(&headers))?;
+    if app.engine.account(user.id).await?.is_some_and(|a| a.two_factor == "enabled") {
+        return Ok(app.redirect(ctx, "/account"));
+    }
+    let started = match ctx.data.enrollment.clone() {
+        Some(s) => s,
+        None => app.engine.start_enrollment(user.id).await?,
+    };
+    ctx.data.enrollment = Some(started.clone());
+    Ok(render(&app, ctx, &started, ""))
+}
+
+fn render(app: &App, ctx: Ctx, started: &EnrollmentStarted, msg: &str) -> Response {
+    let qr = QrCode::new(started.uri.expose().as_bytes()).map_or_else(
+        |_| "<p>(QR code unavailable: enter the key below.)</p>".to_owned(),
+        |code| {
+            let svg = code.render::<svg::Color<'_>>().min_dimensions(220, 220).quiet_zone(true).build();
+            // Drop the XML declaration; the <svg> element is inlined in HTML.
+            svg.find("<svg").map_or(svg.clone(), |i| svg[i..].to_owned())
+        },
+    );
+    let grouped: Vec<String> =
+        started.secret_base32.expose().as_bytes().chunks(4).map(|c| String::from_utf8_lossy(c).into_owned()).collect();
+    let body = format!(
+        r#"<h1>Set up two-factor authentication</h1>
+<p>1. Scan this QR code with your authentication app (Google Authenticator, Aegis, 1Password…).</p>
+<div class="qr" id="qr">{qr}</div>
+<p>Can't scan it? Enter this key in the app instead:<br><code class="secret" id="secret">{secret}</code></p>
+<p>2. Enter the 6-digit code the app shows to turn two-factor authentication on. We will email you a backup code for when you don't have your device.</p>{msg}
+<form method="post" action="/enroll">{csrf}
+<label for="code">Verification code</label>
+<input type="text" id="code" name="code" inputmode="numeric" autocomplete="one-time-code" maxlength="10" required autofocus>
+<button class="primary" type="submit" id="confirm">Turn on two-factor authentication</button>
+</form>"#,
+        secret = esc(&grouped.join(" ")),
+        csrf = csrf_field(&ctx.data),
+    );
+    app.page(ctx, "Set up two-factor authentication", &body, None)
+}
+
+/// The confirm form's fields.
+#[derive(Deserialize)]
+pub struct ConfirmForm {
+    csrf: String,
+    code: String,
+}
+
+/// Confirms the enrollment with one code.
+pub async fn submit(State(app): State<Shared>, headers: HeaderMap, Form(f): Form<ConfirmForm>) -> Result {
+    let (user, mut ctx) = signed_in(&app, app.sessions.open(&headers))?;
+    check_csrf(&ctx, &f.csrf)?;
+    let Some(started) = ctx.data.enrollment.clone() else {
+        return Ok(app.redirect(ctx, "/enroll"));
+    };
+    let outcome = match app.engine.confirm_enrollment(user.id, &f.code).await {
+        Err(Error::InvalidInput(_)) => ConfirmOutcome::WrongCode,
+        other => other?,
+    };
+    Ok(match outcome {
+        ConfirmOutcome::Confirmed { backup_code_delivery } => {
+            ctx.data.enrollment = None;
+            ctx.data.notice = Some(
+                match backup_code_delivery {
+                    Delivery::Sent => "Two-factor authentication is on. We emailed you a backup code: keep it safe.",
+                    _ => {
+                        "Two-factor authentication is on, but we could not email your backup code. \
+                      Ask for a new backup code below."
+                    }
+                }
+                .to_owned(),
+            );
+            app.redirect(ctx, "/account")
+        }
+        _ => render(&app, ctx, &started, &message("error", "That code is not right. Check the app and try again.")),
+    })
+}

@@ -1,0 +1,269 @@
+//! The seed story in a real browser: headless Chromium (Debian's `chromium` and
+//! `chromium-driver`) drives the `web` example through enrollment, a login with the
+//! authenticator code, the "I don't have my device" switch to the backup code, the
+//! rotated code from the demo mailbox, a remembered location, and an administrator's
+//! reset. Screenshots of each page land in `target/web-screenshots/`. A second test
+//! checks over plain HTTP that forms need the session's CSRF token, that output is
+//! escaped, and the cookie flags.
+//!
+//! TOTP without waiting: enrollment is confirmed with the previous step's code (the
+//! verification window allows one step back), which leaves the current step's code
+//! unused for the first login.
+
+mod web_support;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use twofactor::TotpParams;
+use web_support::{Browser, Server};
+
+const ALICE_EMAIL: &str = "alice@example.test";
+
+fn unix_now() -> Duration {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap()
+}
+
+/// Waits until at least 3 s remain in the current 30 s step, so a code computed now is
+/// still in its step when the server checks it.
+async fn clear_of_step_edge() {
+    let into_step = unix_now().as_secs_f64() % 30.0;
+    if into_step > 27.0 {
+        tokio::time::sleep(Duration::from_secs_f64(30.2 - into_step)).await;
+    }
+}
+
+/// What the authenticator app shows `steps_back` steps before now.
+fn totp(secret: &[u8], steps_back: u64) -> String {
+    let at = unix_now().as_secs() - 30 * steps_back;
+    twofactor::totp::generate(secret, &TotpParams::default(), at).expose().to_owned()
+}
+
+/// The `XXXX-XXXX-XXXX-XXXX` code in a mail body.
+fn backup_code_in(body: &str) -> Option<String> {
+    body.lines()
+        .map(str::trim)
+        .find(|l| l.len() == 19 && l.split('-').all(|g| g.len() == 4 && g.chars().all(|c| c.is_ascii_alphanumeric())))
+        .map(str::to_owned)
+}
+
+/// The newest backup code mailed to Alice, read from the demo mailbox page.
+async fn newest_backup_code(b: &Browser, url: &str, shot: Option<&str>) -> String {
+    b.goto(&format!("{url}/mailbox")).await;
+    b.wait("h1").await;
+    if let Some(name) = shot {
+        b.shot(name).await;
+    }
+    let mails = b
+        .client
+        .find_all(fantoccini::Locator::Css(&format!(r#"article.mail[data-to="{ALICE_EMAIL}"]"#)))
+        .await
+        .unwrap();
+    for mail in mails {
+        let body = mail.find(fantoccini::Locator::Css("pre.body")).await.unwrap().text().await.unwrap();
+        if let Some(code) = backup_code_in(&body) {
+            return code;
+        }
+    }
+    panic!("no backup code mailed to {ALICE_EMAIL} in the demo mailbox");
+}
+
+async fn sign_in(b: &Browser, url: &str, username: &str, password: &str) {
+    b.goto(&format!("{url}/login")).await;
+    b.wait("#username").await;
+    b.fill("#username", username).await;
+    b.fill("#password", password).await;
+    b.click_and_load(r#"form[action="/login"] button[type=submit]"#).await;
+}
+
+async fn sign_out(b: &Browser) {
+    b.click_and_load("#sign-out").await;
+    b.wait("#username").await;
+}
+
+/// Opens the verification page's "I don't have my device" help and ticks the
+/// checkbox; asserts the code field really switches to the backup-code field.
+async fn switch_to_backup_code(b: &Browser) {
+    assert!(b.displayed("#code").await, "the verification code field is shown first");
+    assert!(!b.displayed("#backup_code").await, "the backup code field is hidden at first");
+    assert!(!b.displayed("#no-device").await, "the help is hidden until the link is followed");
+    b.click("#no-device-link").await;
+    assert!(b.displayed("#no-device").await, "the link reveals the message and checkbox");
+    assert!(b.text("#no-device").await.contains("Don't have your verified device?"));
+    assert_eq!(b.path().await, "/verify", "with JavaScript the link does not navigate");
+    b.shot("05-no-device-help").await;
+    b.click("#use_backup").await;
+    let code = b.find("#code").await;
+    let backup = b.find("#backup_code").await;
+    assert!(!code.is_displayed().await.unwrap() && !code.is_enabled().await.unwrap(), "code field hidden, disabled");
+    assert!(backup.is_displayed().await.unwrap() && backup.is_enabled().await.unwrap(), "backup field shown");
+    assert_eq!(backup.attr("name").await.unwrap().as_deref(), Some("backup_code"));
+    b.shot("06-backup-code").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_seed_story_in_headless_chromium() {
+    let server = Server::start();
+    let b = Browser::start().await;
+    let url = server.url.as_str();
+    let alice_pw = server.user_password.as_str();
+
+    // 1. Enrollment, confirmed with a code computed from the secret shown.
+    b.goto(&format!("{url}/login")).await;
+    b.wait("#username").await;
+    b.shot("01-sign-in").await;
+    let anonymous = b.cookie("tf_session").await.expect("a session cookie before sign-in");
+    assert_eq!(anonymous.http_only(), Some(true));
+    assert_eq!(format!("{:?}", anonymous.same_site()), "Some(Lax)");
+    sign_in(&b, url, "alice", alice_pw).await;
+    assert_eq!(b.path().await, "/account", "no 2FA yet: the password alone signs in");
+    let signed_in = b.cookie("tf_session").await.unwrap();
+    assert_ne!(anonymous.value(), signed_in.value(), "the session id is rotated at login");
+    assert!(b.text("#tf-status").await.contains("off"));
+    b.click_and_load("#enroll-link").await;
+    b.wait("#secret").await;
+    assert!(b.displayed("#qr svg").await, "the QR code is an inline SVG");
+    b.shot("02-enrollment").await;
+    let shown: String = b.text("#secret").await.split_whitespace().collect();
+    let secret = data_encoding::BASE32_NOPAD.decode(shown.as_bytes()).expect("the secret is base32");
+    clear_of_step_edge().await;
+    // The previous step's code (the window allows one step back), so that the
+    // current step's code is still unused for the first login below.
+    b.fill("#code", &totp(&secret, 1)).await;
+    b.click_and_load("#confirm").await;
+    b.wait("#tf-status").await;
+    assert!(b.text("#tf-status").await.contains("on"), "2FA is on after a correct code");
+    b.shot("03-account-2fa-on").await;
+    let setup_code = newest_backup_code(&b, url, None).await;
+    b.goto(&format!("{url}/account")).await;
+    b.wait("#sign-out").await;
+    sign_out(&b).await;
+
+    // 2. A login that needs the code.
+    let before = b.cookie("tf_session").await.unwrap();
+    sign_in(&b, url, "alice", alice_pw).await;
+    assert_eq!(b.path().await, "/verify");
+    assert_ne!(before.value(), b.cookie("tf_session").await.unwrap().value(), "rotated at the password step");
+    assert!(b.text("main").await.contains("Enter the verification code from your authentication app"));
+    b.shot("04-verification").await;
+    clear_of_step_edge().await;
+    b.fill("#code", &totp(&secret, 0)).await;
+    b.click_and_load("#verify").await;
+    b.wait("#whoami").await;
+    assert_eq!(b.text("#whoami").await, "alice");
+    sign_out(&b).await;
+
+    // 3. "I don't have my device": the checkbox switches to the backup-code field.
+    sign_in(&b, url, "alice", alice_pw).await;
+    switch_to_backup_code(&b).await;
+    b.fill("#backup_code", &setup_code).await;
+    b.click_and_load("#verify").await;
+    b.wait("#whoami").await;
+    assert_eq!(b.path().await, "/account", "the emailed backup code logs in");
+
+    // 4. The rotated code arrives in the mailbox; the used one is void, the new one works.
+    let rotated = newest_backup_code(&b, url, Some("07-mailbox")).await;
+    assert_ne!(rotated, setup_code, "a new backup code was mailed after the use");
+    b.goto(&format!("{url}/account")).await;
+    b.wait("#sign-out").await;
+    sign_out(&b).await;
+    sign_in(&b, url, "alice", alice_pw).await;
+    // The link's no-JavaScript target renders the backup-code form on the server.
+    let link = b.find("#no-device-link").await.attr("href").await.unwrap().unwrap();
+    b.goto(&format!("{url}{link}")).await;
+    assert!(b.find("#use_backup").await.is_selected().await.unwrap(), "the checkbox comes ticked");
+    assert!(b.displayed("#backup_code").await && !b.displayed("#code").await, "and the backup field shown");
+    b.fill("#backup_code", &setup_code).await;
+    b.click_and_load("#verify").await;
+    b.wait(".msg.error").await;
+    assert!(b.text(".msg.error").await.contains("not right"), "a used backup code is refused");
+    assert!(b.displayed("#backup_code").await, "the page stays on the backup-code field");
+    b.shot("08-used-code-refused").await;
+    b.fill("#backup_code", &rotated).await;
+    b.click("#remember").await;
+    b.click_and_load("#verify").await;
+    b.wait("#whoami").await;
+    assert_eq!(b.path().await, "/account", "the rotated code logs in");
+    assert!(b.displayed("#locations").await, "the location is listed as remembered");
+    let location = b.cookie("tf_location").await.expect("a remembered-location cookie");
+    assert_eq!(location.http_only(), Some(true));
+    b.shot("09-account-remembered").await;
+    sign_out(&b).await;
+
+    // 5. The remembered location skips the code.
+    sign_in(&b, url, "alice", alice_pw).await;
+    assert_eq!(b.path().await, "/account", "a remembered location needs only the password");
+    sign_out(&b).await;
+
+    // 6. An administrator's reset, then the password alone.
+    sign_in(&b, url, "admin", &server.admin_password).await;
+    assert_eq!(b.path().await, "/account");
+    b.goto(&format!("{url}/admin")).await;
+    b.wait("#identity_check").await;
+    b.fill("#username", "admin").await;
+    b.fill("#identity_check", "It is me").await;
+    b.click_and_load("#reset").await;
+    b.wait(".msg.error").await;
+    assert!(b.text(".msg.error").await.starts_with("Not allowed"), "the engine's role rules refuse a self-reset");
+    b.shot("10-admin-not-allowed").await;
+    b.fill("#username", "alice").await;
+    b.fill("#identity_check", "Video call; matched her photo ID").await;
+    b.click_and_load("#reset").await;
+    b.wait(".msg.ok").await;
+    assert!(b.text(".msg.ok").await.contains("was reset"));
+    b.shot("11-admin-reset").await;
+    sign_out(&b).await;
+    sign_in(&b, url, "alice", alice_pw).await;
+    assert_eq!(b.path().await, "/account", "after the reset the password alone signs in");
+    assert!(b.text("#tf-status").await.contains("off"));
+    assert!(b.displayed("#no-locations").await, "the reset forgot the remembered locations");
+    b.client.clone().close().await.unwrap();
+}
+
+/// The `Set-Cookie` header for the session, the cookie pair, and the CSRF token of the page.
+fn session_of(headers: &[String], body: &str) -> (String, String, String) {
+    let set = headers.iter().find(|h| h.to_ascii_lowercase().starts_with("set-cookie: tf_session=")).unwrap().clone();
+    let pair = set["set-cookie: ".len()..].split(';').next().unwrap().to_owned();
+    let csrf = body.split(r#"name="csrf" value=""#).nth(1).unwrap().split('"').next().unwrap().to_owned();
+    (set, pair, csrf)
+}
+
+#[test]
+fn forms_need_the_csrf_token_output_is_escaped_and_cookies_are_locked_down() {
+    let server = Server::start();
+    let url = server.url.as_str();
+    let (status, headers, body) = web_support::http(url, "GET", "/login", None, None);
+    assert_eq!(status, 200);
+    let (set, cookie, csrf) = session_of(&headers, &body);
+    assert!(set.contains("; HttpOnly") && set.contains("; SameSite=Lax"), "{set}");
+    assert!(!set.contains("Secure"), "plain HTTP on 127.0.0.1 by default: {set}");
+    assert!(headers.iter().any(|h| h.to_ascii_lowercase().starts_with("content-security-policy: default-src 'none'")));
+
+    let form = format!("csrf=wrong&username=alice&password={}", server.user_password);
+    let (status, _, _) = web_support::http(url, "POST", "/login", Some(&cookie), Some(&form));
+    assert_eq!(status, 403, "a wrong CSRF token is refused");
+    let form = format!("username=alice&password={}", server.user_password);
+    let (status, _, _) = web_support::http(url, "POST", "/login", Some(&cookie), Some(&form));
+    assert!((400..500).contains(&status), "a missing CSRF token is refused: {status}");
+    let form = format!("csrf={csrf}&username=alice&password={}", server.user_password);
+    let (status, _, _) = web_support::http(url, "POST", "/login", None, Some(&form));
+    assert_eq!(status, 403, "a token without its session cookie is refused");
+
+    let form = format!("csrf={csrf}&username=%3Cscript%3Ealert(1)%3C%2Fscript%3E&password=wrong-password");
+    let (status, _, body) = web_support::http(url, "POST", "/login", Some(&cookie), Some(&form));
+    assert_eq!(status, 200);
+    assert!(body.contains("Wrong username or password."));
+    assert!(body.contains("&lt;script&gt;alert(1)&lt;/script&gt;") && !body.contains("<script>alert"), "escaped");
+
+    let form = format!("csrf={csrf}&username=alice&password={}", server.user_password);
+    let (status, headers, _) = web_support::http(url, "POST", "/login", Some(&cookie), Some(&form));
+    assert_eq!(status, 303);
+    let rotated = headers.iter().find(|h| h.to_ascii_lowercase().starts_with("set-cookie: tf_session=")).unwrap();
+    assert!(!rotated.contains(&cookie), "a new session id at login");
+    let (status, _, _) = web_support::http(url, "GET", "/account", Some(&cookie), None);
+    assert_eq!(status, 303, "the pre-login session id no longer signs anyone in");
+
+    let secure = Server::start_with(&[("TWOFACTOR_WEB_SECURE_COOKIES", "1")]);
+    let (_, headers, body) = web_support::http(&secure.url, "GET", "/login", None, None);
+    let (set, _, _) = session_of(&headers, &body);
+    assert!(set.ends_with("; Secure"), "TWOFACTOR_WEB_SECURE_COOKIES=1 marks cookies Secure: {set}");
+}
