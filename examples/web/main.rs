@@ -17,6 +17,8 @@
 //!   serves plain HTTP on 127.0.0.1, where browsers would drop `Secure` cookies.
 //! - `TWOFACTOR_WEB_MAILBOX=0` — hide the demo mailbox (it shows every mail sent,
 //!   backup codes included: development only).
+//! - `TWOFACTOR_WEB_SMTP_URL=smtp://…` — with `--features smtp`, send mail through that
+//!   SMTP server instead of the file outbox.
 
 mod account;
 mod admin;

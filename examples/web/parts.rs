@@ -2,19 +2,52 @@
 //!
 //! Every run starts empty: a SQLite file and a file outbox (one `.eml` per mail) in
 //! the run's data directory, under an ephemeral key ring (nothing outlives the run, so
-//! there is no key file to keep).
+//! there is no key file to keep). With `--features smtp` and `TWOFACTOR_WEB_SMTP_URL`
+//! set, mail goes through that SMTP server instead (the demo mailbox then stays empty).
 
 use std::error::Error;
 use std::path::{Path, PathBuf};
 
-use twofactor::mail::{DefaultRenderer, FileOutbox};
-use twofactor::offload::{Job, JobFuture, Offload};
-use twofactor::{Engine, SqliteStore};
+use twofactor::mail::{DefaultRenderer, FileOutbox, Mailer, Message};
+use twofactor::offload::TokioOffload;
+use twofactor::{Engine, MailError, SqliteStore};
 
 /// The store the demo runs on.
 pub type DemoStore = SqliteStore;
-/// The mailer the demo sends through.
-pub type DemoMailer = FileOutbox;
+
+const PRODUCT: &str = "Acme";
+const SUPPORT: &str = "your administrator";
+const FROM: &str = "Acme <security@acme.example>";
+
+/// The mailer the demo sends through: the file outbox, or SMTP behind a flag.
+pub enum DemoMailer {
+    /// One `.eml` file per mail, shown by the demo mailbox.
+    Outbox(FileOutbox),
+    /// A real SMTP server (`TWOFACTOR_WEB_SMTP_URL`, feature `smtp`).
+    #[cfg(feature = "smtp")]
+    Smtp(Box<twofactor::mail::SmtpMailer<DefaultRenderer>>),
+}
+
+impl Mailer for DemoMailer {
+    async fn send(&self, message: &Message) -> Result<(), MailError> {
+        match self {
+            DemoMailer::Outbox(m) => m.send(message).await,
+            #[cfg(feature = "smtp")]
+            DemoMailer::Smtp(m) => m.send(message).await,
+        }
+    }
+}
+
+fn mailer(outbox: &Path) -> Result<DemoMailer, Box<dyn Error>> {
+    #[cfg(feature = "smtp")]
+    if let Ok(url) = std::env::var("TWOFACTOR_WEB_SMTP_URL") {
+        let smtp =
+            twofactor::mail::SmtpMailer::from_url(&url, FROM)?.with_renderer(DefaultRenderer::new(PRODUCT, SUPPORT));
+        return Ok(DemoMailer::Smtp(Box::new(smtp)));
+    }
+    let outbox = FileOutbox::new(outbox)?.with_renderer(DefaultRenderer::new(PRODUCT, SUPPORT)).with_from(FROM)?;
+    Ok(DemoMailer::Outbox(outbox))
+}
 /// The engine over them.
 pub type DemoEngine = Engine<DemoStore, DemoMailer>;
 
@@ -25,29 +58,13 @@ pub async fn open(data_dir: &Path) -> Result<(DemoStore, DemoMailer, Mailbox), B
         return Err(format!("{} exists: the demo starts from an empty data directory", db.display()).into());
     }
     let outbox = data_dir.join("outbox");
-    let mailer = FileOutbox::new(&outbox)?
-        .with_renderer(DefaultRenderer::new("Acme", "your administrator"))
-        .with_from("Acme <security@acme.example>")?;
+    let mailer = mailer(&outbox)?;
     Ok((SqliteStore::open(&db).await?, mailer, Mailbox(outbox)))
 }
 
 /// Runs hashing on tokio's blocking pool (the engine bounds how many at once).
-///
-/// With the crate's `tokio` feature this is `twofactor::offload::TokioOffload::new()`;
-/// the demo keeps its own few lines so that `cargo run --example web` needs no flag.
-pub fn offload() -> impl Offload {
-    SpawnBlocking
-}
-
-struct SpawnBlocking;
-
-impl Offload for SpawnBlocking {
-    fn run(&self, job: Job) -> JobFuture {
-        Box::pin(async move {
-            // A panicking job shows up as a missing result in the engine.
-            let _ = tokio::task::spawn_blocking(job).await;
-        })
-    }
+pub fn offload() -> TokioOffload {
+    TokioOffload::new()
 }
 
 /// One mail as the demo mailbox shows it.
