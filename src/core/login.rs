@@ -375,7 +375,7 @@ pub(crate) mod tests {
         }
     }
 
-    fn enabled() -> Account {
+    pub(crate) fn enabled() -> Account {
         let mut a = account();
         a.two_factor = TwoFactor::Enabled(Enabled {
             secret: SealedSecret(vec![]),
@@ -406,6 +406,22 @@ pub(crate) mod tests {
         assert_eq!(password_step(&a, &strict, false), PasswordStep::EnrollmentRequired);
     }
 
+    /// Runs the second step with fresh material.
+    fn step(
+        a: &Account,
+        claims: &PendingClaims,
+        verdict: CodeVerdict,
+        keys: &KeyRing,
+        p: &Policy,
+        now: Timestamp,
+    ) -> Transition<SecondFactorOutcome> {
+        apply_second_step(a, claims, &verdict, &material(), keys, p, now)
+    }
+
+    fn totp(step: u64) -> CodeVerdict {
+        CodeVerdict::Totp(TotpVerification::Accepted { step })
+    }
+
     #[test]
     fn second_step_rules() -> Result<(), crate::Error> {
         let keys = KeyRing::ephemeral()?;
@@ -415,42 +431,18 @@ pub(crate) mod tests {
         let claims = issue_pending(&a, &keys, [1; 16], now, &p);
 
         // A step not newer than the last accepted one is a replay.
-        let t = apply_second_step(
-            &a,
-            &claims,
-            &CodeVerdict::Totp(TotpVerification::Accepted { step: 10 }),
-            &material(),
-            &keys,
-            &p,
-            now,
-        );
+        let t = step(&a, &claims, totp(10), &keys, &p, now);
         assert!(matches!(t.outcome, SecondFactorOutcome::Denied { attempts_left: 4 }));
 
         // A newer step logs in and consumes the pending login.
-        let t = apply_second_step(
-            &a,
-            &claims,
-            &CodeVerdict::Totp(TotpVerification::Accepted { step: 11 }),
-            &material(),
-            &keys,
-            &p,
-            now,
-        );
+        let t = step(&a, &claims, totp(11), &keys, &p, now);
         assert!(matches!(t.outcome, SecondFactorOutcome::Authenticated(_)));
         let after = t.next.ok_or(crate::Error::Misuse("no write"))?;
-        let again = apply_second_step(
-            &after,
-            &claims,
-            &CodeVerdict::Totp(TotpVerification::Accepted { step: 12 }),
-            &material(),
-            &keys,
-            &p,
-            now,
-        );
+        let again = step(&after, &claims, totp(12), &keys, &p, now);
         assert!(matches!(again.outcome, SecondFactorOutcome::Expired), "single use");
 
         // The backup code is replaced in the same write and its mail queued.
-        let t = apply_second_step(&a, &claims, &CodeVerdict::BackupMatched("H1".into()), &material(), &keys, &p, now);
+        let t = step(&a, &claims, CodeVerdict::BackupMatched("H1".into()), &keys, &p, now);
         let after = t.next.ok_or(crate::Error::Misuse("no write"))?;
         let TwoFactor::Enabled(e) = &after.two_factor else { return Err(crate::Error::Misuse("state")) };
         assert_eq!(e.backup_codes.iter().map(|c| c.phc.as_str()).collect::<Vec<_>>(), ["H2"]);
@@ -458,35 +450,17 @@ pub(crate) mod tests {
 
         // The same (now removed) code against the new record is refused.
         let claims2 = issue_pending(&after, &keys, [2; 16], now, &p);
-        let t =
-            apply_second_step(&after, &claims2, &CodeVerdict::BackupMatched("H1".into()), &material(), &keys, &p, now);
+        let t = step(&after, &claims2, CodeVerdict::BackupMatched("H1".into()), &keys, &p, now);
         assert!(matches!(t.outcome, SecondFactorOutcome::Denied { .. }));
 
         // Expiry.
-        let late = Timestamp(now.0 + 301);
-        let t = apply_second_step(
-            &a,
-            &claims,
-            &CodeVerdict::Totp(TotpVerification::Accepted { step: 11 }),
-            &material(),
-            &keys,
-            &p,
-            late,
-        );
+        let t = step(&a, &claims, totp(11), &keys, &p, Timestamp(now.0 + 301));
         assert!(matches!(t.outcome, SecondFactorOutcome::Expired));
 
         // A stamp rotation ends it.
         let mut rotated = a.clone();
         rotated.security_stamp += 1;
-        let t = apply_second_step(
-            &rotated,
-            &claims,
-            &CodeVerdict::Totp(TotpVerification::Accepted { step: 11 }),
-            &material(),
-            &keys,
-            &p,
-            now,
-        );
+        let t = step(&rotated, &claims, totp(11), &keys, &p, now);
         assert!(matches!(t.outcome, SecondFactorOutcome::Expired));
         Ok(())
     }
@@ -500,15 +474,7 @@ pub(crate) mod tests {
         let claims = issue_pending(&a, &keys, [1; 16], now, &p);
         let mut outcomes = vec![];
         for _ in 0..4 {
-            let t = apply_second_step(
-                &a,
-                &claims,
-                &CodeVerdict::Totp(TotpVerification::Rejected),
-                &material(),
-                &keys,
-                &p,
-                now,
-            );
+            let t = step(&a, &claims, CodeVerdict::Totp(TotpVerification::Rejected), &keys, &p, now);
             if let Some(n) = t.next {
                 a = n;
             }

@@ -150,25 +150,18 @@ pub(crate) fn revoke_location(account: &Account, id: &[u8; 16], now: Timestamp) 
 mod tests {
     use super::*;
     use crate::account::{AccountId, Role};
-    use crate::core::login::tests::account;
+    use crate::core::login::tests::{account, enabled};
 
     #[test]
     fn reset_removes_everything_and_rotates_the_stamp() {
-        let mut a = account();
-        a.two_factor = TwoFactor::Enabled(Enabled {
-            secret: SealedSecret(vec![1]),
-            params: TotpParams::default(),
-            last_used_step: 5,
-            backup_codes: vec![],
-            enabled_at: Timestamp(0),
-        });
+        let mut a = enabled();
         a.throttle.failures = 7;
         let mut admin = account();
         admin.id = AccountId(2);
         admin.username = "bob".into();
         admin.role = Role::Admin;
         let t = reset(&a, &admin, "video call", 1234, Timestamp(50));
-        let Some(next) = t.next else { unreachable_state() };
+        let next = t.next.expect("a reset writes");
         assert_eq!(next.two_factor, TwoFactor::Disabled);
         assert_eq!(next.security_stamp, 1234);
         assert_eq!(next.throttle, Throttle::default());
@@ -177,21 +170,10 @@ mod tests {
         assert_eq!(t.effects.mails.len(), 1);
     }
 
-    fn unreachable_state() -> ! {
-        panic!("expected a write")
-    }
-
     #[test]
     fn enrollment_cannot_restart_over_active_2fa() {
-        let mut a = account();
-        a.two_factor = TwoFactor::Enabled(Enabled {
-            secret: SealedSecret(vec![1]),
-            params: TotpParams::default(),
-            last_used_step: 5,
-            backup_codes: vec![],
-            enabled_at: Timestamp(0),
-        });
+        let a = enabled();
         assert!(start_enrollment(&a, SealedSecret(vec![2]), TotpParams::default(), Timestamp(1)).is_err());
-        assert!(confirm_enrollment(&a, &SealedSecret(vec![1]), 6, vec![], Timestamp(1)).is_err());
+        assert!(confirm_enrollment(&a, &SealedSecret(vec![]), 11, vec![], Timestamp(1)).is_err());
     }
 }
