@@ -35,7 +35,7 @@ pub(crate) fn hash(secret: &[u8], params: &HashParams) -> Result<String, Error> 
 /// allocator keeps freed blocks per thread (glibc: one arena per thread, up to 8 per
 /// core), so a flood on a blocking pool of many threads grew the resident set far past
 /// bound × m_cost. Reused buffers make the resident hashing memory exactly that.
-/// Like Argon2's own buffers, they are overwritten by the next hash, not wiped.
+/// Each buffer is wiped after use, so no password-derived block outlives its hash.
 static MEMORY: Mutex<Vec<Vec<Block>>> = Mutex::new(Vec::new());
 
 /// Runs `f` on a buffer of at least `blocks` Argon2 blocks from the pool.
@@ -46,6 +46,7 @@ fn with_memory<T>(blocks: usize, f: impl FnOnce(&mut [Block]) -> T) -> T {
         buffer.resize(blocks, Block::default());
     }
     let out = f(buffer.get_mut(..blocks).unwrap_or_default());
+    zeroize::Zeroize::zeroize(buffer.as_mut_slice());
     MEMORY.lock().unwrap_or_else(PoisonError::into_inner).push(buffer);
     out
 }
