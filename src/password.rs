@@ -46,7 +46,7 @@ fn with_memory<T>(blocks: usize, f: impl FnOnce(&mut [Block]) -> T) -> T {
         buffer.resize(blocks, Block::default());
     }
     let out = f(buffer.get_mut(..blocks).unwrap_or_default());
-    zeroize::Zeroize::zeroize(buffer.as_mut_slice());
+    buffer.iter_mut().for_each(zeroize::Zeroize::zeroize);
     MEMORY.lock().unwrap_or_else(PoisonError::into_inner).push(buffer);
     out
 }
