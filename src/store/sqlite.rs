@@ -86,10 +86,8 @@ impl SqliteStore {
         }
         // A connection to a local file does not go stale; pinging it on every acquire
         // only costs a round trip through the driver's worker thread.
-        .test_before_acquire(false)
-        .connect_with(options)
-        .await
-        .map_err(store_error)?;
+        .test_before_acquire(false);
+        let pool = connect_when_not_busy(pool, options).await?;
         let store = SqliteStore { pool, writer: Arc::new(tokio::sync::Mutex::new(())) };
         store.migrate().await?;
         Ok(store)
@@ -117,6 +115,33 @@ impl SqliteStore {
         let mut conn = self.pool.acquire().await.map_err(store_error)?;
         ops::find(&mut conn, key).await
     }
+}
+
+/// Connects, retrying while another connection holds the lock that switching a new
+/// file to WAL needs: SQLite answers that with `SQLITE_BUSY` at once, without its busy
+/// handler, when several processes (or pools) open a fresh file together.
+async fn connect_when_not_busy(
+    pool: SqlitePoolOptions,
+    options: SqliteConnectOptions,
+) -> Result<SqlitePool, StoreError> {
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    let mut pause = Duration::from_millis(5);
+    loop {
+        match pool.clone().connect_with(options.clone()).await {
+            Ok(pool) => return Ok(pool),
+            Err(err) if is_busy(&err) && std::time::Instant::now() < deadline => {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(200));
+            }
+            Err(err) => return Err(store_error(err)),
+        }
+    }
+}
+
+/// `SQLITE_BUSY` (5) or `SQLITE_LOCKED` (6), primary or extended.
+fn is_busy(err: &sqlx::Error) -> bool {
+    let code = err.as_database_error().and_then(|e| e.code()).and_then(|c| c.parse::<i32>().ok());
+    code.is_some_and(|c| matches!(c & 0xff, 5 | 6))
 }
 
 impl UserStore for SqliteStore {
