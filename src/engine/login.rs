@@ -92,12 +92,12 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
         }
 
         let location_token = remembered.and_then(|t| LocationToken::decode(t).ok());
-        let location = location_token.as_ref().and_then(|t| valid_location(account, t, now));
-        let step = password_step(account, &self.policy, location.is_some());
         let verified_hash = account.password_hash.clone();
         let id = account.id;
-        let refused = self
-            .update(snapshot.clone(), |fresh| {
+        // Decide on the freshest record: a concurrent throttle, reset, revocation or
+        // enrollment after our snapshot is what counts.
+        let decision = self
+            .update(snapshot, |fresh| {
                 if fresh.password_hash != verified_hash {
                     // The password changed after we verified it: refuse rather than
                     // re-verify against a hash we did not check.
@@ -106,20 +106,22 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
                 if throttle::blocked(fresh, now).is_some() {
                     // Throttled by a concurrent failure after our snapshot: refused
                     // like any attempt while throttled.
-                    let reason = throttle::refusal(fresh);
-                    return Ok(crate::core::Transition::unchanged(Some(reason), Default::default()));
+                    return Ok(crate::core::Transition::unchanged(Err(throttle::refusal(fresh)), Default::default()));
                 }
                 let location = location_token.as_ref().and_then(|t| valid_location(fresh, t, now));
+                let step = password_step(fresh, &self.policy, location.is_some());
                 let next = apply_password_success(fresh, step, rehash.as_deref(), location, now);
-                Ok(crate::core::Transition { next, outcome: None, effects: Default::default() })
+                Ok(crate::core::Transition { next, outcome: Ok((step, fresh.clone())), effects: Default::default() })
             })
             .await?
             .outcome;
-        let account = &snapshot.record;
-        if let Some(reason) = refused {
-            self.record(Some(id), EventKind::LoginFailed { reason });
-            return Ok(LoginOutcome::Denied);
-        }
+        let (step, account) = match decision {
+            Ok(decided) => decided,
+            Err(reason) => {
+                self.record(Some(id), EventKind::LoginFailed { reason });
+                return Ok(LoginOutcome::Denied);
+            }
+        };
         let auth = |method| Authenticated {
             account: account.id,
             username: account.username.clone(),
@@ -140,7 +142,7 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
             }
             PasswordStep::EnrollmentRequired => LoginOutcome::EnrollmentRequired(auth(AuthMethod::Password)),
             PasswordStep::SecondFactor => {
-                let claims = issue_pending(account, &self.keys, random::bytes::<16>()?, now, &self.policy);
+                let claims = issue_pending(&account, &self.keys, random::bytes::<16>()?, now, &self.policy);
                 LoginOutcome::SecondFactorRequired(PendingLogin {
                     token: SecretString::new(claims.encode()),
                     expires_at: claims.expires_at,
