@@ -6,6 +6,10 @@
 //! checks over plain HTTP that forms need the session's CSRF token, that output is
 //! escaped, and the cookie flags.
 //!
+//! Runs under the `browser-tests` feature (so a plain `cargo test` needs no browser):
+//! `cargo test --features browser-tests --test web_browser`; it fails loudly when
+//! Chromium or ChromeDriver is missing.
+//!
 //! TOTP without waiting: enrollment is confirmed with the previous step's code (the
 //! verification window allows one step back), which leaves the current step's code
 //! unused for the first login.
