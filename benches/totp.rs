@@ -58,18 +58,10 @@ fn bench(c: &mut Criterion) {
             })
         })
     });
-    g.bench_function("totp_rs_check_skew1_rejected", |b| {
-        b.iter(|| {
-            let peer = totp_rs::TOTP::new_unchecked(totp_rs::Algorithm::SHA1, 6, 1, 30, black_box(SECRET).to_vec());
-            peer.check(black_box(WRONG), black_box(NOW))
-        })
-    });
-    g.bench_function("totp_rs_check_skew1_accepted", |b| {
-        b.iter(|| {
-            let peer = totp_rs::TOTP::new_unchecked(totp_rs::Algorithm::SHA1, 6, 1, 30, black_box(SECRET).to_vec());
-            peer.check(black_box(&right), black_box(NOW))
-        })
-    });
+    // Built once: `check` itself runs the HMAC key schedule on every call, as ours does.
+    let peer = totp_rs::TOTP::new_unchecked(totp_rs::Algorithm::SHA1, 6, 1, 30, SECRET.to_vec());
+    g.bench_function("totp_rs_check_skew1_rejected", |b| b.iter(|| peer.check(black_box(WRONG), black_box(NOW))));
+    g.bench_function("totp_rs_check_skew1_accepted", |b| b.iter(|| peer.check(black_box(&right), black_box(NOW))));
     g.bench_function("breakdown_key_schedule", |b| b.iter(|| TotpKey::new(params.algorithm, black_box(SECRET))));
     let key = TotpKey::new(params.algorithm, SECRET);
     g.bench_function("breakdown_three_hotp", |b| b.iter(|| [1u64, 2, 3].map(|s| key.hotp(black_box(s), 6))));

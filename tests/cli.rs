@@ -212,8 +212,12 @@ fn the_seed_story_from_a_shell() {
     assert!(notice.contains("bob"), "{notice}");
     let out = sh.run(&["login", "alice"], pw, T0 + 180).ok();
     assert!(out.stdout.contains("logged in as alice (password)"), "{}", out.stdout);
-    // The remembered location went with the reset, and so did the secret.
+    // The secret went with the reset ...
     sh.run(&["confirm", "alice", &totp(&alice, T0 + 180)], "", T0 + 180).refused();
+    // ... and so did the remembered location: with 2FA set up again, it skips nothing.
+    sh.enroll("alice");
+    let out = sh.run(&["login", "alice", "--device", token], pw, T0 + 210).refused();
+    assert!(out.stderr.contains("--code"), "{}", out.stderr);
 }
 
 #[test]

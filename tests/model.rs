@@ -21,6 +21,7 @@ enum Op {
     TotpRight,
     TotpWrong,
     TotpReplay,
+    TotpOldSecret,
     BackupRight,
     BackupWrong,
     BackupUsed,
@@ -38,6 +39,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => Just(Op::TotpRight),
         2 => Just(Op::TotpWrong),
         3 => Just(Op::TotpReplay),
+        2 => Just(Op::TotpOldSecret),
         3 => Just(Op::BackupRight),
         1 => Just(Op::BackupWrong),
         4 => Just(Op::BackupUsed),
@@ -137,7 +139,13 @@ async fn run(ops: Vec<Op>) {
                     _ => panic!("password step {right} in {:?}: {out:?}", m.state),
                 }
             }
-            Op::TotpRight | Op::TotpWrong | Op::TotpReplay | Op::BackupRight | Op::BackupWrong | Op::BackupUsed => {
+            Op::TotpRight
+            | Op::TotpWrong
+            | Op::TotpReplay
+            | Op::TotpOldSecret
+            | Op::BackupRight
+            | Op::BackupWrong
+            | Op::BackupUsed => {
                 let Some(p) = m.pending.as_mut() else { continue };
                 let right_code = code_at(&m.secret, t);
                 let (factor_code, backup) = match op {
@@ -146,6 +154,12 @@ async fn run(ops: Vec<Op>) {
                     Op::TotpReplay => match m.accepted_steps.iter().max() {
                         Some(s) => (code_at(&m.secret, s * 30), false),
                         None => continue,
+                    },
+                    // A secret from before a reset, on a live pending login (skipped in
+                    // the one-in-a-million step where it shows today's code).
+                    Op::TotpOldSecret => match m.dead_secrets.last() {
+                        Some(old) if code_at(old, t) != right_code => (code_at(old, t), false),
+                        _ => continue,
                     },
                     Op::BackupRight => (f.backup_code("alice"), true),
                     Op::BackupWrong => ("AAAA-AAAA-AAAA-AAAA".to_owned(), true),

@@ -80,11 +80,34 @@ async fn reset_removes_everything_and_old_factors_stop_working() {
     let started = f.engine.start_enrollment(alice).await.unwrap();
     let new_secret = data_encoding::BASE32_NOPAD.decode(started.secret_base32.expose().as_bytes()).unwrap();
     assert_ne!(new_secret, secret);
-    let old_secret_code = f.code(&secret);
-    if old_secret_code != f.code(&new_secret) {
-        let r = f.engine.confirm_enrollment(alice, &old_secret_code).await.unwrap();
-        assert!(matches!(r, twofactor::ConfirmOutcome::WrongCode));
-    }
+    // Move to a time step where the two secrets' codes differ (they collide one time in
+    // a million), so every check below is unconditional.
+    let distinct_step = |f: &Fixture| {
+        while f.code(&secret) == f.code(&new_secret) {
+            f.clock.advance(std::time::Duration::from_secs(30));
+        }
+    };
+    distinct_step(&f);
+    let r = f.engine.confirm_enrollment(alice, &f.code(&secret)).await.unwrap();
+    assert!(matches!(r, twofactor::ConfirmOutcome::WrongCode));
+    let r = f.engine.confirm_enrollment(alice, &f.code(&new_secret)).await.unwrap();
+    assert!(matches!(r, twofactor::ConfirmOutcome::Confirmed { .. }));
+
+    // With 2FA active again, on fresh pending logins: the remembered location skips
+    // nothing, and neither the old backup code nor the old secret's code logs in.
+    f.clock.advance(std::time::Duration::from_secs(30));
+    distinct_step(&f);
+    let out = f.engine.begin_login("alice", PASSWORD, Some(remember.token())).await.unwrap();
+    assert!(matches!(out, LoginOutcome::SecondFactorRequired(_)), "{out:?}");
+    let p = f.pending("alice").await;
+    let out = f.engine.finish_login(&p, SecondFactor::BackupCode(&old_code), None).await.unwrap();
+    assert!(matches!(out, SecondFactorOutcome::Denied { .. }), "{out:?}");
+    let out = f.engine.finish_login(&p, SecondFactor::Totp(&f.code(&secret)), None).await.unwrap();
+    assert!(matches!(out, SecondFactorOutcome::Denied { .. }), "{out:?}");
+    // The same pending login still takes the new secret's code: the refusals above
+    // were about the factors, not the login.
+    let out = f.engine.finish_login(&p, SecondFactor::Totp(&f.code(&new_secret)), None).await.unwrap();
+    assert!(is_authenticated(&out), "{out:?}");
 }
 
 #[tokio::test]

@@ -8,20 +8,7 @@ use axum::response::{IntoResponse, Response};
 use crate::session::{Session, token};
 
 /// Escapes text for HTML element content and quoted attribute values.
-pub fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+pub use twofactor::mail::html_escape as esc;
 
 /// A time for people: `2026-11-27 19:37 UTC`.
 pub fn when(t: twofactor::Timestamp) -> String {

@@ -112,10 +112,16 @@ impl Sessions {
         ctx.data = Session::new();
     }
 
-    /// Stores the session and attaches its cookie when it is new.
+    /// Stores the session and attaches its cookie when it is new. A session that a
+    /// concurrent request rotated or ended meanwhile stays gone: writing it back would
+    /// undo a logout or revive the id a login retired.
     pub fn finish(&self, mut ctx: Ctx, response: impl IntoResponse) -> Response {
         ctx.data.seen = Instant::now();
-        self.map.lock().unwrap_or_else(|e| e.into_inner()).insert(ctx.id.clone(), ctx.data);
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        if ctx.set_cookie || map.contains_key(&ctx.id) {
+            map.insert(ctx.id.clone(), ctx.data);
+        }
+        drop(map);
         let mut response = response.into_response();
         if ctx.set_cookie {
             let value = self.cookie(SESSION_COOKIE, &ctx.id, None);

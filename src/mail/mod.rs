@@ -21,6 +21,7 @@ pub use memory::{MemoryMailer, SentMail};
 pub use render::{DefaultRenderer, Rendered, Renderer};
 #[cfg(feature = "smtp")]
 pub use smtp::{FailureKind, RetryPolicy, Security, SmtpConfig, SmtpConfigError, SmtpMailer};
+pub use templates::escape::html_escape;
 
 use crate::account::Role;
 use crate::clock::Timestamp;

@@ -77,13 +77,7 @@ impl PostgresStore {
             ops::migrate(&mut tx, POSTGRES_MIGRATIONS, now).await
         }
         .await;
-        match migrated {
-            Ok(()) => tx.commit().await.map_err(store_error)?,
-            Err(err) => {
-                let _ = tx.rollback().await;
-                return Err(err);
-            }
-        }
+        ops::finish(tx, migrated, |_| true).await?;
         Ok(PostgresStore { pool })
     }
 
@@ -101,13 +95,8 @@ impl PostgresStore {
 impl UserStore for PostgresStore {
     async fn insert(&self, account: &Account) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(store_error)?;
-        match ops::insert(&mut tx, account).await {
-            Ok(()) => tx.commit().await.map_err(store_error),
-            Err(err) => {
-                let _ = tx.rollback().await;
-                Err(err)
-            }
-        }
+        let inserted = ops::insert(&mut tx, account).await;
+        ops::finish(tx, inserted, |_| true).await
     }
 
     async fn find_by_id(&self, id: AccountId) -> Result<Option<Versioned<Account>>, StoreError> {
@@ -126,16 +115,7 @@ impl UserStore for PostgresStore {
             return Ok(Swap::Conflict);
         }
         let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(store_error)?;
-        match ops::swap(&mut tx, expected, account).await {
-            Ok(swap @ Swap::Swapped { .. }) => tx.commit().await.map(|()| swap).map_err(store_error),
-            Ok(Swap::Conflict) => {
-                tx.rollback().await.map_err(store_error)?;
-                Ok(Swap::Conflict)
-            }
-            Err(err) => {
-                let _ = tx.rollback().await;
-                Err(err)
-            }
-        }
+        let swapped = ops::swap(&mut tx, expected, account).await;
+        ops::finish(tx, swapped, |swap| matches!(swap, Swap::Swapped { .. })).await
     }
 }

@@ -102,13 +102,8 @@ impl SqliteStore {
         let _writer = self.writer.lock().await;
         let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(store_error)?;
         let now = to_sql(SystemClock.now().0);
-        match ops::migrate(&mut tx, SQLITE_MIGRATIONS, now).await {
-            Ok(()) => tx.commit().await.map_err(store_error),
-            Err(err) => {
-                let _ = tx.rollback().await;
-                Err(err)
-            }
-        }
+        let migrated = ops::migrate(&mut tx, SQLITE_MIGRATIONS, now).await;
+        ops::finish(tx, migrated, |_| true).await
     }
 
     async fn find(&self, key: Key<'_>) -> Result<Option<Versioned<Account>>, StoreError> {
@@ -148,13 +143,8 @@ impl UserStore for SqliteStore {
     async fn insert(&self, account: &Account) -> Result<(), StoreError> {
         let _writer = self.writer.lock().await;
         let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(store_error)?;
-        match ops::insert(&mut tx, account).await {
-            Ok(()) => tx.commit().await.map_err(store_error),
-            Err(err) => {
-                let _ = tx.rollback().await;
-                Err(err)
-            }
-        }
+        let inserted = ops::insert(&mut tx, account).await;
+        ops::finish(tx, inserted, |_| true).await
     }
 
     async fn find_by_id(&self, id: AccountId) -> Result<Option<Versioned<Account>>, StoreError> {
@@ -174,16 +164,7 @@ impl UserStore for SqliteStore {
             return Ok(Swap::Conflict);
         }
         let mut tx = sqlx::Connection::begin_with(&mut *conn, BEGIN_WRITE).await.map_err(store_error)?;
-        match ops::swap(&mut tx, expected, account).await {
-            Ok(swap @ Swap::Swapped { .. }) => tx.commit().await.map(|()| swap).map_err(store_error),
-            Ok(Swap::Conflict) => {
-                tx.rollback().await.map_err(store_error)?;
-                Ok(Swap::Conflict)
-            }
-            Err(err) => {
-                let _ = tx.rollback().await;
-                Err(err)
-            }
-        }
+        let swapped = ops::swap(&mut tx, expected, account).await;
+        ops::finish(tx, swapped, |swap| matches!(swap, Swap::Swapped { .. })).await
     }
 }

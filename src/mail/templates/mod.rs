@@ -1,7 +1,7 @@
 //! The default wording of every message kind, written once as neutral blocks and laid
 //! out as plain text and HTML by [`layout`].
 
-mod escape;
+pub(crate) mod escape;
 mod layout;
 
 use crate::mail::{CodeReason, Message, Rendered};

@@ -63,3 +63,25 @@ pub(crate) fn schema_too_new(found: i64, known: i64) -> StoreError {
         "the database schema is at version {found}, newer than this version of twofactor supports ({known})"
     ))
 }
+
+#[cfg(all(test, feature = "sqlite", feature = "postgres"))]
+mod tests {
+    use super::{POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS};
+
+    /// The two dialects' migrations are one schema: they may differ only in the name of
+    /// the byte-string type and in comments.
+    #[test]
+    fn the_dialects_share_one_schema() {
+        assert_eq!(SQLITE_MIGRATIONS.len(), POSTGRES_MIGRATIONS.len());
+        let normal = |sql: &str| -> Vec<String> {
+            sql.lines()
+                .filter(|l| !l.trim_start().starts_with("--"))
+                .map(|l| l.replace("BYTEA", "BLOB").split_whitespace().collect::<Vec<_>>().join(" "))
+                .collect()
+        };
+        for (s, p) in SQLITE_MIGRATIONS.iter().zip(POSTGRES_MIGRATIONS) {
+            assert_eq!(s.version, p.version);
+            assert_eq!(normal(s.sql), normal(p.sql), "migration {} differs beyond BLOB/BYTEA", s.version);
+        }
+    }
+}

@@ -243,6 +243,25 @@ macro_rules! sql_ops {
             Ok(Swap::Swapped { version })
         }
 
+        /// Ends a write transaction: commits when the work succeeded and `keep` accepts
+        /// its value, rolls back otherwise (a failed rollback is reported only when the
+        /// work itself succeeded; after a failure, the work's error is the one that
+        /// matters and dropping the connection rolls back anyway).
+        pub(crate) async fn finish<T>(
+            tx: sqlx::Transaction<'_, $db>,
+            work: Result<T, StoreError>,
+            keep: impl FnOnce(&T) -> bool,
+        ) -> Result<T, StoreError> {
+            match work {
+                Ok(value) if keep(&value) => tx.commit().await.map(|()| value).map_err(store_error),
+                Ok(value) => tx.rollback().await.map(|()| value).map_err(store_error),
+                Err(err) => {
+                    let _ = tx.rollback().await;
+                    Err(err)
+                }
+            }
+        }
+
         /// The stored version of an account, if it exists.
         pub(crate) async fn current_version(conn: &mut Conn, id: i64) -> Result<Option<u64>, StoreError> {
             let v: Option<i64> =

@@ -44,7 +44,6 @@ fn fixed<const N: usize>(bytes: Vec<u8>, what: &str) -> Result<[u8; N], StoreErr
 }
 
 /// One row of `twofactor_accounts` (without `version`, which the store handles).
-#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct AccountRow {
     pub id: i64,
     pub username: String,
@@ -73,7 +72,6 @@ pub(crate) struct AccountRow {
 }
 
 /// One row of `twofactor_backup_codes`.
-#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct BackupCodeRow {
     pub phc: String,
     pub issued_at: i64,
@@ -81,7 +79,6 @@ pub(crate) struct BackupCodeRow {
 }
 
 /// One row of `twofactor_locations`.
-#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct LocationRow {
     pub id: Vec<u8>,
     pub token_hash: Vec<u8>,
@@ -132,7 +129,6 @@ fn unpack_pending(packed: &[u8]) -> Result<Vec<PendingMark>, StoreError> {
 
 /// An account as rows: its own row and its child rows, each list in record order
 /// (the `seq` column is the index in the list).
-#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Rows {
     pub account: AccountRow,
     pub backup_codes: Vec<BackupCodeRow>,
