@@ -83,6 +83,11 @@ async fn mail_failure_after_rotation_keeps_the_old_code_invalid_and_reissue_work
     let f = fixture();
     let (id, _) = f.enrolled("alice").await;
     let old = f.backup_code("alice");
+    let stored_hashes = |rec: twofactor::Account| match rec.two_factor {
+        TwoFactor::Enabled(e) => e.backup_codes.into_iter().map(|c| c.phc).collect::<Vec<_>>(),
+        other => panic!("{other:?}"),
+    };
+    let before = stored_hashes(f.store.find_by_id(id).await.unwrap().unwrap().record);
     f.mailer.fail_next(1);
     match backup_login(&f, "alice", &old).await {
         SecondFactorOutcome::Authenticated(a) => {
@@ -94,10 +99,10 @@ async fn mail_failure_after_rotation_keeps_the_old_code_invalid_and_reissue_work
     assert!(f.events.names().contains(&"backup_code.delivery_failed"));
     // The old code is void even though its replacement never arrived.
     assert!(matches!(backup_login(&f, "alice", &old).await, SecondFactorOutcome::Denied { .. }));
-    // A replacement was stored (not lost): the account still holds one code.
-    let rec = f.store.find_by_id(id).await.unwrap().unwrap().record;
-    let TwoFactor::Enabled(e) = &rec.two_factor else { panic!("enabled") };
-    assert_eq!(e.backup_codes.len(), 1);
+    // A replacement was stored (not lost): one code, and not the old one.
+    let after = stored_hashes(f.store.find_by_id(id).await.unwrap().unwrap().record);
+    assert_eq!(after.len(), 1);
+    assert_ne!(after, before, "the stored code was replaced");
     // The logged-in user asks for a fresh code.
     assert_eq!(f.engine.reissue_backup_code(id).await.unwrap(), Delivery::Sent);
     let fresh = f.backup_code("alice");
@@ -145,4 +150,107 @@ async fn several_codes_per_account_are_opt_in_and_each_is_replaced_singly() {
     let rec = f.store.find_by_id(id).await.unwrap().unwrap().record;
     let TwoFactor::Enabled(e) = &rec.two_factor else { panic!("enabled") };
     assert_eq!(e.backup_codes.len(), 3);
+}
+
+#[tokio::test]
+async fn a_code_with_a_limited_life_is_refused_after_it() {
+    let day = std::time::Duration::from_secs(24 * 3600);
+    let f = fixture_with(fast_policy().backup_code_lifetime(Some(day)).build().unwrap());
+    f.enrolled("alice").await; // moves the clock 30 s past issue
+    let code = f.backup_code("alice");
+    f.clock.advance(day - std::time::Duration::from_secs(31));
+    assert!(is_authenticated(&backup_login(&f, "alice", &code).await), "still valid just before 24 h");
+    let rotated = f.backup_code("alice");
+    f.clock.advance(day);
+    let out = backup_login(&f, "alice", &rotated).await;
+    assert!(matches!(out, SecondFactorOutcome::Denied { .. }), "expired at 24 h: {out:?}");
+}
+
+/// A mailer that, while sending, looks at the store: the account change must already
+/// be committed (the used code void, its replacement stored) before any mail leaves,
+/// and then it fails the send.
+struct CheckingMailer {
+    store: twofactor::MemoryStore,
+    id: std::sync::OnceLock<twofactor::AccountId>,
+    void_code: std::sync::Mutex<Option<String>>,
+    seen: std::sync::Mutex<Vec<String>>,
+}
+
+impl twofactor::Mailer for CheckingMailer {
+    async fn send(&self, message: &twofactor::Message) -> Result<(), twofactor::MailError> {
+        if let (Some(id), twofactor::Message::BackupCode { codes, .. }) = (self.id.get(), message) {
+            let rec = self.store.find_by_id(*id).await.unwrap().unwrap().record;
+            let TwoFactor::Enabled(e) = &rec.two_factor else { panic!("enabled before the mail") };
+            let used = self.void_code.lock().unwrap().clone().expect("the used code");
+            assert_eq!(e.backup_codes.len(), 1);
+            let stored = &e.backup_codes[0].phc;
+            assert!(!argon2_matches(&used, stored), "the used code is still stored while its replacement is mailed");
+            assert!(argon2_matches(codes[0].expose(), stored), "the mailed code is not the stored one");
+            self.seen.lock().unwrap().push(codes[0].expose().to_owned());
+            return Err(twofactor::MailError::Unavailable("checked, then failed".to_owned()));
+        }
+        Ok(())
+    }
+}
+
+/// Whether a backup code (display form) matches a stored PHC hash.
+fn argon2_matches(code: &str, phc: &str) -> bool {
+    use argon2::{PasswordHash, PasswordVerifier};
+    let canonical = code.replace('-', "");
+    argon2::Argon2::default().verify_password(canonical.as_bytes(), &PasswordHash::new(phc).unwrap()).is_ok()
+}
+
+#[tokio::test]
+async fn the_store_change_commits_before_the_mail_and_no_plaintext_is_kept_for_a_retry() {
+    let store = twofactor::MemoryStore::new();
+    let mailer = std::sync::Arc::new(CheckingMailer {
+        store: store.clone(),
+        id: std::sync::OnceLock::new(),
+        void_code: std::sync::Mutex::new(None),
+        seen: std::sync::Mutex::new(vec![]),
+    });
+    let setup = fixture(); // for its clock and a MemoryMailer-backed enrollment
+    let engine = twofactor::Engine::builder(
+        store.clone(),
+        std::sync::Arc::clone(&mailer),
+        twofactor::KeyRing::ephemeral().unwrap(),
+    )
+    .clock(setup.clock.clone())
+    .policy(fast_policy().build().unwrap())
+    .build()
+    .unwrap();
+    let id = engine
+        .create_account(twofactor::NewAccount::new("alice", "alice@example.test", twofactor::Role::User, PASSWORD))
+        .await
+        .unwrap();
+    let started = engine.start_enrollment(id).await.unwrap();
+    let secret = data_encoding::BASE32_NOPAD.decode(started.secret_base32.expose().as_bytes()).unwrap();
+    // The setup mail goes through unchecked (no id yet); capture its code from a
+    // reissue instead, which the checking mailer sees.
+    engine.confirm_enrollment(id, &setup.code(&secret)).await.unwrap();
+    mailer.id.set(id).unwrap();
+    *mailer.void_code.lock().unwrap() = Some("0000-0000-0000-0000".to_owned());
+    assert!(matches!(engine.reissue_backup_code(id).await.unwrap(), twofactor::Delivery::Failed(_)));
+    let undelivered = mailer.seen.lock().unwrap().last().cloned().unwrap();
+
+    // Log in with the undelivered code (the user never got it, but it is valid): the
+    // mailer checks the old one is void and the new one stored before the send.
+    *mailer.void_code.lock().unwrap() = Some(undelivered.clone());
+    let LoginOutcome::SecondFactorRequired(p) = engine.begin_login("alice", PASSWORD, None).await.unwrap() else {
+        panic!("pending")
+    };
+    let out = engine.finish_login(p.token(), SecondFactor::BackupCode(&undelivered), None).await.unwrap();
+    let SecondFactorOutcome::Authenticated(auth) = out else { panic!("{out:?}") };
+    assert!(matches!(auth.backup_code_delivery, Some(twofactor::Delivery::Failed(_))));
+    let lost = mailer.seen.lock().unwrap().last().cloned().unwrap();
+    assert_ne!(lost, undelivered);
+
+    // Neither failed code is kept in plaintext anywhere in the record.
+    let rec = store.find_by_id(id).await.unwrap().unwrap().record;
+    let TwoFactor::Enabled(e) = &rec.two_factor else { panic!("enabled") };
+    for code in [&undelivered, &lost] {
+        let canonical = code.replace('-', "");
+        assert!(!format!("{rec:?}").contains(&canonical));
+        assert!(e.backup_codes.iter().all(|h| !h.phc.contains(&canonical)));
+    }
 }

@@ -17,7 +17,6 @@ async fn enrollment_issues_a_160_bit_secret_and_an_otpauth_uri() {
     assert_eq!(secret.len(), 20, "160 bits");
     let uri = started.uri.expose();
     assert_eq!(uri, format!("otpauth://totp/Acme:alice%20smith?secret={}&issuer=Acme", started.secret_base32.expose()));
-    assert!(!uri.contains('='.to_string().repeat(2).as_str()) && !started.secret_base32.expose().contains('='));
     let parsed = twofactor::otpauth::parse_otpauth_uri(uri).unwrap();
     assert_eq!(parsed.secret.expose(), secret.as_slice());
     // A second enrollment issues a different secret.

@@ -29,7 +29,8 @@ async fn setup() -> (Fixture, CountingOffload) {
     let (locked, _) = f.enrolled("locked").await;
     let mut rec = stored(&f, locked).await;
     rec.record.throttle.second_factor_locked = true;
-    let _ = f.store.compare_and_swap(rec.version, &rec.record).await.unwrap();
+    let swap = f.store.compare_and_swap(rec.version, &rec.record).await.unwrap();
+    assert!(matches!(swap, twofactor::Swap::Swapped { .. }), "{swap:?}");
     (f, offload)
 }
 

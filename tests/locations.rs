@@ -238,6 +238,7 @@ async fn the_security_stamp_alone_voids_old_tokens() {
     // Put the old entries back (a restored backup, say): the rotated stamp still voids them.
     let mut rec = stored(&f, id).await;
     rec.record.locations = old_locations;
-    let _ = f.store.compare_and_swap(rec.version, &rec.record).await.unwrap();
+    let swap = f.store.compare_and_swap(rec.version, &rec.record).await.unwrap();
+    assert!(matches!(swap, twofactor::Swap::Swapped { .. }), "{swap:?}");
     assert!(asks_code(&login_with(&f, "stamp", &token).await));
 }

@@ -66,7 +66,8 @@ async fn a_sealed_secret_does_not_open_under_another_accounts_id() {
     let mut rec = stored(&f, bob).await;
     let TwoFactor::Enabled(e) = &mut rec.record.two_factor else { panic!("enabled") };
     e.secret = sealed(&f, alice).await;
-    let _ = f.store.compare_and_swap(rec.version, &rec.record).await.unwrap();
+    let swap = f.store.compare_and_swap(rec.version, &rec.record).await.unwrap();
+    assert!(matches!(swap, twofactor::Swap::Swapped { .. }), "{swap:?}");
     let before = stored(&f, bob).await;
 
     for secret in [&alice_secret, &bob_secret] {
@@ -96,7 +97,8 @@ async fn an_unconfirmed_secret_does_not_open_under_another_accounts_id() {
     let mut rec = stored(&f, bob).await;
     let TwoFactor::Enrolling(e) = &mut rec.record.two_factor else { panic!("enrolling") };
     e.secret = sealed(&f, alice).await;
-    let _ = f.store.compare_and_swap(rec.version, &rec.record).await.unwrap();
+    let swap = f.store.compare_and_swap(rec.version, &rec.record).await.unwrap();
+    assert!(matches!(swap, twofactor::Swap::Swapped { .. }), "{swap:?}");
     let out = f.engine.confirm_enrollment(bob, &f.code(&secret)).await;
     assert!(matches!(out, Err(Error::Unseal)), "{out:?}");
 }
@@ -109,7 +111,8 @@ async fn a_tampered_sealed_secret_is_refused() {
     let TwoFactor::Enabled(e) = &mut rec.record.two_factor else { panic!("enabled") };
     let last = e.secret.0.len() - 1;
     e.secret.0[last] ^= 0x80;
-    let _ = f.store.compare_and_swap(rec.version, &rec.record).await.unwrap();
+    let swap = f.store.compare_and_swap(rec.version, &rec.record).await.unwrap();
+    assert!(matches!(swap, twofactor::Swap::Swapped { .. }), "{swap:?}");
     let pending = f.pending("tampered").await;
     let out = f.engine.finish_login(&pending, SecondFactor::Totp(&f.code(&secret)), None).await;
     assert!(matches!(out, Err(Error::Unseal)), "{out:?}");

@@ -230,6 +230,30 @@ impl<M: Mailer> Env<M> {
     fn failure_counts(&self) -> (usize, usize) {
         (self.count("backup_code.delivery_failed"), self.count("mail.failed"))
     }
+
+    /// Enrolls `name` at `email` (the setup mail must be sent); returns the id and the
+    /// code from that mail.
+    async fn enroll_with_code(&self, name: &str, email: &str) -> (AccountId, String) {
+        let (id, delivery) = self.enroll(name, email).await;
+        assert_eq!(delivery, Delivery::Sent);
+        (id, self.newest_code(email, SETUP))
+    }
+
+    /// Logs in with `code` while its replacement cannot be delivered to `to`: the
+    /// failure is reported and recorded once, nothing more reaches `to`, and `code`
+    /// stays void. Returns the reason and how long the login took.
+    async fn use_code_undelivered(&self, name: &str, code: &str, to: &str) -> (String, Duration) {
+        let before = self.failure_counts();
+        let mails_before = mails_to(&self.dir, to).len();
+        let started = Instant::now();
+        let delivery = self.use_code(name, code).await;
+        let took = started.elapsed();
+        self.assert_failure_recorded(&delivery, before);
+        assert_eq!(mails_to(&self.dir, to).len(), mails_before, "nothing arrived for the failed send");
+        self.assert_code_void(name, code).await;
+        let Delivery::Failed(why) = delivery else { unreachable!() };
+        (why, took)
+    }
 }
 
 const SETUP: &str = "Your Acme backup code";
@@ -278,20 +302,15 @@ async fn server_down_reports_the_failure_and_a_reissue_works_once_it_is_back() {
     let e = env(Switchable { up, down: mailer_for(&closed_port_url()), is_down: AtomicBool::new(false) });
     let name = unique("down");
     let email = format!("{name}@example.test");
-    let (id, delivery) = e.enroll(&name, &email).await;
-    assert_eq!(delivery, Delivery::Sent);
-    let code = e.newest_code(&email, SETUP);
+    let (id, code) = e.enroll_with_code(&name, &email).await;
 
     e.engine.mailer().is_down.store(true, Ordering::SeqCst);
-    let before = e.failure_counts();
-    let started = Instant::now();
-    let delivery = e.use_code(&name, &code).await;
-    assert!(started.elapsed() < Duration::from_secs(10), "a refused connection is not retried");
-    e.assert_failure_recorded(&delivery, before);
-    let Delivery::Failed(why) = &delivery else { unreachable!() };
-    assert!(why.contains("unavailable"), "{why}");
-    assert_eq!(mails_to(&e.dir, &email).len(), 1, "nothing arrived while down");
-    e.assert_code_void(&name, &code).await;
+    let (why, _) = e.use_code_undelivered(&name, &code, &email).await;
+    assert!(
+        why.contains("unavailable") && why.contains("after 1 attempt"),
+        "a refused connection is not retried: {why}"
+    );
+    assert_eq!(mails_to(&e.dir, &email).len(), 1, "only the setup mail");
 
     e.engine.mailer().is_down.store(false, Ordering::SeqCst);
     assert_eq!(e.engine.reissue_backup_code(id).await.unwrap(), Delivery::Sent);
@@ -307,13 +326,16 @@ async fn a_4xx_then_2xx_is_retried_and_delivered() {
     let e = env(mailer);
     let name = unique("retry");
     let good = format!("{name}@example.test");
-    let (id, _) = e.enroll(&name, &good).await;
-    let code = e.newest_code(&good, SETUP);
+    let (id, code) = e.enroll_with_code(&name, &good).await;
 
     // The sink answers 451 to the first two RCPTs for this address, then 250.
     let flaky = format!("tempfail-2-{name}@example.test");
     e.set_email(id, &flaky).await;
+    let started = Instant::now();
     assert_eq!(e.use_code(&name, &code).await, Delivery::Sent, "two 451s are retried within the deadline");
+    let took = started.elapsed();
+    let pauses = fast_retry().backoff(1) + fast_retry().backoff(2);
+    assert!(took >= pauses, "the retries paused ({pauses:?} in all) before trying again: {took:?}");
     let next = e.newest_code(&flaky, NEW);
     assert_eq!(mails_to(&e.dir, &flaky).len(), 1, "delivered exactly once");
     e.assert_code_void(&name, &code).await;
@@ -340,19 +362,16 @@ async fn persistent_4xx_gives_up_at_max_attempts_and_a_reissue_works_after_recov
     let e = env(mailer);
     let name = unique("tempfail");
     let good = format!("{name}@example.test");
-    let (id, _) = e.enroll(&name, &good).await;
-    let code = e.newest_code(&good, SETUP);
+    let (id, code) = e.enroll_with_code(&name, &good).await;
 
     // Five 451s: the rotation's four attempts all fail; the reissue's second succeeds.
     let flaky = format!("tempfail-5-{name}@example.test");
     e.set_email(id, &flaky).await;
-    let before = e.failure_counts();
-    let delivery = e.use_code(&name, &code).await;
-    e.assert_failure_recorded(&delivery, before);
-    let Delivery::Failed(why) = &delivery else { unreachable!() };
+    let (why, took) = e.use_code_undelivered(&name, &code, &flaky).await;
     assert!(why.contains("451") && why.contains("after 4 attempts") && why.contains("unavailable"), "{why}");
+    let bound = fast_retry().deadline + Duration::from_secs(2);
+    assert!(took <= bound, "the whole send stayed within the retry deadline: {took:?} > {bound:?}");
     assert!(mails_to(&e.dir, &flaky).is_empty());
-    e.assert_code_void(&name, &code).await;
 
     assert_eq!(e.engine.reissue_backup_code(id).await.unwrap(), Delivery::Sent);
     let fresh = e.newest_code(&flaky, NEW);
@@ -365,18 +384,13 @@ async fn a_5xx_is_final_and_a_reissue_to_a_good_address_works() {
     let e = env(mailer);
     let name = unique("perm");
     let good = format!("{name}@example.test");
-    let (id, _) = e.enroll(&name, &good).await;
-    let code = e.newest_code(&good, SETUP);
+    let (id, code) = e.enroll_with_code(&name, &good).await;
 
     let rejected = format!("permfail-{name}@example.test");
     e.set_email(id, &rejected).await;
-    let before = e.failure_counts();
-    let delivery = e.use_code(&name, &code).await;
-    e.assert_failure_recorded(&delivery, before);
-    let Delivery::Failed(why) = &delivery else { unreachable!() };
+    let (why, _) = e.use_code_undelivered(&name, &code, &rejected).await;
     assert!(why.contains("rejected") && why.contains("550") && why.contains("after 1 attempt"), "not retried: {why}");
     assert!(mails_to(&e.dir, &rejected).is_empty());
-    e.assert_code_void(&name, &code).await;
     let before = e.failure_counts();
     assert!(matches!(e.engine.reissue_backup_code(id).await.unwrap(), Delivery::Failed(_)));
     assert_eq!(e.failure_counts(), (before.0 + 1, before.1 + 1));
@@ -396,26 +410,35 @@ async fn a_slow_server_hits_the_timeout_within_a_bounded_time() {
     let e = env(mailer_with(config));
     let name = unique("slow");
     let good = format!("{name}@example.test");
-    let (id, _) = e.enroll(&name, &good).await;
-    let code = e.newest_code(&good, SETUP);
+    let (id, code) = e.enroll_with_code(&name, &good).await;
 
     // The sink waits 5 s before answering RCPT for this address.
     let slow = format!("slow-5-{name}@example.test");
     e.set_email(id, &slow).await;
-    let before = e.failure_counts();
-    let started = Instant::now();
-    let delivery = e.use_code(&name, &code).await;
-    let took = started.elapsed();
+    let (why, took) = e.use_code_undelivered(&name, &code, &slow).await;
     assert!(took < Duration::from_secs(4), "the 500 ms timeout cut the 5 s wait: {took:?}");
-    e.assert_failure_recorded(&delivery, before);
-    let Delivery::Failed(why) = &delivery else { unreachable!() };
     assert!(why.contains("no answer from the server within 500 ms") && why.contains("after 1 attempt"), "{why}");
-    e.assert_code_void(&name, &code).await;
+    assert!(mails_to(&e.dir, &slow).is_empty());
 
     e.set_email(id, &good).await;
     assert_eq!(e.engine.reissue_backup_code(id).await.unwrap(), Delivery::Sent);
     let fresh = e.newest_code(&good, NEW);
     assert_eq!(e.use_code(&name, &fresh).await, Delivery::Sent);
+}
+
+#[tokio::test]
+async fn starttls_when_asked_for_is_required_not_skipped() {
+    // The sink offers no STARTTLS: a mailer told to use it must not fall back to plain text.
+    let (url, dir) = sink();
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let mailer = mailer_for(&format!("{url}{sep}tls=starttls"));
+    let to = format!("{}@example.test", unique("starttls"));
+    let err = mailer.send(&code_message(&to, "K7QX-M2PD-9WRT-H4NB")).await.unwrap_err();
+    assert!(
+        matches!(&err, MailError::Unavailable(m) if m.contains("STARTTLS") && m.contains("after 1 attempt")),
+        "{err}"
+    );
+    assert!(mails_to(&dir, &to).is_empty(), "nothing was sent in clear");
 }
 
 #[test]

@@ -99,3 +99,12 @@ pub mod hashwork;
 pub async fn stored(f: &Fixture, id: AccountId) -> twofactor::Versioned<twofactor::Account> {
     twofactor::UserStore::find_by_id(&f.store, id).await.expect("store").expect("account")
 }
+
+/// Replaces a stored record behind the engine's back (to set up a state or simulate
+/// tampering), asserting that the write took.
+pub async fn overwrite(f: &Fixture, id: AccountId, change: impl FnOnce(&mut twofactor::Account)) {
+    let mut rec = stored(f, id).await;
+    change(&mut rec.record);
+    let swap = twofactor::UserStore::compare_and_swap(&f.store, rec.version, &rec.record).await.expect("store");
+    assert!(matches!(swap, twofactor::Swap::Swapped { .. }), "the overwrite lost a race: {swap:?}");
+}

@@ -7,6 +7,8 @@
 use data_encoding::BASE64;
 use zeroize::Zeroizing;
 
+use crate::mail::templates::escape::one_line;
+
 /// The longest server-derived detail kept in an error message.
 const MAX_DETAIL: usize = 300;
 
@@ -37,7 +39,7 @@ impl Redactor {
     /// `text` with every credential form replaced by `[REDACTED]`, control characters
     /// turned into spaces, and cut to a sane length.
     pub fn clean(&self, text: &str) -> String {
-        let mut out: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+        let mut out = one_line(text);
         for needle in &self.needles {
             if !needle.is_empty() {
                 out = out.replace(needle.as_str(), "[REDACTED]");

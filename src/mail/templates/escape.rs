@@ -1,7 +1,12 @@
 //! Making interpolated values safe: HTML escaping and single-line plain text.
 
-/// Escapes `s` for HTML text and double-quoted attribute values: `& < > " '`.
-pub(crate) fn html_escape(s: &str) -> String {
+/// Escapes `s` for HTML text and quoted attribute values: `& < > " '`. For an
+/// application's own [`Renderer`](crate::mail::Renderer) or pages.
+///
+/// ```
+/// assert_eq!(twofactor::mail::html_escape("<a href='x'>&"), "&lt;a href=&#39;x&#39;&gt;&amp;");
+/// ```
+pub fn html_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
