@@ -1,10 +1,11 @@
 //! The seed story in a real browser: headless Chromium (Debian's `chromium` and
 //! `chromium-driver`) drives the `web` example through enrollment, a login with the
 //! authenticator code, the "I don't have my device" switch to the backup code, the
-//! rotated code from the demo mailbox, a remembered location, and an administrator's
-//! reset. Screenshots of each page land in `target/web-screenshots/`. A second test
-//! checks over plain HTTP that forms need the session's CSRF token, that output is
-//! escaped, and the cookie flags.
+//! rotated code from the demo mailbox, a remembered location (then revoked), a reissued
+//! backup code, and an administrator's reset. Screenshots of each page land in
+//! `target/web-screenshots/`. A second test checks over plain HTTP that forms need the
+//! session's CSRF token, that output is escaped, the cookie flags, and that a plain user
+//! is kept out of the administrator's page.
 //!
 //! Runs under the `browser-tests` feature (so a plain `cargo test` needs no browser):
 //! `cargo test --features browser-tests --test web_browser`; it fails loudly when
@@ -42,16 +43,18 @@ fn totp(secret: &[u8], steps_back: u64) -> String {
     twofactor::totp::generate(secret, &TotpParams::default(), at).expose().to_owned()
 }
 
-/// The `XXXX-XXXX-XXXX-XXXX` code in a mail body.
+/// The backup code in a mail body: the first line the library itself accepts as one.
 fn backup_code_in(body: &str) -> Option<String> {
-    body.lines()
-        .map(str::trim)
-        .find(|l| l.len() == 19 && l.split('-').all(|g| g.len() == 4 && g.chars().all(|c| c.is_ascii_alphanumeric())))
-        .map(str::to_owned)
+    body.lines().map(str::trim).find(|l| twofactor::BackupCode::parse(l).is_ok()).map(str::to_owned)
 }
 
 /// The newest backup code mailed to Alice, read from the demo mailbox page.
 async fn newest_backup_code(b: &Browser, url: &str, shot: Option<&str>) -> String {
+    newest_backup_mail(b, url, shot).await.0
+}
+
+/// The newest mail to Alice that carries a backup code: (the code, the mail's body).
+async fn newest_backup_mail(b: &Browser, url: &str, shot: Option<&str>) -> (String, String) {
     b.goto(&format!("{url}/mailbox")).await;
     b.wait("h1").await;
     if let Some(name) = shot {
@@ -65,7 +68,7 @@ async fn newest_backup_code(b: &Browser, url: &str, shot: Option<&str>) -> Strin
     for mail in mails {
         let body = mail.find(fantoccini::Locator::Css("pre.body")).await.unwrap().text().await.unwrap();
         if let Some(code) = backup_code_in(&body) {
-            return code;
+            return (code, body);
         }
     }
     panic!("no backup code mailed to {ALICE_EMAIL} in the demo mailbox");
@@ -198,7 +201,71 @@ async fn the_seed_story_in_headless_chromium() {
     assert_eq!(b.path().await, "/account", "a remembered location needs only the password");
     sign_out(&b).await;
 
-    // 6. An administrator's reset, then the password alone.
+    // 6. Revoking the location on the account page: the next login asks for the code.
+    sign_in(&b, url, "alice", alice_pw).await;
+    assert_eq!(b.path().await, "/account");
+    let revoke_buttons = b.client.find_all(fantoccini::Locator::Css("#locations button.revoke")).await.unwrap();
+    assert_eq!(revoke_buttons.len(), 1, "exactly this browser is remembered");
+    b.click_and_load("#locations button.revoke").await;
+    b.wait("#whoami").await;
+    assert_eq!(b.path().await, "/account", "the revoke form returns to the account page");
+    assert!(b.displayed("#no-locations").await, "the revoked location is no longer listed");
+    assert!(b.client.find(fantoccini::Locator::Css("#locations")).await.is_err(), "no location table left");
+    assert!(b.text(".msg.info").await.contains("will need the verification code again"));
+    b.shot("09a-location-revoked").await;
+    assert!(
+        b.cookie("tf_location").await.is_some(),
+        "the browser still holds its location cookie: the server-side revocation is what counts"
+    );
+    // The code mailed after the rotated code's use in step 4.
+    let current = newest_backup_code(&b, url, None).await;
+    assert_ne!(current, rotated, "a fresh code was mailed after the rotated one was used");
+    b.goto(&format!("{url}/account")).await;
+    b.wait("#sign-out").await;
+    sign_out(&b).await;
+    sign_in(&b, url, "alice", alice_pw).await;
+    assert_eq!(b.path().await, "/verify", "a revoked location asks for the code again");
+    b.click("#no-device-link").await;
+    b.click("#use_backup").await;
+    b.fill("#backup_code", &current).await;
+    b.click_and_load("#verify").await;
+    b.wait("#whoami").await;
+    assert_eq!(b.path().await, "/account");
+    assert!(b.displayed("#no-locations").await, "not remembered again without the checkbox");
+    let after_use = newest_backup_code(&b, url, None).await;
+    assert_ne!(after_use, current, "the used code was replaced by mail");
+
+    // 7. Reissue: a new code by mail; the previous one is refused, the new one works.
+    b.goto(&format!("{url}/account")).await;
+    b.wait("#reissue").await;
+    b.click_and_load("#reissue").await;
+    b.wait("#whoami").await;
+    assert_eq!(b.path().await, "/account");
+    assert!(b.text(".msg.info").await.contains("We emailed you a new backup code"), "the reissue is confirmed");
+    let (reissued, mail) = newest_backup_mail(&b, url, Some("09b-mailbox-reissued")).await;
+    assert_ne!(reissued, after_use, "the reissue mailed a different code");
+    assert!(mail.contains("A new backup code was requested"), "the reissue mail says why: {mail}");
+    b.goto(&format!("{url}/account")).await;
+    b.wait("#sign-out").await;
+    sign_out(&b).await;
+    sign_in(&b, url, "alice", alice_pw).await;
+    assert_eq!(b.path().await, "/verify");
+    b.click("#no-device-link").await;
+    b.click("#use_backup").await;
+    b.fill("#backup_code", &after_use).await;
+    b.click_and_load("#verify").await;
+    b.wait(".msg.error").await;
+    assert!(b.text(".msg.error").await.contains("not right"), "the code the reissue replaced is refused");
+    assert_eq!(b.path().await, "/verify");
+    b.fill("#backup_code", &reissued).await;
+    b.click("#remember").await;
+    b.click_and_load("#verify").await;
+    b.wait("#whoami").await;
+    assert_eq!(b.path().await, "/account", "the reissued code logs in");
+    assert!(b.displayed("#locations").await, "remembered again, for the reset below to forget");
+    sign_out(&b).await;
+
+    // 8. An administrator's reset, then the password alone.
     sign_in(&b, url, "admin", &server.admin_password).await;
     assert_eq!(b.path().await, "/account");
     b.goto(&format!("{url}/admin")).await;
@@ -227,8 +294,12 @@ async fn the_seed_story_in_headless_chromium() {
 fn session_of(headers: &[String], body: &str) -> (String, String, String) {
     let set = headers.iter().find(|h| h.to_ascii_lowercase().starts_with("set-cookie: tf_session=")).unwrap().clone();
     let pair = set["set-cookie: ".len()..].split(';').next().unwrap().to_owned();
-    let csrf = body.split(r#"name="csrf" value=""#).nth(1).unwrap().split('"').next().unwrap().to_owned();
-    (set, pair, csrf)
+    (set, pair, csrf_in(body))
+}
+
+/// The CSRF token in a page's forms.
+fn csrf_in(body: &str) -> String {
+    body.split(r#"name="csrf" value=""#).nth(1).expect("a CSRF field").split('"').next().unwrap().to_owned()
 }
 
 #[test]
@@ -246,8 +317,8 @@ fn forms_need_the_csrf_token_output_is_escaped_and_cookies_are_locked_down() {
     let (status, _, _) = web_support::http(url, "POST", "/login", Some(&cookie), Some(&form));
     assert_eq!(status, 403, "a wrong CSRF token is refused");
     let form = format!("username=alice&password={}", server.user_password);
-    let (status, _, _) = web_support::http(url, "POST", "/login", Some(&cookie), Some(&form));
-    assert!((400..500).contains(&status), "a missing CSRF token is refused: {status}");
+    let (missing_csrf, _, _) = web_support::http(url, "POST", "/login", Some(&cookie), Some(&form));
+    assert!((400..500).contains(&missing_csrf), "a missing CSRF token is refused: {missing_csrf}");
     let form = format!("csrf={csrf}&username=alice&password={}", server.user_password);
     let (status, _, _) = web_support::http(url, "POST", "/login", None, Some(&form));
     assert_eq!(status, 403, "a token without its session cookie is refused");
@@ -265,6 +336,37 @@ fn forms_need_the_csrf_token_output_is_escaped_and_cookies_are_locked_down() {
     assert!(!rotated.contains(&cookie), "a new session id at login");
     let (status, _, _) = web_support::http(url, "GET", "/account", Some(&cookie), None);
     assert_eq!(status, 303, "the pre-login session id no longer signs anyone in");
+
+    // Signed in as Alice, a plain user: the administrator's page is closed to her.
+    let alice = rotated["set-cookie: ".len()..].split(';').next().unwrap().to_owned();
+    let (status, _, body) = web_support::http(url, "GET", "/account", Some(&alice), None);
+    assert_eq!(status, 200);
+    assert!(body.contains(r#"<strong id="whoami">alice</strong>"#), "signed in as alice");
+    let csrf = csrf_in(&body);
+    assert!(!csrf.is_empty());
+    let (status, _, body) = web_support::http(url, "GET", "/admin", Some(&alice), None);
+    assert_eq!(status, 403, "a user may not open the reset form");
+    assert!(body.contains("Administrators only.") && !body.contains("identity_check"), "{body}");
+    let form = format!("csrf={csrf}&username=admin&identity_check=I+am+the+admin");
+    let (status, _, body) = web_support::http(url, "POST", "/admin", Some(&alice), Some(&form));
+    assert_eq!(status, 403, "a user may not reset anyone, even with a valid CSRF token");
+    assert!(body.contains("Administrators only.") && !body.contains("was reset"), "{body}");
+
+    // The account page's other forms need the token too, refused like the sign-in form.
+    for (path, fields) in [("/account/locations/revoke", "location=no-such-location"), ("/account/backup-code", "")] {
+        let (status, _, _) = web_support::http(url, "POST", path, Some(&alice), Some(fields));
+        assert_eq!(status, missing_csrf, "{path} without a CSRF token is refused like /login");
+        let with =
+            |token: &str| if fields.is_empty() { format!("csrf={token}") } else { format!("csrf={token}&{fields}") };
+        let (status, _, _) = web_support::http(url, "POST", path, Some(&alice), Some(&with("wrong")));
+        assert_eq!(status, 403, "{path} with a wrong CSRF token is refused like /login");
+        let (status, headers, _) = web_support::http(url, "POST", path, Some(&alice), Some(&with(&csrf)));
+        assert_eq!(status, 303, "{path} with the session's token goes through");
+        assert!(headers.iter().any(|h| h.eq_ignore_ascii_case("location: /account")), "{path}: {headers:?}");
+    }
+    let (status, _, body) = web_support::http(url, "GET", "/account", Some(&alice), None);
+    assert_eq!(status, 200, "the refusals left Alice signed in");
+    assert!(body.contains(r#"id="tf-status""#) && body.contains("<strong>off</strong>"), "and 2FA unchanged");
 
     let secure = Server::start_with(&[("TWOFACTOR_WEB_SECURE_COOKIES", "1")]);
     let (_, headers, body) = web_support::http(&secure.url, "GET", "/login", None, None);
