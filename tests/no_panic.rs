@@ -81,10 +81,14 @@ fn finish_login_never_panics() {
     let rt = rt();
     let f = fixture();
     let (alice, _) = rt.block_on(f.enrolled("alice-fl"));
-    let real = rt.block_on(f.pending("alice-fl"));
     let strategy = (text(), text(), any::<bool>(), proptest::option::of(text()), any::<usize>(), any::<char>());
     run(CASES, strategy, |(pending, code, totp, label, at, ch)| {
         rt.block_on(async {
+            // Each case gets an open pending login on an unthrottled account, so
+            // well-formed codes reach the comparison (and backup codes the hashing)
+            // instead of stopping at a used-up login.
+            overwrite(&f, alice, |rec| rec.throttle = Default::default()).await;
+            let real = f.pending("alice-fl").await;
             let factor = if totp { SecondFactor::Totp(&code) } else { SecondFactor::BackupCode(&code) };
             // A one-character mutation of a real token reaches the MAC check.
             let mut mutated: Vec<char> = real.chars().collect();
@@ -122,8 +126,16 @@ fn account_management_never_panics() {
     let admin = rt.block_on(f.user("admin-mg", Role::Admin));
     let target = rt.block_on(f.user("target-mg", Role::User));
     let changer = rt.block_on(f.user("erin-mg", Role::User));
+    let importer = rt.block_on(f.user("frank-mg", Role::User));
     run(CASES, text(), |input| {
         rt.block_on(async {
+            let before = stored(&f, importer).await;
+            let out = f.engine.import_enrollment(importer, &input).await;
+            prop_assert!(out.is_ok() || invalid_input(&out), "{out:?}");
+            if out.is_err() {
+                prop_assert_eq!(stored(&f, importer).await, before);
+            }
+
             let before = stored(&f, enrolling).await;
             let out = f.engine.confirm_enrollment(enrolling, &input).await;
             prop_assert!(matches!(out, Ok(ConfirmOutcome::WrongCode)) || invalid_input(&out), "{out:?}");
