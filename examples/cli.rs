@@ -107,7 +107,8 @@ options:
   --outbox DIR   where mail is written, one file per mail (default ./outbox)
   --smtp URL     send mail through SMTP instead (smtp://, smtp://…?tls=starttls, smtps://;
                  needs `--features smtp`); the From address is TWOFACTOR_CLI_FROM or
-                 twofactor <no-reply@localhost>
+                 twofactor <no-reply@localhost>. A URL with a password is better given
+                 as TWOFACTOR_CLI_SMTP_URL, which keeps it out of `ps` and shell history
   --help         this text
 
 exit status: 0 done, 1 refused (reason on stderr), 2 usage error";
@@ -259,7 +260,10 @@ impl Parsed {
 fn parse(args: impl Iterator<Item = String>, now: Option<String>) -> Result<Invocation, Fail> {
     let p = Parsed::new(args)?;
     let db = PathBuf::from(p.option("--db").unwrap_or("twofactor-cli.db"));
-    let transport = match (p.option("--smtp"), p.option("--outbox")) {
+    // A URL with credentials on the command line shows in `ps` and shell history; the
+    // environment variable keeps it out of both.
+    let smtp_env = std::env::var("TWOFACTOR_CLI_SMTP_URL").ok();
+    let transport = match (p.option("--smtp").or(smtp_env.as_deref()), p.option("--outbox")) {
         (Some(_), Some(_)) => return Err(Fail::usage("give --outbox or --smtp, not both")),
         #[cfg(feature = "smtp")]
         (Some(url), None) => Transport::Smtp(url.to_owned()),
