@@ -45,8 +45,10 @@ fn with_memory<T>(blocks: usize, f: impl FnOnce(&mut [Block]) -> T) -> T {
     if buffer.len() < blocks {
         buffer.resize(blocks, Block::default());
     }
-    let out = f(buffer.get_mut(..blocks).unwrap_or_default());
-    buffer.iter_mut().for_each(zeroize::Zeroize::zeroize);
+    let used = buffer.get_mut(..blocks).unwrap_or_default();
+    let out = f(used);
+    // Only the blocks this hash used hold its data (the rest were wiped after theirs).
+    used.iter_mut().for_each(zeroize::Zeroize::zeroize);
     MEMORY.lock().unwrap_or_else(PoisonError::into_inner).push(buffer);
     out
 }
@@ -62,7 +64,15 @@ pub(crate) fn verify(secret: &[u8], phc: &str) -> Result<bool, Error> {
     let expected = expected.as_bytes();
     let mut buffer = [0u8; 64];
     let out = buffer.get_mut(..expected.len()).ok_or(Error::Corrupt("password hash length"))?;
-    let hasher = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+    // Verify with what the stored hash names (an imported argon2i or v=16 hash is not a
+    // wrong password); new hashes are always Argon2id v0x13.
+    let algorithm =
+        Algorithm::try_from(parsed.algorithm.as_str()).map_err(|_| Error::Corrupt("password hash algorithm"))?;
+    let version = match parsed.version {
+        Some(v) => Version::try_from(v).map_err(|_| Error::Corrupt("password hash version"))?,
+        None => Version::V0x13,
+    };
+    let hasher = Argon2::new(algorithm, version, params.clone());
     with_memory(params.block_count(), |memory| hasher.hash_password_into_with_memory(secret, salt, out, memory))
         .map_err(|_| Error::Corrupt("password hash parameters"))?;
     let matched = bool::from(out.ct_eq(expected));
@@ -128,6 +138,21 @@ mod tests {
             assert!(reference.verify_password(b"backup", &parsed).is_ok());
             assert!(verify(b"backup", &phc)?);
             assert!(!verify(b"backuq", &phc)?);
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn hashes_made_with_other_argon2_variants_verify() -> Result<(), Error> {
+        use argon2::PasswordHasher as _;
+        let params = Params::new(8, 1, 1, None).map_err(|_| Error::Misuse("params"))?;
+        for (algorithm, version) in [(Algorithm::Argon2i, Version::V0x13), (Algorithm::Argon2id, Version::V0x10)] {
+            let phc = Argon2::new(algorithm, version, params.clone())
+                .hash_password_with_salt(b"imported", b"saltsaltsaltsalt")
+                .map_err(|_| Error::Misuse("hash"))?
+                .to_string();
+            assert!(verify(b"imported", &phc)?, "{phc}");
+            assert!(!verify(b"imported!", &phc)?, "{phc}");
         }
         Ok(())
     }

@@ -17,6 +17,10 @@ fn secret_wrappers_are_redacted() {
     assert!(!format!("{code:?}").contains("K7QX"));
     let totp = TotpCode::parse("123456", 6).unwrap();
     assert!(!format!("{totp:?}").contains("123456"));
+    for factor in [SecondFactor::Totp("123456"), SecondFactor::BackupCode("K7QX-M2PD-9WRT-H4NB")] {
+        let shown = format!("{factor:?}");
+        assert!(!shown.contains("123456") && !shown.contains("K7QX"), "{shown}");
+    }
     let key = AppKey::from_hex(1, &"5a".repeat(32)).unwrap();
     let ring = KeyRing::new(vec![key.clone()]).unwrap();
     for shown in [format!("{key:?}"), format!("{ring:?}")] {

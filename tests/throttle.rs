@@ -408,3 +408,28 @@ async fn concurrent_guesses_cannot_outrun_the_throttle() {
     assert_eq!(throttled_mails(&f), 1);
     assert!(stored(&f, id).await.record.throttle.until > Some(Timestamp(T0)));
 }
+
+/// Current-thread runtime: the gate's last arrival (the wrong password) runs on to its
+/// write before the held task (the right password) resumes, so the order is fixed.
+#[tokio::test]
+async fn a_right_password_checked_before_a_concurrent_throttle_is_refused_after_it() {
+    let offload = CountingOffload::new();
+    let f = Arc::new(fixture_counting(fast_policy().build().unwrap(), offload.clone()));
+    let id = f.user("late", Role::User).await;
+    for _ in 0..4 {
+        wrong_password(&f, "late").await;
+    }
+    offload.arm_gate(2);
+    let jobs = offload.jobs();
+    let right = {
+        let f = Arc::clone(&f);
+        tokio::spawn(async move { f.engine.begin_login("late", PASSWORD, None).await.unwrap() })
+    };
+    while offload.jobs() == jobs {
+        tokio::task::yield_now().await; // until the right password has been verified
+    }
+    wrong_password(&f, "late").await; // the fifth failure throttles the account
+    let out = right.await.unwrap();
+    assert!(matches!(out, LoginOutcome::Denied), "{out:?}");
+    assert_eq!(failures(&f, id).await, 5, "the refused login neither counted nor cleared the failures");
+}

@@ -271,10 +271,12 @@ fn placeholder_auth(account: &Account) -> crate::outcome::Authenticated {
     }
 }
 
-/// Most marks an account keeps; beyond it the oldest-expiring is dropped. A dropped
-/// mark loses only its per-login attempt count (the account-wide budget still holds)
-/// or its consumed flag, so the bound is generous and a consumed mark is never
-/// dropped before an unconsumed one.
+/// Marks an account keeps before an open (unconsumed) mark is dropped to make room,
+/// the one expiring first. Dropping an open mark loses only its per-login attempt
+/// count; the account-wide failure budget still holds. A consumed mark is never
+/// dropped before it expires (that would make its pending login usable again); there
+/// are few of them, since each is a completed second factor within one pending-login
+/// lifetime (one TOTP step per 30 s, or a freshly mailed backup code).
 const MAX_PENDING_MARKS: usize = 64;
 
 fn prune_pending(account: &mut Account, now: Timestamp) {
@@ -283,32 +285,25 @@ fn prune_pending(account: &mut Account, now: Timestamp) {
 
 /// Updates (or creates) the mark of a pending login; returns its failure count.
 fn mark_pending(account: &mut Account, claims: &PendingClaims, update: impl FnOnce(&mut PendingMark)) -> u32 {
-    let idx = match account.pending.iter().position(|m| m.id == claims.id) {
-        Some(i) => i,
-        None => {
-            if account.pending.len() >= MAX_PENDING_MARKS {
-                let victim =
-                    account.pending.iter().enumerate().min_by_key(|(_, m)| (!m.consumed, m.expires_at)).map(|(i, _)| i);
-                if let Some(v) = victim {
-                    account.pending.remove(v);
-                }
+    if !account.pending.iter().any(|m| m.id == claims.id) {
+        if account.pending.len() >= MAX_PENDING_MARKS {
+            let open = account.pending.iter().enumerate().filter(|(_, m)| !m.consumed);
+            if let Some((victim, _)) = open.min_by_key(|(_, m)| m.expires_at) {
+                account.pending.remove(victim);
             }
-            account.pending.push(PendingMark {
-                id: claims.id,
-                expires_at: claims.expires_at,
-                failures: 0,
-                consumed: false,
-            });
-            account.pending.len() - 1
         }
-    };
-    match account.pending.get_mut(idx) {
-        Some(mark) => {
-            update(mark);
-            mark.failures
-        }
-        None => 0,
+        account.pending.push(PendingMark {
+            id: claims.id,
+            expires_at: claims.expires_at,
+            failures: 0,
+            consumed: false,
+        });
     }
+    let mark = account.pending.iter_mut().find(|m| m.id == claims.id);
+    mark.map_or(0, |mark| {
+        update(mark);
+        mark.failures
+    })
 }
 
 /// Adds a remembered location, dropping expired ones and evicting the oldest beyond the
@@ -462,6 +457,30 @@ pub(crate) mod tests {
         rotated.security_stamp += 1;
         let t = step(&rotated, &claims, totp(11), &keys, &p, now);
         assert!(matches!(t.outcome, SecondFactorOutcome::Expired));
+        Ok(())
+    }
+
+    #[test]
+    fn a_consumed_pending_login_stays_consumed_however_many_marks_follow() -> Result<(), crate::Error> {
+        let keys = KeyRing::ephemeral()?;
+        let p = Policy::default();
+        let mut a = enabled();
+        let now = Timestamp(1000);
+        let used = issue_pending(&a, &keys, [0; 16], now, &p);
+        a = step(&a, &used, totp(11), &keys, &p, now).next.ok_or(crate::Error::Misuse("no write"))?;
+        // Fill the marks past the bound: consumed ones (later steps) and open ones.
+        for i in 1..=(2 * MAX_PENDING_MARKS as u8) {
+            let claims = issue_pending(&a, &keys, [i; 16], now, &p);
+            let verdict =
+                if i % 2 == 0 { totp(11 + u64::from(i)) } else { CodeVerdict::Totp(TotpVerification::Rejected) };
+            if let Some(next) = step(&a, &claims, verdict, &keys, &p, now).next {
+                a = next;
+            }
+            a.throttle = Default::default(); // keep the budget out of the way
+        }
+        assert!(a.pending.iter().filter(|m| !m.consumed).count() < MAX_PENDING_MARKS, "open marks are bounded");
+        let again = step(&a, &used, totp(500), &keys, &p, now);
+        assert!(matches!(again.outcome, SecondFactorOutcome::Expired), "{:?}", again.outcome);
         Ok(())
     }
 

@@ -25,14 +25,24 @@ pub(crate) const MAX_USERNAME: usize = 64;
 /// Longest remembered-location label, in characters.
 pub(crate) const MAX_LABEL: usize = 128;
 
-/// The second factor a user entered against a pending login.
-#[derive(Debug, Clone, Copy)]
+/// The second factor a user entered against a pending login. `Debug` shows which kind,
+/// never the code.
+#[derive(Clone, Copy)]
 #[non_exhaustive]
 pub enum SecondFactor<'a> {
     /// The code from the authenticator app.
     Totp(&'a str),
     /// The emailed backup code ("I don't have my device").
     BackupCode(&'a str),
+}
+
+impl std::fmt::Debug for SecondFactor<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SecondFactor::Totp(_) => "Totp(REDACTED)",
+            SecondFactor::BackupCode(_) => "BackupCode(REDACTED)",
+        })
+    }
 }
 
 enum ParsedFactor {
@@ -94,8 +104,10 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
         let location_token = remembered.and_then(|t| LocationToken::decode(t).ok());
         let verified_hash = account.password_hash.clone();
         let id = account.id;
-        // Decide on the freshest record: a concurrent throttle, reset, revocation or
-        // enrollment after our snapshot is what counts.
+        // Decide inside the compare-and-swap loop: when the step writes (a re-hash,
+        // clearing failures, touching a location) and loses a race, the decision is made
+        // again on the record that won, so a concurrent throttle, reset or revocation
+        // counts. A step that writes nothing is decided on its one read, as of that read.
         let decision = self
             .update(snapshot, |fresh| {
                 if fresh.password_hash != verified_hash {

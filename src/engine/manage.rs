@@ -1,7 +1,7 @@
 //! Accounts, enrollment, backup-code reissue, administrator reset, password change and
 //! remembered locations.
 
-use crate::account::{Account, AccountId, Role, Throttle, TwoFactor};
+use crate::account::{Account, AccountId, Role, Throttle, TwoFactor, Versioned};
 use crate::clock::Clock;
 use crate::core::manage;
 use crate::engine::login::MAX_USERNAME;
@@ -156,14 +156,7 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
         let secret = zeroize::Zeroizing::new(random::bytes::<SECRET_BYTES>()?);
         let params = self.policy.totp;
         let uri = otpauth_uri(&self.policy.issuer, &snapshot.record.username, secret.as_ref(), &params)?;
-        let sealed = self.keys.seal(id, secret.as_ref())?;
-        let now = self.clock.now();
-        let t = self
-            .update(snapshot, |fresh| {
-                manage::start_enrollment(fresh, sealed.clone(), params, now).map_err(Error::Misuse)
-            })
-            .await?;
-        self.dispatch(id, t.effects).await;
+        self.store_enrollment(snapshot, secret.as_ref(), params).await?;
         Ok(EnrollmentStarted {
             uri,
             secret_base32: SecretString::new(data_encoding::BASE32_NOPAD.encode(secret.as_ref())),
@@ -191,11 +184,18 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
             );
         }
         let snapshot = self.load(id).await?;
-        let sealed = self.keys.seal(id, parsed.secret.expose())?;
+        self.store_enrollment(snapshot, parsed.secret.expose(), parsed.params).await
+    }
+
+    /// Seals `secret` for the account and moves it to `Enrolling` (the shared half of
+    /// starting and importing an enrollment).
+    async fn store_enrollment(&self, snapshot: Versioned<Account>, secret: &[u8], params: TotpParams) -> Result<()> {
+        let id = snapshot.record.id;
+        let sealed = self.keys.seal(id, secret)?;
         let now = self.clock.now();
         let t = self
             .update(snapshot, |fresh| {
-                manage::start_enrollment(fresh, sealed.clone(), parsed.params, now).map_err(Error::Misuse)
+                manage::start_enrollment(fresh, sealed.clone(), params, now).map_err(Error::Misuse)
             })
             .await?;
         self.dispatch(id, t.effects).await;

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::events::{Event, EventKind, EventSink, NoopSink};
 use crate::keys::KeyRing;
 use crate::mail::{Delivery, Mailer, Message};
-use crate::offload::{Inline, Offload};
+use crate::offload::Offload;
 use crate::password;
 use crate::policy::Policy;
 use crate::semaphore::Semaphore;
@@ -79,7 +79,9 @@ impl<S, M, C> fmt::Debug for EngineBuilder<S, M, C> {
 
 impl<S: UserStore, M: Mailer> Engine<S, M, SystemClock> {
     /// Starts configuring an engine with the default [`Policy`], the system clock, no
-    /// event sink, inline hashing and at most [`default_max_concurrent_hashes`] hashes at once.
+    /// event sink and at most [`default_max_concurrent_hashes`] hashes at once. Hashing
+    /// runs on tokio's blocking pool when the `tokio` feature is on (the `sqlite` and
+    /// `postgres` features turn it on), inline otherwise; see [`crate::offload`].
     pub fn builder(store: S, mailer: M, keys: KeyRing) -> EngineBuilder<S, M, SystemClock> {
         EngineBuilder {
             store,
@@ -88,10 +90,18 @@ impl<S: UserStore, M: Mailer> Engine<S, M, SystemClock> {
             keys,
             policy: Policy::default(),
             events: Arc::new(NoopSink),
-            offload: Arc::new(Inline),
+            offload: default_offload(),
             max_concurrent_hashes: default_max_concurrent_hashes(),
         }
     }
+}
+
+/// Hashing off the executor when the crate knows the runtime (tokio), inline otherwise.
+fn default_offload() -> Arc<dyn Offload> {
+    #[cfg(feature = "tokio")]
+    return Arc::new(crate::offload::TokioOffload::new());
+    #[cfg(not(feature = "tokio"))]
+    return Arc::new(crate::offload::Inline);
 }
 
 /// The default bound on concurrent hashes: the number of CPUs the process may use
@@ -313,7 +323,7 @@ mod hash_limit_tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn the_bound_holds_for_inline_hashing() {
-        let peak = peak_concurrency(Arc::new(engine(1, Inline))).await;
+        let peak = peak_concurrency(Arc::new(engine(1, crate::offload::Inline))).await;
         assert_eq!(peak, 1);
     }
 
@@ -323,15 +333,6 @@ mod hash_limit_tests {
         let peak = peak_concurrency(Arc::clone(&engine)).await;
         assert!((1..=2).contains(&peak), "peak {peak}");
         assert_eq!(engine.hash_limit.available(), 2);
-    }
-
-    #[test]
-    fn the_default_bound_is_the_cpu_count() {
-        assert!(default_max_concurrent_hashes() >= 1);
-        assert_eq!(
-            default_max_concurrent_hashes(),
-            std::thread::available_parallelism().map(std::num::NonZeroUsize::get).unwrap_or(1)
-        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
