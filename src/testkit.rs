@@ -145,6 +145,7 @@ impl Conformance {
         check!("missing_id_conflicts", missing_id_conflicts);
         check!("username_unchanged_by_swap", username_unchanged_by_swap);
         let tasks = self.tasks;
+        check!("racing_inserts_one_winner", |s| racing_inserts(s, tasks));
         check!("racing_swaps_one_winner", |s| racing_swaps(s, tasks));
         check!("retried_swaps_lose_no_update", |s| retried_swaps(s, tasks));
         Ok(Report { checks, tasks })
@@ -415,6 +416,41 @@ async fn username_unchanged_by_swap<S: UserStore>(store: Arc<S>) -> Check {
 
 fn runtime(check: &str) -> Result<tokio::runtime::Handle, String> {
     tokio::runtime::Handle::try_current().map_err(|_| format!("{check} needs a tokio runtime to spawn tasks on"))
+}
+
+/// `tasks` inserts of different ids under one username: exactly one is stored, the rest
+/// are [`StoreError::Duplicate`] (a store that checks for the name, then inserts, fails).
+async fn racing_inserts<S: UserStore + 'static>(store: Arc<S>, tasks: usize) -> Check {
+    let rt = runtime("racing_inserts_one_winner")?;
+    let (_, username) = fresh("insert-race")?;
+    let barrier = Arc::new(tokio::sync::Barrier::new(tasks));
+    let mut handles = Vec::with_capacity(tasks);
+    for _ in 0..tasks {
+        let (store, barrier) = (Arc::clone(&store), Arc::clone(&barrier));
+        let (id, _) = fresh("insert-race")?;
+        let mine = plain(&sample_account(id, &username));
+        handles.push(rt.spawn(async move {
+            barrier.wait().await;
+            store.insert(&mine).await.map(|()| mine)
+        }));
+    }
+    let mut winners = Vec::new();
+    for handle in handles {
+        match handle.await {
+            Ok(Ok(mine)) => winners.push(mine),
+            Ok(Err(StoreError::Duplicate)) => {}
+            Ok(Err(e)) => return Err(store_err("a racing insert", e)),
+            Err(e) => return Err(format!("a racing task failed: {e}")),
+        }
+    }
+    let [winner] = winners.as_slice() else {
+        return Err(format!("{} of {tasks} inserts of one username succeeded; exactly one must", winners.len()));
+    };
+    let found = store.find_by_username(&username).await.map_err(|e| store_err("find_by_username", e))?;
+    match found {
+        Some(v) if v.record == *winner && v.version == 1 => Ok(()),
+        _ => Err("after the insert race the username does not hold the winner's record at version 1".to_owned()),
+    }
 }
 
 async fn racing_swaps<S: UserStore + 'static>(store: Arc<S>, tasks: usize) -> Check {
