@@ -2,6 +2,10 @@
 //! against one with a wrong password, at the default hash parameters (OWASP Argon2id).
 //! Target: ratio unknown / wrong within 0.9–1.1.
 //!
+//! Then the same with a 300 ms mailer, at the failure that triggers the "throttled"
+//! notice (the 5th): the answer must not wait on that mail (paired medians and ratio
+//! printed as `enumeration/slow_mailer`).
+//!
 //! `cargo bench --all-features --bench enumeration -- --measurement-time 10`, then the
 //! medians are in `target/criterion/enumeration/*/new/estimates.json`.
 
@@ -13,7 +17,10 @@ use std::time::{Duration, Instant};
 use common::*;
 use criterion::{Criterion, criterion_group, criterion_main};
 use twofactor::offload::Inline;
-use twofactor::{LoginOutcome, ManualClock, MemoryStore, NewAccount, Role, Timestamp};
+use twofactor::{
+    Engine, KeyRing, LoginOutcome, MailError, Mailer, ManualClock, MemoryStore, Message, NewAccount, Policy, Role,
+    Timestamp,
+};
 
 /// Consecutive failures that stay below the throttle (default: the 5th throttles), so
 /// every measured wrong-password login takes the full path, CAS write included.
@@ -62,6 +69,56 @@ fn bench(c: &mut Criterion) {
     });
     g.finish();
     paired_check(&rt, &engine);
+    slow_mailer_check();
+}
+
+/// A transport that takes 300 ms per message (an SMTP server far away, or retrying).
+struct SlowMailer;
+
+impl Mailer for SlowMailer {
+    async fn send(&self, _: &Message) -> Result<(), MailError> {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        Ok(())
+    }
+}
+
+/// Unknown user against the 5th wrong password of a fresh account (the failure that
+/// queues the "throttled" notice), alternating, with a 300 ms mailer.
+fn slow_mailer_check() {
+    const PAIRS: usize = 30;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("rt");
+    let engine = Engine::builder(MemoryStore::new(), SlowMailer, KeyRing::ephemeral().expect("keys"))
+        .clock(ManualClock::new(Timestamp(T0)))
+        .policy(Policy::default())
+        .offload(Inline)
+        .build()
+        .expect("engine");
+    let (mut unknown, mut fifth) = (Vec::with_capacity(PAIRS), Vec::with_capacity(PAIRS));
+    for i in 0..PAIRS {
+        let name = format!("user{i}");
+        rt.block_on(engine.create_account(NewAccount::new(&name, &email(&name), Role::User, PASSWORD)))
+            .expect("create");
+        for _ in 0..FREE_FAILURES {
+            rt.block_on(engine.begin_login(&name, "wrong password!", None)).expect("login");
+        }
+        let start = Instant::now();
+        rt.block_on(engine.begin_login("mallory", "wrong password!", None)).expect("login");
+        unknown.push(start.elapsed());
+        let start = Instant::now();
+        let out = rt.block_on(engine.begin_login(&name, "wrong password!", None)).expect("login");
+        fifth.push(start.elapsed());
+        assert!(matches!(out, LoginOutcome::Denied));
+    }
+    unknown.sort();
+    fifth.sort();
+    let (u, w) = (unknown[PAIRS / 2], fifth[PAIRS / 2]);
+    println!(
+        "enumeration/slow_mailer ({PAIRS} alternating pairs, 300 ms mailer): median unknown_user {:.2} ms, \
+         fifth_failure {:.2} ms, ratio {:.3}",
+        u.as_secs_f64() * 1e3,
+        w.as_secs_f64() * 1e3,
+        u.as_secs_f64() / w.as_secs_f64()
+    );
 }
 
 /// On a shared machine the two criterion runs above see different load. This check

@@ -48,8 +48,8 @@
 //! 1
 //! $ echo 'correct horse battery' | cli login alice --code 733115 --remember
 //! logged in as alice (password and authenticator code)
-//! remember-token: loc1.PuUv1iG3Km0hqWJr6SOa3mWuv8WfLyOZyFFkfAhmh16bXmBLXPwmHw
-//! $ echo 'correct horse battery' | cli login alice --device loc1.PuUv1iG3Km0hqWJr6SOa3mWuv8WfLyOZyFFkfAhmh16bXmBLXPwmHw
+//! remember-token: loc2.YtFNIuW34J61QidAVNsFHaPVWm7-6YO0iasCwq9qMGU
+//! $ echo 'correct horse battery' | cli login alice --device loc2.YtFNIuW34J61QidAVNsFHaPVWm7-6YO0iasCwq9qMGU
 //! logged in as alice (password from a remembered location)
 //! $ # alice lost her phone and her backup code: bob checks who she is, then resets
 //! $ cli reset alice --by bob --verified-by 'video call, photo ID'
@@ -374,7 +374,7 @@ struct Work {
     password: Option<Zeroizing<String>>,
 }
 
-async fn execute<S: UserStore, M: Mailer>(store: S, mailer: M, work: Work) -> Result<(), Fail> {
+async fn execute<S: UserStore, M: Mailer + 'static>(store: S, mailer: M, work: Work) -> Result<(), Fail> {
     let Work { clock, keys, command, password } = work;
     let engine = Engine::builder(store, mailer, keys).clock(clock).policy(Policy::default()).build()?;
     let password = password.as_ref().map_or("", |p| p.as_str());

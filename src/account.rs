@@ -162,11 +162,17 @@ impl fmt::Debug for BackupCodeHash {
 /// The shared failure budget of an account (see [`ThrottlePolicy`](crate::ThrottlePolicy)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Throttle {
-    /// Consecutive failures across password, TOTP and backup code.
+    /// Consecutive failures across password, TOTP and backup code: they set the
+    /// throttle delays.
     pub failures: u32,
     /// No attempt is evaluated before this time.
     pub until: Option<Timestamp>,
-    /// The second factor is disabled after too many failures, until an admin reset.
+    /// Consecutive wrong second factors (TOTP or backup code entered after a right
+    /// password). Only these count towards the permanent lock: wrong passwords alone
+    /// throttle but never lock the account.
+    pub second_factor_failures: u32,
+    /// The second factor is disabled after too many second-factor failures, until an
+    /// admin reset.
     pub second_factor_locked: bool,
 }
 
@@ -232,7 +238,11 @@ pub struct ResetRecord {
 pub struct Account {
     /// Identifier.
     pub id: AccountId,
-    /// Unique login name (compared exactly).
+    /// Unique login name, compared exactly and so case-sensitively (`Alice` and `alice`
+    /// are two accounts, as in 0.1.0, whose databases may hold both). The engine stores
+    /// new names in Unicode Normalization Form C, free of invisible and formatting
+    /// characters (see [`NewAccount::username`](crate::NewAccount::username)); a record
+    /// written by 0.1.0 may hold a name as it was typed.
     pub username: String,
     /// Where mail goes.
     pub email: String,
@@ -255,6 +265,11 @@ pub struct Account {
     pub pending: Vec<PendingMark>,
     /// The latest administrator reset.
     pub last_reset: Option<ResetRecord>,
+    /// The newest TOTP step accepted under an enrollment that a reset removed (0 when
+    /// none). No code for this step or an older one is accepted again, neither to
+    /// confirm a new enrollment nor to log in, so a code captured before a reset cannot
+    /// be replayed after it (even when the same secret is imported again).
+    pub retired_totp_step: u64,
 }
 
 impl fmt::Debug for Account {

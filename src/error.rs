@@ -116,6 +116,19 @@ pub enum InputError {
         /// What is wrong, without echoing the input.
         reason: &'static str,
     },
+    /// The input contains a character it may not hold. The message names the character
+    /// by its code point (`U+200B`), never by the character itself, so an invisible or
+    /// formatting character cannot hide in the message.
+    #[error("{field} {reason} (U+{code_point:04X})", code_point = u32::from(*character))]
+    ForbiddenCharacter {
+        /// Which input.
+        field: &'static str,
+        /// What kind of character, as a phrase ("contains an invisible or formatting
+        /// character").
+        reason: &'static str,
+        /// The first offending character.
+        character: char,
+    },
 }
 
 impl InputError {

@@ -1,9 +1,10 @@
 //! The application's keys: they seal TOTP secrets at rest (XChaCha20-Poly1305, bound to
-//! the account id) and authenticate pending-login tokens (HMAC-SHA256).
+//! the account id) and seal pending-login tokens (XChaCha20-Poly1305 under a separate
+//! sub-key), so a token reveals nothing and cannot be altered.
 //!
-//! A [`KeyRing`] holds one or more [`AppKey`]s. The newest seals and signs; all of them
-//! open and verify, so keys rotate without a migration: a secret sealed under an older
-//! key is re-sealed under the newest the next time it is used.
+//! A [`KeyRing`] holds one or more [`AppKey`]s. The newest seals; all of them open, so
+//! keys rotate without a migration: a secret sealed under an older key is re-sealed
+//! under the newest the next time it is used.
 
 use std::fmt;
 
@@ -11,7 +12,6 @@ use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use crate::account::{AccountId, SealedSecret};
@@ -28,14 +28,14 @@ const HEADER_LEN: usize = 1 + 4 + NONCE_LEN;
 pub struct AppKey {
     id: u32,
     seal: [u8; 32],
-    mac: [u8; 32],
+    token: [u8; 32],
 }
 
 impl AppKey {
     /// A key from 32 bytes of key material (from a secrets manager, say). Separate
-    /// sub-keys for sealing and for token MACs are derived from it.
+    /// sub-keys for sealing TOTP secrets and for sealing tokens are derived from it.
     pub fn from_bytes(id: u32, material: &[u8; 32]) -> AppKey {
-        AppKey { id, seal: derive(material, b"twofactor/seal/v1"), mac: derive(material, b"twofactor/mac/v1") }
+        AppKey { id, seal: derive(material, b"twofactor/seal/v1"), token: derive(material, b"twofactor/token/v1") }
     }
 
     /// A key from 64 hex digits.
@@ -98,14 +98,14 @@ fn derive(material: &[u8; 32], label: &[u8]) -> [u8; 32] {
 /// ```
 #[derive(Debug, Clone)]
 pub struct KeyRing {
-    /// Seals and signs.
+    /// Seals (and opens).
     newest: AppKey,
-    /// Only open and verify.
+    /// Only open.
     older: Vec<AppKey>,
 }
 
 impl KeyRing {
-    /// A ring of keys, oldest first; the last seals and signs.
+    /// A ring of keys, oldest first; the last seals.
     ///
     /// # Errors
     /// [`InputError`] when the list is empty or two keys share an id.
@@ -127,7 +127,7 @@ impl KeyRing {
         Ok(KeyRing { newest: AppKey::generate(1)?, older: Vec::new() })
     }
 
-    /// The key that seals and signs.
+    /// The key that seals.
     pub fn current(&self) -> &AppKey {
         &self.newest
     }
@@ -181,18 +181,31 @@ impl KeyRing {
         Ok((Zeroizing::new(plain), id != self.current().id))
     }
 
-    /// HMAC-SHA256 under the current key.
-    pub(crate) fn sign(&self, parts: &[&[u8]]) -> [u8; 32] {
-        mac_with(&self.current().mac, parts)
+    /// Seals a token's `plain` bytes under the current key's token sub-key:
+    /// nonce (24 bytes) | ciphertext | tag (16 bytes). `label` (the token kind's domain
+    /// label) is the associated data. The output names no key, so it reveals nothing;
+    /// [`KeyRing::open_token`] tries every key.
+    pub(crate) fn seal_token(&self, label: &[u8], plain: &[u8]) -> Result<Vec<u8>, Error> {
+        let nonce_bytes = random::bytes::<NONCE_LEN>()?;
+        let cipher = XChaCha20Poly1305::new(&self.current().token.into());
+        let ct = cipher
+            .encrypt(&XNonce::from(nonce_bytes), Payload { msg: plain, aad: label })
+            .map_err(|_| Error::Misuse("sealing failed"))?;
+        let mut out = Vec::with_capacity(NONCE_LEN + ct.len());
+        out.extend_from_slice(&nonce_bytes);
+        out.extend_from_slice(&ct);
+        Ok(out)
     }
 
-    /// Whether `tag` is the HMAC of `parts` under any key (constant-time per key).
-    pub(crate) fn verify(&self, parts: &[&[u8]], tag: &[u8]) -> bool {
-        let mut ok = subtle::Choice::from(0);
-        for key in self.all() {
-            ok |= mac_with(&key.mac, parts).ct_eq(tag);
-        }
-        ok.into()
+    /// Opens [`KeyRing::seal_token`]'s output under whichever key of the ring sealed it
+    /// (newest first). `None` when it is too short or no key authenticates it.
+    pub(crate) fn open_token(&self, label: &[u8], sealed: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
+        let (nonce_bytes, ct) = sealed.split_at_checked(NONCE_LEN)?;
+        let nonce = XNonce::from(<[u8; NONCE_LEN]>::try_from(nonce_bytes).ok()?);
+        self.all().find_map(|key| {
+            let cipher = XChaCha20Poly1305::new(&key.token.into());
+            cipher.decrypt(&nonce, Payload { msg: ct, aad: label }).ok().map(Zeroizing::new)
+        })
     }
 }
 
@@ -200,18 +213,6 @@ fn aad(account: AccountId) -> Vec<u8> {
     let mut aad = b"twofactor/totp-secret/".to_vec();
     aad.extend_from_slice(&account.0.to_be_bytes());
     aad
-}
-
-fn mac_with(key: &[u8; 32], parts: &[&[u8]]) -> [u8; 32] {
-    let mut out = [0u8; 32];
-    if let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(key) {
-        for p in parts {
-            mac.update(&(p.len() as u64).to_be_bytes());
-            mac.update(p);
-        }
-        out.copy_from_slice(&mac.finalize().into_bytes());
-    }
-    out
 }
 
 #[cfg(test)]
@@ -249,6 +250,34 @@ mod tests {
             let blob = SealedSecret(vec![1u8; len]);
             assert!(ring.unseal(AccountId(1), &blob).is_err());
         }
+        Ok(())
+    }
+
+    #[test]
+    fn tokens_open_under_any_key_of_the_ring_and_only_with_their_label() -> Result<(), Error> {
+        let old = AppKey::generate(1)?;
+        let sealed = KeyRing::new(vec![old.clone()])?.seal_token(b"label", b"claims")?;
+        assert_eq!(sealed.len(), NONCE_LEN + 6 + 16);
+        let ring = KeyRing::new(vec![old, AppKey::generate(2)?])?;
+        assert_eq!(ring.open_token(b"label", &sealed).as_deref().map(Vec::as_slice), Some(&b"claims"[..]));
+        assert!(ring.open_token(b"other", &sealed).is_none(), "bound to its label");
+        assert!(KeyRing::new(vec![AppKey::generate(2)?])?.open_token(b"label", &sealed).is_none());
+        for len in 0..sealed.len() {
+            assert!(ring.open_token(b"label", &sealed[..len]).is_none());
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn the_token_sub_key_is_independent_of_the_sealing_sub_key() -> Result<(), Error> {
+        let key = AppKey::from_hex(1, &"ab".repeat(32))?;
+        assert_ne!(key.token, key.seal);
+        let ring = KeyRing::new(vec![key.clone()])?;
+        let sealed = ring.seal_token(b"label", b"claims")?;
+        let cipher = XChaCha20Poly1305::new(&key.seal.into());
+        let (nonce, ct) = sealed.split_at(NONCE_LEN);
+        let nonce = XNonce::from(<[u8; NONCE_LEN]>::try_from(nonce).map_err(|_| Error::Misuse("nonce"))?);
+        assert!(cipher.decrypt(&nonce, Payload { msg: ct, aad: b"label" }).is_err());
         Ok(())
     }
 

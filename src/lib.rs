@@ -24,6 +24,7 @@ pub mod store;
 pub mod testkit;
 mod token;
 pub mod totp;
+mod username;
 
 pub use account::{Account, AccountId, Role, TwoFactor, Versioned};
 pub use backup_code::BackupCode;

@@ -27,7 +27,8 @@ pub enum LoginOutcome {
 }
 
 /// A login waiting for its second factor: an opaque, expiring, single-use token bound
-/// to the account. It carries no password and no key material beyond its own MAC.
+/// to the account. It is sealed under the engine's [`KeyRing`](crate::KeyRing), so it
+/// reveals nothing (not even the account) and cannot be altered; at most 128 characters.
 #[derive(Clone)]
 pub struct PendingLogin {
     pub(crate) token: SecretString,
@@ -86,7 +87,8 @@ pub struct Authenticated {
 }
 
 /// A remembered-location token: keep it client-side (a long-lived HttpOnly cookie)
-/// and pass it to the password step.
+/// and pass it to the password step. It is a random handle (location id and secret, at
+/// most 128 characters) that names no account.
 #[derive(Clone)]
 pub struct RememberToken {
     pub(crate) token: SecretString,

@@ -86,7 +86,9 @@ pub struct ThrottlePolicy {
     pub base_delay: Duration,
     /// The largest delay (default 1 h).
     pub max_delay: Duration,
-    /// Failures after which the second factor is locked (default and maximum 100).
+    /// Consecutive second-factor failures (wrong TOTP or backup codes after a right
+    /// password) after which the second factor is locked until an administrator
+    /// reset (default and maximum 100). Wrong passwords never count towards it.
     pub disable_after: u32,
 }
 
@@ -109,10 +111,44 @@ impl ThrottlePolicy {
         Some(self.base_delay.saturating_mul(factor).min(self.max_delay))
     }
 
-    /// The most guesses an attacker can have evaluated against one account before
-    /// its second factor locks: `disable_after`.
+    /// The most second-factor guesses (TOTP or backup codes, entered after a right
+    /// password) an attacker can have evaluated against one account before its second
+    /// factor locks: `disable_after`. Wrong passwords do not count towards it: they
+    /// throttle (see [`password_guess_bound`](Self::password_guess_bound)) but never
+    /// lock, so guessing passwords cannot lock the owner out.
     pub fn guess_bound(&self) -> u32 {
         self.disable_after
+    }
+
+    /// The most guesses (of any kind) evaluated against one account within `period`,
+    /// starting from a clean budget: the `free_failures` at once, then one per throttle
+    /// window, the windows doubling from `base_delay` up to `max_delay`. With the
+    /// defaults: 5 at once, 10 within the first hour, 33 within a day, then 24 a day.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use twofactor::ThrottlePolicy;
+    /// let p = ThrottlePolicy::default();
+    /// assert_eq!(p.password_guess_bound(Duration::ZERO), 5);
+    /// assert_eq!(p.password_guess_bound(Duration::from_secs(3600)), 10);
+    /// assert_eq!(p.password_guess_bound(Duration::from_secs(86_400)), 33);
+    /// ```
+    pub fn password_guess_bound(&self, period: Duration) -> u64 {
+        let mut guesses = u64::from(self.free_failures);
+        let mut elapsed = Duration::ZERO;
+        let mut failures = self.free_failures;
+        while let Some(delay) = self.delay_after(failures) {
+            if delay.is_zero() {
+                return u64::MAX;
+            }
+            elapsed = elapsed.saturating_add(delay);
+            if elapsed > period {
+                break;
+            }
+            guesses += 1;
+            failures = failures.saturating_add(1);
+        }
+        guesses
     }
 }
 

@@ -185,7 +185,12 @@ pub fn sample_account(id: AccountId, username: &str) -> Account {
             ],
             enabled_at: Timestamp(1_800_000_100),
         }),
-        throttle: Throttle { failures: u32::MAX, until: Some(Timestamp(big - 2)), second_factor_locked: true },
+        throttle: Throttle {
+            failures: u32::MAX,
+            until: Some(Timestamp(big - 2)),
+            second_factor_failures: u32::MAX - 1,
+            second_factor_locked: true,
+        },
         locations: vec![
             RememberedLocation {
                 id: [7; 16],
@@ -216,6 +221,7 @@ pub fn sample_account(id: AccountId, username: &str) -> Account {
             identity_check: "video call; photo ID 'x' \"y\" ; DROP TABLE".to_owned(),
             at: Timestamp(big - 4),
         }),
+        retired_totp_step: big - 5,
     }
 }
 
@@ -238,6 +244,7 @@ fn plain(account: &Account) -> Account {
         locations: vec![],
         pending: vec![],
         last_reset: None,
+        retired_totp_step: 0,
         security_stamp: 0,
         role: Role::User,
         ..account.clone()
@@ -273,7 +280,8 @@ fn differences(expected: &Account, found: &Account) -> String {
         throttle,
         locations,
         pending,
-        last_reset
+        last_reset,
+        retired_totp_step
     );
     fields.join(", ")
 }

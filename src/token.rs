@@ -1,6 +1,17 @@
 //! The two opaque tokens the engine hands to applications: pending logins and
-//! remembered locations. Both are `prefix.base64url` strings, parsed with hard length
-//! limits; neither carries a password or a TOTP key.
+//! remembered locations. Both are `prefix.base64url` strings (no padding), parsed with
+//! hard length limits; neither carries a password or a TOTP key, and neither names the
+//! account in the clear.
+//!
+//! - Pending login, `pl2.` (122 characters): the claims (account, pending id, issue and
+//!   expiry times, the account's security stamp; 48 bytes) sealed with
+//!   XChaCha20-Poly1305 under the key ring: nonce (24) | ciphertext (48) | tag (16).
+//!   It names no key; every key of the ring is tried. 0.1.0's `pl1.` tokens (which
+//!   showed the account id) are no longer accepted: they lived minutes.
+//! - Remembered location, `loc2.` (48 characters): a random handle, location id (16) |
+//!   secret (16); the account is the one logging in. 0.1.0's `loc1.` tokens (account id
+//!   (8) | location id | secret) are still accepted, for their account only; the stored
+//!   digest is the same for both.
 
 use data_encoding::BASE64URL_NOPAD;
 use sha2::{Digest, Sha256};
@@ -9,31 +20,38 @@ use zeroize::Zeroizing;
 
 use crate::account::{AccountId, RememberedLocation};
 use crate::clock::Timestamp;
-use crate::error::InputError;
+use crate::error::{Error, InputError};
+use crate::keys::KeyRing;
+use crate::random;
 
 /// The longest token input accepted.
 pub const MAX_TOKEN_LEN: usize = 256;
 
-const PENDING_PREFIX: &str = "pl1.";
-const PENDING_PAYLOAD: usize = 8 + 16 + 8 + 8;
-const PENDING_LEN: usize = PENDING_PAYLOAD + 32;
-const LOCATION_PREFIX: &str = "loc1.";
-const LOCATION_LEN: usize = 8 + 16 + 16;
+/// The pending-login format (0.1.0 wrote `pl1.`).
+const PENDING_PREFIX: &str = "pl2.";
+/// The associated data a pending login is sealed with.
+const PENDING_LABEL: &[u8] = b"twofactor/pending-login/v2";
+/// Account, pending id, issued, expires, stamp.
+const PENDING_PLAIN: usize = 8 + 16 + 8 + 8 + 8;
+/// Nonce, ciphertext and tag.
+const PENDING_SEALED: usize = 24 + PENDING_PLAIN + 16;
+/// The remembered-location format.
+const LOCATION_PREFIX: &str = "loc2.";
+/// Location id, secret.
+const LOCATION_LEN: usize = 16 + 16;
+/// 0.1.0's remembered-location format, still accepted.
+const LEGACY_LOCATION_PREFIX: &str = "loc1.";
+/// Account id, location id, secret.
+const LEGACY_LOCATION_LEN: usize = 8 + 16 + 16;
 
-fn decode(input: &str, prefix: &str, len: usize, field: &'static str) -> Result<Zeroizing<Vec<u8>>, InputError> {
-    if input.len() > MAX_TOKEN_LEN {
-        return Err(InputError::TooLong { field, max: MAX_TOKEN_LEN });
-    }
-    let body = input.trim().strip_prefix(prefix).ok_or(InputError::malformed(field, "unknown token format"))?;
-    let bytes = Zeroizing::new(
-        BASE64URL_NOPAD.decode(body.as_bytes()).map_err(|_| InputError::malformed(field, "not base64url"))?,
-    );
-    if bytes.len() != len {
-        return Err(InputError::malformed(field, "wrong length"));
-    }
-    Ok(bytes)
+/// The decoded body of `prefix.base64url` input of exactly `len` bytes, or `None`.
+fn body(input: &str, prefix: &str, len: usize) -> Option<Zeroizing<Vec<u8>>> {
+    let text = input.trim().strip_prefix(prefix)?;
+    let bytes = Zeroizing::new(BASE64URL_NOPAD.decode(text.as_bytes()).ok()?);
+    (bytes.len() == len).then_some(bytes)
 }
 
+/// `N` bytes of `bytes` from `at` (zeros if out of range; callers check lengths first).
 fn take<const N: usize>(bytes: &[u8], at: usize) -> [u8; N] {
     let mut out = [0u8; N];
     if let Some(src) = bytes.get(at..at + N) {
@@ -42,15 +60,22 @@ fn take<const N: usize>(bytes: &[u8], at: usize) -> [u8; N] {
     out
 }
 
-/// What a pending-login token says (before its MAC is checked against the account's
-/// security stamp). `Debug` leaves out the id and the tag, which would rebuild the token.
+/// What a pending-login token says. Authentic once opened (it is sealed under the key
+/// ring); the stamp is compared with the account's when it is used. `Debug` leaves out
+/// the id and the stamp.
 #[derive(Clone, PartialEq, Eq)]
 pub(crate) struct PendingClaims {
+    /// The account logging in.
     pub account: AccountId,
+    /// The pending login's random id (its attempt count and single use are kept under
+    /// it in the account's pending marks).
     pub id: [u8; 16],
+    /// When the password step issued it.
     pub issued_at: Timestamp,
+    /// When it stops working.
     pub expires_at: Timestamp,
-    pub tag: [u8; 32],
+    /// The account's security stamp when the login was issued: a rotation ends it.
+    pub stamp: u64,
 }
 
 impl std::fmt::Debug for PendingClaims {
@@ -64,66 +89,105 @@ impl std::fmt::Debug for PendingClaims {
 }
 
 impl PendingClaims {
-    pub fn payload(&self) -> [u8; PENDING_PAYLOAD] {
-        let mut p = [0u8; PENDING_PAYLOAD];
+    /// The plaintext that is sealed: account | id | issued | expires | stamp (u64s BE).
+    fn plain(&self) -> Zeroizing<[u8; PENDING_PLAIN]> {
+        let mut p = Zeroizing::new([0u8; PENDING_PLAIN]);
         p[..8].copy_from_slice(&self.account.0.to_be_bytes());
         p[8..24].copy_from_slice(&self.id);
         p[24..32].copy_from_slice(&self.issued_at.0.to_be_bytes());
         p[32..40].copy_from_slice(&self.expires_at.0.to_be_bytes());
+        p[40..48].copy_from_slice(&self.stamp.to_be_bytes());
         p
     }
 
-    /// The parts the MAC covers: a domain label, the payload and the account's stamp.
-    pub fn mac_parts(payload: &[u8], stamp: u64) -> [Vec<u8>; 3] {
-        [b"twofactor/pending-login".to_vec(), payload.to_vec(), stamp.to_be_bytes().to_vec()]
+    /// The token: the claims sealed under the ring's current key.
+    pub fn seal(&self, keys: &KeyRing) -> Result<String, Error> {
+        let sealed = keys.seal_token(PENDING_LABEL, self.plain().as_ref())?;
+        Ok(format!("{PENDING_PREFIX}{}", BASE64URL_NOPAD.encode(&sealed)))
     }
 
-    pub fn encode(&self) -> String {
-        let mut bytes = Vec::with_capacity(PENDING_LEN);
-        bytes.extend_from_slice(&self.payload());
-        bytes.extend_from_slice(&self.tag);
-        format!("{PENDING_PREFIX}{}", BASE64URL_NOPAD.encode(&bytes))
-    }
-
-    pub fn decode(input: &str) -> Result<PendingClaims, InputError> {
-        let b = decode(input, PENDING_PREFIX, PENDING_LEN, "pending login")?;
-        Ok(PendingClaims {
+    /// Opens a token. `Ok(None)` for anything that is not a pending login sealed under
+    /// one of `keys` (wrong format, altered, forged, from another ring, from 0.1.0).
+    ///
+    /// # Errors
+    /// [`InputError::TooLong`] beyond [`MAX_TOKEN_LEN`], like every text input.
+    pub fn open(input: &str, keys: &KeyRing) -> Result<Option<PendingClaims>, InputError> {
+        if input.len() > MAX_TOKEN_LEN {
+            return Err(InputError::TooLong { field: "pending login", max: MAX_TOKEN_LEN });
+        }
+        let Some(sealed) = body(input, PENDING_PREFIX, PENDING_SEALED) else {
+            return Ok(None);
+        };
+        let Some(b) = keys.open_token(PENDING_LABEL, &sealed) else {
+            return Ok(None);
+        };
+        if b.len() != PENDING_PLAIN {
+            return Ok(None);
+        }
+        Ok(Some(PendingClaims {
             account: AccountId(u64::from_be_bytes(take::<8>(&b, 0))),
             id: take::<16>(&b, 8),
             issued_at: Timestamp(u64::from_be_bytes(take::<8>(&b, 24))),
             expires_at: Timestamp(u64::from_be_bytes(take::<8>(&b, 32))),
-            tag: take::<32>(&b, PENDING_PAYLOAD),
-        })
+            stamp: u64::from_be_bytes(take::<8>(&b, 40)),
+        }))
     }
 }
 
-/// A remembered-location token: which account, which location, and 128 secret bits.
+/// A remembered-location token: which location, and 128 secret bits.
 #[derive(Clone, PartialEq, Eq)]
 pub(crate) struct LocationToken {
-    pub account: AccountId,
+    /// The account a 0.1.0 `loc1.` token names (it must be the account logging in);
+    /// `None` for a current token, which names none.
+    pub legacy_account: Option<AccountId>,
+    /// The location's public id (stored as is, listed and revoked by it).
     pub id: [u8; 16],
+    /// The secret part (stored only as a digest bound to the security stamp).
     pub secret: Zeroizing<[u8; 16]>,
 }
 
 impl LocationToken {
+    /// A new token with a random id and secret.
+    pub fn generate() -> Result<LocationToken, Error> {
+        Ok(LocationToken {
+            legacy_account: None,
+            id: random::bytes::<16>()?,
+            secret: Zeroizing::new(random::bytes::<16>()?),
+        })
+    }
+
+    /// The `loc2.` token text.
     pub fn encode(&self) -> String {
         let mut bytes = Zeroizing::new(Vec::with_capacity(LOCATION_LEN));
-        bytes.extend_from_slice(&self.account.0.to_be_bytes());
         bytes.extend_from_slice(&self.id);
         bytes.extend_from_slice(self.secret.as_ref());
         format!("{LOCATION_PREFIX}{}", BASE64URL_NOPAD.encode(&bytes))
     }
 
+    /// Parses a `loc2.` token, or a 0.1.0 `loc1.` token.
     pub fn decode(input: &str) -> Result<LocationToken, InputError> {
-        let b = decode(input, LOCATION_PREFIX, LOCATION_LEN, "location token")?;
-        Ok(LocationToken {
-            account: AccountId(u64::from_be_bytes(take::<8>(&b, 0))),
-            id: take::<16>(&b, 8),
-            secret: Zeroizing::new(take::<16>(&b, 24)),
-        })
+        if input.len() > MAX_TOKEN_LEN {
+            return Err(InputError::TooLong { field: "location token", max: MAX_TOKEN_LEN });
+        }
+        if let Some(b) = body(input, LOCATION_PREFIX, LOCATION_LEN) {
+            return Ok(LocationToken {
+                legacy_account: None,
+                id: take::<16>(&b, 0),
+                secret: Zeroizing::new(take::<16>(&b, 16)),
+            });
+        }
+        if let Some(b) = body(input, LEGACY_LOCATION_PREFIX, LEGACY_LOCATION_LEN) {
+            return Ok(LocationToken {
+                legacy_account: Some(AccountId(u64::from_be_bytes(take::<8>(&b, 0)))),
+                id: take::<16>(&b, 8),
+                secret: Zeroizing::new(take::<16>(&b, 24)),
+            });
+        }
+        Err(InputError::malformed("location token", "unknown token format"))
     }
 
-    /// The stored digest: bound to the account's security stamp.
+    /// The stored digest: bound to the account's security stamp (the same for `loc1.`
+    /// and `loc2.` tokens).
     pub fn hash(&self, stamp: u64) -> [u8; 32] {
         let mut h = Sha256::new();
         h.update(b"twofactor/location/");
@@ -142,7 +206,7 @@ impl LocationToken {
 
 impl std::fmt::Debug for LocationToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LocationToken").field("account", &self.account).finish_non_exhaustive()
+        f.debug_struct("LocationToken").field("legacy", &self.legacy_account.is_some()).finish_non_exhaustive()
     }
 }
 
@@ -165,32 +229,148 @@ pub(crate) fn parse_location_id(text: &str) -> Result<[u8; 16], InputError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::keys::AppKey;
 
-    #[test]
-    fn pending_round_trip() -> Result<(), InputError> {
-        let c = PendingClaims {
-            account: AccountId(42),
+    fn claims(account: u64) -> PendingClaims {
+        PendingClaims {
+            account: AccountId(account),
             id: [7; 16],
             issued_at: Timestamp(100),
             expires_at: Timestamp(400),
-            tag: [9; 32],
-        };
-        let s = c.encode();
-        assert!(s.starts_with("pl1."));
-        assert_eq!(PendingClaims::decode(&s)?, c);
-        assert!(PendingClaims::decode(&s[..s.len() - 1]).is_err());
-        assert!(PendingClaims::decode("loc1.AAAA").is_err());
-        assert!(PendingClaims::decode(&"x".repeat(300)).is_err());
+            stamp: 0x0102_0304_0506_0708,
+        }
+    }
+
+    fn decoded_body(token: &str, prefix: &str) -> Vec<u8> {
+        let body = token.strip_prefix(prefix).unwrap_or_else(|| panic!("{prefix} token: {token}"));
+        BASE64URL_NOPAD.decode(body.as_bytes()).unwrap_or_else(|e| panic!("base64url: {e}"))
+    }
+
+    fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+        haystack.windows(needle.len()).any(|w| w == needle)
+    }
+
+    fn common_prefix(a: &str, b: &str) -> usize {
+        a.bytes().zip(b.bytes()).take_while(|(x, y)| x == y).count()
+    }
+
+    /// The 0.1.0 layout of a remembered-location token.
+    fn encode_v1(account: AccountId, id: [u8; 16], secret: [u8; 16]) -> String {
+        let mut bytes = account.0.to_be_bytes().to_vec();
+        bytes.extend_from_slice(&id);
+        bytes.extend_from_slice(&secret);
+        format!("loc1.{}", BASE64URL_NOPAD.encode(&bytes))
+    }
+
+    #[test]
+    fn pending_round_trip() -> Result<(), Error> {
+        let keys = KeyRing::ephemeral()?;
+        let c = claims(42);
+        let s = c.seal(&keys)?;
+        assert!(s.starts_with("pl2."));
+        assert_eq!(s.len(), 122);
+        assert_eq!(PendingClaims::open(&s, &keys)?, Some(c.clone()));
+        assert_eq!(PendingClaims::open(&format!(" {s}\n"), &keys)?, Some(c), "surrounding space is trimmed");
+        assert_eq!(PendingClaims::open(&s[..s.len() - 1], &keys)?, None);
+        assert_eq!(PendingClaims::open(&s.replacen("pl2.", "pl1.", 1), &keys)?, None);
+        assert_eq!(PendingClaims::open(&s, &KeyRing::ephemeral()?)?, None, "another ring's token");
+        assert_eq!(PendingClaims::open("loc2.AAAA", &keys)?, None);
+        assert_eq!(PendingClaims::open("", &keys)?, None);
+        assert!(matches!(PendingClaims::open(&"x".repeat(300), &keys), Err(InputError::TooLong { .. })));
         Ok(())
     }
 
     #[test]
-    fn location_round_trip_and_redaction() -> Result<(), InputError> {
-        let t = LocationToken { account: AccountId(5), id: [1; 16], secret: Zeroizing::new([2; 16]) };
+    fn a_pending_token_opens_under_an_older_key_of_the_ring() -> Result<(), Error> {
+        let old = AppKey::generate(1)?;
+        let s = claims(3).seal(&KeyRing::new(vec![old.clone()])?)?;
+        let rotated = KeyRing::new(vec![old, AppKey::generate(2)?])?;
+        assert_eq!(PendingClaims::open(&s, &rotated)?, Some(claims(3)));
+        assert_eq!(PendingClaims::open(&s, &KeyRing::new(vec![AppKey::generate(2)?])?)?, None, "key retired");
+        Ok(())
+    }
+
+    #[test]
+    fn a_pending_token_reveals_nothing() -> Result<(), Error> {
+        let keys = KeyRing::ephemeral()?;
+        for account in [1, 42, 0x0102_0304_0506_0708, u64::MAX - 1] {
+            let c = claims(account);
+            let a = c.seal(&keys)?;
+            let b = c.seal(&keys)?;
+            assert!(a.len() <= 128 && b.len() <= 128, "{} {}", a.len(), b.len());
+            for token in [&a, &b] {
+                let raw = decoded_body(token, "pl2.");
+                for needle in [account.to_be_bytes(), account.to_le_bytes(), c.stamp.to_be_bytes()] {
+                    assert!(!contains(&raw, &needle), "{token} shows {needle:?}");
+                }
+                assert!(!contains(&raw, &c.id[..8]), "{token} shows the pending id");
+            }
+            // Same claims, unrelated text: at most a chance match of a few characters.
+            assert!(common_prefix(&a["pl2.".len()..], &b["pl2.".len()..]) < 4, "{a} {b}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn every_single_character_change_of_a_pending_token_fails_to_open() -> Result<(), Error> {
+        let keys = KeyRing::ephemeral()?;
+        let s = claims(9).seal(&keys)?;
+        let alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        for (i, original) in s.char_indices() {
+            for replacement in [alphabet.chars().find(|&c| c != original).unwrap_or('A'), '!', '='] {
+                if replacement == original {
+                    continue;
+                }
+                let mut changed = s.clone();
+                changed.replace_range(i..i + 1, replacement.encode_utf8(&mut [0; 4]));
+                assert_eq!(PendingClaims::open(&changed, &keys)?, None, "position {i}: {changed}");
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn location_round_trip_and_redaction() -> Result<(), Error> {
+        let t = LocationToken { legacy_account: None, id: [1; 16], secret: Zeroizing::new([2; 16]) };
         let s = t.encode();
+        assert!(s.starts_with("loc2.") && s.len() == 48, "{s}");
         assert_eq!(LocationToken::decode(&s)?, t);
         assert!(!format!("{t:?}").contains('2'));
         assert_ne!(t.hash(1), t.hash(2));
+        assert!(LocationToken::decode(&s[..s.len() - 1]).is_err());
+        assert!(LocationToken::decode(&"x".repeat(300)).is_err());
         Ok(())
+    }
+
+    #[test]
+    fn a_location_token_is_a_random_handle() -> Result<(), Error> {
+        let a = LocationToken::generate()?;
+        let b = LocationToken::generate()?;
+        assert_eq!(a.legacy_account, None);
+        let (ta, tb) = (a.encode(), b.encode());
+        assert!(ta.len() <= 128);
+        assert_eq!(decoded_body(&ta, "loc2.").len(), 32, "location id and secret only");
+        assert!(common_prefix(&ta["loc2.".len()..], &tb["loc2.".len()..]) < 4, "{ta} {tb}");
+        Ok(())
+    }
+
+    #[test]
+    fn a_0_1_0_location_token_still_parses_and_keeps_its_account() -> Result<(), Error> {
+        let old = encode_v1(AccountId(77), [3; 16], [4; 16]);
+        let t = LocationToken::decode(&old)?;
+        assert_eq!(
+            t,
+            LocationToken { legacy_account: Some(AccountId(77)), id: [3; 16], secret: Zeroizing::new([4; 16]) }
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn the_stored_digest_is_unchanged_since_0_1_0() {
+        let t = LocationToken { legacy_account: None, id: [1; 16], secret: Zeroizing::new([7; 16]) };
+        assert_eq!(
+            data_encoding::HEXLOWER.encode(&t.hash(0x0102_0304_0506_0708)),
+            "592a089288e6c395f1d4a55f7c71b3fb225eade2748b395b77bc2986563e7171"
+        );
     }
 }

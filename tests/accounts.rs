@@ -117,3 +117,102 @@ async fn login_rehashes_a_password_stored_with_weaker_parameters() {
     assert!(after.contains("m=64,t=2,p=1"), "{after}");
     assert!(matches!(engine.begin_login("alice", PASSWORD, None).await.unwrap(), LoginOutcome::Authenticated(_)));
 }
+
+/// `josé` with the precomposed `é` (NFC) and with `e` + U+0301 (NFD).
+const NFC_JOSE: &str = "jos\u{E9}";
+const NFD_JOSE: &str = "jose\u{301}";
+
+/// Stores an account under `name` exactly as given, as 0.1.0 could have (it neither
+/// normalized names nor refused invisible characters), with password [`PASSWORD`].
+async fn legacy_account(f: &Fixture, name: &str, id: u64) -> twofactor::AccountId {
+    let template = f.user(&format!("template-{id}"), Role::User).await;
+    let mut rec = stored(f, template).await.record;
+    rec.id = twofactor::AccountId(id);
+    rec.username = name.to_owned();
+    f.store.insert(&rec).await.unwrap();
+    rec.id
+}
+
+#[tokio::test]
+async fn invisible_look_alikes_of_a_name_are_refused_naming_the_code_point() {
+    let f = fixture();
+    f.user("admin", Role::User).await;
+    for (name, code_point) in
+        [("admin\u{200B}", 0x200B), ("ad\u{2060}min", 0x2060), ("ad\u{AD}min", 0xAD), ("\u{202E}nimda", 0x202E)]
+    {
+        let r = f.engine.create_account(NewAccount::new(name, "a@example.test", Role::User, PASSWORD)).await;
+        match r {
+            Err(Error::InvalidInput(e @ InputError::ForbiddenCharacter { field: "username", character, .. })) => {
+                assert_eq!(u32::from(character), code_point, "{name:?}");
+                let message = e.to_string();
+                assert!(message.contains(&format!("(U+{code_point:04X})")), "{message}");
+                assert!(message.contains("invisible or formatting character"), "{message}");
+                assert!(!message.contains(character), "the message names the character, never hides it");
+            }
+            other => panic!("{name:?}: expected ForbiddenCharacter, got {other:?}"),
+        }
+    }
+    assert_eq!(f.store.len(), 1, "only admin was stored");
+}
+
+#[tokio::test]
+async fn a_username_with_a_colon_is_refused_so_no_account_is_stuck_unable_to_enroll() {
+    // Under a policy that requires 2FA, a name the otpauth label cannot hold would leave
+    // the account at EnrollmentRequired for ever.
+    let f = fixture_with(fast_policy().require_two_factor(true).build().unwrap());
+    for name in ["corp:alice", ":alice", "alice:"] {
+        let r = f.engine.create_account(NewAccount::new(name, "a@example.test", Role::User, PASSWORD)).await;
+        match r {
+            Err(Error::InvalidInput(e @ InputError::Malformed { field: "username", .. })) => {
+                assert!(e.to_string().contains("must not contain ':'"), "{e}");
+            }
+            other => panic!("{name:?}: expected Malformed, got {other:?}"),
+        }
+    }
+    assert!(f.store.is_empty(), "nothing was stored");
+}
+
+#[tokio::test]
+async fn nfc_and_nfd_spellings_are_one_account() {
+    for (first, second) in [(NFC_JOSE, NFD_JOSE), (NFD_JOSE, NFC_JOSE)] {
+        let f = fixture();
+        let id = f.engine.create_account(NewAccount::new(first, "j@example.test", Role::User, PASSWORD)).await.unwrap();
+        assert_eq!(stored(&f, id).await.record.username, NFC_JOSE, "stored in NFC, whatever was typed");
+        let again = f.engine.create_account(NewAccount::new(second, "k@example.test", Role::User, PASSWORD)).await;
+        assert!(matches!(again, Err(Error::UsernameTaken)), "{first:?} then {second:?}: {again:?}");
+        for typed in [NFC_JOSE, NFD_JOSE] {
+            let found = f.engine.account_by_username(typed).await.unwrap().map(|v| v.id);
+            assert_eq!(found, Some(id), "looked up as {typed:?}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn usernames_stay_case_sensitive() {
+    let f = fixture();
+    let upper =
+        f.engine.create_account(NewAccount::new("Alice", "a1@example.test", Role::User, PASSWORD)).await.unwrap();
+    let lower =
+        f.engine.create_account(NewAccount::new("alice", "a2@example.test", Role::User, PASSWORD)).await.unwrap();
+    assert_ne!(upper, lower);
+    assert_eq!(f.engine.account_by_username("Alice").await.unwrap().map(|v| v.id), Some(upper));
+    assert_eq!(f.engine.account_by_username("ALICE").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn account_by_username_never_matches_an_invisible_name_but_finds_a_0_1_0_spelling() {
+    let f = fixture();
+    let invisible = legacy_account(&f, "admin\u{200B}", 1001).await;
+    let decomposed = legacy_account(&f, "rene\u{301}", 1002).await;
+    assert!(f.store.find_by_id(invisible).await.unwrap().is_some());
+    assert_eq!(
+        f.engine.account_by_username("admin\u{200B}").await.unwrap(),
+        None,
+        "an invisible name names no account"
+    );
+    assert_eq!(
+        f.engine.account_by_username("rene\u{301}").await.unwrap().map(|v| v.id),
+        Some(decomposed),
+        "a name 0.1.0 stored unnormalized is still found as typed"
+    );
+}

@@ -109,13 +109,18 @@ impl Shell {
 
     /// Enrolls and confirms `name` at `T0`; returns the TOTP secret and parameters.
     fn enroll(&self, name: &str) -> twofactor::otpauth::OtpauthUri {
-        let out = self.run(&["enroll", name], "", T0).ok();
+        self.enroll_at(name, T0)
+    }
+
+    /// Enrolls and confirms `name` at time `at`.
+    fn enroll_at(&self, name: &str, at: u64) -> twofactor::otpauth::OtpauthUri {
+        let out = self.run(&["enroll", name], "", at).ok();
         let uri = out.stdout.lines().find(|l| l.starts_with("otpauth://")).expect("a line with the otpauth:// URI");
         assert!(out.stdout.lines().count() > 10, "a QR code follows the URI");
         let parsed = parse_otpauth_uri(uri).expect("a valid otpauth URI");
         assert_eq!(parsed.account, name);
-        let code = totp(&parsed, T0);
-        self.run(&["confirm", name, &code], "", T0).ok();
+        let code = totp(&parsed, at);
+        self.run(&["confirm", name, &code], "", at).ok();
         parsed
     }
 }
@@ -215,8 +220,8 @@ fn the_seed_story_from_a_shell() {
     // The secret went with the reset ...
     sh.run(&["confirm", "alice", &totp(&alice, T0 + 180)], "", T0 + 180).refused();
     // ... and so did the remembered location: with 2FA set up again, it skips nothing.
-    sh.enroll("alice");
-    let out = sh.run(&["login", "alice", "--device", token], pw, T0 + 210).refused();
+    sh.enroll_at("alice", T0 + 210);
+    let out = sh.run(&["login", "alice", "--device", token], pw, T0 + 240).refused();
     assert!(out.stderr.contains("--code"), "{}", out.stderr);
 }
 

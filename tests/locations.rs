@@ -47,15 +47,15 @@ async fn the_token_has_at_least_128_secret_bits_and_is_stored_only_as_a_hash() {
     let a = remember(&f, "hash", &secret, "Firefox on Linux").await;
     let b = remember(&f, "hash", &secret, "Firefox on Linux").await;
     assert_ne!(a.token(), b.token());
-    let body = a.token().strip_prefix("loc1.").expect("token format");
+    let body = a.token().strip_prefix("loc2.").expect("token format");
     let bytes = data_encoding::BASE64URL_NOPAD.decode(body.as_bytes()).unwrap();
-    assert_eq!(bytes.len(), 8 + 16 + 16, "account id, public location id, secret");
-    let token_secret = &bytes[24..];
+    assert_eq!(bytes.len(), 16 + 16, "public location id, secret");
+    let token_secret = &bytes[16..];
     assert!(token_secret.len() * 8 >= 128);
 
     let rec = stored(&f, id).await.record;
     let loc = rec.locations.iter().find(|l| data_encoding::HEXLOWER.encode(&l.id) == a.id()).expect("stored");
-    assert_eq!(&bytes[8..24], &loc.id[..], "only the public id is stored as is");
+    assert_eq!(&bytes[..16], &loc.id[..], "only the public id is stored as is");
     assert_ne!(&loc.token_hash[..16], token_secret);
     assert!(!loc.token_hash.windows(16).any(|w| w == token_secret), "the digest is not the secret");
     let dump = format!("{rec:?} {:?}", rec.locations);
@@ -93,12 +93,101 @@ async fn a_token_works_only_for_its_account_and_with_the_right_password() {
     assert!(matches!(out, LoginOutcome::Denied), "{out:?}");
     let out = f.engine.begin_login("alice-loc", PASSWORD, Some("loc1.garbage")).await.unwrap();
     assert!(asks_code(&out), "a malformed token is ignored: {out:?}");
-    let body = alice_token.token().strip_prefix("loc1.").unwrap();
+    let body = alice_token.token().strip_prefix("loc2.").unwrap();
     let mut bytes = data_encoding::BASE64URL_NOPAD.decode(body.as_bytes()).unwrap();
     bytes[30] ^= 1; // one bit of the secret part
-    let forged = format!("loc1.{}", data_encoding::BASE64URL_NOPAD.encode(&bytes));
+    let forged = format!("loc2.{}", data_encoding::BASE64URL_NOPAD.encode(&bytes));
     let out = f.engine.begin_login("alice-loc", PASSWORD, Some(&forged)).await.unwrap();
     assert!(asks_code(&out), "an altered token is ignored: {out:?}");
+}
+
+/// The decoded body of a `loc2.` token: location id (16) | secret (16).
+fn location_body(token: &RememberToken) -> Vec<u8> {
+    let body = token.token().strip_prefix("loc2.").unwrap_or_else(|| panic!("a loc2. token: {}", token.token()));
+    data_encoding::BASE64URL_NOPAD.decode(body.as_bytes()).unwrap()
+}
+
+/// The same location's token in 0.1.0's layout: account id (8) | location id | secret.
+fn loc1(account: twofactor::AccountId, token: &RememberToken) -> String {
+    let mut bytes = account.0.to_be_bytes().to_vec();
+    bytes.extend_from_slice(&location_body(token));
+    format!("loc1.{}", data_encoding::BASE64URL_NOPAD.encode(&bytes))
+}
+
+#[tokio::test]
+async fn a_location_token_names_no_account_and_fits_in_128_characters() {
+    let f = fixture();
+    f.enrolled("first-loc").await;
+    let (id, secret) = f.enrolled("named").await;
+    let a = remember(&f, "named", &secret, "a").await;
+    let b = remember(&f, "named", &secret, "b").await;
+    for t in [&a, &b] {
+        assert!(t.token().len() <= 128, "{} characters", t.token().len());
+        let raw = location_body(t);
+        assert_eq!(raw.len(), 32, "location id and secret, nothing else");
+        for needle in [id.0.to_be_bytes(), id.0.to_le_bytes()] {
+            assert!(!raw.windows(8).any(|w| w == needle), "{} shows {needle:?}", t.token());
+        }
+    }
+    // Two tokens of one account: unrelated text after the format prefix (a chance match
+    // of a few characters at most; the account id took the first 10 in 0.1.0).
+    let common = a.token().bytes().zip(b.token().bytes()).skip(5).take_while(|(x, y)| x == y).count();
+    assert!(common < 4, "{} {}", a.token(), b.token());
+}
+
+#[tokio::test]
+async fn an_altered_or_malformed_location_token_is_ignored() {
+    let f = fixture();
+    let (_, secret) = f.enrolled("altered").await;
+    let (bob, bob_secret) = f.enrolled("altered-bob").await;
+    let token = remember(&f, "altered", &secret, "laptop").await;
+    let bob_token = remember(&f, "altered-bob", &bob_secret, "bob's").await;
+    let text = token.token();
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut candidates = vec![];
+    for i in 0..text.len() {
+        let original = text.as_bytes()[i];
+        let other = alphabet[(alphabet.iter().position(|&c| c == original).unwrap_or(0) + 1) % alphabet.len()];
+        let mut bytes = text.as_bytes().to_vec();
+        bytes[i] = other;
+        candidates.push(String::from_utf8(bytes).unwrap());
+    }
+    candidates.extend(
+        [
+            "",
+            "loc2.",
+            "loc2.!!!",
+            &text[..text.len() - 1],
+            &format!("{text}A"),
+            &text.replacen("loc2.", "loc1.", 1),
+            &text.replacen("loc2.", "pl2.", 1),
+            bob_token.token(),
+            &loc1(bob, &token),
+            &"A".repeat(300),
+        ]
+        .map(str::to_owned),
+    );
+    for candidate in &candidates {
+        let out = f.engine.begin_login("altered", PASSWORD, Some(candidate)).await;
+        assert!(matches!(out, Ok(LoginOutcome::SecondFactorRequired(_))), "{candidate}: {out:?}");
+    }
+    assert!(skips_code(&login_with(&f, "altered", &token).await), "the real one still works");
+}
+
+#[tokio::test]
+async fn a_0_1_0_location_token_still_skips_the_code_for_its_own_account() {
+    let f = fixture();
+    let (id, secret) = f.enrolled("legacy").await;
+    let (bob, bob_secret) = f.enrolled("legacy-bob").await;
+    let token = remember(&f, "legacy", &secret, "old laptop").await;
+    // The stored digest is the one 0.1.0 stored for that secret, so 0.1.0's token for the
+    // same location is the same id and secret behind the account id.
+    let old = loc1(id, &token);
+    let out = f.engine.begin_login("legacy", PASSWORD, Some(&old)).await.unwrap();
+    assert!(skips_code(&out), "{out:?}");
+    assert!(asks_code(&f.engine.begin_login("legacy", PASSWORD, Some(&loc1(bob, &token))).await.unwrap()));
+    remember(&f, "legacy-bob", &bob_secret, "bob's").await;
+    assert!(asks_code(&f.engine.begin_login("legacy-bob", PASSWORD, Some(&old)).await.unwrap()));
 }
 
 #[tokio::test]

@@ -4,6 +4,7 @@
 mod common;
 use common::*;
 use std::time::Duration;
+use twofactor::events::{EventKind, FailureClass};
 use twofactor::{AuthMethod, Error, LoginOutcome, Policy, Role, SecondFactor, SecondFactorOutcome, TotpParams};
 
 fn code_at(secret: &[u8], unix: u64) -> String {
@@ -157,21 +158,98 @@ async fn a_pending_login_is_bound_to_its_account_and_carries_no_password() {
     let (_, alice_secret) = f.enrolled("alice").await;
     let (_, bob_secret) = f.enrolled("bob").await;
     let alice_pending = f.pending("alice").await;
-    let raw = data_encoding::BASE64URL_NOPAD.decode(alice_pending.trim_start_matches("pl1.").as_bytes()).unwrap();
+    let raw = pending_body(&alice_pending);
     assert!(!raw.windows(PASSWORD.len()).any(|w| w == PASSWORD.as_bytes()));
     assert!(!alice_pending.contains("alice"));
     // Bob's code does not complete Alice's login.
     let bob_code = f.code(&bob_secret);
     let out = f.engine.finish_login(&alice_pending, SecondFactor::Totp(&bob_code), None).await.unwrap();
     assert!(!is_authenticated(&out) || bob_code == f.code(&alice_secret), "{out:?}");
-    // Changing any byte of the token (here: the account id) kills it.
+    // Changing any byte of the token kills it.
     let mut forged = raw.clone();
     forged[7] ^= 1;
-    let forged = format!("pl1.{}", data_encoding::BASE64URL_NOPAD.encode(&forged));
+    let forged = format!("pl2.{}", data_encoding::BASE64URL_NOPAD.encode(&forged));
     let out = f.engine.finish_login(&forged, SecondFactor::Totp(&f.code(&alice_secret)), None).await.unwrap();
     assert!(matches!(out, SecondFactorOutcome::Expired), "{out:?}");
-    let garbage = f.engine.finish_login("pl1.!!!", SecondFactor::Totp("123456"), None).await;
-    assert!(matches!(garbage, Err(Error::InvalidInput(_))));
+    let garbage = f.engine.finish_login("pl2.!!!", SecondFactor::Totp("123456"), None).await;
+    assert!(matches!(garbage, Ok(SecondFactorOutcome::Expired)), "{garbage:?}");
+}
+
+/// The decoded body of a `pl2.` token.
+fn pending_body(token: &str) -> Vec<u8> {
+    let body = token.strip_prefix("pl2.").unwrap_or_else(|| panic!("a pl2. token: {token}"));
+    data_encoding::BASE64URL_NOPAD.decode(body.as_bytes()).unwrap()
+}
+
+fn common_prefix(a: &str, b: &str) -> usize {
+    a.bytes().zip(b.bytes()).take_while(|(x, y)| x == y).count()
+}
+
+#[tokio::test]
+async fn a_pending_login_token_names_no_account_and_fits_in_128_characters() {
+    let f = fixture();
+    f.enrolled("alice").await;
+    let (id, _) = f.enrolled("bob").await;
+    let rec = stored(&f, id).await.record;
+    let (a, b) = (f.pending("bob").await, f.pending("bob").await);
+    for token in [&a, &b] {
+        assert!(token.len() <= 128, "{} characters: {token}", token.len());
+        let raw = pending_body(token);
+        for needle in [id.0.to_be_bytes(), id.0.to_le_bytes(), rec.security_stamp.to_be_bytes()] {
+            assert!(!raw.windows(8).any(|w| w == needle), "{token} shows {needle:?}");
+        }
+        assert!(!token.contains("bob"));
+    }
+    // Two logins of one account: unrelated text after the format prefix (a chance
+    // match of a few characters at most; the account id took the first 10 in 0.1.0).
+    assert!(common_prefix(&a[4..], &b[4..]) < 4, "{a} {b}");
+}
+
+#[tokio::test]
+async fn every_altered_or_malformed_pending_token_is_expired_never_an_error() {
+    let f = fixture();
+    let (id, secret) = f.enrolled("alice").await;
+    let pending = f.pending("alice").await;
+    let code = f.code(&secret);
+    let before = stored(&f, id).await;
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut altered = vec![];
+    for i in 0..pending.len() {
+        let original = pending.as_bytes()[i];
+        let other = alphabet[(alphabet.iter().position(|&c| c == original).unwrap_or(0) + 1) % alphabet.len()];
+        let mut bytes = pending.clone().into_bytes();
+        bytes[i] = other;
+        altered.push(String::from_utf8(bytes).unwrap());
+    }
+    // The 0.1.0 layout: account id | pending id | issued | expires | HMAC tag.
+    let mut v1 = id.0.to_be_bytes().to_vec();
+    v1.extend_from_slice(&[0; 16 + 8 + 8 + 32]);
+    let v1 = format!("pl1.{}", data_encoding::BASE64URL_NOPAD.encode(&v1));
+    let malformed = [
+        "",
+        "pl2.",
+        "pl2.!!!",
+        "pl1.!!!",
+        v1.as_str(),
+        &pending[..pending.len() - 1],
+        &format!("{pending}A"),
+        &format!("{pending}AAAA"),
+        &pending.replacen("pl2.", "pl3.", 1),
+        &pending.replacen("pl2.", "loc2.", 1),
+        &"A".repeat(256),
+    ];
+    for token in altered.iter().map(String::as_str).chain(malformed) {
+        let out = f.engine.finish_login(token, SecondFactor::Totp(&code), None).await;
+        assert!(matches!(out, Ok(SecondFactorOutcome::Expired)), "{token}: {out:?}");
+        let last = f.events.events().pop().unwrap();
+        assert!(
+            matches!(last.kind, EventKind::SecondFactorFailed { reason: FailureClass::PendingInvalid, .. }),
+            "{last:?}"
+        );
+    }
+    assert_eq!(stored(&f, id).await, before, "nothing was written");
+    let out = f.engine.finish_login(&pending, SecondFactor::Totp(&code), None).await.unwrap();
+    assert!(is_authenticated(&out), "the real one still works: {out:?}");
 }
 
 #[tokio::test]
@@ -193,4 +271,57 @@ async fn a_pending_login_from_another_engine_key_is_rejected() {
 #[test]
 fn nist_preset_requires_2fa() {
     assert!(Policy::nist_aal2().requires_two_factor());
+}
+
+/// Stores an account under `name` exactly as given, as 0.1.0 could have (it neither
+/// normalized names nor refused invisible characters), with password [`PASSWORD`].
+async fn legacy_account(f: &Fixture, name: &str, id: u64) -> twofactor::AccountId {
+    let template = f.user(&format!("template-{id}"), Role::User).await;
+    let mut rec = stored(f, template).await.record;
+    rec.id = twofactor::AccountId(id);
+    rec.username = name.to_owned();
+    twofactor::UserStore::insert(&f.store, &rec).await.unwrap();
+    rec.id
+}
+
+#[tokio::test]
+async fn login_accepts_any_canonically_equivalent_spelling_of_the_name() {
+    let f = fixture();
+    let id = f.user("jos\u{E9}", Role::User).await; // NFC
+    for typed in ["jos\u{E9}", "jose\u{301}"] {
+        match f.engine.begin_login(typed, PASSWORD, None).await.unwrap() {
+            LoginOutcome::Authenticated(a) => {
+                assert_eq!((a.account, a.username.as_str()), (id, "jos\u{E9}"), "{typed:?}")
+            }
+            other => panic!("{typed:?}: {other:?}"),
+        }
+    }
+    // A name 0.1.0 stored in NFD still logs in with the same keystrokes.
+    let legacy = legacy_account(&f, "rene\u{301}", 2001).await;
+    match f.engine.begin_login("rene\u{301}", PASSWORD, None).await.unwrap() {
+        LoginOutcome::Authenticated(a) => assert_eq!(a.account, legacy),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_login_name_with_an_invisible_character_is_an_unknown_user() {
+    let offload = common::hashwork::CountingOffload::new();
+    let f = common::hashwork::fixture_counting(fast_policy().build().unwrap(), offload.clone());
+    // Even where a 0.1.0 database holds such a name with the right password.
+    for (i, name) in ["admin\u{200B}", "ad\u{2060}min", "ad\u{AD}min", "\u{202E}nimda"].into_iter().enumerate() {
+        let id = legacy_account(&f, name, 3000 + i as u64).await;
+        let before = offload.jobs();
+        let out = f.engine.begin_login(name, PASSWORD, None).await.unwrap();
+        assert!(matches!(out, LoginOutcome::Denied), "{name:?}: {out:?}");
+        assert_eq!(offload.jobs() - before, 1, "{name:?}: the unknown user's dummy verify, no more");
+        let last = f.events.events().pop().unwrap();
+        assert_eq!(
+            last.kind,
+            twofactor::events::EventKind::LoginFailed { reason: twofactor::events::FailureClass::UnknownUser },
+            "{name:?}"
+        );
+        assert_eq!(last.account, None, "{name:?}: not attributed to the account");
+        assert_eq!(stored(&f, id).await.version, 1, "{name:?}: the account's failure count is untouched");
+    }
 }

@@ -22,7 +22,7 @@ fn text() -> impl Strategy<Value = String> {
         3 => proptest::collection::vec(any::<u8>(), 0..400).prop_map(|b| String::from_utf8_lossy(&b).into_owned()),
         1 => "[0-9 -]{0,40}",
         1 => "[0-9A-Za-z -]{0,40}",
-        1 => "(pl1|loc1)\\.[A-Za-z0-9_-]{0,120}",
+        1 => "(pl1|pl2|loc1|loc2)\\.[A-Za-z0-9_-]{0,124}",
         1 => "otpauth://(totp|hotp|x)/[^?#]{0,40}\\?[a-zA-Z0-9=&%+ ]{0,80}",
         1 => proptest::collection::vec(any::<char>(), 0..5000).prop_map(String::from_iter),
     ]
@@ -90,14 +90,21 @@ fn finish_login_never_panics() {
             overwrite(&f, alice, |rec| rec.throttle = Default::default()).await;
             let real = f.pending("alice-fl").await;
             let factor = if totp { SecondFactor::Totp(&code) } else { SecondFactor::BackupCode(&code) };
-            // A one-character mutation of a real token reaches the MAC check.
+            // A one-character mutation of a real token reaches the AEAD check; it answers
+            // like the real token would have, or `Expired`, never an error of its own.
             let mut mutated: Vec<char> = real.chars().collect();
             let i = at % mutated.len();
             mutated[i] = ch;
             let mutated: String = mutated.into_iter().collect();
+            let mut real_was_err = false;
             for token in [pending.as_str(), real.as_str(), mutated.as_str()] {
                 let before = stored(&f, alice).await;
                 let out = f.engine.finish_login(token, factor, label.as_deref()).await;
+                if token == real {
+                    real_was_err = out.is_err();
+                } else if token == mutated && !real_was_err {
+                    prop_assert!(out.is_ok(), "a mutated token is Expired, not an error: {out:?}");
+                }
                 prop_assert!(
                     matches!(
                         out,

@@ -149,3 +149,32 @@ async fn the_identity_check_is_required_and_bounded() {
     assert!(matches!(f.engine.reset(bob, alice, &"x".repeat(501)).await, Err(Error::InvalidInput(_))));
     assert!(matches!(f.engine.reset(bob, twofactor::AccountId(12345), "x").await, Err(Error::NoSuchAccount)));
 }
+
+/// Issue 10, item 6: a TOTP code captured at step S worked again after an administrator
+/// reset and a re-enrollment with the same secret (imported) inside the window. The
+/// newest accepted step now survives the reset and bounds confirmation and login.
+#[tokio::test]
+async fn a_code_used_before_a_reset_does_not_replay_after_it() {
+    let f = fixture();
+    let (alice, secret) = f.enrolled("alice").await;
+    let admin = f.user("admin", Role::Admin).await;
+    let captured = f.code(&secret);
+    let pending = f.pending("alice").await;
+    let out = f.engine.finish_login(&pending, SecondFactor::Totp(&captured), None).await.unwrap();
+    assert!(is_authenticated(&out), "{out:?}");
+
+    f.engine.reset(admin, alice, "video call with the manager").await.unwrap();
+    let uri = format!("otpauth://totp/Acme:alice?secret={}&issuer=Acme", data_encoding::BASE32_NOPAD.encode(&secret));
+    f.engine.import_enrollment(alice, &uri).await.unwrap();
+    let out = f.engine.confirm_enrollment(alice, &captured).await.unwrap();
+    assert!(matches!(out, twofactor::ConfirmOutcome::WrongCode), "the captured code does not confirm: {out:?}");
+
+    f.clock.advance(std::time::Duration::from_secs(30));
+    let fresh = f.code(&secret);
+    let out = f.engine.confirm_enrollment(alice, &fresh).await.unwrap();
+    assert!(matches!(out, twofactor::ConfirmOutcome::Confirmed { .. }), "a fresh code does: {out:?}");
+    let pending = f.pending("alice").await;
+    let out = f.engine.finish_login(&pending, SecondFactor::Totp(&captured), None).await.unwrap();
+    assert!(matches!(out, SecondFactorOutcome::Denied { .. }), "nor does it log in: {out:?}");
+    assert_eq!(stored(&f, alice).await.record.retired_totp_step, twofactor::Clock::now(&f.clock).0 / 30 - 1);
+}

@@ -146,7 +146,7 @@ struct Env<M> {
     dir: PathBuf,
 }
 
-fn env<M: Mailer>(mailer: M) -> Env<M> {
+fn env<M: Mailer + 'static>(mailer: M) -> Env<M> {
     let (_, dir) = sink();
     let store = MemoryStore::new();
     let clock = ManualClock::new(Timestamp(T0));

@@ -44,9 +44,44 @@ async fn concurrent_first_opens_migrate_once() {
         stores.push(open.await.expect("task").expect("open"));
     }
     let again = SqliteStore::open(&path).await.expect("reopen");
-    assert_eq!(schema_versions(again.pool()).await, vec![1]);
+    assert_eq!(schema_versions(again.pool()).await, vec![1, 2]);
     let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(again.pool()).await.unwrap();
     assert_eq!(mode, "wal");
+}
+
+/// A database at schema version 1 (as 0.1.0 left it: its migration and one locked,
+/// enabled account written with its columns) opens under this version, migrates to
+/// version 2 and keeps the account; the new counters start at zero.
+#[tokio::test]
+async fn a_version_1_database_migrates_and_keeps_its_accounts() {
+    let (_dir, path) = temp_db();
+    let url = format!("sqlite://{}?mode=rwc", path.display());
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    sqlx::raw_sql(include_str!("../src/store/sql/migrations/sqlite/0001_accounts.sql")).execute(&pool).await.unwrap();
+    sqlx::raw_sql(
+        "CREATE TABLE twofactor_schema_version (version BIGINT NOT NULL PRIMARY KEY, applied_at BIGINT NOT NULL); \
+         INSERT INTO twofactor_schema_version VALUES (1, 0); \
+         INSERT INTO twofactor_accounts (id, username, email, role, password_hash, security_stamp, version, \
+           created_at, tf_state, totp_secret, totp_algorithm, totp_digits, totp_period, totp_last_used_step, \
+           tf_enabled_at, throttle_failures, throttle_until, second_factor_locked, pending_marks) \
+         VALUES (7, 'old', 'old@example.test', 'user', '$argon2id$x', 3, 12, 100, 'enabled', x'0102', 'SHA1', 6, \
+           30, 59999, 200, 42, 900, 1, x'');",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+
+    let store = SqliteStore::open(&path).await.expect("a version 1 database opens");
+    assert_eq!(schema_versions(store.pool()).await, vec![1, 2]);
+    let found = store.find_by_username("old").await.unwrap().expect("the account survived");
+    assert_eq!(found.version, 12);
+    let a = found.record;
+    assert_eq!((a.throttle.failures, a.throttle.until.map(|t| t.0)), (42, Some(900)));
+    assert!(a.throttle.second_factor_locked, "a lock set by 0.1.0 stays");
+    assert_eq!((a.throttle.second_factor_failures, a.retired_totp_step), (0, 0));
+    let twofactor::TwoFactor::Enabled(enabled) = &a.two_factor else { panic!("2FA stays enabled") };
+    assert_eq!(enabled.last_used_step, 59999);
 }
 
 #[tokio::test]
@@ -248,7 +283,7 @@ mod postgres {
         let store = PostgresStore::connect(&url).await.unwrap();
         let versions: Vec<i64> =
             sqlx::query_scalar("SELECT version FROM twofactor_schema_version").fetch_all(store.pool()).await.unwrap();
-        assert_eq!(versions, vec![1]);
+        assert_eq!(versions, vec![1, 2]);
     }
 
     #[tokio::test]

@@ -136,12 +136,15 @@ async fn the_second_factor_locks_at_100_consecutive_failures_until_an_admin_rese
     let (id, secret) = f.enrolled("locked").await;
     let admin = f.user("locked-admin", Role::Admin).await;
     assert_eq!(f.engine.policy().throttle().disable_after, 100);
-    for _ in 0..99 {
+    for i in 0..99 {
         f.clock.advance(Duration::from_secs(3601));
-        wrong_password(&f, "locked").await;
+        let pending = f.pending("locked").await;
+        let code = wrong_totp(&f, &secret, i * 13);
+        let out = f.engine.finish_login(&pending, SecondFactor::Totp(&code), None).await.unwrap();
+        assert!(matches!(out, SecondFactorOutcome::Denied { .. } | SecondFactorOutcome::Locked { until: Some(_) }));
     }
     let rec = stored(&f, id).await.record;
-    assert_eq!(rec.throttle.failures, 99);
+    assert_eq!((rec.throttle.failures, rec.throttle.second_factor_failures), (99, 99));
     assert!(!rec.throttle.second_factor_locked);
     f.clock.advance(Duration::from_secs(3601));
     let pending = f.pending("locked").await;
@@ -163,9 +166,36 @@ async fn the_second_factor_locks_at_100_consecutive_failures_until_an_admin_rese
 
     f.engine.reset(admin, id, "passport checked at the desk").await.unwrap();
     let rec = stored(&f, id).await.record;
-    assert_eq!((rec.throttle.failures, rec.throttle.second_factor_locked), (0, false));
+    assert_eq!((rec.throttle.failures, rec.throttle.second_factor_failures), (0, 0));
+    assert!(!rec.throttle.second_factor_locked);
     let out = f.engine.begin_login("locked", PASSWORD, None).await.unwrap();
     assert!(matches!(out, LoginOutcome::Authenticated(_)), "after the reset the password works: {out:?}");
+}
+
+/// Issue 10, item 3: before the fix, 100 wrong passwords spaced past the throttle
+/// delays (no password needed, about four days) locked the second factor, and the
+/// owner was refused until an administrator reset. Password guesses only throttle.
+#[tokio::test]
+async fn wrong_passwords_alone_never_lock_the_owner_out() {
+    let f = fixture();
+    let (id, secret) = f.enrolled("owner").await;
+    for _ in 0..150 {
+        if let Some(until) = stored(&f, id).await.record.throttle.until {
+            f.clock.set(until);
+        }
+        wrong_password(&f, "owner").await;
+    }
+    let rec = stored(&f, id).await.record;
+    assert_eq!((rec.throttle.failures, rec.throttle.second_factor_failures), (150, 0));
+    assert!(!rec.throttle.second_factor_locked, "150 wrong passwords do not lock");
+    f.clock.advance(Duration::from_secs(7 * 86_400));
+    let out = f.totp_login("owner", &secret).await;
+    assert!(is_authenticated(&out), "a week later the owner gets in: {out:?}");
+    assert_eq!(
+        stored(&f, id).await.record.throttle,
+        twofactor::account::Throttle::default(),
+        "and the budget is clear"
+    );
 }
 
 #[tokio::test]
@@ -272,8 +302,10 @@ fn classify(events: &[twofactor::Event]) -> (usize, usize, usize) {
 /// one every 67 s (so guesses of every kind land at the end of throttle windows), for
 /// about a week of simulated time.
 ///
-/// The bound: the engine evaluates at most `ThrottlePolicy::guess_bound()` =
-/// `disable_after` = 100 guesses per account before its second factor locks.
+/// The bounds: the engine evaluates at most `ThrottlePolicy::guess_bound()` =
+/// `disable_after` = 100 second-factor guesses per account before its second factor
+/// locks, and at most `password_guess_bound(elapsed)` guesses of every kind over the
+/// elapsed time (the throttle windows); wrong passwords never lock.
 #[tokio::test]
 async fn brute_force_10000_guesses_over_simulated_days_stay_within_the_bound() {
     let offload = CountingOffload::new();
@@ -281,6 +313,7 @@ async fn brute_force_10000_guesses_over_simulated_days_stay_within_the_bound() {
     let (id, secret) = f.enrolled("victim").await;
     let bound = f.engine.policy().throttle().guess_bound();
     assert_eq!(bound, 100, "the stated bound: guess_bound() = disable_after = 100");
+    let rate_bound = |elapsed: Duration| f.engine.policy().throttle().password_guess_bound(elapsed);
 
     let jobs_before = offload.jobs();
     let events_before = f.events.events().len();
@@ -331,11 +364,16 @@ async fn brute_force_10000_guesses_over_simulated_days_stay_within_the_bound() {
          refused {refused}; Argon2 jobs {argon2} = {password_steps} password steps + {backup_evaluated} backup codes"
     );
     assert!(days >= 6, "the simulation spans days");
-    assert!(evaluated <= bound as usize, "evaluated {evaluated} guesses, over the bound {bound}");
+    assert!(code <= bound as usize, "evaluated {code} second factors, over the bound {bound}");
+    let elapsed = f.clock.now().since(start);
+    let rate = rate_bound(elapsed);
+    eprintln!("brute force: {evaluated} evaluated within the throttle's bound of {rate} for the elapsed time");
+    assert!(evaluated as u64 <= rate, "evaluated {evaluated} guesses, over the throttle's bound {rate}");
     assert_eq!(argon2, password_steps + backup_evaluated, "Argon2 ran only for password steps and evaluated codes");
     let rec = stored(&f, id).await.record;
     assert_eq!(rec.throttle.failures as usize, evaluated, "every evaluated guess was counted");
-    assert!(rec.throttle.second_factor_locked, "the budget ran out and the second factor locked");
+    assert_eq!(rec.throttle.second_factor_failures as usize, code, "only second factors count towards the lock");
+    assert_eq!(rec.throttle.second_factor_locked, code >= bound as usize, "locked exactly when codes used the budget");
     assert!(password > 0 && code > 0 && backup_evaluated > 0, "all three kinds were evaluated");
 }
 
@@ -379,57 +417,173 @@ async fn throttle_counting_stays_exact_when_32_tasks_fail_at_once() {
     assert_eq!((password + code, refused), (32, 0));
 }
 
-/// 32 wrong passwords verified concurrently against the same unthrottled snapshot (the
-/// offload holds every verified job until all 32 have run). Only the failure that
-/// commits first may count; once it throttles the account, the other results must be
-/// discarded, not counted, or concurrency would multiply the guesses an attacker has
-/// evaluated per throttle window.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_guesses_cannot_outrun_the_throttle() {
-    let offload = CountingOffload::new();
-    let f = Arc::new(fixture_counting(fast_policy().build().unwrap(), offload.clone()));
-    let id = f.user("burst", Role::User).await;
-    for _ in 0..4 {
-        wrong_password(&f, "burst").await;
+/// Issue 10, item 1, as reported: one engine, one hash at a time, the default offload,
+/// the default policy, 40 concurrent password steps for an account with no earlier
+/// failures, the right password 31st. Before the fix every step read the record before
+/// any failure was written, all 40 were hashed, and the 31st answered `Authenticated`
+/// (or `SecondFactorRequired` with 2FA: the password confirmed while throttled).
+/// Now the steps for one name run in turn: exactly the free failures are evaluated,
+/// every later step is refused like any throttled attempt, the right password too.
+#[tokio::test]
+async fn a_burst_of_concurrent_guesses_cannot_confirm_the_password_once_throttled() {
+    for with_2fa in [false, true] {
+        let f = fixture();
+        let engine = Arc::new(
+            twofactor::Engine::builder(f.store.clone(), f.mailer.clone(), KeyRing::ephemeral().unwrap())
+                .clock(f.clock.clone())
+                .policy(fast_policy().build().unwrap())
+                .events(f.events.clone())
+                .max_concurrent_hashes(1)
+                .build()
+                .unwrap(),
+        );
+        let id = if with_2fa { f.enrolled("burst").await.0 } else { f.user("burst", Role::User).await };
+        let before = f.events.events().len();
+        // A current-thread runtime: the tasks reach the engine in the order spawned.
+        let tasks: Vec<_> = (0..40)
+            .map(|i| {
+                let engine = Arc::clone(&engine);
+                let password = if i == 30 { PASSWORD.to_owned() } else { format!("wrong guess {i}") };
+                tokio::spawn(async move { engine.begin_login("burst", &password, None).await.unwrap() })
+            })
+            .collect();
+        let mut outcomes = Vec::new();
+        for task in tasks {
+            outcomes.push(task.await.unwrap());
+        }
+        assert!(matches!(outcomes[30], LoginOutcome::Denied), "2FA {with_2fa}: the 31st: {:?}", outcomes[30]);
+        assert!(outcomes.iter().all(|o| matches!(o, LoginOutcome::Denied)));
+        let (password, _, refused) = classify(&f.events.events()[before..]);
+        let free = fast_policy().build().unwrap().throttle().free_failures as usize;
+        assert_eq!((password, refused), (free, 40 - free), "2FA {with_2fa}: only the free failures were evaluated");
+        assert_eq!(failures(&f, id).await as usize, free);
     }
-    let before = f.events.events().len();
+}
+
+/// The same rule across app servers: 32 engines over one store, each verifying one
+/// wrong password against the same unthrottled snapshot (the offload holds every
+/// verified job until all 32 have run). Only the failure that commits first may count;
+/// once it throttles the account, the other results must be discarded, not counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_guesses_from_many_servers_cannot_outrun_the_throttle() {
+    let offload = CountingOffload::new();
+    let keys = KeyRing::ephemeral().unwrap();
+    let first =
+        fixture_on(twofactor::MemoryStore::new(), keys.clone(), fast_policy().build().unwrap(), offload.clone());
+    let id = first.user("burst", Role::User).await;
+    for _ in 0..4 {
+        wrong_password(&first, "burst").await;
+    }
+    let servers: Vec<_> = (0..32)
+        .map(|_| {
+            Arc::new(fixture_on(first.store.clone(), keys.clone(), fast_policy().build().unwrap(), offload.clone()))
+        })
+        .collect();
     offload.arm_gate(32);
     let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..32 {
-        let f = Arc::clone(&f);
-        tasks.spawn(async move { wrong_password(&f, "burst").await });
+    for server in &servers {
+        let server = Arc::clone(server);
+        tasks.spawn(async move { wrong_password(&server, "burst").await });
     }
     while let Some(done) = tasks.join_next().await {
         done.unwrap();
     }
-    let (password, _, refused) = classify(&f.events.events()[before..]);
-    assert_eq!(failures(&f, id).await, 5, "only the failure that reached the threshold counted");
+    let events: Vec<_> = servers.iter().flat_map(|s| s.events.events()).collect();
+    let (password, _, refused) = classify(&events);
+    assert_eq!(failures(&first, id).await, 5, "only the failure that reached the threshold counted");
     assert_eq!((password, refused), (1, 31));
-    assert_eq!(throttled_mails(&f), 1);
-    assert!(stored(&f, id).await.record.throttle.until > Some(Timestamp(T0)));
+    assert_eq!(servers.iter().map(|s| throttled_mails(s)).sum::<usize>(), 1);
+    assert!(stored(&first, id).await.record.throttle.until > Some(Timestamp(T0)));
 }
 
-/// Current-thread runtime: the gate's last arrival (the wrong password) runs on to its
-/// write before the held task (the right password) resumes, so the order is fixed.
+/// Two app servers. Current-thread runtime: the gate's last arrival (the wrong password
+/// on server B) runs on to its write before the held task (the right password on
+/// server A) resumes, so the order is fixed.
 #[tokio::test]
 async fn a_right_password_checked_before_a_concurrent_throttle_is_refused_after_it() {
     let offload = CountingOffload::new();
-    let f = Arc::new(fixture_counting(fast_policy().build().unwrap(), offload.clone()));
-    let id = f.user("late", Role::User).await;
+    let keys = KeyRing::ephemeral().unwrap();
+    let a = Arc::new(fixture_on(
+        twofactor::MemoryStore::new(),
+        keys.clone(),
+        fast_policy().build().unwrap(),
+        offload.clone(),
+    ));
+    let b = fixture_on(a.store.clone(), keys, fast_policy().build().unwrap(), offload.clone());
+    let id = a.user("late", Role::User).await;
     for _ in 0..4 {
-        wrong_password(&f, "late").await;
+        wrong_password(&a, "late").await;
     }
     offload.arm_gate(2);
     let jobs = offload.jobs();
     let right = {
-        let f = Arc::clone(&f);
-        tokio::spawn(async move { f.engine.begin_login("late", PASSWORD, None).await.unwrap() })
+        let a = Arc::clone(&a);
+        tokio::spawn(async move { a.engine.begin_login("late", PASSWORD, None).await.unwrap() })
     };
     while offload.jobs() == jobs {
         tokio::task::yield_now().await; // until the right password has been verified
     }
-    wrong_password(&f, "late").await; // the fifth failure throttles the account
+    wrong_password(&b, "late").await; // the fifth failure throttles the account
     let out = right.await.unwrap();
     assert!(matches!(out, LoginOutcome::Denied), "{out:?}");
-    assert_eq!(failures(&f, id).await, 5, "the refused login neither counted nor cleared the failures");
+    assert_eq!(failures(&a, id).await, 5, "the refused login neither counted nor cleared the failures");
+}
+
+/// A mailer whose sends wait until the test lets them through.
+#[derive(Clone)]
+struct HeldMailer {
+    open: Arc<tokio::sync::Semaphore>,
+    sent: Arc<std::sync::Mutex<Vec<&'static str>>>,
+}
+
+impl twofactor::Mailer for HeldMailer {
+    fn send(
+        &self,
+        message: &twofactor::Message,
+    ) -> impl std::future::Future<Output = Result<(), twofactor::MailError>> + Send {
+        let (open, sent, kind) = (Arc::clone(&self.open), Arc::clone(&self.sent), message.kind());
+        async move {
+            open.acquire().await.expect("open").forget();
+            sent.lock().unwrap().push(kind);
+            Ok(())
+        }
+    }
+}
+
+/// Issue 10, item 2: the fifth wrong password for a real account used to wait for the
+/// "throttled" notice (with a slow mailer, hundreds of milliseconds an unknown username
+/// never waits). Now the answer does not wait on mail; the notice still arrives.
+#[tokio::test]
+async fn a_failed_attempt_never_waits_on_its_notice() {
+    let mailer = HeldMailer { open: Arc::new(tokio::sync::Semaphore::new(0)), sent: Default::default() };
+    let clock = twofactor::ManualClock::new(Timestamp(T0));
+    let engine =
+        twofactor::Engine::builder(twofactor::MemoryStore::new(), mailer.clone(), KeyRing::ephemeral().unwrap())
+            .clock(clock)
+            .policy(fast_policy().build().unwrap())
+            .build()
+            .unwrap();
+    engine.create_account(twofactor::NewAccount::new("held", "held@example.test", Role::User, PASSWORD)).await.unwrap();
+    // A guard against a hang, not a timing assertion: the answer must not need the mail.
+    let answer = |password: &'static str| {
+        let engine = &engine;
+        async move {
+            tokio::time::timeout(Duration::from_secs(20), engine.begin_login("held", password, None))
+                .await
+                .expect("the answer waited on the held mail")
+                .unwrap()
+        }
+    };
+    for _ in 0..5 {
+        assert!(matches!(answer("not the password").await, LoginOutcome::Denied));
+    }
+    assert!(mailer.sent.lock().unwrap().is_empty(), "the notice is still held");
+    mailer.open.add_permits(1);
+    for _ in 0..2000 {
+        if !mailer.sent.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(*mailer.sent.lock().unwrap(), ["throttled"], "the notice went out on its own");
 }

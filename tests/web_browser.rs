@@ -4,12 +4,17 @@
 //! rotated code from the demo mailbox, a remembered location (then revoked), a reissued
 //! backup code, and an administrator's reset. Screenshots of each page land in
 //! `target/web-screenshots/`. A second test checks over plain HTTP that forms need the
-//! session's CSRF token, that output is escaped, the cookie flags, and that a plain user
-//! is kept out of the administrator's page.
+//! CSRF token, that output is escaped, the cookie flags, that a session id the browser
+//! brings is never adopted at login, and that a plain user is kept out of the
+//! administrator's page. Under a policy that requires 2FA, a password-only session
+//! reaches only the enrollment pages until enrollment completes. Over HTTP again: no
+//! anonymous request stores a session, and the session store's cap drops the least
+//! recently used session.
 //!
 //! Runs under the `browser-tests` feature (so a plain `cargo test` needs no browser):
-//! `cargo test --features browser-tests --test web_browser`; it fails loudly when
-//! Chromium or ChromeDriver is missing.
+//! `cargo build --example web && cargo test --features browser-tests --test web_browser`
+//! (`--test` alone does not rebuild the example; the tests refuse a stale build). They
+//! fail loudly when Chromium or ChromeDriver is missing.
 //!
 //! TOTP without waiting: enrollment is confirmed with the previous step's code (the
 //! verification window allows one step back), which leaves the current step's code
@@ -20,7 +25,7 @@ mod web_support;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use twofactor::TotpParams;
-use web_support::{Browser, Server};
+use web_support::{Browser, Server, cookie_pair, header, set_cookie};
 
 const ALICE_EMAIL: &str = "alice@example.test";
 
@@ -118,13 +123,15 @@ async fn the_seed_story_in_headless_chromium() {
     b.goto(&format!("{url}/login")).await;
     b.wait("#username").await;
     b.shot("01-sign-in").await;
-    let anonymous = b.cookie("tf_session").await.expect("a session cookie before sign-in");
-    assert_eq!(anonymous.http_only(), Some(true));
-    assert_eq!(format!("{:?}", anonymous.same_site()), "Some(Lax)");
+    assert!(b.cookie("tf_session").await.is_none(), "the sign-in form stores no session");
+    let login_csrf = b.cookie("tf_login_csrf").await.expect("the sign-in form's CSRF cookie");
+    assert_eq!(login_csrf.http_only(), Some(true));
+    assert_eq!(format!("{:?}", login_csrf.same_site()), "Some(Lax)");
     sign_in(&b, url, "alice", alice_pw).await;
     assert_eq!(b.path().await, "/account", "no 2FA yet: the password alone signs in");
-    let signed_in = b.cookie("tf_session").await.unwrap();
-    assert_ne!(anonymous.value(), signed_in.value(), "the session id is rotated at login");
+    let signed_in = b.cookie("tf_session").await.expect("a session once signed in");
+    assert_eq!(signed_in.http_only(), Some(true));
+    assert_eq!(format!("{:?}", signed_in.same_site()), "Some(Lax)");
     assert!(b.text("#tf-status").await.contains("off"));
     b.click_and_load("#enroll-link").await;
     b.wait("#secret").await;
@@ -290,11 +297,27 @@ async fn the_seed_story_in_headless_chromium() {
     b.client.clone().close().await.unwrap();
 }
 
-/// The `Set-Cookie` header for the session, the cookie pair, and the CSRF token of the page.
-fn session_of(headers: &[String], body: &str) -> (String, String, String) {
-    let set = headers.iter().find(|h| h.to_ascii_lowercase().starts_with("set-cookie: tf_session=")).unwrap().clone();
-    let pair = set["set-cookie: ".len()..].split(';').next().unwrap().to_owned();
-    (set, pair, csrf_in(body))
+/// The sign-in form over HTTP: (its CSRF cookie pair, the token in the form).
+fn login_form(url: &str) -> (String, String) {
+    let (status, headers, body) = web_support::http(url, "GET", "/login", None, None);
+    assert_eq!(status, 200);
+    (cookie_pair(&headers, "tf_login_csrf").expect("the sign-in form's CSRF cookie"), csrf_in(&body))
+}
+
+/// Signs in over HTTP with a fresh sign-in form: (status, `Location`, the session cookie
+/// pair the response sets). `extra` cookies are sent along.
+fn http_sign_in(url: &str, username: &str, password: &str, extra: Option<&str>) -> (u16, String, Option<String>) {
+    let (login_cookie, csrf) = login_form(url);
+    let cookies = extra.map_or(login_cookie.clone(), |e| format!("{login_cookie}; {e}"));
+    let form = format!("csrf={csrf}&username={username}&password={password}");
+    let (status, headers, _) = web_support::http(url, "POST", "/login", Some(&cookies), Some(&form));
+    (status, header(&headers, "location").unwrap_or_default(), cookie_pair(&headers, "tf_session"))
+}
+
+/// GET `path` with `cookie`: (status, `Location`).
+fn get(url: &str, path: &str, cookie: &str) -> (u16, String) {
+    let (status, headers, _) = web_support::http(url, "GET", path, Some(cookie), None);
+    (status, header(&headers, "location").unwrap_or_default())
 }
 
 /// The CSRF token in a page's forms.
@@ -308,10 +331,16 @@ fn forms_need_the_csrf_token_output_is_escaped_and_cookies_are_locked_down() {
     let url = server.url.as_str();
     let (status, headers, body) = web_support::http(url, "GET", "/login", None, None);
     assert_eq!(status, 200);
-    let (set, cookie, csrf) = session_of(&headers, &body);
+    assert_eq!(set_cookie(&headers, "tf_session"), None, "the sign-in form stores no session");
+    let set = set_cookie(&headers, "tf_login_csrf").expect("the sign-in form's CSRF cookie");
     assert!(set.contains("; HttpOnly") && set.contains("; SameSite=Lax"), "{set}");
     assert!(!set.contains("Secure"), "plain HTTP on 127.0.0.1 by default: {set}");
     assert!(headers.iter().any(|h| h.to_ascii_lowercase().starts_with("content-security-policy: default-src 'none'")));
+    let cookie = cookie_pair(&headers, "tf_login_csrf").unwrap();
+    let csrf = csrf_in(&body);
+    assert_eq!(cookie, format!("tf_login_csrf={csrf}"), "double submit: the form carries the cookie's token");
+    let (_, again, _) = web_support::http(url, "GET", "/login", Some(&cookie), None);
+    assert_eq!(set_cookie(&again, "tf_login_csrf"), None, "a browser keeps its token across reloads and tabs");
 
     let form = format!("csrf=wrong&username=alice&password={}", server.user_password);
     let (status, _, _) = web_support::http(url, "POST", "/login", Some(&cookie), Some(&form));
@@ -321,24 +350,40 @@ fn forms_need_the_csrf_token_output_is_escaped_and_cookies_are_locked_down() {
     assert!((400..500).contains(&missing_csrf), "a missing CSRF token is refused: {missing_csrf}");
     let form = format!("csrf={csrf}&username=alice&password={}", server.user_password);
     let (status, _, _) = web_support::http(url, "POST", "/login", None, Some(&form));
-    assert_eq!(status, 403, "a token without its session cookie is refused");
+    assert_eq!(status, 403, "a token without its cookie is refused (a cross-site POST sends no Lax cookie)");
+    let (other_browser, _) = login_form(url);
+    let (status, _, _) = web_support::http(url, "POST", "/login", Some(&other_browser), Some(&form));
+    assert_eq!(status, 403, "a token with another browser's cookie is refused");
 
     let form = format!("csrf={csrf}&username=%3Cscript%3Ealert(1)%3C%2Fscript%3E&password=wrong-password");
-    let (status, _, body) = web_support::http(url, "POST", "/login", Some(&cookie), Some(&form));
+    let (status, headers, body) = web_support::http(url, "POST", "/login", Some(&cookie), Some(&form));
     assert_eq!(status, 200);
     assert!(body.contains("Wrong username or password."));
     assert!(body.contains("&lt;script&gt;alert(1)&lt;/script&gt;") && !body.contains("<script>alert"), "escaped");
+    assert_eq!(set_cookie(&headers, "tf_session"), None, "a refused password stores no session");
+    assert_eq!(csrf_in(&body), csrf, "the form is shown again with the same token");
 
-    let form = format!("csrf={csrf}&username=alice&password={}", server.user_password);
-    let (status, headers, _) = web_support::http(url, "POST", "/login", Some(&cookie), Some(&form));
+    // Session fixation: a session id the browser brings is never adopted at login,
+    // neither an unknown one nor a real one (a signed-out session holding its notice).
+    let planted = "tf_session=planted-by-an-attacker";
+    let (status, to, alice) = http_sign_in(url, "alice", &server.user_password, Some(planted));
+    assert_eq!((status, to.as_str()), (303, "/account"));
+    let alice = alice.expect("a new session at login");
+    assert_ne!(alice, planted, "the planted id is not adopted");
+    assert_eq!(get(url, "/account", planted), (303, "/login".to_owned()), "and signs nobody in");
+    let (_, _, body) = web_support::http(url, "GET", "/account", Some(&alice), None);
+    let form = format!("csrf={}", csrf_in(&body));
+    let (status, headers, _) = web_support::http(url, "POST", "/logout", Some(&alice), Some(&form));
     assert_eq!(status, 303);
-    let rotated = headers.iter().find(|h| h.to_ascii_lowercase().starts_with("set-cookie: tf_session=")).unwrap();
-    assert!(!rotated.contains(&cookie), "a new session id at login");
-    let (status, _, _) = web_support::http(url, "GET", "/account", Some(&cookie), None);
-    assert_eq!(status, 303, "the pre-login session id no longer signs anyone in");
+    let signed_out = cookie_pair(&headers, "tf_session").expect("the signed-out notice's session");
+    assert_eq!(get(url, "/account", &alice), (303, "/login".to_owned()), "signed out");
+    let (_, _, rotated) = http_sign_in(url, "alice", &server.user_password, Some(&signed_out));
+    let rotated = rotated.expect("a new session id at login");
+    assert_ne!(rotated, signed_out, "a new session id at login");
+    assert_eq!(get(url, "/account", &signed_out), (303, "/login".to_owned()), "the pre-login id signs nobody in");
 
     // Signed in as Alice, a plain user: the administrator's page is closed to her.
-    let alice = rotated["set-cookie: ".len()..].split(';').next().unwrap().to_owned();
+    let alice = rotated;
     let (status, _, body) = web_support::http(url, "GET", "/account", Some(&alice), None);
     assert_eq!(status, 200);
     assert!(body.contains(r#"<strong id="whoami">alice</strong>"#), "signed in as alice");
@@ -369,7 +414,153 @@ fn forms_need_the_csrf_token_output_is_escaped_and_cookies_are_locked_down() {
     assert!(body.contains(r#"id="tf-status""#) && body.contains("<strong>off</strong>"), "and 2FA unchanged");
 
     let secure = Server::start_with(&[("TWOFACTOR_WEB_SECURE_COOKIES", "1")]);
-    let (_, headers, body) = web_support::http(&secure.url, "GET", "/login", None, None);
-    let (set, _, _) = session_of(&headers, &body);
+    let (_, headers, _) = web_support::http(&secure.url, "GET", "/login", None, None);
+    let set = set_cookie(&headers, "tf_login_csrf").unwrap();
     assert!(set.ends_with("; Secure"), "TWOFACTOR_WEB_SECURE_COOKIES=1 marks cookies Secure: {set}");
+    let (login_cookie, csrf) = login_form(&secure.url);
+    let form = format!("csrf={csrf}&username=alice&password={}", secure.user_password);
+    let (_, headers, _) = web_support::http(&secure.url, "POST", "/login", Some(&login_cookie), Some(&form));
+    let set = set_cookie(&headers, "tf_session").expect("signed in");
+    assert!(set.ends_with("; Secure") && set.contains("; HttpOnly"), "the session cookie too: {set}");
+}
+
+/// Every kind of request an anonymous visitor (or a script) can make that needs no
+/// password: with no cookie, or with a session id the server never issued.
+const ANONYMOUS: [(&str, &str, Option<&str>); 12] = [
+    ("GET", "/", None),
+    ("GET", "/login", None),
+    ("GET", "/verify", None),
+    ("GET", "/verify?device=lost", None),
+    ("GET", "/enroll", None),
+    ("GET", "/account", None),
+    ("GET", "/admin", None),
+    ("GET", "/mailbox", None),
+    ("GET", "/favicon.ico", None),
+    ("GET", "/no/such/page", None),
+    ("POST", "/verify", Some("csrf=x&code=123456")),
+    ("POST", "/logout", Some("csrf=x")),
+];
+
+#[test]
+fn anonymous_requests_store_no_session() {
+    // Room for exactly one session: any session an anonymous request stored would
+    // evict Alice's.
+    let server = Server::start_with(&[("TWOFACTOR_WEB_MAX_SESSIONS", "1")]);
+    let url = server.url.as_str();
+    let (_, _, alice) = http_sign_in(url, "alice", &server.user_password, None);
+    let alice = alice.expect("Alice's session");
+    let mut count = 0;
+    for round in 0..84 {
+        let cookie = if round % 2 == 0 { None } else { Some("tf_session=never-issued") };
+        for (method, path, form) in ANONYMOUS {
+            let (status, headers, _) = web_support::http(url, method, path, cookie, form);
+            assert!(status < 500, "{method} {path}: {status}");
+            assert_eq!(
+                set_cookie(&headers, "tf_session"),
+                None,
+                "{method} {path} (cookie {cookie:?}) stored a session"
+            );
+            count += 1;
+        }
+    }
+    assert!(count >= 1000, "{count} requests");
+    // A refused password costs a hash each: a few are enough.
+    for _ in 0..3 {
+        let (status, _, session) = http_sign_in(url, "alice", "not-her-password", None);
+        assert_eq!((status, session), (200, None), "a refused password stores no session");
+    }
+    let (status, _) = get(url, "/account", &alice);
+    assert_eq!(status, 200, "Alice's session survived: no anonymous request took a place in the store");
+}
+
+#[test]
+fn the_session_cap_drops_the_least_recently_used() {
+    let server = Server::start_with(&[("TWOFACTOR_WEB_MAX_SESSIONS", "2")]);
+    let url = server.url.as_str();
+    let sign_in = |who: &str| {
+        let password = if who == "admin" { &server.admin_password } else { &server.user_password };
+        let (status, to, session) = http_sign_in(url, who, password, None);
+        assert_eq!((status, to.as_str()), (303, "/account"));
+        session.expect("a session")
+    };
+    let first = sign_in("alice");
+    let second = sign_in("admin");
+    assert_eq!(get(url, "/account", &first).0, 200, "two sessions fit; using the first makes it the newest");
+    let third = sign_in("alice");
+    assert_eq!(get(url, "/account", &second), (303, "/login".to_owned()), "the least recently used was dropped");
+    assert_eq!(get(url, "/account", &first).0, 200, "the recently used one was kept");
+    assert_eq!(get(url, "/account", &third).0, 200, "and the new one stored");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn required_2fa_keeps_a_password_only_session_on_the_enrollment_pages() {
+    let server = Server::start_with(&[("TWOFACTOR_WEB_REQUIRE_2FA", "1")]);
+    let url = server.url.as_str();
+    let (status, to, _) = http_sign_in(url, "alice", &server.user_password, None);
+    assert_eq!((status, to.as_str()), (303, "/enroll"), "a user without 2FA is sent to enroll");
+
+    let b = Browser::start().await;
+    sign_in(&b, url, "admin", &server.admin_password).await;
+    assert_eq!(b.path().await, "/enroll", "an administrator without 2FA lands on enrollment");
+    for path in ["/admin", "/account", "/"] {
+        b.goto(&format!("{url}{path}")).await;
+        assert_eq!(b.path().await, "/enroll", "{path} is closed until enrollment");
+    }
+    assert!(b.client.find(fantoccini::Locator::Css("#identity_check")).await.is_err(), "no reset form");
+    b.wait("#secret").await;
+    assert!(b.text("main").await.contains("required for your account"), "and is told why");
+    assert!(b.client.find(fantoccini::Locator::Css(r#"header a[href="/admin"]"#)).await.is_err(), "no Admin link");
+    b.shot("12-required-enrollment").await;
+
+    // Not with a forged form either: the session's own CSRF token does not open the rest.
+    let session = format!("tf_session={}", b.cookie("tf_session").await.expect("a session").value());
+    let csrf = b.find(r#"input[name="csrf"]"#).await.attr("value").await.unwrap().expect("a CSRF token");
+    let posts = [
+        ("/admin", format!("csrf={csrf}&username=alice&identity_check=forged")),
+        ("/account/backup-code", format!("csrf={csrf}")),
+        ("/account/locations/revoke", format!("csrf={csrf}&location=x")),
+    ];
+    for (path, form) in &posts {
+        let (status, headers, body) = web_support::http(url, "POST", path, Some(&session), Some(form));
+        assert_eq!((status, header(&headers, "location")), (303, Some("/enroll".to_owned())), "POST {path}: {body}");
+    }
+    assert!(!mail_subjects(&b, url).await.iter().any(|s| s.contains("reset")), "nobody was reset");
+
+    // Enrolling makes it a full session, under a new id.
+    b.goto(&format!("{url}/enroll")).await;
+    let shown: String = b.text("#secret").await.split_whitespace().collect();
+    let secret = data_encoding::BASE32_NOPAD.decode(shown.as_bytes()).expect("the secret is base32");
+    clear_of_step_edge().await;
+    b.fill("#code", &totp(&secret, 1)).await;
+    b.click_and_load("#confirm").await;
+    b.wait("#tf-status").await;
+    assert_eq!(b.path().await, "/account", "enrolled: the account page opens");
+    assert!(b.text("#tf-status").await.contains("on"));
+    let full = format!("tf_session={}", b.cookie("tf_session").await.unwrap().value());
+    assert_ne!(full, session, "the session id is rotated when enrollment completes");
+    assert_eq!(get(url, "/account", &session), (303, "/login".to_owned()), "the enrollment-only id is retired");
+    b.goto(&format!("{url}/admin")).await;
+    b.wait("#identity_check").await;
+    assert_eq!(b.path().await, "/admin", "and now the administrator's page opens");
+    sign_out(&b).await;
+    sign_in(&b, url, "admin", &server.admin_password).await;
+    assert_eq!(b.path().await, "/verify", "from now on the password alone is not enough");
+    clear_of_step_edge().await;
+    b.fill("#code", &totp(&secret, 0)).await;
+    b.click_and_load("#verify").await;
+    b.wait("#whoami").await;
+    b.goto(&format!("{url}/admin")).await;
+    b.wait("#identity_check").await;
+    b.client.clone().close().await.unwrap();
+}
+
+/// The subjects of every mail in the demo mailbox.
+async fn mail_subjects(b: &Browser, url: &str) -> Vec<String> {
+    b.goto(&format!("{url}/mailbox")).await;
+    b.wait("h1").await;
+    let mut subjects = Vec::new();
+    for el in b.client.find_all(fantoccini::Locator::Css("article.mail .subject")).await.unwrap() {
+        subjects.push(el.text().await.unwrap().to_lowercase());
+    }
+    subjects
 }

@@ -10,7 +10,7 @@ use axum::routing::{get, post};
 
 use crate::html::{Nav, page};
 use crate::parts::{DemoEngine, Mailbox};
-use crate::session::{Ctx, Sessions, SignedIn};
+use crate::session::{Ctx, Login, Sessions, SignedIn};
 use crate::{account, admin, enroll, mailbox, signin, verify};
 
 /// Everything the handlers share.
@@ -27,9 +27,9 @@ pub struct App {
 pub type Shared = Arc<App>;
 
 impl App {
-    /// The app; `secure_cookies` when served over HTTPS, `show_mailbox` in development.
-    pub fn new(engine: DemoEngine, mailbox: Mailbox, secure_cookies: bool, show_mailbox: bool) -> App {
-        App { engine, sessions: Sessions::new(secure_cookies), mailbox: show_mailbox.then_some(mailbox) }
+    /// The app over these sessions; `show_mailbox` in development.
+    pub fn new(engine: DemoEngine, mailbox: Mailbox, sessions: Sessions, show_mailbox: bool) -> App {
+        App { engine, sessions, mailbox: show_mailbox.then_some(mailbox) }
     }
 
     /// Renders a page and stores the session.
@@ -95,11 +95,23 @@ pub fn check_csrf(ctx: &Ctx, given: &str) -> Result<()> {
     if ctx.data.csrf_ok(given) { Ok(()) } else { Err(AppError::Csrf) }
 }
 
-/// The signed-in user, or a redirect to the sign-in page.
+/// The fully signed-in user; else a redirect to the enrollment page (for someone who
+/// must enroll first) or to the sign-in page.
 pub fn signed_in(app: &App, ctx: Ctx) -> Result<(SignedIn, Ctx)> {
-    match ctx.data.user.clone() {
-        Some(user) => Ok((user, ctx)),
-        None => Err(AppError::Respond(Box::new(app.redirect(ctx, "/login")))),
+    match ctx.data.login.clone() {
+        Login::Full(user) => Ok((user, ctx)),
+        Login::MustEnroll(_) => Err(AppError::Respond(Box::new(app.redirect(ctx, "/enroll")))),
+        Login::Anonymous => Err(AppError::Respond(Box::new(app.redirect(ctx, "/login")))),
+    }
+}
+
+/// For the enrollment pages only: the signed-in user, or one who must enroll before
+/// anything else (`true`); else a redirect to the sign-in page.
+pub fn enrolling(app: &App, ctx: Ctx) -> Result<(SignedIn, bool, Ctx)> {
+    match ctx.data.login.clone() {
+        Login::Full(user) => Ok((user, false, ctx)),
+        Login::MustEnroll(user) => Ok((user, true, ctx)),
+        Login::Anonymous => Err(AppError::Respond(Box::new(app.redirect(ctx, "/login")))),
     }
 }
 

@@ -1,5 +1,9 @@
 //! Enrollment: a QR code of the `otpauth://` URI, the secret for manual entry, and a
 //! field to confirm one code (2FA turns on only then).
+//!
+//! These pages also take someone who must enroll before anything else (the policy
+//! requires 2FA and they signed in with the password alone): confirming makes theirs a
+//! full session, under a new id.
 
 use axum::extract::{Form, State};
 use axum::http::HeaderMap;
@@ -9,14 +13,21 @@ use qrcode::render::svg;
 use serde::Deserialize;
 use twofactor::{ConfirmOutcome, Delivery, EnrollmentStarted, Error};
 
-use crate::app::{App, Result, Shared, check_csrf, signed_in};
+use crate::app::{App, Result, Shared, check_csrf, enrolling};
 use crate::html::{csrf_field, esc, message};
-use crate::session::Ctx;
+use crate::session::{Ctx, Login};
+use crate::signin::promote;
 
 /// The enrollment page (starts an enrollment unless one is on screen already).
 pub async fn form(State(app): State<Shared>, headers: HeaderMap) -> Result {
-    let (user, mut ctx) = signed_in(&app, app.sessions.open(&headers))?;
+    let (user, must_enroll, mut ctx) = enrolling(&app, app.sessions.open(&headers))?;
     if app.engine.account(user.id).await?.is_some_and(|a| a.two_factor == "enabled") {
+        if must_enroll {
+            // Enrolled elsewhere meanwhile: this session never passed a second factor.
+            app.sessions.end(&mut ctx);
+            ctx.data.notice = Some("Two-factor authentication is on. Please sign in again.".to_owned());
+            return Ok(app.redirect(ctx, "/login"));
+        }
         return Ok(app.redirect(ctx, "/account"));
     }
     let started = match ctx.data.enrollment.clone() {
@@ -38,8 +49,13 @@ fn render(app: &App, ctx: Ctx, started: &EnrollmentStarted, msg: &str) -> Respon
     );
     let grouped: Vec<String> =
         started.secret_base32.expose().as_bytes().chunks(4).map(|c| String::from_utf8_lossy(c).into_owned()).collect();
+    let required = if matches!(ctx.data.login, Login::MustEnroll(_)) {
+        message("info", "Two-factor authentication is required for your account. Set it up to continue.")
+    } else {
+        String::new()
+    };
     let body = format!(
-        r#"<h1>Set up two-factor authentication</h1>
+        r#"<h1>Set up two-factor authentication</h1>{required}
 <p>1. Scan this QR code with your authentication app (Google Authenticator, Aegis, 1Password…).</p>
 <div class="qr" id="qr">{qr}</div>
 <p>Can't scan it? Enter this key in the app instead:<br><code class="secret" id="secret">{secret}</code></p>
@@ -64,7 +80,7 @@ pub struct ConfirmForm {
 
 /// Confirms the enrollment with one code.
 pub async fn submit(State(app): State<Shared>, headers: HeaderMap, Form(f): Form<ConfirmForm>) -> Result {
-    let (user, mut ctx) = signed_in(&app, app.sessions.open(&headers))?;
+    let (user, must_enroll, mut ctx) = enrolling(&app, app.sessions.open(&headers))?;
     check_csrf(&ctx, &f.csrf)?;
     let Some(started) = ctx.data.enrollment.clone() else {
         return Ok(app.redirect(ctx, "/enroll"));
@@ -75,6 +91,9 @@ pub async fn submit(State(app): State<Shared>, headers: HeaderMap, Form(f): Form
     };
     Ok(match outcome {
         ConfirmOutcome::Confirmed { backup_code_delivery } => {
+            if must_enroll {
+                promote(&app, &mut ctx, Login::Full(user));
+            }
             ctx.data.enrollment = None;
             ctx.data.notice = Some(
                 match backup_code_delivery {

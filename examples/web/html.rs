@@ -5,7 +5,7 @@ use axum::http::HeaderValue;
 use axum::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, REFERRER_POLICY, X_FRAME_OPTIONS};
 use axum::response::{IntoResponse, Response};
 
-use crate::session::{Session, token};
+use crate::session::{Login, Session, token};
 
 /// Escapes text for HTML element content and quoted attribute values.
 pub use twofactor::mail::html_escape as esc;
@@ -63,16 +63,21 @@ pub struct Nav<'a> {
 pub fn page(nav: &Nav<'_>, title: &str, body: &str, script: Option<&str>, wide: bool) -> Response {
     let nonce = token();
     let mut links = String::new();
-    if let Some(user) = &nav.session.user {
-        links.push_str(&format!(r#"<a href="/account">{}</a>"#, esc(&user.username)));
-        if user.role != twofactor::Role::User {
-            links.push_str(r#"<a href="/admin">Admin</a>"#);
+    match &nav.session.login {
+        Login::Full(user) => {
+            links.push_str(&format!(r#"<a href="/account">{}</a>"#, esc(&user.username)));
+            if user.role != twofactor::Role::User {
+                links.push_str(r#"<a href="/admin">Admin</a>"#);
+            }
         }
+        // Only enrollment and sign-out are open to them: link nothing else.
+        Login::MustEnroll(user) => links.push_str(&format!(r#"<a href="/enroll">{}</a>"#, esc(&user.username))),
+        Login::Anonymous => {}
     }
     if nav.mailbox {
         links.push_str(r#"<a href="/mailbox">Demo mailbox</a>"#);
     }
-    if nav.session.user.is_some() {
+    if !matches!(nav.session.login, Login::Anonymous) {
         links.push_str(&format!(
             r#"<form method="post" action="/logout">{}<button id="sign-out">Sign out</button></form>"#,
             csrf_field(nav.session)

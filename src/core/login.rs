@@ -4,13 +4,13 @@ use crate::account::{Account, BackupCodeHash, PendingMark, RememberedLocation, S
 use crate::clock::Timestamp;
 use crate::core::{Effects, Transition, recipient, throttle};
 use crate::events::{EventKind, Factor, FailureClass};
-use crate::keys::KeyRing;
 use crate::mail::{CodeReason, Message};
 use crate::outcome::SecondFactorOutcome;
 use crate::policy::Policy;
 use crate::secret::SecretString;
 use crate::token::{LocationToken, PendingClaims};
 use crate::totp::TotpVerification;
+use subtle::ConstantTimeEq;
 
 /// What the password step decided after verifying the password against a snapshot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,9 +33,10 @@ pub(crate) fn password_step(account: &Account, policy: &Policy, location_ok: boo
     }
 }
 
-/// Finds the remembered location a token opens, if it is valid now.
+/// Finds the remembered location a token opens among the account's, if it is valid
+/// now. A 0.1.0 token (which names its account) works only for that account.
 pub(crate) fn valid_location(account: &Account, token: &LocationToken, now: Timestamp) -> Option<usize> {
-    if token.account != account.id {
+    if token.legacy_account.is_some_and(|named| named != account.id) {
         return None;
     }
     account.locations.iter().position(|l| l.expires_at > now && token.matches(l, account.security_stamp))
@@ -68,25 +69,16 @@ pub(crate) fn apply_password_success(
     changed.then_some(next)
 }
 
-/// Builds the claims of a new pending login and signs them with the account's stamp.
-pub(crate) fn issue_pending(
-    account: &Account,
-    keys: &KeyRing,
-    id: [u8; 16],
-    now: Timestamp,
-    policy: &Policy,
-) -> PendingClaims {
-    let mut claims = PendingClaims {
+/// Builds the claims of a new pending login, bound to the account's stamp (the engine
+/// seals them into the token).
+pub(crate) fn issue_pending(account: &Account, id: [u8; 16], now: Timestamp, policy: &Policy) -> PendingClaims {
+    PendingClaims {
         account: account.id,
         id,
         issued_at: now,
         expires_at: now.plus(policy.pending_lifetime),
-        tag: [0; 32],
-    };
-    let payload = claims.payload();
-    let parts = PendingClaims::mac_parts(&payload, account.security_stamp);
-    claims.tag = keys.sign(&[&parts[0], &parts[1], &parts[2]]);
-    claims
+        stamp: account.security_stamp,
+    }
 }
 
 /// Why a pending login cannot be used.
@@ -98,18 +90,16 @@ pub(crate) enum PendingProblem {
     Locked(Option<Timestamp>),
 }
 
-/// Checks a pending login against the account as it is now.
+/// Checks a pending login (opened, so authentic) against the account as it is now: a
+/// stamp rotation since it was issued ends it (constant-time compare).
 pub(crate) fn check_pending(
     account: &Account,
     claims: &PendingClaims,
-    keys: &KeyRing,
     policy: &Policy,
     now: Timestamp,
 ) -> Result<(), PendingProblem> {
-    let payload = claims.payload();
-    let parts = PendingClaims::mac_parts(&payload, account.security_stamp);
-    let authentic = keys.verify(&[&parts[0], &parts[1], &parts[2]], &claims.tag);
-    if !authentic || claims.account != account.id || claims.expires_at <= now || claims.issued_at > now {
+    let current: bool = claims.stamp.to_be_bytes().ct_eq(&account.security_stamp.to_be_bytes()).into();
+    if !current || claims.account != account.id || claims.expires_at <= now || claims.issued_at > now {
         return Err(PendingProblem::Expired);
     }
     if !matches!(account.two_factor, TwoFactor::Enabled(_)) {
@@ -158,12 +148,11 @@ pub(crate) fn apply_second_step(
     claims: &PendingClaims,
     verdict: &CodeVerdict,
     material: &SecondStepMaterial,
-    keys: &KeyRing,
     policy: &Policy,
     now: Timestamp,
 ) -> Transition<SecondFactorOutcome> {
     let mut fx = Effects::default();
-    if let Err(problem) = check_pending(account, claims, keys, policy, now) {
+    if let Err(problem) = check_pending(account, claims, policy, now) {
         fx.event(
             now,
             account,
@@ -181,7 +170,9 @@ pub(crate) fn apply_second_step(
     let mut next = account.clone();
     prune_pending(&mut next, now);
     let accepted = match verdict {
-        CodeVerdict::Totp(TotpVerification::Accepted { step }) if *step > enabled.last_used_step => {
+        CodeVerdict::Totp(TotpVerification::Accepted { step })
+            if *step > enabled.last_used_step && *step > account.retired_totp_step =>
+        {
             if let TwoFactor::Enabled(e) = &mut next.two_factor {
                 e.last_used_step = *step;
                 if let Some(sealed) = &material.resealed {
@@ -239,7 +230,7 @@ pub(crate) fn apply_second_step(
         }
         Err((factor, reason)) => {
             fx.event(now, account, EventKind::SecondFactorFailed { factor, reason });
-            throttle::record_failure(&mut next, &policy.throttle, now, &mut fx);
+            throttle::record_failure(&mut next, &policy.throttle, now, throttle::Failed::SecondFactor, &mut fx);
             let failures = mark_pending(&mut next, claims, |m| m.failures = m.failures.saturating_add(1));
             let attempts_left = policy.max_code_attempts.saturating_sub(failures);
             let outcome = match throttle::blocked(&next, now) {
@@ -343,7 +334,7 @@ pub(crate) fn apply_password_failure(account: &Account, policy: &Policy, now: Ti
     }
     let mut next = account.clone();
     fx.event(now, account, EventKind::LoginFailed { reason: FailureClass::WrongPassword });
-    throttle::record_failure(&mut next, &policy.throttle, now, &mut fx);
+    throttle::record_failure(&mut next, &policy.throttle, now, throttle::Failed::Password, &mut fx);
     Transition { next: Some(next), outcome: (), effects: fx }
 }
 
@@ -367,6 +358,7 @@ pub(crate) mod tests {
             locations: vec![],
             pending: vec![],
             last_reset: None,
+            retired_totp_step: 0,
         }
     }
 
@@ -406,11 +398,10 @@ pub(crate) mod tests {
         a: &Account,
         claims: &PendingClaims,
         verdict: CodeVerdict,
-        keys: &KeyRing,
         p: &Policy,
         now: Timestamp,
     ) -> Transition<SecondFactorOutcome> {
-        apply_second_step(a, claims, &verdict, &material(), keys, p, now)
+        apply_second_step(a, claims, &verdict, &material(), p, now)
     }
 
     fn totp(step: u64) -> CodeVerdict {
@@ -419,81 +410,78 @@ pub(crate) mod tests {
 
     #[test]
     fn second_step_rules() -> Result<(), crate::Error> {
-        let keys = KeyRing::ephemeral()?;
         let p = Policy::default();
         let a = enabled();
         let now = Timestamp(1000);
-        let claims = issue_pending(&a, &keys, [1; 16], now, &p);
+        let claims = issue_pending(&a, [1; 16], now, &p);
 
         // A step not newer than the last accepted one is a replay.
-        let t = step(&a, &claims, totp(10), &keys, &p, now);
+        let t = step(&a, &claims, totp(10), &p, now);
         assert!(matches!(t.outcome, SecondFactorOutcome::Denied { attempts_left: 4 }));
 
         // A newer step logs in and consumes the pending login.
-        let t = step(&a, &claims, totp(11), &keys, &p, now);
+        let t = step(&a, &claims, totp(11), &p, now);
         assert!(matches!(t.outcome, SecondFactorOutcome::Authenticated(_)));
         let after = t.next.ok_or(crate::Error::Misuse("no write"))?;
-        let again = step(&after, &claims, totp(12), &keys, &p, now);
+        let again = step(&after, &claims, totp(12), &p, now);
         assert!(matches!(again.outcome, SecondFactorOutcome::Expired), "single use");
 
         // The backup code is replaced in the same write and its mail queued.
-        let t = step(&a, &claims, CodeVerdict::BackupMatched("H1".into()), &keys, &p, now);
+        let t = step(&a, &claims, CodeVerdict::BackupMatched("H1".into()), &p, now);
         let after = t.next.ok_or(crate::Error::Misuse("no write"))?;
         let TwoFactor::Enabled(e) = &after.two_factor else { return Err(crate::Error::Misuse("state")) };
         assert_eq!(e.backup_codes.iter().map(|c| c.phc.as_str()).collect::<Vec<_>>(), ["H2"]);
         assert_eq!(t.effects.mails.len(), 1);
 
         // The same (now removed) code against the new record is refused.
-        let claims2 = issue_pending(&after, &keys, [2; 16], now, &p);
-        let t = step(&after, &claims2, CodeVerdict::BackupMatched("H1".into()), &keys, &p, now);
+        let claims2 = issue_pending(&after, [2; 16], now, &p);
+        let t = step(&after, &claims2, CodeVerdict::BackupMatched("H1".into()), &p, now);
         assert!(matches!(t.outcome, SecondFactorOutcome::Denied { .. }));
 
         // Expiry.
-        let t = step(&a, &claims, totp(11), &keys, &p, Timestamp(now.0 + 301));
+        let t = step(&a, &claims, totp(11), &p, Timestamp(now.0 + 301));
         assert!(matches!(t.outcome, SecondFactorOutcome::Expired));
 
         // A stamp rotation ends it.
         let mut rotated = a.clone();
         rotated.security_stamp += 1;
-        let t = step(&rotated, &claims, totp(11), &keys, &p, now);
+        let t = step(&rotated, &claims, totp(11), &p, now);
         assert!(matches!(t.outcome, SecondFactorOutcome::Expired));
         Ok(())
     }
 
     #[test]
     fn a_consumed_pending_login_stays_consumed_however_many_marks_follow() -> Result<(), crate::Error> {
-        let keys = KeyRing::ephemeral()?;
         let p = Policy::default();
         let mut a = enabled();
         let now = Timestamp(1000);
-        let used = issue_pending(&a, &keys, [0; 16], now, &p);
-        a = step(&a, &used, totp(11), &keys, &p, now).next.ok_or(crate::Error::Misuse("no write"))?;
+        let used = issue_pending(&a, [0; 16], now, &p);
+        a = step(&a, &used, totp(11), &p, now).next.ok_or(crate::Error::Misuse("no write"))?;
         // Fill the marks past the bound: consumed ones (later steps) and open ones.
         for i in 1..=(2 * MAX_PENDING_MARKS as u8) {
-            let claims = issue_pending(&a, &keys, [i; 16], now, &p);
+            let claims = issue_pending(&a, [i; 16], now, &p);
             let verdict =
                 if i % 2 == 0 { totp(11 + u64::from(i)) } else { CodeVerdict::Totp(TotpVerification::Rejected) };
-            if let Some(next) = step(&a, &claims, verdict, &keys, &p, now).next {
+            if let Some(next) = step(&a, &claims, verdict, &p, now).next {
                 a = next;
             }
             a.throttle = Default::default(); // keep the budget out of the way
         }
         assert!(a.pending.iter().filter(|m| !m.consumed).count() < MAX_PENDING_MARKS, "open marks are bounded");
-        let again = step(&a, &used, totp(500), &keys, &p, now);
+        let again = step(&a, &used, totp(500), &p, now);
         assert!(matches!(again.outcome, SecondFactorOutcome::Expired), "{:?}", again.outcome);
         Ok(())
     }
 
     #[test]
     fn pending_login_allows_limited_attempts() -> Result<(), crate::Error> {
-        let keys = KeyRing::ephemeral()?;
         let p = Policy::builder().max_code_attempts(3).build()?;
         let mut a = enabled();
         let now = Timestamp(1000);
-        let claims = issue_pending(&a, &keys, [1; 16], now, &p);
+        let claims = issue_pending(&a, [1; 16], now, &p);
         let mut outcomes = vec![];
         for _ in 0..4 {
-            let t = step(&a, &claims, CodeVerdict::Totp(TotpVerification::Rejected), &keys, &p, now);
+            let t = step(&a, &claims, CodeVerdict::Totp(TotpVerification::Rejected), &p, now);
             if let Some(n) = t.next {
                 a = n;
             }
@@ -504,6 +492,25 @@ pub(crate) mod tests {
         assert_eq!(outcomes[2], "Locked { until: None }");
         assert_eq!(outcomes[3], "Locked { until: None }");
         assert_eq!(a.throttle.failures, 3, "the fourth attempt was not evaluated");
+        Ok(())
+    }
+
+    #[test]
+    fn a_location_is_found_by_its_handle_and_a_0_1_0_token_only_for_its_account() -> Result<(), crate::Error> {
+        let mut a = enabled();
+        let now = Timestamp(1000);
+        let token = LocationToken::generate()?;
+        remember(&mut a, &token, "laptop", &Policy::default(), now, &mut Effects::default());
+        assert_eq!(valid_location(&a, &token, now), Some(0));
+        let legacy = |account| LocationToken { legacy_account: Some(account), ..token.clone() };
+        assert_eq!(valid_location(&a, &legacy(a.id), now), Some(0), "a 0.1.0 token of this account");
+        assert_eq!(valid_location(&a, &legacy(crate::account::AccountId(2)), now), None, "another account's");
+        let mut other_secret = token.clone();
+        other_secret.secret[0] ^= 1;
+        assert_eq!(valid_location(&a, &other_secret, now), None);
+        let mut rotated = a.clone();
+        rotated.security_stamp += 1;
+        assert_eq!(valid_location(&rotated, &token, now), None, "a stamp rotation ends it");
         Ok(())
     }
 }

@@ -42,6 +42,9 @@ pub(crate) fn confirm_enrollment(
     if &enrolling.secret != expected_secret {
         return Err("the enrollment changed while confirming; start again");
     }
+    if step <= account.retired_totp_step {
+        return Err("the confirming code's time step was already used before a reset");
+    }
     let mut next = account.clone();
     let expires_at = codes.first().and_then(|(_, h)| h.expires_at);
     let (shown, hashes): (Vec<_>, Vec<_>) = codes.into_iter().unzip();
@@ -83,8 +86,9 @@ pub(crate) fn reissue(
     Ok(Transition { next: Some(next), outcome: (), effects: fx })
 }
 
-/// Removes the whole 2FA association: secret, backup codes, replay state, pending
-/// logins, remembered locations and the failure budget; rotates the security stamp;
+/// Removes the whole 2FA association: secret, backup codes, pending logins,
+/// remembered locations and the failure budget; keeps the newest accepted TOTP step
+/// (so no code from before the reset replays after it); rotates the security stamp;
 /// records who did it and how the identity was checked; queues the notice.
 pub(crate) fn reset(
     target: &Account,
@@ -94,6 +98,9 @@ pub(crate) fn reset(
     now: Timestamp,
 ) -> Transition<()> {
     let mut next = target.clone();
+    if let TwoFactor::Enabled(enabled) = &target.two_factor {
+        next.retired_totp_step = next.retired_totp_step.max(enabled.last_used_step);
+    }
     next.two_factor = TwoFactor::Disabled;
     next.locations.clear();
     next.pending.clear();

@@ -24,12 +24,33 @@ pub(crate) fn refusal(account: &Account) -> FailureClass {
     if account.throttle.second_factor_locked { FailureClass::Locked } else { FailureClass::Throttled }
 }
 
+/// Which step an evaluated attempt failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Failed {
+    /// A wrong password: it throttles (doubling delays) but never locks for good, so
+    /// password guesses alone cannot lock the owner out.
+    Password,
+    /// A wrong TOTP or backup code after a right password: it throttles, and counts
+    /// towards the permanent second-factor lock.
+    SecondFactor,
+}
+
 /// Counts one failure against the account's budget, throttling or locking as the
 /// policy says and queueing the notice mail when throttling starts.
-pub(crate) fn record_failure(account: &mut Account, policy: &ThrottlePolicy, now: Timestamp, fx: &mut Effects) {
+pub(crate) fn record_failure(
+    account: &mut Account,
+    policy: &ThrottlePolicy,
+    now: Timestamp,
+    failed: Failed,
+    fx: &mut Effects,
+) {
     let t = &mut account.throttle;
     t.failures = t.failures.saturating_add(1);
+    if failed == Failed::SecondFactor {
+        t.second_factor_failures = t.second_factor_failures.saturating_add(1);
+    }
     let failures = t.failures;
+    let second_factor_failures = t.second_factor_failures;
     if let Some(delay) = policy.delay_after(failures) {
         let until = now.plus(delay);
         t.until = Some(until);
@@ -39,7 +60,7 @@ pub(crate) fn record_failure(account: &mut Account, policy: &ThrottlePolicy, now
         fx.event(now, account, EventKind::Throttled { until });
     }
     let enabled = matches!(account.two_factor, TwoFactor::Enabled(_));
-    if enabled && failures >= policy.disable_after && !account.throttle.second_factor_locked {
+    if enabled && second_factor_failures >= policy.disable_after && !account.throttle.second_factor_locked {
         account.throttle.second_factor_locked = true;
         fx.mails.push(Message::SecondFactorLocked { to: recipient(account), at: now });
         fx.event(now, account, EventKind::SecondFactorLocked);
@@ -49,9 +70,10 @@ pub(crate) fn record_failure(account: &mut Account, policy: &ThrottlePolicy, now
 /// Clears the budget after a complete login. Returns whether anything changed.
 pub(crate) fn record_success(account: &mut Account) -> bool {
     let t = &mut account.throttle;
-    let changed = t.failures != 0 || t.until.is_some();
+    let changed = t.failures != 0 || t.until.is_some() || t.second_factor_failures != 0;
     t.failures = 0;
     t.until = None;
+    t.second_factor_failures = 0;
     changed
 }
 
@@ -67,19 +89,38 @@ mod tests {
         let mut a = account();
         let mut fx = Effects::default();
         for _ in 0..4 {
-            record_failure(&mut a, &p, Timestamp(0), &mut fx);
+            record_failure(&mut a, &p, Timestamp(0), Failed::Password, &mut fx);
         }
         assert_eq!(a.throttle.until, None);
         assert!(fx.mails.is_empty());
-        record_failure(&mut a, &p, Timestamp(0), &mut fx);
+        record_failure(&mut a, &p, Timestamp(0), Failed::Password, &mut fx);
         assert_eq!(a.throttle.until, Some(Timestamp(60)));
         assert_eq!(fx.mails.len(), 1, "throttle notice when throttling starts");
-        record_failure(&mut a, &p, Timestamp(0), &mut fx);
+        record_failure(&mut a, &p, Timestamp(0), Failed::SecondFactor, &mut fx);
         assert_eq!(a.throttle.until, Some(Timestamp(120)));
         assert_eq!(p.delay_after(30), Some(Duration::from_secs(3600)));
         assert_eq!(fx.mails.len(), 1, "only one notice");
         assert!(record_success(&mut a));
         assert_eq!(a.throttle.failures, 0);
+        assert_eq!(a.throttle.second_factor_failures, 0);
         assert_eq!(blocked(&a, Timestamp(1)), None);
+    }
+
+    #[test]
+    fn only_second_factor_failures_lock_the_second_factor() {
+        let p = ThrottlePolicy::default();
+        let mut a = crate::core::login::tests::enabled();
+        let mut fx = Effects::default();
+        for _ in 0..10 * p.disable_after {
+            record_failure(&mut a, &p, Timestamp(0), Failed::Password, &mut fx);
+        }
+        assert!(!a.throttle.second_factor_locked, "wrong passwords alone never lock");
+        assert_eq!(a.throttle.second_factor_failures, 0);
+        for _ in 1..p.disable_after {
+            record_failure(&mut a, &p, Timestamp(0), Failed::SecondFactor, &mut fx);
+        }
+        assert!(!a.throttle.second_factor_locked);
+        record_failure(&mut a, &p, Timestamp(0), Failed::SecondFactor, &mut fx);
+        assert!(a.throttle.second_factor_locked, "the hundredth wrong second factor locks");
     }
 }

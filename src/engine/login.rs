@@ -19,9 +19,8 @@ use crate::secret::SecretString;
 use crate::store::UserStore;
 use crate::token::{LocationToken, PendingClaims, location_id_text};
 use crate::totp::{TotpCode, TotpKey, verify};
+use crate::username::MAX_USERNAME;
 
-/// Longest username, in characters.
-pub(crate) const MAX_USERNAME: usize = 64;
 /// Longest remembered-location label, in characters.
 pub(crate) const MAX_LABEL: usize = 128;
 
@@ -58,9 +57,16 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
     /// parse or does not belong to this account is ignored.
     ///
     /// Unknown user, wrong password and throttled account all answer
-    /// [`LoginOutcome::Denied`] after the same Argon2 work. A right password on an
-    /// account with active 2FA answers [`LoginOutcome::SecondFactorRequired`] unless
-    /// the location is remembered.
+    /// [`LoginOutcome::Denied`] after the same Argon2 work, and none of them waits on
+    /// mail (a throttle notice is sent without holding the answer back). A right
+    /// password on an account with active 2FA answers
+    /// [`LoginOutcome::SecondFactorRequired`] unless the location is remembered.
+    ///
+    /// Password steps for one username run one at a time in this engine (others wait
+    /// their turn, first come first served), so concurrent guesses are evaluated in
+    /// sequence against the failure budget: once the account is throttled, every later
+    /// guess, the right password included, answers `Denied` after the same work as any
+    /// throttled attempt.
     ///
     /// # Errors
     /// [`Error::InvalidInput`] for an over-long username or password (nothing is read);
@@ -69,7 +75,12 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
         check_len("username", username, MAX_USERNAME)?;
         password::check_input(password, &self.policy.password)?;
         let secret = SecretString::from(password);
-        let Some(snapshot) = self.store.find_by_username(username).await? else {
+        // One password step per name at a time (see `name_gate`), held from before the
+        // read until the verdict is written, so each step reads what the previous one
+        // wrote and a burst of guesses is evaluated one by one against the budget.
+        let gate_key = crate::username::for_login(username).unwrap_or(std::borrow::Cow::Borrowed(username));
+        let _turn = self.name_gate.turn(&gate_key).await;
+        let Some(snapshot) = self.find_by_login_name(username).await? else {
             self.dummy_verify(secret).await?;
             self.record(None, EventKind::LoginFailed { reason: FailureClass::UnknownUser });
             return Ok(LoginOutcome::Denied);
@@ -97,7 +108,7 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
         if !matched {
             let id = account.id;
             let t = self.update(snapshot, |fresh| Ok(apply_password_failure(fresh, &self.policy, now))).await?;
-            self.dispatch(id, t.effects).await;
+            self.dispatch_notices(id, t.effects).await;
             return Ok(LoginOutcome::Denied);
         }
 
@@ -154,9 +165,9 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
             }
             PasswordStep::EnrollmentRequired => LoginOutcome::EnrollmentRequired(auth(AuthMethod::Password)),
             PasswordStep::SecondFactor => {
-                let claims = issue_pending(&account, &self.keys, random::bytes::<16>()?, now, &self.policy);
+                let claims = issue_pending(&account, random::bytes::<16>()?, now, &self.policy);
                 LoginOutcome::SecondFactorRequired(PendingLogin {
-                    token: SecretString::new(claims.encode()),
+                    token: SecretString::new(claims.seal(&self.keys)?),
                     expires_at: claims.expires_at,
                 })
             }
@@ -179,16 +190,21 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
     /// works once: in the same atomic write it is voided and replaced, and the new code
     /// is mailed after the write (see [`Authenticated::backup_code_delivery`]).
     ///
+    /// A token that is not a pending login of this engine's key ring (malformed,
+    /// altered, forged, from 0.1.0) is [`SecondFactorOutcome::Expired`], like an expired,
+    /// used or revoked one.
+    ///
     /// # Errors
-    /// [`Error::InvalidInput`] for a malformed token, code or label (nothing is read);
-    /// store faults; [`Error::Unseal`] when the TOTP key cannot be opened.
+    /// [`Error::InvalidInput`] for a malformed code or label, or a token longer than
+    /// 256 bytes (nothing is read); store faults; [`Error::Unseal`] when the TOTP key
+    /// cannot be opened.
     pub async fn finish_login(
         &self,
         pending: &str,
         factor: SecondFactor<'_>,
         remember_as: Option<&str>,
     ) -> Result<SecondFactorOutcome> {
-        let claims = PendingClaims::decode(pending)?;
+        let claims = PendingClaims::open(pending, &self.keys)?;
         let digits = self.policy.totp.digits;
         let parsed = match factor {
             SecondFactor::Totp(code) => {
@@ -204,11 +220,18 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
         if let Some(label) = remember_as {
             check_len("location label", label, MAX_LABEL)?;
         }
+        let Some(claims) = claims else {
+            self.record(
+                None,
+                EventKind::SecondFactorFailed { factor: factor_kind(&parsed), reason: FailureClass::PendingInvalid },
+            );
+            return Ok(SecondFactorOutcome::Expired);
+        };
         let Some(snapshot) = self.store.find_by_id(claims.account).await? else {
             return Ok(SecondFactorOutcome::Expired);
         };
         let now = self.clock.now();
-        if let Err(problem) = check_pending(&snapshot.record, &claims, &self.keys, &self.policy, now) {
+        if let Err(problem) = check_pending(&snapshot.record, &claims, &self.policy, now) {
             self.record(
                 Some(snapshot.record.id),
                 EventKind::SecondFactorFailed { factor: factor_kind(&parsed), reason: FailureClass::PendingInvalid },
@@ -232,7 +255,8 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
                 }
                 let key = TotpKey::new(enabled.params.algorithm, &secret);
                 let window = self.policy.window;
-                CodeVerdict::Totp(verify(&key, &enabled.params, window, code, now.0, Some(enabled.last_used_step)))
+                let used = enabled.last_used_step.max(snapshot.record.retired_totp_step);
+                CodeVerdict::Totp(verify(&key, &enabled.params, window, code, now.0, Some(used)))
             }
             ParsedFactor::Backup(code) => {
                 let candidates: Vec<String> = enabled
@@ -263,23 +287,19 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
                 _ => None,
             },
             remember: match (remember_as, succeeded) {
-                (Some(label), true) => Some((
-                    LocationToken {
-                        account: id,
-                        id: random::bytes::<16>()?,
-                        secret: zeroize::Zeroizing::new(random::bytes::<16>()?),
-                    },
-                    label.to_owned(),
-                )),
+                (Some(label), true) => Some((LocationToken::generate()?, label.to_owned())),
                 _ => None,
             },
             resealed,
         };
         let t = self
-            .update(snapshot, |fresh| {
-                Ok(apply_second_step(fresh, &claims, &verdict, &material, &self.keys, &self.policy, now))
-            })
+            .update(snapshot, |fresh| Ok(apply_second_step(fresh, &claims, &verdict, &material, &self.policy, now)))
             .await?;
+        if !matches!(t.outcome, SecondFactorOutcome::Authenticated(_)) {
+            // A failed code waits on no mail (a throttle or lock notice goes on alone).
+            self.dispatch_notices(id, t.effects).await;
+            return Ok(t.outcome);
+        }
         let deliveries = self.dispatch(id, t.effects).await;
         Ok(match t.outcome {
             SecondFactorOutcome::Authenticated(mut auth) => {

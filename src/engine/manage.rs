@@ -4,7 +4,6 @@
 use crate::account::{Account, AccountId, Role, Throttle, TwoFactor, Versioned};
 use crate::clock::Clock;
 use crate::core::manage;
-use crate::engine::login::MAX_USERNAME;
 use crate::engine::{Engine, code_delivery, delivery_of};
 use crate::error::{Error, InputError, Result, check_len};
 use crate::events::EventKind;
@@ -17,6 +16,7 @@ use crate::secret::SecretString;
 use crate::store::UserStore;
 use crate::token::{location_id_text, parse_location_id};
 use crate::totp::{TotpCode, TotpKey, TotpVerification, verify};
+use crate::username::{self, MAX_USERNAME};
 use crate::{StoreError, TotpParams};
 
 /// Longest email address.
@@ -29,8 +29,16 @@ const SECRET_BYTES: usize = 20;
 /// A new account's details.
 #[derive(Debug, Clone)]
 pub struct NewAccount<'a> {
-    /// Unique login name (1–64 characters, no control characters, no surrounding
-    /// spaces).
+    /// Unique login name. It is stored in Unicode Normalization Form C, so `josé` typed
+    /// precomposed or decomposed is one name, and must be 1–64 characters (after
+    /// normalization) with no control, invisible or formatting character (general
+    /// categories Cc, Cf, Zl, Zp, and the other default-ignorable code points such as
+    /// variation selectors), no `:` (authenticator apps could not be enrolled), no
+    /// space other than U+0020, no two spaces in a row and no surrounding whitespace.
+    ///
+    /// Names are case-sensitive: `Alice` and `alice` are two accounts, as in 0.1.0,
+    /// whose databases may already hold both. An application that wants
+    /// case-insensitive names folds them itself before creating and before logging in.
     pub username: &'a str,
     /// Email address for backup codes and notices.
     pub email: &'a str,
@@ -65,17 +73,6 @@ impl std::fmt::Debug for EnrollmentStarted {
     }
 }
 
-fn check_username(username: &str) -> Result<(), InputError> {
-    check_len("username", username, MAX_USERNAME)?;
-    if username.is_empty() || username.trim() != username || username.chars().any(char::is_control) {
-        return Err(InputError::malformed(
-            "username",
-            "must be non-empty, without control characters or surrounding spaces",
-        ));
-    }
-    Ok(())
-}
-
 fn check_email(email: &str) -> Result<(), InputError> {
     check_len("email", email, MAX_EMAIL)?;
     let valid = match email.split_once('@') {
@@ -91,11 +88,16 @@ fn check_email(email: &str) -> Result<(), InputError> {
 impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
     /// Creates an account with 2FA disabled.
     ///
+    /// The username is stored in its NFC form (see [`NewAccount::username`]), so the
+    /// uniqueness check treats every canonically equivalent spelling as the same name.
+    ///
     /// # Errors
-    /// [`Error::InvalidInput`] for a bad username, email or password (NIST length
-    /// rules); [`Error::UsernameTaken`]; store faults.
+    /// [`Error::InvalidInput`] for a bad username ([`InputError::ForbiddenCharacter`]
+    /// names a refused character by code point), email or password (NIST length
+    /// rules); [`Error::UsernameTaken`], also for another spelling of a taken name;
+    /// store faults.
     pub async fn create_account(&self, new: NewAccount<'_>) -> Result<AccountId> {
-        check_username(new.username)?;
+        let username = username::validate_new(new.username)?;
         check_email(new.email)?;
         password::check_new(new.password.expose(), &self.policy.password)?;
         let params = self.policy.password.hash;
@@ -104,7 +106,7 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
         let now = self.clock.now();
         let account = Account {
             id: AccountId(random::u64()? >> 1),
-            username: new.username.to_owned(),
+            username,
             email: new.email.to_owned(),
             role: new.role,
             password_hash,
@@ -115,6 +117,7 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
             locations: Vec::new(),
             pending: Vec::new(),
             last_reset: None,
+            retired_totp_step: 0,
         };
         match self.store.insert(&account).await {
             Ok(()) => {}
@@ -134,13 +137,15 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
     }
 
     /// Looks an account up by username (for administration pages; login never reveals
-    /// whether a username exists).
+    /// whether a username exists). The name is matched in its NFC form, as login does
+    /// (a name stored unnormalized by 0.1.0 is also found as typed); a name holding an
+    /// invisible, formatting or control character names no account.
     ///
     /// # Errors
     /// [`Error::InvalidInput`] for an over-long username; store faults.
     pub async fn account_by_username(&self, username: &str) -> Result<Option<AccountView>> {
         check_len("username", username, MAX_USERNAME)?;
-        Ok(self.store.find_by_username(username).await?.map(|v| view(&v.record)))
+        Ok(self.find_by_login_name(username).await?.map(|v| view(&v.record)))
     }
 
     /// Issues a fresh TOTP secret (160 bits from the OS CSPRNG) and returns the
@@ -218,8 +223,10 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
         let (secret, _) = self.keys.unseal(id, &enrolling.secret)?;
         let key = TotpKey::new(enrolling.params.algorithm, &secret);
         let now = self.clock.now();
+        // A step accepted before a reset stays used: a captured code does not confirm.
+        let retired = snapshot.record.retired_totp_step;
         let TotpVerification::Accepted { step } =
-            verify(&key, &enrolling.params, self.policy.window, &code, now.0, None)
+            verify(&key, &enrolling.params, self.policy.window, &code, now.0, (retired > 0).then_some(retired))
         else {
             return Ok(ConfirmOutcome::WrongCode);
         };

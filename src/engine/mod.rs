@@ -2,7 +2,10 @@
 //! do, writes by compare-and-swap, then sends mail and records events.
 
 mod login;
+mod lookup;
 mod manage;
+mod name_gate;
+mod notices;
 
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -43,13 +46,16 @@ const MAX_SWAP_ATTEMPTS: usize = 256;
 /// ```
 pub struct Engine<S, M, C = SystemClock> {
     store: S,
-    mailer: M,
+    mailer: Arc<M>,
+    /// The same mailer, type-erased and owned, for notices sent without waiting.
+    notice_mailer: Arc<dyn notices::OwnedMailer>,
     clock: C,
     keys: KeyRing,
     policy: Policy,
     events: Arc<dyn EventSink>,
     offload: Arc<dyn Offload>,
     hash_limit: Semaphore,
+    name_gate: name_gate::NameGate,
     dummy_hash: String,
 }
 
@@ -151,7 +157,9 @@ impl<S: UserStore, M: Mailer, C: Clock> EngineBuilder<S, M, C> {
         self.max_concurrent_hashes = n.max(1);
         self
     }
+}
 
+impl<S: UserStore, M: Mailer + 'static, C: Clock> EngineBuilder<S, M, C> {
     /// Builds the engine. This hashes one random password with the policy's
     /// parameters, so that logins for unknown users cost the same as wrong passwords.
     ///
@@ -160,15 +168,18 @@ impl<S: UserStore, M: Mailer, C: Clock> EngineBuilder<S, M, C> {
     pub fn build(self) -> Result<Engine<S, M, C>> {
         let dummy_secret = crate::random::bytes::<16>()?;
         let dummy_hash = password::hash(&dummy_secret, &self.policy.password.hash)?;
+        let mailer = Arc::new(self.mailer);
         Ok(Engine {
             store: self.store,
-            mailer: self.mailer,
+            notice_mailer: Arc::new(Arc::clone(&mailer)),
+            mailer,
             clock: self.clock,
             keys: self.keys,
             policy: self.policy,
             events: self.events,
             offload: self.offload,
             hash_limit: Semaphore::new(self.max_concurrent_hashes),
+            name_gate: name_gate::NameGate::default(),
             dummy_hash,
         })
     }
@@ -234,29 +245,32 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
         Err(Error::Contention)
     }
 
-    /// Records the events, then sends the mail (after the write has committed).
-    /// Returns each message's delivery, in order.
+    /// Records the events, then sends the mail (after the write has committed) and
+    /// waits for each delivery. Returns each message's delivery, in order.
     async fn dispatch(&self, account: AccountId, effects: Effects) -> Vec<(Message, Delivery)> {
-        for event in &effects.events {
-            self.events.record(event);
-        }
+        self.record_all(&effects.events);
         let mut deliveries = Vec::with_capacity(effects.mails.len());
         for message in effects.mails {
-            let delivery = match self.mailer.send(&message).await {
-                Ok(()) => Delivery::Sent,
-                Err(err) => {
-                    let account = Some(account);
-                    let at = self.clock.now();
-                    if message.carries_code() {
-                        self.events.record(&Event { at, account, kind: EventKind::BackupCodeDeliveryFailed });
-                    }
-                    self.events.record(&Event { at, account, kind: EventKind::MailFailed { kind: message.kind() } });
-                    Delivery::Failed(err.to_string())
-                }
-            };
+            let delivery = notices::deliver(&*self.mailer, &*self.events, account, self.clock.now(), &message).await;
             deliveries.push((message, delivery));
         }
         deliveries
+    }
+
+    /// Records the events, then sends the mail that a failed attempt triggers without
+    /// making the request wait for it (see [`notices`]).
+    async fn dispatch_notices(&self, account: AccountId, effects: Effects) {
+        self.record_all(&effects.events);
+        for message in effects.mails {
+            let (mailer, events) = (Arc::clone(&self.notice_mailer), Arc::clone(&self.events));
+            notices::send_detached(mailer, events, account, self.clock.now(), message).await;
+        }
+    }
+
+    fn record_all(&self, events: &[Event]) {
+        for event in events {
+            self.events.record(event);
+        }
     }
 
     fn record(&self, account: Option<AccountId>, kind: EventKind) {

@@ -66,6 +66,7 @@ impl Server {
         let exe = std::env::current_exe().unwrap();
         let bin = exe.ancestors().nth(2).unwrap().join("examples").join("web");
         assert!(bin.exists(), "{} is missing: `cargo test` builds the examples; run it via cargo", bin.display());
+        assert_fresh(&bin);
         let data = TempDir::new("web-data");
         let mut child = Command::new(&bin)
             .env("TWOFACTOR_WEB_ADDR", "127.0.0.1:0")
@@ -104,6 +105,26 @@ impl Server {
     }
 }
 
+/// Fails when a source of the example is newer than its binary: `cargo test --test
+/// web_browser` alone does not rebuild the example, and would test an old build.
+fn assert_fresh(bin: &Path) {
+    let built = std::fs::metadata(bin).and_then(|m| m.modified()).unwrap();
+    let sources = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples").join("web");
+    for source in std::fs::read_dir(&sources).unwrap() {
+        let source = source.unwrap().path();
+        if source.extension().is_none_or(|e| e != "rs") {
+            continue;
+        }
+        let modified = std::fs::metadata(&source).and_then(|m| m.modified()).unwrap();
+        assert!(
+            modified <= built,
+            "{} is older than {}: build it first (`cargo build --features sqlite --example web`)",
+            bin.display(),
+            source.display()
+        );
+    }
+}
+
 /// A plain HTTP/1.1 exchange: (status, headers lowercased as `name: value`, body).
 pub fn http(
     url: &str,
@@ -131,6 +152,28 @@ pub fn http(
     let mut lines = head.lines();
     let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
     (status, lines.map(str::to_owned).collect(), body.to_owned())
+}
+
+/// The value of the first response header `name` (case-insensitive).
+pub fn header(headers: &[String], name: &str) -> Option<String> {
+    headers.iter().find_map(|h| {
+        let (k, v) = h.split_once(':')?;
+        k.eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
+    })
+}
+
+/// The whole `Set-Cookie` value that sets cookie `name`, if the response sets it.
+pub fn set_cookie(headers: &[String], name: &str) -> Option<String> {
+    headers.iter().find_map(|h| {
+        let (k, v) = h.split_once(':')?;
+        let v = v.trim();
+        (k.eq_ignore_ascii_case("set-cookie") && v.starts_with(&format!("{name}="))).then(|| v.to_owned())
+    })
+}
+
+/// The `name=value` pair a response's `Set-Cookie` sets for cookie `name`.
+pub fn cookie_pair(headers: &[String], name: &str) -> Option<String> {
+    set_cookie(headers, name).map(|v| v.split(';').next().unwrap_or_default().to_owned())
 }
 
 fn free_port() -> u16 {

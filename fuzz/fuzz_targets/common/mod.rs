@@ -36,6 +36,8 @@ pub struct World {
     pub pending: String,
     /// A remembered location's token.
     pub location: String,
+    /// The same location's token in 0.1.0's `loc1.` layout (account id first).
+    pub legacy_location: String,
     /// A code that is wrong at the world's (frozen) time.
     pub wrong_code: String,
 }
@@ -78,11 +80,17 @@ async fn setup() -> World {
     };
     let valid: Vec<String> = (0..4).map(|i| code(now + 30 * i)).collect();
     let wrong_code = (0..).map(|n: u32| format!("{n:06}")).find(|c| !valid.contains(c)).expect("a wrong code");
-    World { pending: pending(&engine), engine, location, wrong_code }
+    let legacy_location = {
+        let body = location.strip_prefix("loc2.").expect("loc2 token");
+        let mut bytes = id.0.to_be_bytes().to_vec();
+        bytes.extend(data_encoding::BASE64URL_NOPAD.decode(body.as_bytes()).expect("token body"));
+        format!("loc1.{}", data_encoding::BASE64URL_NOPAD.encode(&bytes))
+    };
+    World { pending: pending(&engine), engine, location, legacy_location, wrong_code }
 }
 
 /// `data` written over a token's decoded bytes from `offset` on (keeping what comes
-/// before, e.g. the account id, so the deeper checks run).
+/// before, e.g. a location id, so the deeper checks run).
 pub fn splice(token: &str, prefix: &str, offset: usize, data: &[u8]) -> String {
     let body = token.strip_prefix(prefix).expect("token prefix");
     let mut bytes = data_encoding::BASE64URL_NOPAD.decode(body.as_bytes()).expect("token body");

@@ -25,13 +25,17 @@ pub(crate) struct Migration {
 
 /// SQLite's migrations.
 #[cfg(feature = "sqlite")]
-pub(crate) const SQLITE_MIGRATIONS: &[Migration] =
-    &[Migration { version: 1, sql: include_str!("migrations/sqlite/0001_accounts.sql") }];
+pub(crate) const SQLITE_MIGRATIONS: &[Migration] = &[
+    Migration { version: 1, sql: include_str!("migrations/sqlite/0001_accounts.sql") },
+    Migration { version: 2, sql: include_str!("migrations/sqlite/0002_throttle_and_replay.sql") },
+];
 
 /// PostgreSQL's migrations.
 #[cfg(feature = "postgres")]
-pub(crate) const POSTGRES_MIGRATIONS: &[Migration] =
-    &[Migration { version: 1, sql: include_str!("migrations/postgres/0001_accounts.sql") }];
+pub(crate) const POSTGRES_MIGRATIONS: &[Migration] = &[
+    Migration { version: 1, sql: include_str!("migrations/postgres/0001_accounts.sql") },
+    Migration { version: 2, sql: include_str!("migrations/postgres/0002_throttle_and_replay.sql") },
+];
 
 /// How an account is looked up.
 #[derive(Debug, Clone, Copy)]

@@ -8,7 +8,7 @@ macro_rules! account_columns {
         "id, username, email, role, password_hash, security_stamp, created_at, tf_state, totp_secret, \
          totp_algorithm, totp_digits, totp_period, totp_last_used_step, tf_started_at, tf_enabled_at, \
          throttle_failures, throttle_until, second_factor_locked, reset_by, reset_by_username, reset_by_role, \
-         reset_identity_check, reset_at, pending_marks"
+         reset_identity_check, reset_at, pending_marks, second_factor_failures, retired_totp_step"
     };
 }
 
@@ -17,7 +17,7 @@ pub(crate) const INSERT_ACCOUNT: &str = concat!(
     "INSERT INTO twofactor_accounts (",
     account_columns!(),
     ", version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, \
-     $20, $21, $22, $23, $24, 1)"
+     $20, $21, $22, $23, $24, $25, $26, 1)"
 );
 
 /// The compare-and-swap: every column but `id` and `username`, guarded by the version.
@@ -26,11 +26,11 @@ pub(crate) const SWAP_ACCOUNT: &str = "UPDATE twofactor_accounts SET email = $3,
      totp_digits = $11, totp_period = $12, totp_last_used_step = $13, tf_started_at = $14, tf_enabled_at = $15, \
      throttle_failures = $16, throttle_until = $17, second_factor_locked = $18, reset_by = $19, \
      reset_by_username = $20, reset_by_role = $21, reset_identity_check = $22, reset_at = $23, pending_marks = $24, \
-     version = version + 1 WHERE id = $1 AND version = $2";
+     second_factor_failures = $25, retired_totp_step = $26, version = version + 1 WHERE id = $1 AND version = $2";
 
 /// Reads an account and all its child rows in ONE statement (so from one snapshot,
 /// without a transaction). The CTE `wanted` selects the account by `$1`. Every branch
-/// has the same shape: `kind` (0 account, 1 backup code, 2 location), `seq`, 13
+/// has the same shape: `kind` (0 account, 1 backup code, 2 location), `seq`, 15
 /// integers, 9 texts, 2 byte strings and 1 boolean; the account branch comes first and
 /// types every column, so the other branches' NULLs take its types.
 macro_rules! select_account {
@@ -42,13 +42,13 @@ macro_rules! select_account {
              SELECT CAST(0 AS BIGINT) AS kind, CAST(0 AS BIGINT) AS seq, \
                id, security_stamp, version, created_at, totp_digits, totp_period, totp_last_used_step, \
                tf_started_at, tf_enabled_at, throttle_failures, throttle_until, reset_by, reset_at, \
-               username, email, role, password_hash, tf_state, totp_algorithm, reset_by_username, reset_by_role, \
+               second_factor_failures, retired_totp_step, username, email, role, password_hash, tf_state, totp_algorithm, reset_by_username, reset_by_role, \
                reset_identity_check, totp_secret, pending_marks, second_factor_locked FROM wanted \
              UNION ALL SELECT CAST(1 AS BIGINT), c.seq, c.issued_at, c.expires_at, NULL, NULL, NULL, NULL, NULL, \
-               NULL, NULL, NULL, NULL, NULL, NULL, c.phc, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, \
+               NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, c.phc, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, \
                NULL FROM twofactor_backup_codes c JOIN wanted w ON c.account_id = w.id \
              UNION ALL SELECT CAST(2 AS BIGINT), l.seq, l.created_at, l.last_used_at, l.expires_at, NULL, NULL, \
-               NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, l.label, NULL, NULL, NULL, NULL, NULL, NULL, NULL, \
+               NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, l.label, NULL, NULL, NULL, NULL, NULL, NULL, NULL, \
                NULL, l.id, l.token_hash, NULL FROM twofactor_locations l JOIN wanted w ON l.account_id = w.id \
              ORDER BY 1, 2"
         )
@@ -88,7 +88,7 @@ macro_rules! sql_ops {
         type Conn = <$db as sqlx::Database>::Connection;
         type Query<'q> = sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments>;
 
-        /// Binds `$3`…`$24` (every account column but `id` and `username`).
+        /// Binds `$3`…`$26` (every account column but `id` and `username`).
         fn bind_fields<'q>(q: Query<'q>, r: &AccountRow) -> Query<'q> {
             q.bind(r.email.clone())
                 .bind(r.role.clone())
@@ -112,6 +112,8 @@ macro_rules! sql_ops {
                 .bind(r.reset_identity_check.clone())
                 .bind(r.reset_at)
                 .bind(r.pending_marks.clone())
+                .bind(r.second_factor_failures)
+                .bind(r.retired_totp_step)
         }
 
         /// Decodes the rows of [`SELECT_BY_ID`] / [`SELECT_BY_USERNAME`].
@@ -119,13 +121,13 @@ macro_rules! sql_ops {
             let mut account = None;
             let (mut backup_codes, mut locations) = (Vec::new(), Vec::new());
             for row in found {
-                // Columns: 0 kind, 1 seq, 2..=14 integers, 15..=23 texts, 24..=25 bytes, 26 boolean.
+                // Columns: 0 kind, 1 seq, 2..=16 integers, 17..=25 texts, 26..=27 bytes, 28 boolean.
                 let int = |i: usize| row.try_get::<Option<i64>, _>(1 + i);
                 let req = |i: usize| row.try_get::<i64, _>(1 + i);
-                let text = |i: usize| row.try_get::<Option<String>, _>(14 + i);
-                let req_text = |i: usize| row.try_get::<String, _>(14 + i);
-                let bytes = |i: usize| row.try_get::<Option<Vec<u8>>, _>(23 + i);
-                let req_bytes = |i: usize| row.try_get::<Vec<u8>, _>(23 + i);
+                let text = |i: usize| row.try_get::<Option<String>, _>(16 + i);
+                let req_text = |i: usize| row.try_get::<String, _>(16 + i);
+                let bytes = |i: usize| row.try_get::<Option<Vec<u8>>, _>(25 + i);
+                let req_bytes = |i: usize| row.try_get::<Vec<u8>, _>(25 + i);
                 match row.try_get::<i64, _>(0)? {
                     0 => {
                         account = Some((
@@ -142,6 +144,8 @@ macro_rules! sql_ops {
                                 throttle_until: int(11)?,
                                 reset_by: int(12)?,
                                 reset_at: int(13)?,
+                                second_factor_failures: req(14)?,
+                                retired_totp_step: req(15)?,
                                 username: req_text(1)?,
                                 email: req_text(2)?,
                                 role: req_text(3)?,
@@ -153,7 +157,7 @@ macro_rules! sql_ops {
                                 reset_identity_check: text(9)?,
                                 totp_secret: bytes(1)?,
                                 pending_marks: req_bytes(2)?,
-                                second_factor_locked: row.try_get(26)?,
+                                second_factor_locked: row.try_get(28)?,
                             },
                             req(3)?,
                         ))

@@ -69,6 +69,8 @@ pub(crate) struct AccountRow {
     pub reset_identity_check: Option<String>,
     pub reset_at: Option<i64>,
     pub pending_marks: Vec<u8>,
+    pub second_factor_failures: i64,
+    pub retired_totp_step: i64,
 }
 
 /// One row of `twofactor_backup_codes`.
@@ -177,6 +179,8 @@ pub(crate) fn encode(a: &Account) -> Rows {
             reset_identity_check: reset.map(|r| r.identity_check.clone()),
             reset_at: reset.map(|r| ts(r.at)),
             pending_marks: pack_pending(&a.pending),
+            second_factor_failures: i64::from(a.throttle.second_factor_failures),
+            retired_totp_step: to_sql(a.retired_totp_step),
         },
         backup_codes: codes
             .iter()
@@ -262,6 +266,7 @@ pub(crate) fn decode(rows: Rows) -> Result<Account, StoreError> {
         throttle: Throttle {
             failures: small(r.throttle_failures, "throttle_failures")?,
             until: r.throttle_until.map(at),
+            second_factor_failures: small(r.second_factor_failures, "second_factor_failures")?,
             second_factor_locked: r.second_factor_locked,
         },
         locations: locations
@@ -279,5 +284,6 @@ pub(crate) fn decode(rows: Rows) -> Result<Account, StoreError> {
             .collect::<Result<_, StoreError>>()?,
         pending: unpack_pending(&r.pending_marks)?,
         last_reset,
+        retired_totp_step: from_sql(r.retired_totp_step),
     })
 }
