@@ -446,6 +446,7 @@ async fn login<S: UserStore, M: Mailer, C: Clock>(
         LoginOutcome::EnrollmentRequired(_) => {
             return Err(Fail::refused(format!("{name} must set up two-factor authentication first")));
         }
+        LoginOutcome::Busy { .. } => return Err(Fail::refused("the server is busy; try again in a moment")),
         _ => return Err(Fail::refused("wrong username or password, or too many failed attempts")),
     };
     let Some(code) = code else {

@@ -4,7 +4,7 @@
 #
 #   install_packages   apt: postgresql chromium chromium-driver (skipped when present);
 #                      venv ${TWOFACTOR_VENV:-/opt/twofactor-venv} with aiosmtpd
-#   start_postgres     exports TWOFACTOR_TEST_DATABASE_URL
+#   start_postgres     exports TWOFACTOR_TEST_DATABASE_URL (TWOFACTOR_PG_DURABLE=1: fsync on)
 #   start_smtp         exports TWOFACTOR_TEST_SMTP_URL, TWOFACTOR_TEST_SMTP_MAILDIR
 #   stop_services      stops both, removes their temp dirs (safe to call twice)
 #   free_port          prints a currently free TCP port on 127.0.0.1
@@ -138,10 +138,14 @@ start_postgres() {
   runuser -u postgres -- "$TWOFACTOR_PG_BIN/initdb" -D "$dir/data" -U postgres -A trust -N \
     -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 \
     || { cat "$dir/initdb.log" >&2; _svc_log "initdb failed"; return 1; }
+  # Tests trade durability for speed; TWOFACTOR_PG_DURABLE=1 keeps PostgreSQL's durable
+  # defaults (fsync, synchronous commit), for benchmarks that must not weaken them.
+  local durability="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+  [ "${TWOFACTOR_PG_DURABLE:-0}" = 1 ] && durability=""
   for attempt in 1 2 3 4 5; do      # retry: the free port may be taken meanwhile
     port="$(free_port)"
     if runuser -u postgres -- "$TWOFACTOR_PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" \
-         -o "-c listen_addresses=127.0.0.1 -p $port -k $dir/sock -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
+         -o "-c listen_addresses=127.0.0.1 -p $port -k $dir/sock $durability -c max_connections=200" \
          -w -t 60 start >"$dir/pg_ctl.log" 2>&1; then
       break
     fi

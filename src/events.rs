@@ -83,6 +83,10 @@ pub enum EventKind {
         /// Why.
         reason: FailureClass,
     },
+    /// A password step was answered [`LoginOutcome::Busy`](crate::LoginOutcome::Busy)
+    /// without being evaluated: too many logins were already waiting to be hashed.
+    /// Recorded without an account (the decision does not depend on one).
+    LoginShed,
     /// A second-factor attempt failed.
     SecondFactorFailed {
         /// Which factor.
@@ -147,6 +151,7 @@ impl EventKind {
             EventKind::AccountCreated => "account.created",
             EventKind::LoginSucceeded { .. } => "login.succeeded",
             EventKind::LoginFailed { .. } => "login.failed",
+            EventKind::LoginShed => "login.shed",
             EventKind::SecondFactorFailed { .. } => "second_factor.failed",
             EventKind::BackupCodeUsed => "backup_code.used",
             EventKind::BackupCodeRotated => "backup_code.rotated",

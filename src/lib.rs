@@ -30,7 +30,9 @@ pub use account::{Account, AccountId, Role, TwoFactor, Versioned};
 pub use backup_code::BackupCode;
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use engine::EnrollmentStarted;
-pub use engine::{Engine, EngineBuilder, NewAccount, SecondFactor, default_max_concurrent_hashes};
+pub use engine::{
+    Engine, EngineBuilder, NewAccount, QUEUED_LOGINS_PER_HASH, SecondFactor, default_max_concurrent_hashes,
+};
 pub use error::{Error, InputError, MailError, Result, StoreError};
 pub use events::{Event, EventKind, EventSink, MemorySink, NoopSink};
 pub use keys::{AppKey, KeyRing};

@@ -24,6 +24,17 @@ pub enum LoginOutcome {
     /// Unknown user, wrong password, or throttled account: deliberately the same
     /// answer, after the same amount of hashing work.
     Denied,
+    /// Not evaluated: the engine is saturated (more logins are waiting to be hashed
+    /// than [`EngineBuilder::max_queued_logins`](crate::EngineBuilder::max_queued_logins)
+    /// allows), as during a credential-stuffing flood. Ask the user to try again after
+    /// `retry_after` (a web application answers `503 Service Unavailable` with a
+    /// `Retry-After` header). Nothing was read or counted: the answer says nothing about
+    /// the username. A caller presenting a valid remembered-location token is never
+    /// shed; it is hashed ahead of everyone else.
+    Busy {
+        /// When trying again is worthwhile.
+        retry_after: std::time::Duration,
+    },
 }
 
 /// A login waiting for its second factor: an opaque, expiring, single-use token bound

@@ -1,16 +1,33 @@
-//! A small runtime-agnostic async semaphore (std `Mutex` + a FIFO of wakers), used to
-//! bound how many Argon2 hashes run at once whatever the [`Offload`](crate::offload::Offload).
+//! A small runtime-agnostic async semaphore with two lanes (std `Mutex` + an ordered
+//! map of wakers), used to bound how many Argon2 hashes run at once whatever the
+//! [`Offload`](crate::offload::Offload).
 //!
-//! Permits are handed over directly to the oldest waiter on release (FIFO, so no
-//! waiter starves). It is cancellation-safe: a waiter dropped while queued leaves the
-//! queue, and a waiter dropped after a permit was handed to it but before it saw it
-//! passes that permit on, so no permit leaks and no wakeup is lost.
+//! Permits are handed over directly to the oldest waiter on release, priority lane
+//! first: a [`Lane::Priority`] waiter (a login presenting a valid remembered-location
+//! token) goes ahead of every [`Lane::Normal`] waiter, and within a lane the order is
+//! first come, first served, so no waiter of a lane starves behind a later one. It is
+//! cancellation-safe: a waiter dropped while queued leaves the queue, and a waiter
+//! dropped after a permit was handed to it but before it saw it passes that permit
+//! on, so no permit leaks and no wakeup is lost.
+//!
+//! Hand-written rather than taken from a crate: the core must not depend on a runtime
+//! (tokio's semaphore is tokio's), and none of the maintained runtime-agnostic ones
+//! (`async-lock`, `event-listener` based) has priority lanes.
 
-use std::collections::VecDeque;
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
+
+/// Which queue a waiter joins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Lane {
+    /// Served before any normal waiter.
+    Priority,
+    /// Everyone else.
+    Normal,
+}
 
 /// A counting semaphore. Clones share the same permits.
 #[derive(Debug, Clone)]
@@ -18,36 +35,33 @@ pub(crate) struct Semaphore {
     inner: Arc<Mutex<State>>,
 }
 
+/// A waiter's place: its lane, then its arrival number.
+type Place = (Lane, u64);
+
 #[derive(Debug)]
 struct State {
     /// Free permits. Invariant: when `available > 0`, every queued waiter has been granted.
     available: usize,
-    /// Waiters in arrival order; ids increase from front to back. The first `granted`
-    /// entries hold a permit handed over to them but not yet collected.
-    queue: VecDeque<Entry>,
-    granted: usize,
+    /// Waiters in service order (priority lane first, then arrival).
+    queue: BTreeMap<Place, Waiter>,
     next_id: u64,
 }
 
 #[derive(Debug)]
-struct Entry {
-    id: u64,
+struct Waiter {
     waker: Waker,
+    /// A permit was handed to this waiter; it has not collected it yet.
+    granted: bool,
 }
 
 impl State {
-    fn position(&self, id: u64) -> Option<usize> {
-        self.queue.binary_search_by_key(&id, |e| e.id).ok()
-    }
-
-    /// Returns one permit: hands it to the oldest waiter not yet granted (whose waker
+    /// Returns one permit: hands it to the first waiter not yet granted (whose waker
     /// is returned, to be woken outside the lock), or adds it to the free count.
     fn release(&mut self) -> Option<Waker> {
-        match self.queue.get(self.granted) {
-            Some(entry) => {
-                let waker = entry.waker.clone();
-                self.granted += 1;
-                Some(waker)
+        match self.queue.values_mut().find(|w| !w.granted) {
+            Some(waiter) => {
+                waiter.granted = true;
+                Some(waiter.waker.clone())
             }
             None => {
                 self.available += 1;
@@ -60,7 +74,7 @@ impl State {
 impl Semaphore {
     /// A semaphore with `permits` permits (at least one).
     pub(crate) fn new(permits: usize) -> Self {
-        let state = State { available: permits.max(1), queue: VecDeque::new(), granted: 0, next_id: 0 };
+        let state = State { available: permits.max(1), queue: BTreeMap::new(), next_id: 0 };
         Semaphore { inner: Arc::new(Mutex::new(state)) }
     }
 
@@ -68,9 +82,15 @@ impl Semaphore {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Waits for a permit. The permit is returned when the [`Permit`] is dropped.
+    /// Waits for a permit in the normal lane. The permit is returned when the
+    /// [`Permit`] is dropped.
     pub(crate) fn acquire(&self) -> Acquire {
-        Acquire { semaphore: self.clone(), id: None }
+        self.acquire_in(Lane::Normal)
+    }
+
+    /// Waits for a permit in `lane`.
+    pub(crate) fn acquire_in(&self, lane: Lane) -> Acquire {
+        Acquire { semaphore: self.clone(), lane, place: None }
     }
 
     /// Free permits right now (for tests and diagnostics).
@@ -99,12 +119,13 @@ impl Drop for Permit {
     }
 }
 
-/// The future returned by [`Semaphore::acquire`].
+/// The future returned by [`Semaphore::acquire`] and [`Semaphore::acquire_in`].
 #[derive(Debug)]
 pub(crate) struct Acquire {
     semaphore: Semaphore,
-    /// Our queue id while we wait (`None` before queueing and after collecting).
-    id: Option<u64>,
+    lane: Lane,
+    /// Our place while we wait (`None` before queueing and after collecting).
+    place: Option<Place>,
 }
 
 impl Future for Acquire {
@@ -113,36 +134,35 @@ impl Future for Acquire {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Permit> {
         let this = &mut *self;
         let mut state = this.semaphore.lock();
-        match this.id {
+        match this.place {
             None => {
                 if state.available > 0 {
+                    // Free permits mean nobody waits (the invariant), so taking one
+                    // directly jumps no queue.
                     state.available -= 1;
                 } else {
-                    let id = state.next_id;
+                    let place = (this.lane, state.next_id);
                     state.next_id += 1;
-                    state.queue.push_back(Entry { id, waker: cx.waker().clone() });
-                    this.id = Some(id);
+                    state.queue.insert(place, Waiter { waker: cx.waker().clone(), granted: false });
+                    this.place = Some(place);
                     return Poll::Pending;
                 }
             }
-            Some(id) => match state.position(id) {
-                Some(pos) if pos < state.granted => {
-                    state.queue.remove(pos);
-                    state.granted -= 1;
-                    this.id = None;
+            Some(place) => match state.queue.get_mut(&place) {
+                Some(waiter) if waiter.granted => {
+                    state.queue.remove(&place);
+                    this.place = None;
                 }
-                Some(pos) => {
-                    if let Some(entry) = state.queue.get_mut(pos)
-                        && !entry.waker.will_wake(cx.waker())
-                    {
-                        entry.waker = cx.waker().clone();
+                Some(waiter) => {
+                    if !waiter.waker.will_wake(cx.waker()) {
+                        waiter.waker = cx.waker().clone();
                     }
                     return Poll::Pending;
                 }
                 // Unreachable by construction (entries leave only here or on drop);
                 // waiting again is the safe answer.
                 None => {
-                    this.id = None;
+                    this.place = None;
                     drop(state);
                     cx.waker().wake_by_ref();
                     return Poll::Pending;
@@ -156,13 +176,11 @@ impl Future for Acquire {
 
 impl Drop for Acquire {
     fn drop(&mut self) {
-        let Some(id) = self.id.take() else { return };
+        let Some(place) = self.place.take() else { return };
         let mut state = self.semaphore.lock();
-        let Some(pos) = state.position(id) else { return };
-        state.queue.remove(pos);
-        if pos < state.granted {
+        let Some(waiter) = state.queue.remove(&place) else { return };
+        if waiter.granted {
             // A permit was handed to us but never collected: pass it on.
-            state.granted -= 1;
             let waker = state.release();
             drop(state);
             if let Some(waker) = waker {
@@ -294,5 +312,39 @@ mod tests {
         let peak = peak.load(Ordering::SeqCst);
         assert!((1..=3).contains(&peak), "peak {peak}");
         assert_eq!(sem.available(), 3);
+    }
+
+    #[test]
+    fn the_priority_lane_goes_first_and_each_lane_keeps_its_order() {
+        let sem = Semaphore::new(1);
+        let w = Arc::new(CountingWaker::default());
+        let mut first = sem.acquire();
+        let Poll::Ready(mut held) = poll(&mut first, &w) else { panic!("a free permit") };
+        let mut waiters = vec![
+            ("n1", sem.acquire()),
+            ("p1", sem.acquire_in(Lane::Priority)),
+            ("n2", sem.acquire()),
+            ("p2", sem.acquire_in(Lane::Priority)),
+        ];
+        for (_, waiting) in &mut waiters {
+            assert!(poll(waiting, &w).is_pending());
+        }
+        let mut order = Vec::new();
+        while !waiters.is_empty() {
+            drop(held);
+            let mut served = None;
+            for (i, (_, waiting)) in waiters.iter_mut().enumerate() {
+                if let Poll::Ready(permit) = poll(waiting, &w) {
+                    served = Some((i, permit));
+                    break;
+                }
+            }
+            let (i, permit) = served.expect("each release serves one waiter");
+            order.push(waiters.remove(i).0);
+            held = permit;
+        }
+        drop(held);
+        assert_eq!(order, ["p1", "p2", "n1", "n2"]);
+        assert_eq!(sem.available(), 1);
     }
 }

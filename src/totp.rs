@@ -18,6 +18,7 @@
 mod sha1_hmac;
 
 use std::fmt;
+use std::ops::RangeInclusive;
 
 use hmac::Hmac;
 use hmac::digest::{Digest, Key, KeyInit, Mac};
@@ -249,7 +250,9 @@ enum KeyedMac {
 }
 
 /// A TOTP key prepared for verification: the HMAC key schedule is computed once and
-/// cloned for each time step.
+/// reused for each time step. SHA-1 keys take a hand-written HMAC on `sha1::compress`
+/// that computes the steps of a window side by side; SHA-256/512 keys use the `hmac`
+/// crate.
 ///
 /// The key bytes are not kept. The precomputed HMAC state is as sensitive as the key:
 /// for SHA-1 (the default) it is zeroized on drop; for SHA-256/512 it is an `hmac`
@@ -296,19 +299,22 @@ impl TotpKey {
     /// assert_eq!(key.hotp(1, 10), 1_094_287_082);
     /// ```
     pub fn hotp(&self, counter: u64, digits: u8) -> u32 {
-        let value = match &self.mac {
-            KeyedMac::Sha1(mac) => {
-                let mut out = mac.mac8(counter.to_be_bytes());
-                let value = dynamic_truncation(&out);
-                out.zeroize();
-                value
-            }
-            KeyedMac::Sha256(mac) => truncated(mac, counter),
-            KeyedMac::Sha512(mac) => truncated(mac, counter),
-        };
-        match 10u32.checked_pow(u32::from(digits)) {
-            Some(modulus) => value % modulus,
-            None => value,
+        let mut value = 0;
+        self.each_hotp(counter..=counter, digits, |_, v| value = v);
+        value
+    }
+
+    /// Calls `f(counter, hotp(counter, digits))` for every counter in `counters`, in
+    /// ascending order. For SHA-1 the values are computed several at a time (see
+    /// `sha1_hmac`), which is what makes a window check cheaper than one HOTP after
+    /// another.
+    fn each_hotp(&self, counters: RangeInclusive<u64>, digits: u8, mut f: impl FnMut(u64, u32)) {
+        let modulus = 10u32.checked_pow(u32::from(digits));
+        let mut reduced = |counter, value: u32| f(counter, modulus.map_or(value, |m| value % m));
+        match &self.mac {
+            KeyedMac::Sha1(mac) => mac.each_truncated(counters, reduced),
+            KeyedMac::Sha256(mac) => counters.for_each(|c| reduced(c, truncated(mac, c))),
+            KeyedMac::Sha512(mac) => counters.for_each(|c| reduced(c, truncated(mac, c))),
         }
     }
 
@@ -440,8 +446,7 @@ pub fn verify(
     let (mut fresh, mut fresh_step) = (Choice::from(0), 0u64);
     let (mut used, mut used_step) = (Choice::from(0), 0u64);
     // Ascending, so the last selected match is the newest one.
-    for step in first..=last {
-        let mut expected = key.hotp(step, params.digits);
+    key.each_hotp(first..=last, params.digits, |step, mut expected| {
         let matches = expected.ct_eq(&entered);
         expected.zeroize();
         let is_fresh = Choice::from(u8::from(last_used_step.is_none_or(|u| step > u)));
@@ -451,7 +456,7 @@ pub fn verify(
         used_step.conditional_assign(&step, m_used);
         fresh |= m_fresh;
         used |= m_used;
-    }
+    });
     entered.zeroize();
     if bool::from(fresh) {
         TotpVerification::Accepted { step: fresh_step }

@@ -434,6 +434,7 @@ async fn a_burst_of_concurrent_guesses_cannot_confirm_the_password_once_throttle
                 .policy(fast_policy().build().unwrap())
                 .events(f.events.clone())
                 .max_concurrent_hashes(1)
+                .max_queued_logins(64) // the burst is about the throttle, not about shedding
                 .build()
                 .unwrap(),
         );

@@ -110,6 +110,32 @@ pub fn bare_verify(secret: &[u8], phc: &str) -> bool {
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params).verify_password(secret, &parsed).is_ok()
 }
 
+thread_local! {
+    /// One thread's reused Argon2 working memory, for [`bare_verify_reused`].
+    static MEMORY: std::cell::RefCell<Vec<argon2::Block>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The real limit of a password step: parse the PHC string, run Argon2id into working
+/// memory that this thread reuses (no allocation, no wipe), compare. The issue-17
+/// denominator.
+pub fn bare_verify_reused(secret: &[u8], phc: &str) -> bool {
+    let parsed = PasswordHash::new(phc).expect("phc");
+    let params = Params::try_from(&parsed).expect("params");
+    let expected = parsed.hash.expect("hash");
+    let mut out = [0u8; 32];
+    let out = &mut out[..expected.len()];
+    let salt = parsed.salt.expect("salt");
+    MEMORY.with_borrow_mut(|memory| {
+        if memory.len() < params.block_count() {
+            memory.resize(params.block_count(), argon2::Block::default());
+        }
+        Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
+            .hash_password_into_with_memory(secret, &salt, out, &mut memory[..params.block_count()])
+            .expect("argon2");
+    });
+    out == expected.as_bytes()
+}
+
 /// Runs `iters` calls of `work(thread, i)` spread over `threads` OS threads, each with
 /// its own current-thread runtime; returns the wall time.
 pub fn on_threads<F, Fut>(threads: usize, iters: u64, work: F) -> Duration

@@ -63,6 +63,8 @@ pub enum AppError {
     Engine(twofactor::Error),
     /// Answer with this instead (e.g. a redirect to the sign-in page).
     Respond(Box<Response>),
+    /// The engine shed the login under load: 503 with `Retry-After`.
+    Busy(std::time::Duration),
 }
 
 impl From<twofactor::Error> for AppError {
@@ -76,6 +78,12 @@ impl IntoResponse for AppError {
         match self {
             AppError::Respond(response) => *response,
             AppError::Csrf => (StatusCode::FORBIDDEN, "This form has expired. Go back, reload the page and try again.")
+                .into_response(),
+            AppError::Busy(retry_after) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(axum::http::header::RETRY_AFTER, retry_after.as_secs().max(1).to_string())],
+                "We are very busy right now. Please try again in a moment.",
+            )
                 .into_response(),
             AppError::Engine(e) => {
                 // Engine errors carry no secrets by design.

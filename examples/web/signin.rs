@@ -98,6 +98,7 @@ pub async fn submit(State(app): State<Shared>, headers: HeaderMap, Form(f): Form
             ctx.data.pending = Some(twofactor::SecretString::from(pending.token()));
             app.redirect(ctx, "/verify")
         }
+        LoginOutcome::Busy { retry_after } => return Err(AppError::Busy(retry_after)),
         _ => render(&app, ctx, &f.csrf, &f.username, &message("error", "Wrong username or password.")),
     })
 }

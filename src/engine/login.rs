@@ -16,10 +16,18 @@ use crate::outcome::{AuthMethod, Authenticated, LoginOutcome, PendingLogin, Reme
 use crate::password;
 use crate::random;
 use crate::secret::SecretString;
+use crate::semaphore::Lane;
 use crate::store::UserStore;
 use crate::token::{LocationToken, PendingClaims, location_id_text};
 use crate::totp::{TotpCode, TotpKey, verify};
 use crate::username::MAX_USERNAME;
+
+/// What [`LoginOutcome::Busy`] suggests: a second, long enough for the line of
+/// waiting hashes to move on.
+const RETRY_AFTER_BUSY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// No ticket was free (see `admission`).
+struct Shed;
 
 /// Longest remembered-location label, in characters.
 pub(crate) const MAX_LABEL: usize = 128;
@@ -75,27 +83,51 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
         check_len("username", username, MAX_USERNAME)?;
         password::check_input(password, &self.policy.password)?;
         let secret = SecretString::from(password);
+        let location_token = remembered.and_then(|t| LocationToken::decode(t).ok());
+        // Shedding (see `admission`): without a location token, a ticket is taken before
+        // anything is read, or the answer is `Busy` at once.
+        let early_ticket = match location_token {
+            None => Some(self.admission.try_admit().ok_or(Shed)),
+            Some(_) => None,
+        };
+        if let Some(Err(Shed)) = early_ticket {
+            return Ok(self.shed());
+        }
         // One password step per name at a time (see `name_gate`), held from before the
         // read until the verdict is written, so each step reads what the previous one
         // wrote and a burst of guesses is evaluated one by one against the budget.
         let gate_key = crate::username::for_login(username).unwrap_or(std::borrow::Cow::Borrowed(username));
         let _turn = self.name_gate.turn(&gate_key).await;
-        let Some(snapshot) = self.find_by_login_name(username).await? else {
-            self.dummy_verify(secret).await?;
+        let snapshot = self.find_by_login_name(username).await?;
+        let now = self.clock.now();
+        // A valid remembered location is hashed first and never shed; anyone else needs
+        // a ticket (taken now if the token turned out invalid).
+        let remembered_here = snapshot
+            .as_ref()
+            .is_some_and(|s| location_token.as_ref().and_then(|t| valid_location(&s.record, t, now)).is_some());
+        let lane = if remembered_here { Lane::Priority } else { Lane::Normal };
+        let _late_ticket = match (lane, &early_ticket) {
+            (Lane::Normal, None) => match self.admission.try_admit() {
+                Some(ticket) => Some(ticket),
+                None => return Ok(self.shed()),
+            },
+            _ => None,
+        };
+        let Some(snapshot) = snapshot else {
+            self.dummy_verify(secret, lane).await?;
             self.record(None, EventKind::LoginFailed { reason: FailureClass::UnknownUser });
             return Ok(LoginOutcome::Denied);
         };
-        let now = self.clock.now();
         let account = &snapshot.record;
         if throttle::blocked(account, now).is_some() {
-            self.dummy_verify(secret).await?;
+            self.dummy_verify(secret, lane).await?;
             self.record(Some(account.id), EventKind::LoginFailed { reason: throttle::refusal(account) });
             return Ok(LoginOutcome::Denied);
         }
         let phc = account.password_hash.clone();
         let policy_hash = self.policy.password.hash;
         let (matched, rehash) = self
-            .blocking(move || -> Result<(bool, Option<String>)> {
+            .blocking_in(lane, move || -> Result<(bool, Option<String>)> {
                 let matched = password::verify(secret.expose().as_bytes(), &phc)?;
                 let rehash = if matched && password::needs_rehash(&phc, &policy_hash) {
                     Some(password::hash(secret.expose().as_bytes(), &policy_hash)?)
@@ -112,7 +144,6 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
             return Ok(LoginOutcome::Denied);
         }
 
-        let location_token = remembered.and_then(|t| LocationToken::decode(t).ok());
         let verified_hash = account.password_hash.clone();
         let id = account.id;
         // Decide inside the compare-and-swap loop: when the step writes (a re-hash,
@@ -174,10 +205,16 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
         })
     }
 
-    async fn dummy_verify(&self, secret: SecretString) -> Result<()> {
+    async fn dummy_verify(&self, secret: SecretString, lane: Lane) -> Result<()> {
         let dummy = self.dummy_hash.clone();
-        self.blocking(move || password::verify(secret.expose().as_bytes(), &dummy)).await??;
+        self.blocking_in(lane, move || password::verify(secret.expose().as_bytes(), &dummy)).await??;
         Ok(())
+    }
+
+    /// The answer to a password step the engine is too busy to take.
+    fn shed(&self) -> LoginOutcome {
+        self.record(None, EventKind::LoginShed);
+        LoginOutcome::Busy { retry_after: RETRY_AFTER_BUSY }
     }
 
     /// The second step: a TOTP code or the backup code against a pending login.

@@ -1,6 +1,7 @@
 //! The async engine: a thin driver that reads the record, asks the pure core what to
 //! do, writes by compare-and-swap, then sends mail and records events.
 
+mod admission;
 mod login;
 mod lookup;
 mod manage;
@@ -20,7 +21,7 @@ use crate::mail::{Delivery, Mailer, Message};
 use crate::offload::Offload;
 use crate::password;
 use crate::policy::Policy;
-use crate::semaphore::Semaphore;
+use crate::semaphore::{Lane, Semaphore};
 use crate::store::{Swap, UserStore};
 
 pub use login::SecondFactor;
@@ -55,6 +56,7 @@ pub struct Engine<S, M, C = SystemClock> {
     events: Arc<dyn EventSink>,
     offload: Arc<dyn Offload>,
     hash_limit: Semaphore,
+    admission: admission::Admission,
     name_gate: name_gate::NameGate,
     dummy_hash: String,
 }
@@ -75,6 +77,7 @@ pub struct EngineBuilder<S, M, C> {
     events: Arc<dyn EventSink>,
     offload: Arc<dyn Offload>,
     max_concurrent_hashes: usize,
+    max_queued_logins: Option<usize>,
 }
 
 impl<S, M, C> fmt::Debug for EngineBuilder<S, M, C> {
@@ -98,6 +101,7 @@ impl<S: UserStore, M: Mailer> Engine<S, M, SystemClock> {
             events: Arc::new(NoopSink),
             offload: default_offload(),
             max_concurrent_hashes: default_max_concurrent_hashes(),
+            max_queued_logins: None,
         }
     }
 }
@@ -109,6 +113,10 @@ fn default_offload() -> Arc<dyn Offload> {
     #[cfg(not(feature = "tokio"))]
     return Arc::new(crate::offload::Inline);
 }
+
+/// The default number of password steps that may wait for a hash, per hashing slot
+/// (see [`EngineBuilder::max_queued_logins`]).
+pub const QUEUED_LOGINS_PER_HASH: usize = 32;
 
 /// The default bound on concurrent hashes: the number of CPUs the process may use
 /// (`std::thread::available_parallelism`), or 1 when that is unknown.
@@ -128,6 +136,7 @@ impl<S: UserStore, M: Mailer, C: Clock> EngineBuilder<S, M, C> {
             events: self.events,
             offload: self.offload,
             max_concurrent_hashes: self.max_concurrent_hashes,
+            max_queued_logins: self.max_queued_logins,
         }
     }
 
@@ -157,6 +166,17 @@ impl<S: UserStore, M: Mailer, C: Clock> EngineBuilder<S, M, C> {
         self.max_concurrent_hashes = n.max(1);
         self
     }
+
+    /// Lets at most `n` password steps wait for a hash beyond the ones hashing; a
+    /// further step is answered [`LoginOutcome::Busy`](crate::LoginOutcome::Busy) at
+    /// once, without reading the store (see that variant). Callers presenting a valid
+    /// remembered-location token are never shed and are hashed first. Default:
+    /// [`QUEUED_LOGINS_PER_HASH`] × `max_concurrent_hashes`, about half a second of
+    /// waiting at the OWASP parameters.
+    pub fn max_queued_logins(mut self, n: usize) -> Self {
+        self.max_queued_logins = Some(n);
+        self
+    }
 }
 
 impl<S: UserStore, M: Mailer + 'static, C: Clock> EngineBuilder<S, M, C> {
@@ -179,6 +199,10 @@ impl<S: UserStore, M: Mailer + 'static, C: Clock> EngineBuilder<S, M, C> {
             events: self.events,
             offload: self.offload,
             hash_limit: Semaphore::new(self.max_concurrent_hashes),
+            admission: admission::Admission::new(
+                self.max_concurrent_hashes
+                    + self.max_queued_logins.unwrap_or(QUEUED_LOGINS_PER_HASH * self.max_concurrent_hashes),
+            ),
             name_gate: name_gate::NameGate::default(),
             dummy_hash,
         })
@@ -207,7 +231,12 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
     /// this future ends: if the caller drops the future while an offload such as
     /// `TokioOffload` still runs the job, the hash still counts against the bound.
     async fn blocking<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
-        let permit = self.hash_limit.acquire().await;
+        self.blocking_in(Lane::Normal, f).await
+    }
+
+    /// [`blocking`](Self::blocking) in a lane of the hashing semaphore.
+    async fn blocking_in<T: Send + 'static>(&self, lane: Lane, f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+        let permit = self.hash_limit.acquire_in(lane).await;
         let slot = Arc::new(Mutex::new(None));
         let out = Arc::clone(&slot);
         self.offload
