@@ -75,7 +75,8 @@ pub struct EngineBuilder<S, M, C> {
     keys: KeyRing,
     policy: Policy,
     events: Arc<dyn EventSink>,
-    offload: Arc<dyn Offload>,
+    /// `None`: a [`HashThreads`](crate::offload::HashThreads) pool made at `build`.
+    offload: Option<Arc<dyn Offload>>,
     max_concurrent_hashes: usize,
     max_queued_logins: Option<usize>,
 }
@@ -89,8 +90,9 @@ impl<S, M, C> fmt::Debug for EngineBuilder<S, M, C> {
 impl<S: UserStore, M: Mailer> Engine<S, M, SystemClock> {
     /// Starts configuring an engine with the default [`Policy`], the system clock, no
     /// event sink and at most [`default_max_concurrent_hashes`] hashes at once. Hashing
-    /// runs on tokio's blocking pool when the `tokio` feature is on (the `sqlite` and
-    /// `postgres` features turn it on), inline otherwise; see [`crate::offload`].
+    /// runs on threads of the engine's own, one per hashing slot
+    /// ([`HashThreads`](crate::offload::HashThreads)), whatever the async runtime; see
+    /// [`crate::offload`].
     pub fn builder(store: S, mailer: M, keys: KeyRing) -> EngineBuilder<S, M, SystemClock> {
         EngineBuilder {
             store,
@@ -99,19 +101,11 @@ impl<S: UserStore, M: Mailer> Engine<S, M, SystemClock> {
             keys,
             policy: Policy::default(),
             events: Arc::new(NoopSink),
-            offload: default_offload(),
+            offload: None,
             max_concurrent_hashes: default_max_concurrent_hashes(),
             max_queued_logins: None,
         }
     }
-}
-
-/// Hashing off the executor when the crate knows the runtime (tokio), inline otherwise.
-fn default_offload() -> Arc<dyn Offload> {
-    #[cfg(feature = "tokio")]
-    return Arc::new(crate::offload::TokioOffload::new());
-    #[cfg(not(feature = "tokio"))]
-    return Arc::new(crate::offload::Inline);
 }
 
 /// The default number of password steps that may wait for a hash, per hashing slot
@@ -154,7 +148,7 @@ impl<S: UserStore, M: Mailer, C: Clock> EngineBuilder<S, M, C> {
 
     /// Runs hashing through `offload` (see [`crate::offload`]).
     pub fn offload(mut self, offload: impl Offload) -> Self {
-        self.offload = Arc::new(offload);
+        self.offload = Some(Arc::new(offload));
         self
     }
 
@@ -184,8 +178,16 @@ impl<S: UserStore, M: Mailer + 'static, C: Clock> EngineBuilder<S, M, C> {
     /// parameters, so that logins for unknown users cost the same as wrong passwords.
     ///
     /// # Errors
-    /// [`Error::Random`] or an Argon2 parameter error.
+    /// [`Error::Random`], an Argon2 parameter error, or [`Error::Misuse`] when the
+    /// default hashing threads cannot be started.
     pub fn build(self) -> Result<Engine<S, M, C>> {
+        let offload: Arc<dyn Offload> = match self.offload {
+            Some(offload) => offload,
+            None => Arc::new(
+                crate::offload::HashThreads::new(self.max_concurrent_hashes)
+                    .map_err(|_| Error::Misuse("the hashing threads could not be started"))?,
+            ),
+        };
         let dummy_secret = crate::random::bytes::<16>()?;
         let dummy_hash = password::hash(&dummy_secret, &self.policy.password.hash)?;
         let mailer = Arc::new(self.mailer);
@@ -197,7 +199,7 @@ impl<S: UserStore, M: Mailer + 'static, C: Clock> EngineBuilder<S, M, C> {
             keys: self.keys,
             policy: self.policy,
             events: self.events,
-            offload: self.offload,
+            offload,
             hash_limit: Semaphore::new(self.max_concurrent_hashes),
             admission: admission::Admission::new(
                 self.max_concurrent_hashes
