@@ -94,8 +94,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let config = Config::from_env()?;
     let (store, mailer, mailbox) = parts::open(&config.data_dir).await?;
     let policy = Policy::builder().issuer("Acme demo").require_two_factor(config.require_two_factor).build()?;
-    let engine =
-        Engine::builder(store, mailer, KeyRing::ephemeral()?).policy(policy).offload(parts::offload()).build()?;
+    let engine = Engine::builder(store, mailer, KeyRing::ephemeral()?).policy(policy).build()?;
     seed(&engine).await?;
     let sessions = session::Sessions::new(config.secure_cookies, config.max_sessions);
     let app = app::App::new(engine, mailbox, sessions, config.mailbox);

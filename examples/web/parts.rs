@@ -1,4 +1,5 @@
-//! The demo's store, mailer and hashing offload: the one place to switch parts.
+//! The demo's store and mailer: the one place to switch parts. (Hashing runs on the
+//! engine's own threads, its default.)
 //!
 //! Every run starts empty: a SQLite file and a file outbox (one `.eml` per mail) in
 //! the run's data directory, under an ephemeral key ring (nothing outlives the run, so
@@ -9,7 +10,6 @@ use std::error::Error;
 use std::path::{Path, PathBuf};
 
 use twofactor::mail::{DefaultRenderer, FileOutbox, Mailer, Message};
-use twofactor::offload::TokioOffload;
 use twofactor::{Engine, MailError, SqliteStore};
 
 /// The store the demo runs on.
@@ -60,11 +60,6 @@ pub async fn open(data_dir: &Path) -> Result<(DemoStore, DemoMailer, Mailbox), B
     let outbox = data_dir.join("outbox");
     let mailer = mailer(&outbox)?;
     Ok((SqliteStore::open(&db).await?, mailer, Mailbox(outbox)))
-}
-
-/// Runs hashing on tokio's blocking pool (the engine bounds how many at once).
-pub fn offload() -> TokioOffload {
-    TokioOffload::new()
 }
 
 /// One mail as the demo mailbox shows it.
