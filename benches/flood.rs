@@ -63,18 +63,7 @@ fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("rt");
     rt.block_on(async move {
         let clock = ManualClock::new(Timestamp(T0));
-        let engine = Engine::builder(MemoryStore::new(), MemoryMailer::new(), KeyRing::ephemeral().expect("keys"))
-            .clock(clock)
-            .policy(Policy::default())
-            .offload(TokioOffload::new())
-            .max_concurrent_hashes(limit)
-            .build()
-            .expect("engine");
-        for a in 0..ACCOUNTS {
-            let name = format!("user{a}");
-            engine.create_account(NewAccount::new(&name, &email(&name), Role::User, PASSWORD)).await.expect("create");
-        }
-        let engine = Arc::new(engine);
+        let engine = Arc::new(flood_engine(limit, Policy::default(), &clock).await);
         let baseline_kib = status_kib("VmRSS:");
         let peak_before_kib = status_kib("VmHWM:");
 
@@ -141,6 +130,22 @@ fn main() {
     availability(limit);
 }
 
+/// An engine on `MemoryStore` hashing on tokio's blocking pool, with `ACCOUNTS` users.
+async fn flood_engine(limit: usize, policy: Policy, clock: &ManualClock) -> BenchEngine<MemoryStore> {
+    let engine = Engine::builder(MemoryStore::new(), MemoryMailer::new(), KeyRing::ephemeral().expect("keys"))
+        .clock(clock.clone())
+        .policy(policy)
+        .offload(TokioOffload::new())
+        .max_concurrent_hashes(limit)
+        .build()
+        .expect("engine");
+    for a in 0..ACCOUNTS {
+        let name = format!("user{a}");
+        engine.create_account(NewAccount::new(&name, &email(&name), Role::User, PASSWORD)).await.expect("create");
+    }
+    engine
+}
+
 /// Milliseconds, for printing.
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
@@ -153,17 +158,8 @@ fn availability(limit: usize) {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("rt");
     rt.block_on(async move {
         let clock = ManualClock::new(Timestamp(T0));
-        let engine = Engine::builder(MemoryStore::new(), MemoryMailer::new(), KeyRing::ephemeral().expect("keys"))
-            .clock(clock.clone())
-            .policy(Policy::builder().pending_lifetime(Duration::from_secs(1800)).build().expect("policy"))
-            .offload(TokioOffload::new())
-            .max_concurrent_hashes(limit)
-            .build()
-            .expect("engine");
-        for a in 0..ACCOUNTS {
-            let name = format!("user{a}");
-            engine.create_account(NewAccount::new(&name, &email(&name), Role::User, PASSWORD)).await.expect("create");
-        }
+        let policy = Policy::builder().pending_lifetime(Duration::from_secs(1800)).build().expect("policy");
+        let engine = flood_engine(limit, policy, &clock).await;
         let (secret, _) = enrolled(&engine, &clock, "real").await;
         clock.set(Timestamp(clock.now().0 + 30));
         let token = remembered_token(&engine, &clock, &secret).await;

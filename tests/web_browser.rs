@@ -87,6 +87,19 @@ async fn sign_in(b: &Browser, url: &str, username: &str, password: &str) {
     b.click_and_load(r#"form[action="/login"] button[type=submit]"#).await;
 }
 
+/// On the enrollment page: reads the secret and confirms it, with the previous step's
+/// code (the window allows one step back), so that the current step's code is still
+/// unused for a login right after. Returns the secret; waits for the account page.
+async fn confirm_enrollment(b: &Browser) -> Vec<u8> {
+    let shown: String = b.text("#secret").await.split_whitespace().collect();
+    let secret = data_encoding::BASE32_NOPAD.decode(shown.as_bytes()).expect("the secret is base32");
+    clear_of_step_edge().await;
+    b.fill("#code", &totp(&secret, 1)).await;
+    b.click_and_load("#confirm").await;
+    b.wait("#tf-status").await;
+    secret
+}
+
 async fn sign_out(b: &Browser) {
     b.click_and_load("#sign-out").await;
     b.wait("#username").await;
@@ -137,14 +150,7 @@ async fn the_seed_story_in_headless_chromium() {
     b.wait("#secret").await;
     assert!(b.displayed("#qr svg").await, "the QR code is an inline SVG");
     b.shot("02-enrollment").await;
-    let shown: String = b.text("#secret").await.split_whitespace().collect();
-    let secret = data_encoding::BASE32_NOPAD.decode(shown.as_bytes()).expect("the secret is base32");
-    clear_of_step_edge().await;
-    // The previous step's code (the window allows one step back), so that the
-    // current step's code is still unused for the first login below.
-    b.fill("#code", &totp(&secret, 1)).await;
-    b.click_and_load("#confirm").await;
-    b.wait("#tf-status").await;
+    let secret = confirm_enrollment(&b).await;
     assert!(b.text("#tf-status").await.contains("on"), "2FA is on after a correct code");
     b.shot("03-account-2fa-on").await;
     let setup_code = newest_backup_code(&b, url, None).await;
@@ -528,12 +534,7 @@ async fn required_2fa_keeps_a_password_only_session_on_the_enrollment_pages() {
 
     // Enrolling makes it a full session, under a new id.
     b.goto(&format!("{url}/enroll")).await;
-    let shown: String = b.text("#secret").await.split_whitespace().collect();
-    let secret = data_encoding::BASE32_NOPAD.decode(shown.as_bytes()).expect("the secret is base32");
-    clear_of_step_edge().await;
-    b.fill("#code", &totp(&secret, 1)).await;
-    b.click_and_load("#confirm").await;
-    b.wait("#tf-status").await;
+    let secret = confirm_enrollment(&b).await;
     assert_eq!(b.path().await, "/account", "enrolled: the account page opens");
     assert!(b.text("#tf-status").await.contains("on"));
     let full = format!("tf_session={}", b.cookie("tf_session").await.unwrap().value());
