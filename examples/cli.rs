@@ -11,7 +11,12 @@
 //! login NAME [--code CODE | --backup-code CODE] [--remember] [--device TOKEN]
 //!                                                          password: one line on stdin
 //! reset NAME --by ACTOR --verified-by TEXT
+//! help [COMMAND]                                           the help, or one command's
 //! ```
+//!
+//! `--help` or `-h` prints the help, `COMMAND --help` (or `help COMMAND`) one command's.
+//! Arguments are split with [`lexopt`]: an option's value may follow it or be joined
+//! with `=` (`--role=admin`), and a value starting with `-` is taken as it is.
 //!
 //! Exit status: 0 when the command did what was asked (for `login`: the user is logged
 //! in), 1 when it was refused (the reason is one line on stderr), 2 on a usage error.
@@ -60,10 +65,11 @@
 //!
 //! # What it keeps
 //!
-//! - `--db PATH` (default `./twofactor-cli.db`): the SQLite database. Several
-//!   invocations at once on one file are safe: the store uses WAL mode and a busy
-//!   timeout, and every change is a compare-and-swap, so of several logins racing one
-//!   backup code exactly one wins.
+//! - `--db PATH` (default `./twofactor-cli.db`): the SQLite database, created with mode
+//!   0600 (SQLite gives its `-wal` and `-shm` files the same) in a folder that must
+//!   exist. Several invocations at once on one file are safe: the store uses WAL mode
+//!   and a busy timeout, and every change is a compare-and-swap, so of several logins
+//!   racing one backup code exactly one wins.
 //! - `PATH.key` beside it (`./twofactor-cli.db.key`): the application key, 64 hex
 //!   digits, created with mode 0600 on first use. It seals the TOTP secrets in the
 //!   database and signs pending logins: without it the enrolled secrets cannot be
@@ -76,6 +82,7 @@
 //! The environment variable `TWOFACTOR_CLI_NOW=UNIX_SECONDS` is a testing aid: it
 //! fixes the clock (TOTP codes, expiries) for one invocation.
 
+use std::ffi::OsString;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -101,6 +108,7 @@ commands:
   login NAME [--code CODE | --backup-code CODE] [--remember] [--device TOKEN]
                                                            password: one line on stdin
   reset NAME --by ACTOR --verified-by TEXT
+  help [COMMAND]                                           this text, or one command's
 
 options:
   --db PATH      the SQLite database (default ./twofactor-cli.db; its key is PATH.key)
@@ -110,8 +118,99 @@ options:
                  twofactor <no-reply@localhost>. A URL with a password is better given
                  as TWOFACTOR_CLI_SMTP_URL, which keeps it out of `ps` and shell history
   --help         this text
+  -h             the same; `COMMAND --help` or `help COMMAND` shows one command's help
 
 exit status: 0 done, 1 refused (reason on stderr), 2 usage error";
+
+/// One command's help: the usage line, `body`, and the lines every command's help ends with.
+macro_rules! command_help {
+    ($usage:literal, $body:literal) => {
+        concat!(
+            "usage: cli [--db PATH] [--outbox DIR | --smtp URL] ",
+            $usage,
+            "\n\n",
+            $body,
+            "\n\nThe global options --db, --outbox and --smtp are described by `cli --help`.\n\n",
+            "exit status: 0 done, 1 refused (reason on stderr), 2 usage error"
+        )
+    };
+}
+
+/// Each command's help, for `COMMAND --help`, `COMMAND -h` and `help COMMAND`.
+const COMMAND_HELP: &[(&str, &str)] = &[
+    (
+        "add-user",
+        command_help!(
+            "add-user NAME --email ADDR [--role user|admin|support]",
+            "Creates the account NAME; its password is one line on stdin.
+
+options:
+  --email ADDR   where the account's mail goes (required)
+  --role ROLE    user (the default), admin or support"
+        ),
+    ),
+    (
+        "enroll",
+        command_help!(
+            "enroll NAME",
+            "Starts setting up two-factor authentication for NAME: prints the otpauth:// URI and
+a QR code of it to scan with an authenticator app, then run `cli confirm NAME CODE`."
+        ),
+    ),
+    (
+        "confirm",
+        command_help!(
+            "confirm NAME CODE",
+            "Finishes the setup `enroll` started with a CODE the authenticator app shows; the
+first backup code is mailed to NAME."
+        ),
+    ),
+    (
+        "login",
+        command_help!(
+            "login NAME [--code CODE | --backup-code CODE] [--remember] [--device TOKEN]",
+            "Logs NAME in; the password is one line on stdin.
+
+options:
+  --code CODE          the code the authenticator app shows
+  --backup-code CODE   the backup code from the mail (works once; a new one is mailed)
+  --remember           remember this location: prints a remember-token line
+  --device TOKEN       a remember-token from an earlier --remember: no code needed"
+        ),
+    ),
+    (
+        "reset",
+        command_help!(
+            "reset NAME --by ACTOR --verified-by TEXT",
+            "Turns two-factor authentication off for NAME (who is told by mail), on behalf of
+the administrator ACTOR: an admin resets users, only support resets an admin.
+
+options:
+  --by ACTOR           who resets (this example trusts it; a real application
+                       authenticates the administrator first)
+  --verified-by TEXT   how ACTOR checked who NAME is (kept in the audit trail)"
+        ),
+    ),
+    ("help", command_help!("help [COMMAND]", "Prints the help of COMMAND, or of the whole program without one.")),
+];
+
+/// Writes one line to stdout. A reader that went away (`cli enroll alice | head -1`) is
+/// no error: the command has done its work, so the rest of the output is dropped
+/// quietly; any other failure to write is a refusal.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        write_line(format_args!($($arg)*))?
+    };
+}
+
+fn write_line(line: std::fmt::Arguments<'_>) -> Result<(), Fail> {
+    match writeln!(std::io::stdout().lock(), "{line}") {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(Fail::refused(format!("cannot write to stdout: {e}")))
+        }
+        _ => Ok(()),
+    }
+}
 
 /// The label a remembered location gets.
 const LOCATION_LABEL: &str = "twofactor command line";
@@ -164,7 +263,7 @@ struct Invocation {
 }
 
 enum Command {
-    Help,
+    Help(&'static str),
     AddUser { name: String, email: String, role: Role },
     Enroll { name: String },
     Confirm { name: String, code: String },
@@ -190,48 +289,70 @@ const VALUE_OPTIONS: &[&str] = &[
     "--by",
     "--verified-by",
 ];
-/// Options without a value.
-const SWITCHES: &[&str] = &["--remember", "--help"];
+/// Options without a value (`--help`, also spelled `-h`, is apart: see [`Parsed::help`]).
+const SWITCHES: &[&str] = &["--remember"];
 /// Options every command accepts.
-const GLOBAL_OPTIONS: &[&str] = &["--db", "--outbox", "--smtp", "--help"];
+const GLOBAL_OPTIONS: &[&str] = &["--db", "--outbox", "--smtp"];
 
 /// The command line, split into positional arguments and options.
 struct Parsed {
     positional: Vec<String>,
     options: Vec<(&'static str, String)>,
+    /// `--help` or `-h` was given, anywhere.
+    help: bool,
 }
 
 impl Parsed {
-    fn new(args: impl Iterator<Item = String>) -> Result<Parsed, Fail> {
-        let mut parsed = Parsed { positional: Vec::new(), options: Vec::new() };
-        let mut args = args.peekable();
-        while let Some(arg) = args.next() {
-            if !arg.starts_with("--") {
-                parsed.positional.push(arg);
+    /// Splits the arguments with [`lexopt`]. An option's value is always the next
+    /// argument (or what follows `=`), even when it starts with `-`; a word starting
+    /// with a single `-` other than `-h` is a positional argument (a name may start
+    /// with `-`); everything after `--` is positional.
+    fn new(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, Fail> {
+        let mut parsed = Parsed { positional: Vec::new(), options: Vec::new(), help: false };
+        let mut parser = lexopt::Parser::from_args(args);
+        loop {
+            if let Some(mut raw) = parser.try_raw_args()
+                && let Some(word) = raw.next_if(|w| w.to_str().is_some_and(is_single_dash_word))
+            {
+                parsed.positional.push(word.into_string().unwrap_or_default());
                 continue;
             }
-            let (name, inline) = match arg.split_once('=') {
-                Some((n, v)) => (n, Some(v.to_owned())),
-                None => (arg.as_str(), None),
+            let arg = match parser.next() {
+                Ok(Some(arg)) => arg,
+                Ok(None) => break,
+                Err(e) => return Err(Fail::usage(e.to_string())),
             };
-            let (known, value) = if let Some(known) = VALUE_OPTIONS.iter().find(|o| **o == name) {
-                let value = match inline {
-                    Some(v) => v,
-                    None => args.next().ok_or_else(|| Fail::usage(format!("{name} needs a value")))?,
-                };
-                (*known, value)
-            } else if let Some(known) = SWITCHES.iter().find(|o| **o == name) {
-                if inline.is_some() {
-                    return Err(Fail::usage(format!("{name} takes no value")));
+            match arg {
+                lexopt::Arg::Value(word) => parsed.positional.push(utf8(word)?),
+                // Only a lone `-h` gets here (other single-dash words are positional),
+                // or a word that is not UTF-8.
+                lexopt::Arg::Short('h') => parsed.help = true,
+                lexopt::Arg::Short(c) => return Err(Fail::usage(format!("unknown option -{c}"))),
+                lexopt::Arg::Long("help") => {
+                    if parser.optional_value().is_some() {
+                        return Err(Fail::usage("--help takes no value"));
+                    }
+                    parsed.help = true;
                 }
-                (*known, String::new())
-            } else {
-                return Err(Fail::usage(format!("unknown option {name}")));
-            };
-            if parsed.option(known).is_some() {
-                return Err(Fail::usage(format!("{known} given twice")));
+                lexopt::Arg::Long(name) => {
+                    let name = format!("--{name}");
+                    let (known, value) = if let Some(known) = VALUE_OPTIONS.iter().find(|o| **o == name) {
+                        let value = parser.value().map_err(|_| Fail::usage(format!("{name} needs a value")))?;
+                        (*known, utf8(value)?)
+                    } else if let Some(known) = SWITCHES.iter().find(|o| **o == name) {
+                        if parser.optional_value().is_some() {
+                            return Err(Fail::usage(format!("{name} takes no value")));
+                        }
+                        (*known, String::new())
+                    } else {
+                        return Err(Fail::usage(format!("unknown option {name}")));
+                    };
+                    if parsed.option(known).is_some() {
+                        return Err(Fail::usage(format!("{known} given twice")));
+                    }
+                    parsed.options.push((known, value));
+                }
             }
-            parsed.options.push((known, value));
         }
         Ok(parsed)
     }
@@ -244,12 +365,17 @@ impl Parsed {
         self.option(name).map(str::to_owned).ok_or_else(|| Fail::usage(format!("{name} is required")))
     }
 
+    /// Checks that every option given is global or one of the command's `options`.
+    fn check_options(&self, command: &str, options: &[&str]) -> Result<(), Fail> {
+        match self.options.iter().find(|(n, _)| !options.contains(n) && !GLOBAL_OPTIONS.contains(n)) {
+            Some((name, _)) => Err(Fail::usage(format!("{command} does not take {name}"))),
+            None => Ok(()),
+        }
+    }
+
     /// Checks the command's shape: its positional arguments and which options it takes.
     fn expect(&self, command: &str, operands: &[&str], options: &[&str]) -> Result<(), Fail> {
-        if let Some((name, _)) = self.options.iter().find(|(n, _)| !options.contains(n) && !GLOBAL_OPTIONS.contains(n))
-        {
-            return Err(Fail::usage(format!("{command} does not take {name}")));
-        }
+        self.check_options(command, options)?;
         if self.positional.len() != operands.len() + 1 {
             return Err(Fail::usage(format!("expected: {command} {}", operands.join(" "))));
         }
@@ -257,7 +383,21 @@ impl Parsed {
     }
 }
 
-fn parse(args: impl Iterator<Item = String>, now: Option<String>) -> Result<Invocation, Fail> {
+/// `-x…` (but not `-h`, `-` or `--…`): a positional argument, as it always was here.
+fn is_single_dash_word(word: &str) -> bool {
+    word.len() > 1 && word.starts_with('-') && !word.starts_with("--") && word != "-h"
+}
+
+fn utf8(word: OsString) -> Result<String, Fail> {
+    word.into_string().map_err(|w| Fail::usage(format!("{} is not valid UTF-8", w.to_string_lossy())))
+}
+
+/// The help text of `command`, if there is such a command.
+fn command_help(command: &str) -> Option<&'static str> {
+    COMMAND_HELP.iter().find(|(name, _)| *name == command).map(|(_, text)| *text)
+}
+
+fn parse(args: impl IntoIterator<Item = OsString>, now: Option<String>) -> Result<Invocation, Fail> {
     let p = Parsed::new(args)?;
     let db = PathBuf::from(p.option("--db").unwrap_or("twofactor-cli.db"));
     // A URL with credentials on the command line shows in `ps` and shell history; the
@@ -282,8 +422,26 @@ fn parse(args: impl Iterator<Item = String>, now: Option<String>) -> Result<Invo
     };
     let arg = |i: usize| p.positional[i].clone();
     let command = match p.positional.first().map(String::as_str) {
-        _ if p.option("--help").is_some() => Command::Help,
+        // `COMMAND --help` (and `help COMMAND --help`); the whole program's help for
+        // `--help` alone and, as before, for an unknown command with `--help`.
+        _ if p.help => {
+            let command = match p.positional.as_slice() {
+                [help, command, ..] if help == "help" => Some(command),
+                other => other.first(),
+            };
+            Command::Help(command.and_then(|c| command_help(c)).unwrap_or(USAGE))
+        }
         None => return Err(Fail::usage("no command given (try --help)")),
+        Some("help") => {
+            p.check_options("help", &[])?;
+            match &p.positional[1..] {
+                [] => Command::Help(USAGE),
+                [c] => Command::Help(
+                    command_help(c).ok_or_else(|| Fail::usage(format!("unknown command {c} (try --help)")))?,
+                ),
+                _ => return Err(Fail::usage("expected: help [COMMAND]")),
+            }
+        }
         Some("add-user") => {
             p.expect("add-user", &["NAME"], &["--email", "--role"])?;
             let role = p.option("--role").unwrap_or("user");
@@ -319,7 +477,7 @@ fn parse(args: impl Iterator<Item = String>, now: Option<String>) -> Result<Invo
 }
 
 fn main() -> ExitCode {
-    let invocation = parse(std::env::args().skip(1), std::env::var("TWOFACTOR_CLI_NOW").ok());
+    let invocation = parse(std::env::args_os().skip(1), std::env::var("TWOFACTOR_CLI_NOW").ok());
     let result = invocation.and_then(|inv| {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -337,8 +495,8 @@ fn main() -> ExitCode {
 }
 
 async fn run(inv: Invocation) -> Result<(), Fail> {
-    if let Command::Help = inv.command {
-        println!("{USAGE}");
+    if let Command::Help(text) = inv.command {
+        say!("{text}");
         return Ok(());
     }
     // Read stdin before opening anything, so a missing password changes nothing.
@@ -346,7 +504,10 @@ async fn run(inv: Invocation) -> Result<(), Fail> {
         Command::AddUser { .. } | Command::Login { .. } => Some(read_password()?),
         _ => None,
     };
+    // Check where the database goes before creating anything there.
+    check_db_path(&inv.db)?;
     let keys = KeyRing::new(vec![app_key(&key_path(&inv.db))?]).map_err(|e| Fail::refused(e.to_string()))?;
+    create_database(&inv.db)?;
     let store = open_store(&inv.db).await?;
     let work = Work { clock: inv.clock, keys, command: inv.command, password };
     // The mailer: one arm per transport.
@@ -379,20 +540,20 @@ async fn execute<S: UserStore, M: Mailer + 'static>(store: S, mailer: M, work: W
     let engine = Engine::builder(store, mailer, keys).clock(clock).policy(Policy::default()).build()?;
     let password = password.as_ref().map_or("", |p| p.as_str());
     match command {
-        Command::Help => Ok(()),
+        Command::Help(_) => Ok(()),
         Command::AddUser { name, email, role } => {
             engine.create_account(NewAccount::new(&name, &email, role, password)).await?;
-            println!("added {role} {name}");
+            say!("added {role} {name}");
             Ok(())
         }
         Command::Enroll { name } => {
             let account = find(&engine, &name).await?;
             let started = engine.start_enrollment(account.id).await?;
             let uri = started.uri.expose();
-            println!("{uri}");
+            say!("{uri}");
             if let Ok(qr) = QrCode::new(uri.as_bytes()) {
                 let art = qr.render::<Dense1x2>().dark_color(Dense1x2::Light).light_color(Dense1x2::Dark).build();
-                println!("{art}");
+                say!("{art}");
             }
             eprintln!("scan it, then run: confirm {name} CODE");
             Ok(())
@@ -401,7 +562,7 @@ async fn execute<S: UserStore, M: Mailer + 'static>(store: S, mailer: M, work: W
             let account = find(&engine, &name).await?;
             match engine.confirm_enrollment(account.id, &code).await? {
                 ConfirmOutcome::Confirmed { backup_code_delivery } => {
-                    println!(
+                    say!(
                         "two-factor authentication is on for {name}; the backup code {}",
                         mailed(&backup_code_delivery)
                     );
@@ -420,7 +581,7 @@ async fn execute<S: UserStore, M: Mailer + 'static>(store: S, mailer: M, work: W
             match engine.reset(actor.id, target.id, &verified_by).await? {
                 ResetOutcome::Reset { notice_delivery } => {
                     let told = if notice_delivery.is_sent() { "was told by mail" } else { "could not be told by mail" };
-                    println!("two-factor authentication for {name} was reset by {by}; {name} {told}");
+                    say!("two-factor authentication for {name} was reset by {by}; {name} {told}");
                     Ok(())
                 }
                 _ => Err(Fail::refused(format!(
@@ -480,13 +641,12 @@ fn logged_in(auth: &Authenticated, remember: bool) -> Result<(), Fail> {
         AuthMethod::PasswordAndBackupCode => "password and backup code",
         _ => "password and second factor",
     };
-    print!("logged in as {} ({how})", auth.username);
     match &auth.backup_code_delivery {
-        Some(d) => println!("; a new backup code {}", mailed(d)),
-        None => println!(),
+        Some(d) => say!("logged in as {} ({how}); a new backup code {}", auth.username, mailed(d)),
+        None => say!("logged in as {} ({how})", auth.username),
     }
     match &auth.remembered {
-        Some(token) => println!("remember-token: {}", token.token()),
+        Some(token) => say!("remember-token: {}", token.token()),
         None if remember => eprintln!("note: nothing to remember: this login used no code"),
         None => {}
     }
@@ -521,6 +681,67 @@ fn read_password() -> Result<Zeroizing<String>, Fail> {
     Ok(line)
 }
 
+/// Refuses a `--db` whose folder does not exist, or that is itself a folder, before
+/// anything (the key, the database) is created.
+fn check_db_path(db: &Path) -> Result<(), Fail> {
+    let folder = db.parent().filter(|f| !f.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    match std::fs::metadata(folder) {
+        Ok(meta) if meta.is_dir() => {}
+        Ok(_) => {
+            return Err(Fail::refused(format!(
+                "cannot use the database {}: {} is not a folder",
+                db.display(),
+                folder.display()
+            )));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Fail::refused(format!(
+                "cannot use the database {}: the folder {} does not exist (create it, or give another --db)",
+                db.display(),
+                folder.display()
+            )));
+        }
+        Err(e) => {
+            return Err(Fail::refused(format!(
+                "cannot use the database {}: folder {}: {e}",
+                db.display(),
+                folder.display()
+            )));
+        }
+    }
+    match std::fs::metadata(db) {
+        Ok(meta) if meta.is_dir() => Err(Fail::refused(format!(
+            "cannot use the database {}: it is a folder (--db names the database file)",
+            db.display()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Creates the database file, empty, with mode 0600 like its key, unless it exists.
+/// SQLite opens an empty file as an empty database, and gives the `-wal` and `-shm`
+/// files it creates beside it the database file's mode.
+fn create_database(db: &Path) -> Result<(), Fail> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(db) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(Fail::refused(format!("cannot create the database {}: {e}", db.display()))),
+    }
+}
+
+/// Removes a temporary file when dropped: on every way out, a panic included.
+struct RemoveOnDrop<'a>(&'a Path);
+
+impl Drop for RemoveOnDrop<'_> {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(self.0);
+    }
+}
+
 /// `PATH.key` beside the database.
 fn key_path(db: &Path) -> PathBuf {
     with_suffix(db, ".key")
@@ -542,10 +763,9 @@ fn app_key(path: &Path) -> Result<AppKey, Fail> {
         getrandom::fill(material.as_mut()).map_err(|e| Fail::refused(format!("no randomness: {e}")))?;
         let hex = Zeroizing::new(data_encoding::HEXLOWER.encode(material.as_ref()));
         let temp = with_suffix(path, &format!(".{}.tmp", std::process::id()));
+        let _remove = RemoveOnDrop(&temp);
         write_private(&temp, hex.as_bytes()).map_err(fail)?;
-        let linked = std::fs::hard_link(&temp, path);
-        let _ = std::fs::remove_file(&temp);
-        match linked {
+        match std::fs::hard_link(&temp, path) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(fail(e)),

@@ -9,11 +9,14 @@
 //! 6. bob resets alice's 2FA; alice logs in with her password alone.
 //!
 //! Accounts live in a SQLite file (the embedded default) in a fresh temporary directory,
-//! removed at the end. Time is a manual clock so the story runs instantly; everything
-//! else is what an application uses: real Argon2id at OWASP strength, sealed secrets,
-//! the mail outbox.
+//! removed on the way out, however the program ends (`quickstart | head` included: it
+//! stops quietly when the reader goes away). Time is a manual clock so the story runs
+//! instantly; everything else is what an application uses: real Argon2id at OWASP
+//! strength, sealed secrets, the mail outbox.
 
 use std::error::Error;
+use std::io::{self, Write};
+use std::process::ExitCode;
 use std::time::Duration;
 
 use twofactor::mail::DefaultRenderer;
@@ -22,72 +25,133 @@ use twofactor::{
     SecondFactor, SecondFactorOutcome, SqliteStore, SystemClock, TotpParams,
 };
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), Box<dyn Error>> {
-    let dir = std::env::temp_dir().join(format!("twofactor-quickstart-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let result = story(&dir).await;
-    std::fs::remove_dir_all(&dir)?;
-    result
+/// Runs the story in a fresh temporary directory, and removes it on every way out: the
+/// end of the story, an error, a panic (the guard is dropped while unwinding), Ctrl-C or
+/// SIGTERM, and a reader that stops early (`quickstart | head`: the write fails with
+/// `BrokenPipe`, and the story stops quietly).
+fn main() -> ExitCode {
+    let dir = match tempfile::Builder::new().prefix("twofactor-quickstart-").tempdir() {
+        Ok(dir) => dir,
+        Err(e) => {
+            eprintln!("error: cannot create a temporary directory: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => {
+            let outcome = runtime.block_on(async {
+                let mut out = io::stdout().lock();
+                tokio::select! {
+                    result = story(dir.path(), &mut out) => result.map(|()| None),
+                    signal = interrupted() => Ok(Some(signal)),
+                }
+            });
+            // Closes the store's connections before their folder goes.
+            drop(runtime);
+            outcome
+        }
+        Err(e) => Err(e.into()),
+    };
+    let path = dir.path().to_owned();
+    if let Err(e) = dir.close() {
+        eprintln!("error: cannot remove {}: {e}", path.display());
+        return ExitCode::FAILURE;
+    }
+    match outcome {
+        Ok(None) => ExitCode::SUCCESS,
+        Ok(Some((signal, status))) => {
+            eprintln!("interrupted ({signal})");
+            ExitCode::from(status)
+        }
+        // The reader went away (`quickstart | head`): nothing more to show.
+        Err(e) if e.downcast_ref::<io::Error>().is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe) => {
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
-async fn story(dir: &std::path::Path) -> Result<(), Box<dyn Error>> {
+/// Waits for Ctrl-C (or, on Unix, SIGTERM); names it, with the exit status a shell
+/// gives a program it ends (128 + the signal's number).
+async fn interrupted() -> (&'static str, u8) {
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut sigterm) => sigterm.recv().await,
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<Option<()>>();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => ("Ctrl-C", 130),
+        _ = terminate => ("SIGTERM", 143),
+    }
+}
+
+async fn story(dir: &std::path::Path, out: &mut impl Write) -> Result<(), Box<dyn Error>> {
     let db = dir.join("twofactor-demo.db");
     let store = SqliteStore::open(&db).await?;
-    println!("accounts are stored in {}", db.display());
-    let mailer = MemoryMailer::with_renderer(DefaultRenderer::new("Paligo", "support@paligo.example"));
+    writeln!(out, "accounts are stored in {}", db.display())?;
+    // The product name is set once, in the policy; the mail templates take it from there.
+    let policy = Policy::builder().issuer("Example Co").build()?;
+    let mailer = MemoryMailer::with_renderer(DefaultRenderer::for_policy(&policy).with_support("support@example.test"));
     let clock = ManualClock::new(SystemClock.now());
-    let policy = Policy::builder().issuer("Paligo").build()?;
     let engine =
         Engine::builder(store, mailer.clone(), KeyRing::ephemeral()?).clock(clock.clone()).policy(policy).build()?;
 
-    step("1. Create alice (user) and bob (admin)");
+    step(out, "1. Create alice (user) and bob (admin)")?;
     let password = "correct horse battery staple";
     let alice = engine.create_account(NewAccount::new("alice", "alice@example.test", Role::User, password)).await?;
     let bob =
         engine.create_account(NewAccount::new("bob", "bob@example.test", Role::Admin, "bob's long passphrase")).await?;
-    println!("created alice ({alice}) and bob ({bob})");
+    writeln!(out, "created alice ({alice}) and bob ({bob})")?;
 
-    step("2. Enroll alice");
+    step(out, "2. Enroll alice")?;
     let enrollment = engine.start_enrollment(alice).await?;
-    println!("scan this in an authenticator app:\n  {}", enrollment.uri.expose());
+    writeln!(out, "scan this in an authenticator app:\n  {}", enrollment.uri.expose())?;
     let secret = data_encoding::BASE32_NOPAD.decode(enrollment.secret_base32.expose().as_bytes())?;
     let phone = |at: &ManualClock| twofactor::totp::generate(&secret, &TotpParams::default(), at.now().0);
 
-    step("3. Confirm with a code from the phone");
+    step(out, "3. Confirm with a code from the phone")?;
     let code = phone(&clock);
     match engine.confirm_enrollment(alice, code.expose()).await? {
         ConfirmOutcome::Confirmed { backup_code_delivery } => {
-            println!("2FA is on; backup code mail: {backup_code_delivery}")
+            writeln!(out, "2FA is on; backup code mail: {backup_code_delivery}")?
         }
         other => return Err(format!("unexpected: {other:?}").into()),
     }
-    show_last_mail(&mailer);
+    show_last_mail(out, &mailer)?;
 
-    step("4. Log in with password + authenticator code");
+    step(out, "4. Log in with password + authenticator code")?;
     clock.advance(Duration::from_secs(30)); // a fresh code: the confirming one is spent
     let pending = pending_login(&engine, password).await?;
     let code = phone(&clock);
-    println!("password accepted; entering code {} from the phone", code.expose());
-    report(engine.finish_login(&pending, SecondFactor::Totp(code.expose()), None).await?);
+    writeln!(out, "password accepted; entering code {} from the phone", code.expose())?;
+    report(out, engine.finish_login(&pending, SecondFactor::Totp(code.expose()), None).await?)?;
 
-    step("5. \"I don't have my device\": log in with the backup code");
+    step(out, "5. \"I don't have my device\": log in with the backup code")?;
     let old_code = mailer.last_code_for("alice@example.test").ok_or("no backup code mailed")?;
     let pending = pending_login(&engine, password).await?;
-    println!("entering backup code {old_code}");
-    report(engine.finish_login(&pending, SecondFactor::BackupCode(&old_code), None).await?);
-    println!("a new backup code was mailed:");
-    show_last_mail(&mailer);
+    writeln!(out, "entering backup code {old_code}")?;
+    report(out, engine.finish_login(&pending, SecondFactor::BackupCode(&old_code), None).await?)?;
+    writeln!(out, "a new backup code was mailed:")?;
+    show_last_mail(out, &mailer)?;
     let pending = pending_login(&engine, password).await?;
-    println!("trying the old code {old_code} again:");
-    report(engine.finish_login(&pending, SecondFactor::BackupCode(&old_code), None).await?);
+    writeln!(out, "trying the old code {old_code} again:")?;
+    report(out, engine.finish_login(&pending, SecondFactor::BackupCode(&old_code), None).await?)?;
 
-    step("6. bob resets alice's 2FA; alice logs in with her password alone");
+    step(out, "6. bob resets alice's 2FA; alice logs in with her password alone")?;
     let outcome = engine.reset(bob, alice, "video call, matched the photo ID on file").await?;
-    println!("reset: {outcome:?}");
-    show_last_mail(&mailer);
+    writeln!(out, "reset: {outcome:?}")?;
+    show_last_mail(out, &mailer)?;
     match engine.begin_login("alice", password, None).await? {
-        LoginOutcome::Authenticated(a) => println!("alice is logged in ({:?}); she can set up 2FA again", a.method),
+        LoginOutcome::Authenticated(a) => {
+            writeln!(out, "alice is logged in ({:?}); she can set up 2FA again", a.method)?
+        }
         other => return Err(format!("unexpected: {other:?}").into()),
     }
     Ok(())
@@ -102,25 +166,26 @@ async fn pending_login(engine: &DemoEngine, password: &str) -> Result<String, Bo
     }
 }
 
-fn report(outcome: SecondFactorOutcome) {
+fn report(out: &mut impl Write, outcome: SecondFactorOutcome) -> io::Result<()> {
     match outcome {
-        SecondFactorOutcome::Authenticated(a) => println!("  -> logged in as {} ({:?})", a.username, a.method),
-        SecondFactorOutcome::Denied { attempts_left } => println!("  -> refused ({attempts_left} attempts left)"),
-        other => println!("  -> {other:?}"),
+        SecondFactorOutcome::Authenticated(a) => writeln!(out, "  -> logged in as {} ({:?})", a.username, a.method),
+        SecondFactorOutcome::Denied { attempts_left } => writeln!(out, "  -> refused ({attempts_left} attempts left)"),
+        other => writeln!(out, "  -> {other:?}"),
     }
 }
 
-fn show_last_mail(mailer: &MemoryMailer) {
+fn show_last_mail(out: &mut impl Write, mailer: &MemoryMailer) -> io::Result<()> {
     if let Some(mail) = mailer.outbox().last() {
         let to = &mail.message.recipient().email;
-        println!("  ┌ mail to {to}: {}", mail.rendered.subject);
+        writeln!(out, "  ┌ mail to {to}: {}", mail.rendered.subject)?;
         for line in mail.rendered.text.lines() {
-            println!("  │ {line}");
+            writeln!(out, "  │ {line}")?;
         }
-        println!("  └");
+        writeln!(out, "  └")?;
     }
+    Ok(())
 }
 
-fn step(title: &str) {
-    println!("\n== {title}");
+fn step(out: &mut impl Write, title: &str) -> io::Result<()> {
+    writeln!(out, "\n== {title}")
 }

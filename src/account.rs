@@ -12,6 +12,12 @@ use crate::totp::TotpParams;
 
 /// An account's identifier, chosen at random by the engine (below 2^63, so it fits a
 /// signed 64-bit column).
+///
+/// With the `serde` feature it serializes as a decimal string, e.g.
+/// `"5468115731402263511"`, the same text as its `Display`: random ids are almost all
+/// above 2^53, which a JSON number read by JavaScript (or any reader parsing numbers
+/// as doubles) would silently round. It deserializes only from such a string (ASCII
+/// digits of a value that fits a `u64`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct AccountId(pub u64);
 
@@ -21,8 +27,41 @@ impl fmt::Display for AccountId {
     }
 }
 
+#[cfg(feature = "serde")]
+impl serde::Serialize for AccountId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+#[cfg(feature = "serde")]
+impl<'de> serde::Deserialize<'de> for AccountId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Digits;
+        impl serde::de::Visitor<'_> for Digits {
+            type Value = AccountId;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an account id as a string of decimal digits")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<AccountId, E> {
+                if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(E::invalid_value(serde::de::Unexpected::Str(v), &self));
+                }
+                v.parse().map(AccountId).map_err(|_| E::invalid_value(serde::de::Unexpected::Str(v), &self))
+            }
+        }
+        deserializer.deserialize_str(Digits)
+    }
+}
+
 /// What an account may do to others. See [`Role::may_reset`].
+///
+/// With the `serde` feature it serializes as its stable name ([`Role::as_str`]:
+/// `"user"`, `"admin"`, `"support"`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize), serde(rename_all = "lowercase"))]
 #[non_exhaustive]
 pub enum Role {
     /// An ordinary user.
@@ -78,6 +117,10 @@ impl fmt::Display for Role {
 
 /// A TOTP key encrypted under the application's [`KeyRing`](crate::KeyRing), bound to
 /// the account id. Stores keep it as opaque bytes.
+///
+/// Deliberately not `Serialize` or `Deserialize`, even with the `serde` feature (nor is
+/// any secret, token or the [`Account`] record that holds it): a store writes its bytes
+/// field by field.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SealedSecret(pub Vec<u8>);
 

@@ -7,7 +7,25 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// A point in time, in whole seconds since the Unix epoch (UTC).
+///
+/// Converts to and from [`SystemTime`] (for cookie `Expires`, HTTP dates, database
+/// drivers):
+///
+/// ```
+/// use std::time::{Duration, SystemTime, UNIX_EPOCH};
+/// use twofactor::Timestamp;
+///
+/// let t = Timestamp::from(UNIX_EPOCH + Duration::from_millis(1_700_000_000_999));
+/// assert_eq!(t, Timestamp(1_700_000_000)); // sub-second part dropped
+/// assert_eq!(SystemTime::from(t), UNIX_EPOCH + Duration::from_secs(1_700_000_000));
+/// // A time before 1970 saturates to the epoch, as [`SystemClock`] does.
+/// assert_eq!(Timestamp::from(UNIX_EPOCH - Duration::from_secs(5)), Timestamp(0));
+/// ```
+///
+/// With the `serde` feature it serializes as its number of seconds (a JSON integer,
+/// e.g. `1764498000`), and deserializes from one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize), serde(transparent))]
 pub struct Timestamp(pub u64);
 
 impl Timestamp {
@@ -24,6 +42,37 @@ impl Timestamp {
     /// The time from `earlier` to `self`, or zero.
     pub fn since(self, earlier: Timestamp) -> Duration {
         Duration::from_secs(self.0.saturating_sub(earlier.0))
+    }
+}
+
+impl From<SystemTime> for Timestamp {
+    /// Whole seconds since the Unix epoch, rounded down. Saturating: a time before
+    /// 1970 (a broken clock) becomes `Timestamp(0)`, as [`SystemClock`] reads it, never
+    /// an error or a panic.
+    fn from(t: SystemTime) -> Self {
+        Timestamp(t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0))
+    }
+}
+
+impl From<Timestamp> for SystemTime {
+    /// The same instant. Saturating: a timestamp beyond the latest time the platform's
+    /// `SystemTime` can hold (hundreds of billions of years on Unix, the year 30828 on
+    /// Windows) becomes that latest time, never a panic.
+    fn from(t: Timestamp) -> Self {
+        if let Some(time) = UNIX_EPOCH.checked_add(Duration::from_secs(t.0)) {
+            return time;
+        }
+        // Find the latest representable whole second: `lo` always fits, `hi` never.
+        let (mut lo, mut hi) = (0u64, t.0);
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2;
+            if UNIX_EPOCH.checked_add(Duration::from_secs(mid)).is_some() {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        UNIX_EPOCH.checked_add(Duration::from_secs(lo)).unwrap_or(UNIX_EPOCH)
     }
 }
 
@@ -65,8 +114,7 @@ pub struct SystemClock;
 impl Clock for SystemClock {
     fn now(&self) -> Timestamp {
         // A clock before 1970 is a broken machine; treat it as the epoch rather than panic.
-        let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-        Timestamp(secs)
+        Timestamp::from(SystemTime::now())
     }
 }
 
@@ -120,5 +168,22 @@ mod tests {
         assert_eq!(Timestamp(0).to_string(), "1970-01-01T00:00:00Z");
         assert_eq!(Timestamp(1_111_111_109).to_string(), "2005-03-18T01:58:29Z");
         assert_eq!(Timestamp(20_000_000_000).to_string(), "2603-10-11T11:33:20Z");
+    }
+
+    #[test]
+    fn converts_to_and_from_system_time() {
+        for secs in [0, 1, 1_111_111_109, 20_000_000_000] {
+            let t = Timestamp(secs);
+            assert_eq!(SystemTime::from(t), UNIX_EPOCH + Duration::from_secs(secs));
+            assert_eq!(Timestamp::from(SystemTime::from(t)), t);
+        }
+        assert_eq!(Timestamp::from(UNIX_EPOCH + Duration::from_nanos(1_999_999_999)), Timestamp(1));
+        assert_eq!(Timestamp::from(UNIX_EPOCH - Duration::from_nanos(1)), Timestamp(0));
+        // Beyond what `SystemTime` holds: saturates at the latest representable second.
+        let max = SystemTime::from(Timestamp(u64::MAX));
+        assert!(max >= SystemTime::from(Timestamp(20_000_000_000)));
+        assert!(max.checked_add(Duration::from_secs(1)).is_none());
+        let now = SystemTime::now();
+        assert_eq!(Timestamp::from(now).as_secs(), now.duration_since(UNIX_EPOCH).unwrap().as_secs());
     }
 }

@@ -1,5 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
+// On docs.rs, mark each feature-gated item with its feature.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod account;
@@ -36,16 +38,20 @@ pub use engine::{
 pub use error::{Error, InputError, MailError, Result, StoreError};
 pub use events::{Event, EventKind, EventSink, MemorySink, NoopSink};
 pub use keys::{AppKey, KeyRing};
-pub use mail::{Delivery, Mailer, MemoryMailer, Message};
+pub use mail::{BoxMailer, Delivery, Either, Mailer, MemoryMailer, Message};
 pub use outcome::{
     AccountView, AuthMethod, Authenticated, ConfirmOutcome, LocationInfo, LoginOutcome, PendingLogin, RememberToken,
     ResetOutcome, SecondFactorOutcome,
 };
 pub use policy::{BackupCodePolicy, HashParams, LocationPolicy, PasswordPolicy, Policy, PolicyBuilder, ThrottlePolicy};
 pub use secret::{SecretBytes, SecretString};
+/// The sqlx the SQL stores are built on, for building a pool of one's own
+/// (`SqliteStore::from_pool`, `PostgresStore::from_pool`) without a second copy.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub use sqlx;
 #[cfg(feature = "postgres")]
 pub use store::PostgresStore;
 #[cfg(feature = "sqlite")]
 pub use store::SqliteStore;
-pub use store::{MemoryStore, Swap, UserStore};
+pub use store::{BoxStore, MemoryStore, Swap, UserStore};
 pub use totp::{Algorithm, TotpCode, TotpParams, TotpVerification, Window};

@@ -1,7 +1,14 @@
 //! What the login ceremony returns. Wrong passwords and codes are outcomes here, not
 //! errors.
+//!
+//! With the `serde` feature, [`AccountView`] and [`LocationInfo`] are `Serialize` and
+//! `Deserialize` (for JSON APIs and templates). The tokens ([`PendingLogin`],
+//! [`RememberToken`]) and [`Authenticated`], which carries one, deliberately are not:
+//! hand the client [`PendingLogin::token`] or [`RememberToken::token`] itself, in an
+//! HttpOnly cookie, never a serialized structure that could end up in a log.
 
 use std::fmt;
+use std::time::Duration;
 
 use crate::account::{AccountId, Role};
 use crate::clock::Timestamp;
@@ -40,6 +47,8 @@ pub enum LoginOutcome {
 /// A login waiting for its second factor: an opaque, expiring, single-use token bound
 /// to the account. It is sealed under the engine's [`KeyRing`](crate::KeyRing), so it
 /// reveals nothing (not even the account) and cannot be altered; at most 128 characters.
+///
+/// Never `Serialize` (a secret): store [`token`](Self::token) itself.
 #[derive(Clone)]
 pub struct PendingLogin {
     pub(crate) token: SecretString,
@@ -55,6 +64,12 @@ impl PendingLogin {
     /// When it stops working.
     pub fn expires_at(&self) -> Timestamp {
         self.expires_at
+    }
+
+    /// How long it still works after `now` (zero once expired): the `Max-Age` of a
+    /// cookie holding it. See [`RememberToken::max_age`].
+    pub fn max_age(&self, now: Timestamp) -> Duration {
+        self.expires_at.since(now)
     }
 }
 
@@ -100,6 +115,8 @@ pub struct Authenticated {
 /// A remembered-location token: keep it client-side (a long-lived HttpOnly cookie)
 /// and pass it to the password step. It is a random handle (location id and secret, at
 /// most 128 characters) that names no account.
+///
+/// Never `Serialize` (a secret): put [`token`](Self::token) itself in the cookie.
 #[derive(Clone)]
 pub struct RememberToken {
     pub(crate) token: SecretString,
@@ -121,6 +138,26 @@ impl RememberToken {
     /// When it stops working.
     pub fn expires_at(&self) -> Timestamp {
         self.expires_at
+    }
+
+    /// How long it still works after `now` (zero once expired): the cookie's
+    /// `Max-Age`. Right after the login that issued it, this is the policy's
+    /// [`LocationPolicy::lifetime`](crate::LocationPolicy::lifetime).
+    ///
+    /// `now` is what the engine's [`Clock`](crate::Clock) reads (in production the
+    /// [`SystemClock`](crate::SystemClock)). A cookie's `Expires` attribute needs no
+    /// clock at all: `SystemTime::from(token.expires_at())`.
+    ///
+    /// ```
+    /// use twofactor::{Clock, RememberToken, SystemClock};
+    ///
+    /// fn location_cookie(token: &RememberToken) -> String {
+    ///     let max_age = token.max_age(SystemClock.now()).as_secs();
+    ///     format!("loc={}; Max-Age={max_age}; Path=/; HttpOnly; Secure; SameSite=Lax", token.token())
+    /// }
+    /// ```
+    pub fn max_age(&self, now: Timestamp) -> Duration {
+        self.expires_at.since(now)
     }
 }
 
@@ -186,7 +223,12 @@ pub enum ResetOutcome {
 }
 
 /// A remembered location, as listed to its owner.
+///
+/// With the `serde` feature:
+/// `{"id":"9f86d081884c7d659a2feaa0c55ad015","label":"Firefox on Linux","created_at":1764498000,"last_used_at":1764500000,"expires_at":1767090000}`
+/// (times in Unix seconds).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct LocationInfo {
     /// Public id, for [`Engine::revoke_location`](crate::Engine::revoke_location).
     pub id: String,
@@ -201,7 +243,12 @@ pub struct LocationInfo {
 }
 
 /// What an application may show about an account.
+///
+/// With the `serde` feature:
+/// `{"id":"5468115731402263511","username":"alice","email":"alice@example.test","role":"user","two_factor":"enabled","backup_codes":1,"remembered_locations":0,"locked":false}`
+/// (the id is a string, see [`AccountId`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
 pub struct AccountView {
     /// Id.
@@ -220,4 +267,46 @@ pub struct AccountView {
     pub remembered_locations: usize,
     /// Whether the second factor is locked after too many failures.
     pub locked: bool,
+}
+
+/// `Deserialize` for [`AccountView`], through a mirror whose `two_factor` is owned (a
+/// derived impl would borrow the `&'static str` and so accept only `'static` input).
+#[cfg(feature = "serde")]
+impl<'de> serde::Deserialize<'de> for AccountView {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(serde::Deserialize)]
+        struct Mirror {
+            id: AccountId,
+            username: String,
+            email: String,
+            role: Role,
+            two_factor: String,
+            backup_codes: usize,
+            remembered_locations: usize,
+            locked: bool,
+        }
+        let m = Mirror::deserialize(deserializer)?;
+        // The names of `TwoFactor::name`.
+        let two_factor = match m.two_factor.as_str() {
+            "disabled" => "disabled",
+            "enrolling" => "enrolling",
+            "enabled" => "enabled",
+            other => {
+                return Err(serde::de::Error::invalid_value(
+                    serde::de::Unexpected::Str(other),
+                    &"`disabled`, `enrolling` or `enabled`",
+                ));
+            }
+        };
+        Ok(AccountView {
+            id: m.id,
+            username: m.username,
+            email: m.email,
+            role: m.role,
+            two_factor,
+            backup_codes: m.backup_codes,
+            remembered_locations: m.remembered_locations,
+            locked: m.locked,
+        })
+    }
 }

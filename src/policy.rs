@@ -173,8 +173,9 @@ impl Default for LocationPolicy {
 ///
 /// ```
 /// use twofactor::Policy;
-/// let policy = Policy::builder().issuer("Acme").require_two_factor(true).build()?;
+/// let policy = Policy::builder().issuer("Example Co").require_two_factor(true).build()?;
 /// assert!(policy.requires_two_factor());
+/// assert_eq!(policy.issuer(), "Example Co");
 /// # Ok::<(), twofactor::InputError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -237,7 +238,8 @@ impl Policy {
         self.require_two_factor
     }
 
-    /// The issuer shown in authenticator apps.
+    /// The product name: the issuer authenticator apps show, and the name the default
+    /// mail templates use ([`DefaultRenderer::for_policy`](crate::mail::DefaultRenderer::for_policy)).
     pub fn issuer(&self) -> &str {
         &self.issuer
     }
@@ -300,7 +302,10 @@ pub struct PolicyBuilder {
 }
 
 impl PolicyBuilder {
-    /// The issuer shown in authenticator apps (no ':' allowed, at most 64 characters).
+    /// The product name (no ':' allowed, at most 64 characters; default `twofactor`):
+    /// the issuer authenticator apps show, and, through
+    /// [`DefaultRenderer::for_policy`](crate::mail::DefaultRenderer::for_policy), the
+    /// name every mail uses. Set it here, once.
     pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
         self.policy.issuer = issuer.into();
         self

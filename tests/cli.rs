@@ -1,9 +1,10 @@
 //! Drives the built `cli` example (`examples/cli.rs`) as a user would from a shell:
 //! the whole seed story on one SQLite file and one outbox directory, refusals, usage
-//! errors, and concurrent invocations racing one backup code.
+//! errors, help, and concurrent invocations racing one backup code; and the
+//! `quickstart` example (`examples/quickstart.rs`) piped into a reader that stops early.
 //!
 //! `cargo test` builds the examples before running this; with `--test cli` alone, run
-//! `cargo build --example cli` first. Each invocation gets a fixed clock through
+//! `cargo build --examples` first. Each invocation gets a fixed clock through
 //! `TWOFACTOR_CLI_NOW`, so TOTP codes are deterministic.
 
 use std::ffi::OsStr;
@@ -21,12 +22,17 @@ const T0: u64 = 1_800_000_000;
 
 /// `target/debug/examples/cli`, beside the `deps` folder this test runs from.
 fn cli_binary() -> PathBuf {
+    example_binary("cli")
+}
+
+/// `target/debug/examples/NAME`, beside the `deps` folder this test runs from.
+fn example_binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
     let profile_dir = exe.parent().and_then(Path::parent).expect("the test binary lives in target/PROFILE/deps");
-    let bin = profile_dir.join("examples").join(format!("cli{}", std::env::consts::EXE_SUFFIX));
+    let bin = profile_dir.join("examples").join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
     assert!(
         bin.exists(),
-        "the cli example is not built at {}: run `cargo test` (which builds examples) or `cargo build --example cli` first",
+        "the {name} example is not built at {}: run `cargo test` (which builds examples) or `cargo build --example {name}` first",
         bin.display()
     );
     bin
@@ -317,13 +323,261 @@ fn db_and_outbox_paths_are_honoured_and_the_key_is_private() {
     let key = db.with_file_name("accounts.db.key");
     #[cfg(unix)]
     {
-        use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(mode(&key), 0o600);
+        assert_eq!(mode(&db), 0o600, "the database is as private as its key");
     }
     // The sealed TOTP secret needs that key: with another key, codes cannot be checked.
     std::fs::write(&key, "11".repeat(32)).unwrap();
     let code = totp(&alice, T0 + 30);
     sh.run(&with(&["login", "alice", "--code", &code]), &format!("{ALICE_PW}\n"), T0 + 30).refused();
+}
+
+/// The help text's lines before `-h`, `help` and per-command help came: docs and scripts
+/// may quote them, so `--help` keeps every one.
+const GLOBAL_HELP_LINES: &[&str] = &[
+    "usage: cli [--db PATH] [--outbox DIR | --smtp URL] COMMAND",
+    "commands:",
+    "  add-user NAME --email ADDR [--role user|admin|support]   password: one line on stdin",
+    "  enroll NAME                                              prints the otpauth:// URI and a QR code",
+    "  confirm NAME CODE",
+    "  login NAME [--code CODE | --backup-code CODE] [--remember] [--device TOKEN]",
+    "                                                           password: one line on stdin",
+    "  reset NAME --by ACTOR --verified-by TEXT",
+    "options:",
+    "  --db PATH      the SQLite database (default ./twofactor-cli.db; its key is PATH.key)",
+    "  --outbox DIR   where mail is written, one file per mail (default ./outbox)",
+    "  --smtp URL     send mail through SMTP instead (smtp://, smtp://…?tls=starttls, smtps://;",
+    "                 needs `--features smtp`); the From address is TWOFACTOR_CLI_FROM or",
+    "                 twofactor <no-reply@localhost>. A URL with a password is better given",
+    "                 as TWOFACTOR_CLI_SMTP_URL, which keeps it out of `ps` and shell history",
+    "  --help         this text",
+    "exit status: 0 done, 1 refused (reason on stderr), 2 usage error",
+];
+
+/// Each command and the usage line its help starts with.
+const COMMAND_USAGE: &[(&str, &str)] = &[
+    ("add-user", "add-user NAME --email ADDR [--role user|admin|support]"),
+    ("enroll", "enroll NAME"),
+    ("confirm", "confirm NAME CODE"),
+    ("login", "login NAME [--code CODE | --backup-code CODE] [--remember] [--device TOKEN]"),
+    ("reset", "reset NAME --by ACTOR --verified-by TEXT"),
+];
+
+#[test]
+fn help_variants_print_the_right_help_and_exit_0() {
+    let sh = Shell::new();
+    for args in [&["--help"][..], &["-h"], &["help"], &["--db", "x.db", "--help"], &["frobnicate", "--help"]] {
+        let out = sh.run(args, "", T0).ok();
+        assert!(out.stderr.is_empty(), "{args:?}: {}", out.stderr);
+        for line in GLOBAL_HELP_LINES {
+            assert!(
+                out.stdout.lines().any(|l| l == *line),
+                "{args:?}: the help lost the line {line:?}:\n{}",
+                out.stdout
+            );
+        }
+    }
+    for (command, usage) in COMMAND_USAGE {
+        for args in [
+            vec![*command, "--help"],
+            vec![command, "-h"],
+            vec!["help", command],
+            vec!["--help", command],
+            vec!["--db", "x.db", command, "alice", "--help"],
+            vec!["help", command, "--help"],
+        ] {
+            let out = sh.run(&args, "", T0).ok();
+            assert!(out.stderr.is_empty(), "{args:?}: {}", out.stderr);
+            let first = out.stdout.lines().next().unwrap_or_default();
+            assert!(first.starts_with("usage: cli ") && first.ends_with(usage), "{args:?}: {}", out.stdout);
+            assert!(!out.stdout.contains("commands:"), "{args:?} printed the whole program's help: {}", out.stdout);
+        }
+    }
+    for args in [&["help", "--help"][..], &["help", "-h"]] {
+        let out = sh.run(args, "", T0).ok();
+        assert!(
+            out.stdout.starts_with("usage: cli [--db PATH] [--outbox DIR | --smtp URL] help [COMMAND]\n"),
+            "{args:?}"
+        );
+    }
+    let login = sh.run(&["login", "--help"], "", T0).ok();
+    for option in ["--code CODE", "--backup-code CODE", "--remember", "--device TOKEN"] {
+        assert!(login.stdout.contains(&format!("  {option} ")), "login's help describes {option}: {}", login.stdout);
+    }
+    let out = sh.run(&["help", "frobnicate"], "", T0).usage_error();
+    assert_eq!(out.stderr, "usage error: unknown command frobnicate (try --help)\n");
+    let entries: Vec<_> = std::fs::read_dir(sh.dir.path()).unwrap().collect();
+    assert!(entries.is_empty(), "help touches nothing: {entries:?}");
+}
+
+#[test]
+fn usage_errors_keep_their_wording() {
+    let sh = Shell::new();
+    for (args, message) in [
+        (&[][..], "no command given (try --help)"),
+        (&["frobnicate"], "unknown command frobnicate (try --help)"),
+        (&["-x"], "unknown command -x (try --help)"),
+        (&["add-user", "alice"], "--email is required"),
+        (
+            &["add-user", "alice", "--email", "a@example.test", "--role", "king"],
+            "--role must be user, admin or support",
+        ),
+        (&["add-user", "--email", "a@example.test"], "expected: add-user NAME"),
+        (&["enroll"], "expected: enroll NAME"),
+        (&["enroll", "alice", "bob"], "expected: enroll NAME"),
+        (&["confirm", "alice"], "expected: confirm NAME CODE"),
+        (&["login", "alice", "--code", "1", "--backup-code", "2"], "give --code or --backup-code, not both"),
+        (&["login", "alice", "--code"], "--code needs a value"),
+        (&["login", "alice", "--by", "bob"], "login does not take --by"),
+        (&["login", "alice", "--remember=yes"], "--remember takes no value"),
+        (&["reset", "alice", "--by", "bob"], "--verified-by is required"),
+        (&["--db"], "--db needs a value"),
+        (&["--bogus", "enroll", "alice"], "unknown option --bogus"),
+        (&["--db", "a.db", "--db", "b.db", "enroll", "alice"], "--db given twice"),
+        (&["--help=yes"], "--help takes no value"),
+        (&["help", "login", "enroll"], "expected: help [COMMAND]"),
+        (&["help", "--code", "1"], "help does not take --code"),
+    ] {
+        let out = sh.run(args, "", T0).usage_error();
+        assert_eq!(out.stderr, format!("usage error: {message}\n"), "{args:?}");
+    }
+    let out = sh.run(&["add-user", "alice", "--email", "a@example.test"], "", T0).usage_error();
+    assert_eq!(out.stderr, "usage error: expected the password as one line on stdin\n");
+}
+
+#[test]
+fn argument_forms_that_worked_still_work() {
+    let sh = Shell::new();
+    let pw = &format!("{ALICE_PW}\n");
+    // `--option=value`, and a name that starts with `-`.
+    let out = sh.run(&["add-user", "-dash", "--email=dash@example.test", "--role=admin"], pw, T0).ok();
+    assert_eq!(out.stdout, "added admin -dash\n");
+    // An option's value is the next argument even when it starts with `-`.
+    let out = sh.run(&["login", "-dash", "--device", "-not-a-token"], pw, T0).ok();
+    assert_eq!(out.stdout, "logged in as -dash (password)\n");
+    // Options may come before the command or after its operands.
+    sh.run(&["--outbox", "outbox", "login", "-dash"], pw, T0).ok();
+    // `-h` now asks for help; a user named `-h` is still reachable after `--`.
+    sh.run(&["add-user", "--email", "h@example.test", "--", "-h"], pw, T0).ok();
+    let out = sh.run(&["login", "--", "-h"], pw, T0).ok();
+    assert_eq!(out.stdout, "logged in as -h (password)\n");
+}
+
+#[test]
+fn db_in_a_missing_folder_names_the_folder_and_creates_nothing() {
+    let sh = Shell::new();
+    let pw = &format!("{ALICE_PW}\n");
+    let db = Path::new("missing").join("accounts.db");
+    let db = db.to_str().unwrap();
+    for (args, stdin) in [
+        (vec!["--db", db, "add-user", "alice", "--email", "a@example.test"], pw.as_str()),
+        (vec!["--db", db, "enroll", "alice"], ""),
+        (vec!["--db", db, "login", "alice"], pw),
+    ] {
+        let out = sh.run(&args, stdin, T0).refused();
+        assert!(out.stderr.contains("the folder missing does not exist"), "{args:?}: {}", out.stderr);
+        assert!(!out.stderr.contains(".key"), "it is the folder, not the key, that is missing: {}", out.stderr);
+    }
+    let entries: Vec<_> = std::fs::read_dir(sh.dir.path()).unwrap().collect();
+    assert!(entries.is_empty(), "nothing was created: {entries:?}");
+}
+
+#[test]
+fn db_that_is_a_folder_is_refused_before_anything_is_created() {
+    let sh = Shell::new();
+    std::fs::create_dir(sh.dir.path().join("data")).unwrap();
+    let out = sh.run(&["--db", "data", "add-user", "alice", "--email", "a@example.test"], &format!("{ALICE_PW}\n"), T0);
+    let out = out.refused();
+    assert!(out.stderr.contains("data") && out.stderr.contains("is a folder"), "{}", out.stderr);
+    let names: Vec<_> =
+        std::fs::read_dir(sh.dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    assert_eq!(names, ["data"], "no stray data.key (or anything else) beside it");
+    assert_eq!(std::fs::read_dir(sh.dir.path().join("data")).unwrap().count(), 0, "nothing inside it either");
+}
+
+/// The permission bits of `path`.
+#[cfg(unix)]
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[cfg(unix)]
+#[test]
+fn the_database_its_key_and_sqlites_files_are_mode_0600() {
+    let sh = Shell::new();
+    sh.add_user("alice", "user", ALICE_PW);
+    sh.enroll("alice");
+    let files: Vec<PathBuf> = std::fs::read_dir(sh.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_str().unwrap().starts_with("twofactor-cli.db"))
+        .collect();
+    for name in ["twofactor-cli.db", "twofactor-cli.db.key"] {
+        assert!(files.contains(&sh.dir.path().join(name)), "{name} in {files:?}");
+    }
+    // The database, its key, and whichever of SQLite's -wal and -shm files are there.
+    for file in &files {
+        assert_eq!(mode(file), 0o600, "{} is mode {:o}", file.display(), mode(file));
+    }
+}
+
+/// Runs `target/debug/examples/quickstart` with its temporary folder under `tmp`.
+#[cfg(unix)]
+fn quickstart(tmp: &Path) -> std::process::Child {
+    Command::new(example_binary("quickstart"))
+        .env("TMPDIR", tmp)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn the quickstart")
+}
+
+#[cfg(unix)]
+#[test]
+fn quickstart_stops_quietly_when_its_reader_goes_away_and_removes_its_folder() {
+    use std::io::{BufRead, BufReader, Read};
+    let tmp = tempfile::tempdir().unwrap();
+    // `quickstart | head -1`.
+    let mut child = quickstart(tmp.path());
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    assert!(line.starts_with("accounts are stored in "), "{line}");
+    drop(stdout);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "a clean exit, not {:?}; stderr: {stderr}", out.status);
+    assert!(stderr.is_empty(), "no panic message: {stderr}");
+    let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
+    assert!(left.is_empty(), "the temporary folder is gone: {left:?}");
+
+    // The whole story, read to the end, leaves nothing behind either.
+    let mut child = quickstart(tmp.path());
+    let mut all = String::new();
+    child.stdout.take().unwrap().read_to_string(&mut all).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{:?}: {}", out.status, String::from_utf8_lossy(&out.stderr));
+    assert!(all.contains("alice is logged in"), "{all}");
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0, "the temporary folder is gone");
+}
+
+#[cfg(unix)]
+#[test]
+fn quickstart_removes_its_folder_when_terminated() {
+    use std::io::{BufRead, BufReader};
+    let tmp = tempfile::tempdir().unwrap();
+    let mut child = quickstart(tmp.path());
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    // The story is now hashing passwords; SIGTERM arrives while it runs.
+    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("run kill");
+    assert!(killed.success());
+    let status = child.wait().unwrap();
+    assert!(matches!(status.code(), Some(143 | 0)), "exit 143 (or 0 had it finished first): {status:?}");
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0, "the temporary folder is gone");
 }
 
 #[test]

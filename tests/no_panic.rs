@@ -1,15 +1,19 @@
 //! Bad input (issue 3). No input makes a public function panic: property tests over
 //! arbitrary strings and arbitrary bytes (lossily converted), plus near-valid shapes,
-//! for every public entry point that takes text. Where it can be checked, bad input is
-//! `Err(InvalidInput)` and leaves the stored record unchanged (same version, same
-//! record). Every text input has a maximum length with a clear error, and a code is
-//! canonicalised once, before both the comparison and the replay check.
+//! for every public entry point that takes text. Where it can be checked, bad input
+//! leaves the stored record unchanged (same version, same record). What a user types
+//! at login (username, password, code, the pending-login cookie) is an outcome, never
+//! an `Err` (issue 15): `Denied` or `Expired`, with the kind of bad input in the event;
+//! what an application or administrator passes is `Err(InvalidInput)`. Every text
+//! input has a maximum length, and a code is canonicalised once, before both the
+//! comparison and the replay check.
 
 mod common;
 
 use common::*;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use twofactor::events::{EventKind, FailureClass, InputProblem};
 use twofactor::{
     AppKey, BackupCode, ConfirmOutcome, Error, InputError, LoginOutcome, NewAccount, Policy, ResetOutcome, Role,
     SecondFactor, SecondFactorOutcome, TotpCode, UserStore,
@@ -58,11 +62,11 @@ fn begin_login_never_panics() {
     run(CASES, (text(), text(), proptest::option::of(text())), |(user, password, remembered)| {
         rt.block_on(async {
             let out = f.engine.begin_login(&user, &password, remembered.as_deref()).await;
-            prop_assert!(matches!(out, Ok(LoginOutcome::Denied)) || invalid_input(&out), "{out:?}");
+            prop_assert!(matches!(out, Ok(LoginOutcome::Denied)), "{out:?}");
 
             let before = stored(&f, carol).await;
             let out = f.engine.begin_login("carol-np", &password, None).await;
-            prop_assert!(matches!(out, Ok(LoginOutcome::Denied)) || invalid_input(&out), "{out:?}");
+            prop_assert!(matches!(out, Ok(LoginOutcome::Denied)), "{out:?}");
             if out.is_err() {
                 prop_assert_eq!(stored(&f, carol).await, before);
             }
@@ -233,12 +237,33 @@ async fn every_text_input_has_a_maximum_length() {
     let pending = f.pending("alice-len").await;
     let before = stored(&f, alice).await;
     let long = |n: usize| "7".repeat(n);
-    too_long(f.engine.begin_login(&long(65), PASSWORD, None).await, "username");
-    too_long(f.engine.begin_login("alice-len", &long(257), None).await, "password");
-    too_long(f.engine.begin_login("alice-len", &"ä".repeat(2049), None).await, "password");
-    too_long(f.engine.finish_login(&long(257), SecondFactor::Totp("123456"), None).await, "pending login");
-    too_long(f.engine.finish_login(&pending, SecondFactor::Totp(&long(33)), None).await, "code");
-    too_long(f.engine.finish_login(&pending, SecondFactor::BackupCode(&long(65)), None).await, "backup code");
+    // What a user types: an outcome, with the input named in the event.
+    let refused = |field: &'static str| {
+        let last = f.events.events().pop().expect("an event");
+        let reason = match last.kind {
+            EventKind::LoginFailed { reason } | EventKind::SecondFactorFailed { reason, .. } => reason,
+            other => panic!("{field}: {other:?}"),
+        };
+        assert_eq!(reason, FailureClass::BadInput { field, problem: InputProblem::TooLong });
+    };
+    for (username, password) in [(long(65), PASSWORD.to_owned()), ("alice-len".to_owned(), long(257))] {
+        let out = f.engine.begin_login(&username, &password, None).await;
+        assert!(matches!(out, Ok(LoginOutcome::Denied)), "{out:?}");
+        refused(if username.len() > 64 { "username" } else { "password" });
+    }
+    let out = f.engine.begin_login("alice-len", &"ä".repeat(2049), None).await;
+    assert!(matches!(out, Ok(LoginOutcome::Denied)), "{out:?}");
+    refused("password");
+    let out = f.engine.finish_login(&long(257), SecondFactor::Totp("123456"), None).await;
+    assert!(matches!(out, Ok(SecondFactorOutcome::Expired)), "{out:?}");
+    refused("pending login");
+    let out = f.engine.finish_login(&pending, SecondFactor::Totp(&long(33)), None).await;
+    assert!(matches!(out, Ok(SecondFactorOutcome::Denied { attempts_left: 5 })), "counts nothing: {out:?}");
+    refused("code");
+    let out = f.engine.finish_login(&pending, SecondFactor::BackupCode(&long(65)), None).await;
+    assert!(matches!(out, Ok(SecondFactorOutcome::Denied { attempts_left: 5 })), "counts nothing: {out:?}");
+    refused("backup code");
+    // What an application or administrator passes: a clear error.
     too_long(f.engine.finish_login(&pending, SecondFactor::Totp("123456"), Some(&long(129))).await, "location label");
     too_long(f.engine.reset(admin, alice, &long(501)).await, "identity check");
     too_long(f.engine.change_password(alice, &long(257)).await, "password");
@@ -268,14 +293,14 @@ async fn a_totp_code_is_canonicalised_once_before_the_compare_and_the_replay_che
     assert!(matches!(last.kind, twofactor::events::EventKind::SecondFactorFailed { reason, .. } if reason == replayed));
     for other_digits in ["١٢٣٤٥٦", "１２３４５６"] {
         let out = f.engine.finish_login(&pending, SecondFactor::Totp(other_digits), None).await;
-        assert!(invalid_input(&out), "only ASCII digits: {out:?}");
+        assert!(matches!(out, Ok(SecondFactorOutcome::Denied { .. })), "only ASCII digits: {out:?}");
     }
 }
 
 #[tokio::test]
 async fn a_backup_code_is_canonicalised_once_before_the_compare_and_the_replay_check() {
     let f = fixture();
-    f.enrolled("canon-backup").await;
+    let (id, _) = f.enrolled("canon-backup").await;
     let code = f.backup_code("canon-backup");
     // Lower case, spaces instead of dashes, and the look-alike letters O and I for 0 and 1.
     let typed: String = code
@@ -294,6 +319,8 @@ async fn a_backup_code_is_canonicalised_once_before_the_compare_and_the_replay_c
     let pending = f.pending("canon-backup").await;
     let out = f.engine.finish_login(&pending, SecondFactor::BackupCode(&code), None).await.unwrap();
     assert!(matches!(out, SecondFactorOutcome::Denied { .. }), "used once, in any spelling: {out:?}");
+    let before = stored(&f, id).await;
     let out = f.engine.finish_login(&pending, SecondFactor::BackupCode("UUUU-UUUU-UUUU-UUUU"), None).await;
-    assert!(invalid_input(&out), "outside the alphabet: {out:?}");
+    assert!(matches!(out, Ok(SecondFactorOutcome::Denied { attempts_left: 4 })), "outside the alphabet: {out:?}");
+    assert_eq!(stored(&f, id).await, before, "a malformed code counts nothing");
 }

@@ -46,9 +46,13 @@ fn mailer_for(url: &str) -> SmtpMailer {
     mailer_with(SmtpConfig::from_url(url, FROM).unwrap().retry(fast_retry()))
 }
 
-/// The product name and support contact come from configuration.
+/// The product name comes from the policy (its issuer, "Acme"), the support contact
+/// from configuration.
 fn mailer_with(config: SmtpConfig) -> SmtpMailer {
-    SmtpMailer::new(config).unwrap().with_renderer(DefaultRenderer::new("Acme", "security@acme.test"))
+    let policy = fast_policy().build().unwrap();
+    SmtpMailer::new(config)
+        .unwrap()
+        .with_renderer(DefaultRenderer::for_policy(&policy).with_support("security@acme.test"))
 }
 
 fn sink_mailer() -> (SmtpMailer, PathBuf) {
@@ -91,6 +95,9 @@ async fn envelope_headers_and_mime_structure() {
     mailer.send(&code_message(&to, "K7QX-M2PD-9WRT-H4NB")).await.unwrap();
 
     let mail = only_mail(&dir, &to);
+    // Composed by the same code as the file outbox: no line over 78 characters.
+    let raw = std::fs::read_to_string(&mail.file).unwrap();
+    assert!(raw.split("\r\n").all(|l| l.len() <= 78), "a long line:\n{raw}");
     assert_eq!(mail.envelope_from(), "<no-reply@acme.test>");
     assert_eq!(mail.envelope_to(), [format!("<{to}>").as_str()]);
     let m = &mail.message;

@@ -9,7 +9,10 @@
 //! administrator's page. Under a policy that requires 2FA, a password-only session
 //! reaches only the enrollment pages until enrollment completes. Over HTTP again: no
 //! anonymous request stores a session, and the session store's cap drops the least
-//! recently used session.
+//! recently used session. The session id is cycled at every login step (password,
+//! code, enrollment that had to come first). And the process: a busy port is named
+//! with the setting to change, and neither that nor Ctrl-C or SIGTERM leaves the run's
+//! temp folder (with its mailed backup codes) behind.
 //!
 //! Runs under the `browser-tests` feature (so a plain `cargo test` needs no browser):
 //! `cargo build --example web && cargo test --features browser-tests --test web_browser`
@@ -159,10 +162,10 @@ async fn the_seed_story_in_headless_chromium() {
     sign_out(&b).await;
 
     // 2. A login that needs the code.
-    let before = b.cookie("tf_session").await.unwrap();
+    assert!(b.cookie("tf_session").await.is_none(), "signed out, the shown notice leaves no session cookie");
     sign_in(&b, url, "alice", alice_pw).await;
     assert_eq!(b.path().await, "/verify");
-    assert_ne!(before.value(), b.cookie("tf_session").await.unwrap().value(), "rotated at the password step");
+    let pending = b.cookie("tf_session").await.expect("a session holding the pending login");
     assert!(b.text("main").await.contains("Enter the verification code from your authentication app"));
     b.shot("04-verification").await;
     clear_of_step_edge().await;
@@ -170,6 +173,13 @@ async fn the_seed_story_in_headless_chromium() {
     b.click_and_load("#verify").await;
     b.wait("#whoami").await;
     assert_eq!(b.text("#whoami").await, "alice");
+    let full = b.cookie("tf_session").await.expect("a session once signed in");
+    assert_ne!(pending.value(), full.value(), "the session id is cycled at the code step too");
+    assert_eq!(
+        get(url, "/verify", &format!("tf_session={}", pending.value())),
+        (303, "/login".to_owned()),
+        "the pending-login id is retired"
+    );
     sign_out(&b).await;
 
     // 3. "I don't have my device": the checkbox switches to the backup-code field.
@@ -427,7 +437,7 @@ fn forms_need_the_csrf_token_output_is_escaped_and_cookies_are_locked_down() {
     let form = format!("csrf={csrf}&username=alice&password={}", secure.user_password);
     let (_, headers, _) = web_support::http(&secure.url, "POST", "/login", Some(&login_cookie), Some(&form));
     let set = set_cookie(&headers, "tf_session").expect("signed in");
-    assert!(set.ends_with("; Secure") && set.contains("; HttpOnly"), "the session cookie too: {set}");
+    assert!(set.contains("; Secure") && set.contains("; HttpOnly"), "the session cookie too: {set}");
 }
 
 /// Every kind of request an anonymous visitor (or a script) can make that needs no
@@ -461,10 +471,13 @@ fn anonymous_requests_store_no_session() {
         for (method, path, form) in ANONYMOUS {
             let (status, headers, _) = web_support::http(url, method, path, cookie, form);
             assert!(status < 500, "{method} {path}: {status}");
-            assert_eq!(
-                set_cookie(&headers, "tf_session"),
-                None,
-                "{method} {path} (cookie {cookie:?}) stored a session"
+            // An id the server does not hold may be told to go (tower-sessions removes
+            // the cookie of a session it cannot load); nothing else may be set.
+            let set = set_cookie(&headers, "tf_session");
+            assert!(
+                set.as_deref()
+                    .is_none_or(|s| cookie.is_some() && s.starts_with("tf_session=;") && s.contains("Max-Age=0")),
+                "{method} {path} (cookie {cookie:?}) stored a session: {set:?}"
             );
             count += 1;
         }
@@ -564,4 +577,61 @@ async fn mail_subjects(b: &Browser, url: &str) -> Vec<String> {
         subjects.push(el.text().await.unwrap().to_lowercase());
     }
     subjects
+}
+
+/// The demo started with its default data directory (a temp dir of its own) under
+/// `tmp` as the system temp dir.
+fn web_in(tmp: &std::path::Path, addr: &str) -> std::process::Command {
+    let mut command = std::process::Command::new(web_support::web_binary());
+    command.env("TMPDIR", tmp).env("TWOFACTOR_WEB_ADDR", addr).env_remove("TWOFACTOR_WEB_DATA_DIR");
+    command
+}
+
+#[test]
+fn a_busy_port_is_named_and_no_exit_leaves_the_temp_folder_behind() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let tmp = web_support::TempDir::new("web-tmp");
+    let left = || std::fs::read_dir(&tmp.0).unwrap().map(|e| e.unwrap().path()).collect::<Vec<_>>();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = web_in(&tmp.0, &addr).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let port = addr.rsplit(':').next().unwrap();
+    assert!(stderr.contains(&format!("port {port} is in use")), "the busy port is named: {stderr}");
+    assert!(stderr.contains("set TWOFACTOR_WEB_ADDR"), "and the setting to change: {stderr}");
+    assert!(!stderr.contains("Os {"), "no debug dump: {stderr}");
+    assert_eq!(left(), Vec::<std::path::PathBuf>::new(), "nothing written for a run that never started");
+
+    // Ctrl-C (SIGINT) or SIGTERM: the run's temp folder, backup codes and all, is removed.
+    for signal in ["-INT", "-TERM"] {
+        let mut child = web_in(&tmp.0, "127.0.0.1:0").stdout(Stdio::piped()).spawn().unwrap();
+        let mut data = None;
+        for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+            let line = line.unwrap();
+            if let Some(dir) = line.strip_prefix("data in ") {
+                data = Some(std::path::PathBuf::from(dir));
+            }
+            if line.starts_with("listening on ") {
+                break;
+            }
+        }
+        let data = data.expect("the example prints its data directory");
+        assert!(data.starts_with(&tmp.0) && data.join("twofactor.db").exists(), "{}", data.display());
+        let killed = std::process::Command::new("kill").args([signal, &child.id().to_string()]).status().unwrap();
+        assert!(killed.success());
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(std::time::Instant::now() < deadline, "the example did not stop on {signal}");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert!(status.success(), "{signal} is a clean exit: {status}");
+        assert!(!data.exists(), "{signal} removed {}", data.display());
+        assert_eq!(left(), Vec::<std::path::PathBuf>::new());
+    }
 }

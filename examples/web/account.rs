@@ -2,21 +2,21 @@
 //! the backup code (also the way out after a failed backup-code mail).
 
 use axum::extract::{Form, State};
-use axum::http::HeaderMap;
 use serde::Deserialize;
 use twofactor::{Delivery, Error};
 
-use crate::app::{Result, Shared, check_csrf, signed_in, take_notice};
+use crate::app::{Result, Shared, check_csrf, redirect, signed_in};
 use crate::html::{csrf_field, esc, when};
+use crate::session::Ctx;
 
 /// The account page.
-pub async fn show(State(app): State<Shared>, headers: HeaderMap) -> Result {
-    let (user, mut ctx) = signed_in(&app, app.sessions.open(&headers))?;
-    let notice = take_notice(&mut ctx);
+pub async fn show(State(app): State<Shared>, mut ctx: Ctx) -> Result {
+    let user = signed_in(&ctx)?;
     let Some(view) = app.engine.account(user.id).await? else {
-        app.sessions.end(&mut ctx);
-        return Ok(app.redirect(ctx, "/login"));
+        ctx.end(None).await?;
+        return Ok(redirect("/login"));
     };
+    let notice = ctx.take_notice().await?;
     let csrf = csrf_field(&ctx.data);
     let two_factor = match view.two_factor {
         "enabled" => {
@@ -69,7 +69,7 @@ pub async fn show(State(app): State<Shared>, headers: HeaderMap) -> Result {
         role = view.role,
         email = esc(&view.email),
     );
-    Ok(app.page_sized(ctx, "Your account", &body, None, true))
+    Ok(app.page_sized(&ctx, "Your account", &body, None, true))
 }
 
 /// The reissue form's fields.
@@ -79,8 +79,8 @@ pub struct CsrfOnly {
 }
 
 /// Mails a fresh backup code; the old one stops working.
-pub async fn reissue(State(app): State<Shared>, headers: HeaderMap, Form(f): Form<CsrfOnly>) -> Result {
-    let (user, mut ctx) = signed_in(&app, app.sessions.open(&headers))?;
+pub async fn reissue(State(app): State<Shared>, mut ctx: Ctx, Form(f): Form<CsrfOnly>) -> Result {
+    let user = signed_in(&ctx)?;
     check_csrf(&ctx, &f.csrf)?;
     let notice = match app.engine.reissue_backup_code(user.id).await {
         Ok(Delivery::Sent) => "We emailed you a new backup code. The previous one no longer works.",
@@ -88,8 +88,8 @@ pub async fn reissue(State(app): State<Shared>, headers: HeaderMap, Form(f): For
         Err(Error::Misuse(_)) => "Two-factor authentication is not on, so there is no backup code.",
         Err(e) => return Err(e.into()),
     };
-    ctx.data.notice = Some(notice.to_owned());
-    Ok(app.redirect(ctx, "/account"))
+    ctx.set(|d| d.notice = Some(notice.to_owned())).await?;
+    Ok(redirect("/account"))
 }
 
 /// The revoke form's fields.
@@ -100,14 +100,14 @@ pub struct RevokeForm {
 }
 
 /// Forgets one remembered location.
-pub async fn revoke(State(app): State<Shared>, headers: HeaderMap, Form(f): Form<RevokeForm>) -> Result {
-    let (user, mut ctx) = signed_in(&app, app.sessions.open(&headers))?;
+pub async fn revoke(State(app): State<Shared>, mut ctx: Ctx, Form(f): Form<RevokeForm>) -> Result {
+    let user = signed_in(&ctx)?;
     check_csrf(&ctx, &f.csrf)?;
     let notice = match app.engine.revoke_location(user.id, &f.location).await {
         Ok(true) => "That location will need the verification code again.",
         Ok(false) | Err(Error::InvalidInput(_)) => "That location was already forgotten.",
         Err(e) => return Err(e.into()),
     };
-    ctx.data.notice = Some(notice.to_owned());
-    Ok(app.redirect(ctx, "/account"))
+    ctx.set(|d| d.notice = Some(notice.to_owned())).await?;
+    Ok(redirect("/account"))
 }

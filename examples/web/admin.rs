@@ -2,7 +2,6 @@
 //! identity was checked. The engine enforces the role rules; a refusal is shown.
 
 use axum::extract::{Form, State};
-use axum::http::HeaderMap;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -13,21 +12,21 @@ use crate::html::{csrf_field, esc, message};
 use crate::session::{Ctx, SignedIn};
 
 /// The reset form.
-pub async fn form(State(app): State<Shared>, headers: HeaderMap) -> Result {
-    let (_, ctx) = admin_ctx(&app, &headers)?;
-    Ok(render(&app, ctx, "", "", ""))
+pub async fn form(State(app): State<Shared>, ctx: Ctx) -> Result {
+    admin(&ctx)?;
+    Ok(render(&app, &ctx, "", "", ""))
 }
 
-fn admin_ctx(app: &App, headers: &HeaderMap) -> Result<(SignedIn, Ctx)> {
-    let (user, ctx) = signed_in(app, app.sessions.open(headers))?;
+/// The signed-in administrator (or support); 403 for a plain user.
+fn admin(ctx: &Ctx) -> Result<SignedIn> {
+    let user = signed_in(ctx)?;
     if user.role == Role::User {
-        let response = (StatusCode::FORBIDDEN, "Administrators only.").into_response();
-        return Err(AppError::Respond(Box::new(app.sessions.finish(ctx, response))));
+        return Err(AppError::Respond(Box::new((StatusCode::FORBIDDEN, "Administrators only.").into_response())));
     }
-    Ok((user, ctx))
+    Ok(user)
 }
 
-fn render(app: &App, ctx: Ctx, username: &str, note: &str, msg: &str) -> Response {
+fn render(app: &App, ctx: &Ctx, username: &str, note: &str, msg: &str) -> Response {
     let body = format!(
         r#"<h1>Reset two-factor authentication</h1>
 <p>Resetting removes the user's authenticator app, backup code and remembered locations. They then sign in with their password alone and can set up two-factor authentication again. The user is told by email.</p>
@@ -56,13 +55,13 @@ pub struct ResetForm {
 }
 
 /// Resets the named user's 2FA, if the role rules allow it.
-pub async fn submit(State(app): State<Shared>, headers: HeaderMap, Form(f): Form<ResetForm>) -> Result {
-    let (actor, ctx) = admin_ctx(&app, &headers)?;
+pub async fn submit(State(app): State<Shared>, ctx: Ctx, Form(f): Form<ResetForm>) -> Result {
+    let actor = admin(&ctx)?;
     check_csrf(&ctx, &f.csrf)?;
     let username = f.username.trim();
     let Some(target) = app.engine.account_by_username(username).await? else {
         let msg = message("error", &format!("There is no user named “{username}”."));
-        return Ok(render(&app, ctx, username, &f.identity_check, &msg));
+        return Ok(render(&app, &ctx, username, &f.identity_check, &msg));
     };
     let msg = match app.engine.reset(actor.id, target.id, &f.identity_check).await {
         Ok(ResetOutcome::Reset { notice_delivery }) => {
@@ -71,7 +70,7 @@ pub async fn submit(State(app): State<Shared>, headers: HeaderMap, Form(f): Form
                 _ => "The notice email could not be sent: tell them yourself.",
             };
             let text = format!("Two-factor authentication for {username} was reset. {mail}");
-            return Ok(render(&app, ctx, "", "", &message("ok", &text)));
+            return Ok(render(&app, &ctx, "", "", &message("ok", &text)));
         }
         Ok(_) if actor.id == target.id => {
             message("error", "Not allowed: nobody resets their own two-factor authentication. Ask support.")
@@ -87,5 +86,5 @@ pub async fn submit(State(app): State<Shared>, headers: HeaderMap, Form(f): Form
         Err(Error::InvalidInput(e)) => message("error", &format!("Please check the form: {e}.")),
         Err(e) => return Err(e.into()),
     };
-    Ok(render(&app, ctx, username, &f.identity_check, &msg))
+    Ok(render(&app, &ctx, username, &f.identity_check, &msg))
 }

@@ -6,40 +6,42 @@
 //! full session, under a new id.
 
 use axum::extract::{Form, State};
-use axum::http::HeaderMap;
 use axum::response::Response;
 use qrcode::QrCode;
 use qrcode::render::svg;
 use serde::Deserialize;
-use twofactor::{ConfirmOutcome, Delivery, EnrollmentStarted, Error};
+use twofactor::{ConfirmOutcome, Delivery, Error};
 
-use crate::app::{App, Result, Shared, check_csrf, enrolling};
+use crate::app::{App, Result, Shared, check_csrf, enrolling, redirect};
 use crate::html::{csrf_field, esc, message};
-use crate::session::{Ctx, Login};
-use crate::signin::promote;
+use crate::session::{Ctx, Login, Shown};
 
 /// The enrollment page (starts an enrollment unless one is on screen already).
-pub async fn form(State(app): State<Shared>, headers: HeaderMap) -> Result {
-    let (user, must_enroll, mut ctx) = enrolling(&app, app.sessions.open(&headers))?;
+pub async fn form(State(app): State<Shared>, mut ctx: Ctx) -> Result {
+    let (user, must_enroll) = enrolling(&ctx)?;
     if app.engine.account(user.id).await?.is_some_and(|a| a.two_factor == "enabled") {
         if must_enroll {
             // Enrolled elsewhere meanwhile: this session never passed a second factor.
-            app.sessions.end(&mut ctx);
-            ctx.data.notice = Some("Two-factor authentication is on. Please sign in again.".to_owned());
-            return Ok(app.redirect(ctx, "/login"));
+            ctx.end(Some("Two-factor authentication is on. Please sign in again.")).await?;
+            return Ok(redirect("/login"));
         }
-        return Ok(app.redirect(ctx, "/account"));
+        return Ok(redirect("/account"));
     }
-    let started = match ctx.data.enrollment.clone() {
-        Some(s) => s,
-        None => app.engine.start_enrollment(user.id).await?,
+    let shown = match ctx.data.enrollment.clone() {
+        Some(shown) => shown,
+        None => {
+            let started = app.engine.start_enrollment(user.id).await?;
+            let shown =
+                Shown { uri: started.uri.expose().to_owned(), secret: started.secret_base32.expose().to_owned() };
+            ctx.set(|d| d.enrollment = Some(shown.clone())).await?;
+            shown
+        }
     };
-    ctx.data.enrollment = Some(started.clone());
-    Ok(render(&app, ctx, &started, ""))
+    Ok(render(&app, &ctx, &shown, ""))
 }
 
-fn render(app: &App, ctx: Ctx, started: &EnrollmentStarted, msg: &str) -> Response {
-    let qr = QrCode::new(started.uri.expose().as_bytes()).map_or_else(
+fn render(app: &App, ctx: &Ctx, shown: &Shown, msg: &str) -> Response {
+    let qr = QrCode::new(shown.uri.as_bytes()).map_or_else(
         |_| "<p>(QR code unavailable: enter the key below.)</p>".to_owned(),
         |code| {
             let svg = code.render::<svg::Color<'_>>().min_dimensions(220, 220).quiet_zone(true).build();
@@ -48,7 +50,7 @@ fn render(app: &App, ctx: Ctx, started: &EnrollmentStarted, msg: &str) -> Respon
         },
     );
     let grouped: Vec<String> =
-        started.secret_base32.expose().as_bytes().chunks(4).map(|c| String::from_utf8_lossy(c).into_owned()).collect();
+        shown.secret.as_bytes().chunks(4).map(|c| String::from_utf8_lossy(c).into_owned()).collect();
     let required = if matches!(ctx.data.login, Login::MustEnroll(_)) {
         message("info", "Two-factor authentication is required for your account. Set it up to continue.")
     } else {
@@ -79,11 +81,11 @@ pub struct ConfirmForm {
 }
 
 /// Confirms the enrollment with one code.
-pub async fn submit(State(app): State<Shared>, headers: HeaderMap, Form(f): Form<ConfirmForm>) -> Result {
-    let (user, must_enroll, mut ctx) = enrolling(&app, app.sessions.open(&headers))?;
+pub async fn submit(State(app): State<Shared>, mut ctx: Ctx, Form(f): Form<ConfirmForm>) -> Result {
+    let (user, must_enroll) = enrolling(&ctx)?;
     check_csrf(&ctx, &f.csrf)?;
-    let Some(started) = ctx.data.enrollment.clone() else {
-        return Ok(app.redirect(ctx, "/enroll"));
+    let Some(shown) = ctx.data.enrollment.clone() else {
+        return Ok(redirect("/enroll"));
     };
     let outcome = match app.engine.confirm_enrollment(user.id, &f.code).await {
         Err(Error::InvalidInput(_)) => ConfirmOutcome::WrongCode,
@@ -92,21 +94,22 @@ pub async fn submit(State(app): State<Shared>, headers: HeaderMap, Form(f): Form
     Ok(match outcome {
         ConfirmOutcome::Confirmed { backup_code_delivery } => {
             if must_enroll {
-                promote(&app, &mut ctx, Login::Full(user));
+                ctx.promote(Login::Full(user)).await?;
             }
-            ctx.data.enrollment = None;
-            ctx.data.notice = Some(
-                match backup_code_delivery {
-                    Delivery::Sent => "Two-factor authentication is on. We emailed you a backup code: keep it safe.",
-                    _ => {
-                        "Two-factor authentication is on, but we could not email your backup code. \
-                      Ask for a new backup code below."
-                    }
+            let notice = match backup_code_delivery {
+                Delivery::Sent => "Two-factor authentication is on. We emailed you a backup code: keep it safe.",
+                _ => {
+                    "Two-factor authentication is on, but we could not email your backup code. \
+                     Ask for a new backup code below."
                 }
-                .to_owned(),
-            );
-            app.redirect(ctx, "/account")
+            };
+            ctx.set(|d| {
+                d.enrollment = None;
+                d.notice = Some(notice.to_owned());
+            })
+            .await?;
+            redirect("/account")
         }
-        _ => render(&app, ctx, &started, &message("error", "That code is not right. Check the app and try again.")),
+        _ => render(&app, &ctx, &shown, &message("error", "That code is not right. Check the app and try again.")),
     })
 }

@@ -5,7 +5,7 @@ use axum::http::HeaderValue;
 use axum::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, REFERRER_POLICY, X_FRAME_OPTIONS};
 use axum::response::{IntoResponse, Response};
 
-use crate::session::{Login, Session, token};
+use crate::session::{Data, Login, token};
 
 /// Escapes text for HTML element content and quoted attribute values.
 pub use twofactor::mail::html_escape as esc;
@@ -17,7 +17,7 @@ pub fn when(t: twofactor::Timestamp) -> String {
 }
 
 /// The hidden CSRF field for a POST form.
-pub fn csrf_field(session: &Session) -> String {
+pub fn csrf_field(session: &Data) -> String {
     format!(r#"<input type="hidden" name="csrf" value="{}">"#, esc(&session.csrf))
 }
 
@@ -54,7 +54,7 @@ article.mail pre{white-space:pre-wrap;font-size:.9rem;background:#f8f9fb;padding
 /// What the header shows.
 pub struct Nav<'a> {
     /// The session (for the user and the sign-out form's CSRF token).
-    pub session: &'a Session,
+    pub session: &'a Data,
     /// Whether to link the demo mailbox.
     pub mailbox: bool,
 }

@@ -2,17 +2,17 @@
 //! only (`TWOFACTOR_WEB_MAILBOX=0` turns it off); real users read their own inbox.
 
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use crate::app::Shared;
 use crate::html::esc;
+use crate::session::Ctx;
 
 /// Lists the outbox, newest first.
-pub async fn show(State(app): State<Shared>, headers: HeaderMap) -> Response {
-    let ctx = app.sessions.open(&headers);
+pub async fn show(State(app): State<Shared>, ctx: Ctx) -> Response {
     let Some(mailbox) = &app.mailbox else {
-        return app.sessions.finish(ctx, (StatusCode::NOT_FOUND, "Not found").into_response());
+        return (StatusCode::NOT_FOUND, "Not found").into_response();
     };
     let mails: String = mailbox
         .newest_first()
@@ -32,5 +32,5 @@ pub async fn show(State(app): State<Shared>, headers: HeaderMap) -> Response {
         r#"<h1>Demo mailbox</h1>
 <p class="msg error"><strong>Development only.</strong> This page shows every mail the demo sent, to anyone. A real deployment sends these mails to the users' own inboxes.</p>{mails}"#
     );
-    app.page_sized(ctx, "Demo mailbox", &body, None, true)
+    app.page_sized(&ctx, "Demo mailbox", &body, None, true)
 }

@@ -8,10 +8,11 @@
 //!
 //! Environment:
 //! - `TWOFACTOR_WEB_ADDR` — listen address (default `127.0.0.1:3000`; port 0 picks a
-//!   free port). The actual URL is printed as `listening on http://…`.
+//!   free port). The actual URL is printed as `listening on http://…`; an address in
+//!   use stops the demo with a message saying so, before anything is written.
 //! - `TWOFACTOR_WEB_DATA_DIR` — where the run keeps its SQLite database and its file
-//!   outbox (default: a fresh temp directory, removed on Ctrl-C). Every run starts
-//!   empty, so the demo's key ring is ephemeral.
+//!   outbox (default: a fresh temp directory, removed on every exit: Ctrl-C, SIGTERM or
+//!   an error). Every run starts empty, so the demo's key ring is ephemeral.
 //! - `TWOFACTOR_WEB_SECURE_COOKIES=1` — mark cookies `Secure`. Set it whenever the app
 //!   is reached over HTTPS (e.g. behind a TLS-terminating proxy); the demo itself
 //!   serves plain HTTP on 127.0.0.1, where browsers would drop `Secure` cookies.
@@ -22,6 +23,8 @@
 //!   without it reaches only the enrollment pages (and sign-out) until it is set up.
 //! - `TWOFACTOR_WEB_MAX_SESSIONS` — how many sessions the server keeps at most
 //!   (default 10000); beyond that the least recently used is dropped (signed out).
+//!   Sessions are `tower-sessions` sessions in a bounded store of the demo's own
+//!   (`store.rs`); idle for 30 minutes, one is forgotten.
 //! - `TWOFACTOR_WEB_SMTP_URL=smtp://…` — with `--features smtp`, send mail through that
 //!   SMTP server instead of the file outbox.
 //!
@@ -40,17 +43,19 @@ mod store;
 mod verify;
 
 use std::error::Error;
+use std::io::ErrorKind;
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::sync::Arc;
 
+use tokio::sync::watch;
 use twofactor::{Engine, KeyRing, NewAccount, Policy, Role};
 
 /// Settings read from the environment.
 struct Config {
     addr: String,
-    data_dir: PathBuf,
-    /// Whether `data_dir` is this run's own temp dir (removed on Ctrl-C).
-    temporary: bool,
+    /// `TWOFACTOR_WEB_DATA_DIR`, or `None` for a temp dir of this run's own.
+    data_dir: Option<PathBuf>,
     secure_cookies: bool,
     mailbox: bool,
     require_two_factor: bool,
@@ -58,6 +63,7 @@ struct Config {
 }
 
 impl Config {
+    /// Reads the settings; touches nothing.
     fn from_env() -> Result<Config, Box<dyn Error>> {
         let flag = |name: &str, default: bool| match std::env::var(name).as_deref() {
             Err(_) => Ok(default),
@@ -69,18 +75,9 @@ impl Config {
             Err(_) => 10_000,
             Ok(n) => n.parse().ok().filter(|&n| n > 0).ok_or("TWOFACTOR_WEB_MAX_SESSIONS must be a positive number")?,
         };
-        let (data_dir, temporary) = match std::env::var_os("TWOFACTOR_WEB_DATA_DIR") {
-            Some(dir) => (PathBuf::from(dir), false),
-            None => {
-                let name = format!("twofactor-web-{}-{}", std::process::id(), &session::token()[..12]);
-                (std::env::temp_dir().join(name), true)
-            }
-        };
-        std::fs::create_dir_all(&data_dir)?;
         Ok(Config {
             addr: std::env::var("TWOFACTOR_WEB_ADDR").unwrap_or_else(|_| "127.0.0.1:3000".to_owned()),
-            data_dir,
-            temporary,
+            data_dir: std::env::var_os("TWOFACTOR_WEB_DATA_DIR").map(PathBuf::from),
             secure_cookies: flag("TWOFACTOR_WEB_SECURE_COOKIES", false)?,
             mailbox: flag("TWOFACTOR_WEB_MAILBOX", true)?,
             require_two_factor: flag("TWOFACTOR_WEB_REQUIRE_2FA", false)?,
@@ -89,29 +86,116 @@ impl Config {
     }
 }
 
+/// The run's data directory; a temp dir of its own is removed when this is dropped,
+/// which every way out of [`run`] does (an error, Ctrl-C, SIGTERM, a panic unwinding).
+struct DataDir {
+    path: PathBuf,
+    temporary: bool,
+}
+
+impl DataDir {
+    fn create(configured: Option<PathBuf>) -> Result<DataDir, Box<dyn Error>> {
+        let (path, temporary) = match configured {
+            Some(dir) => (dir, false),
+            None => {
+                let name = format!("twofactor-web-{}-{}", std::process::id(), &session::token()[..12]);
+                (std::env::temp_dir().join(name), true)
+            }
+        };
+        let dir = DataDir { path, temporary };
+        std::fs::create_dir_all(&dir.path)?;
+        Ok(dir)
+    }
+}
+
+impl Drop for DataDir {
+    fn drop(&mut self) {
+        if self.temporary
+            && let Err(e) = std::fs::remove_dir_all(&self.path)
+            && e.kind() != ErrorKind::NotFound
+        {
+            eprintln!("could not remove {}: {e}", self.path.display());
+        }
+    }
+}
+
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn Error>> {
+async fn main() -> ExitCode {
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), Box<dyn Error>> {
+    let mut stopped = stop_signal()?;
     let config = Config::from_env()?;
-    let (store, mailer, mailbox) = parts::open(&config.data_dir).await?;
-    let policy = Policy::builder().issuer("Acme demo").require_two_factor(config.require_two_factor).build()?;
-    let engine = Engine::builder(store, mailer, KeyRing::ephemeral()?).policy(policy).build()?;
-    seed(&engine).await?;
-    let sessions = session::Sessions::new(config.secure_cookies, config.max_sessions);
-    let app = app::App::new(engine, mailbox, sessions, config.mailbox);
-    let listener = tokio::net::TcpListener::bind(&config.addr).await?;
-    println!("data in {}", config.data_dir.display());
+    // Listen before writing anything, so a busy port leaves nothing behind.
+    let listener = tokio::net::TcpListener::bind(&config.addr).await.map_err(|e| match e.kind() {
+        ErrorKind::AddrInUse => {
+            let port = config.addr.rsplit(':').next().unwrap_or(&config.addr);
+            format!(
+                "port {port} is in use ({}); set TWOFACTOR_WEB_ADDR to another address, e.g. \
+                 TWOFACTOR_WEB_ADDR=127.0.0.1:0 for any free port",
+                config.addr
+            )
+        }
+        _ => format!("cannot listen on {} (TWOFACTOR_WEB_ADDR): {e}", config.addr),
+    })?;
+    let data = DataDir::create(config.data_dir.clone())?;
+    let router = tokio::select! {
+        router = set_up(&config, &data) => router?,
+        _ = stopped.wait_for(|s| *s) => return Ok(()),
+    };
+    println!("data in {}", data.path.display());
     if config.require_two_factor {
         println!("two-factor authentication is required for every account");
     }
     println!("listening on http://{}", listener.local_addr()?);
-    let stop = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    axum::serve(listener, app::router(Arc::new(app))).with_graceful_shutdown(stop).await?;
-    if config.temporary {
-        std::fs::remove_dir_all(&config.data_dir)?;
-    }
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        })
+        .await?;
     Ok(())
+}
+
+/// The store, mailer, engine, demo accounts and routes, in `data`.
+async fn set_up(config: &Config, data: &DataDir) -> Result<axum::Router, Box<dyn Error>> {
+    let (store, mailer, mailbox) = parts::open(&data.path).await?;
+    let policy = Policy::builder().issuer("Acme demo").require_two_factor(config.require_two_factor).build()?;
+    let engine = Engine::builder(store, mailer, KeyRing::ephemeral()?).policy(policy).build()?;
+    seed(&engine).await?;
+    let app = app::App { engine, mailbox: config.mailbox.then_some(mailbox), secure: config.secure_cookies };
+    Ok(app::router(Arc::new(app), config.max_sessions))
+}
+
+/// Turns true on Ctrl-C (SIGINT) or SIGTERM. The handlers are installed before this
+/// returns, so a signal during set-up also ends the run cleanly.
+fn stop_signal() -> std::io::Result<watch::Receiver<bool>> {
+    let (tx, rx) = watch::channel(false);
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let mut terminate = signal(SignalKind::terminate())?;
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+            let _ = tx.send(true);
+        });
+    }
+    #[cfg(not(unix))]
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        let _ = tx.send(true);
+    });
+    Ok(rx)
 }
 
 /// Creates the demo accounts with random passwords, shown on this console only.

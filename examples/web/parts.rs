@@ -88,17 +88,67 @@ impl Mailbox {
     }
 }
 
-/// To, Subject and the text/plain body of one mail as the file outbox writes it.
+/// To, Subject and the text/plain body of one mail as the file outbox writes it
+/// (lettre's MIME: folded headers, quoted-printable or base64 bodies).
 fn parse_eml(raw: &str) -> Option<MailView> {
-    let raw = raw.replace("\r\n", "\n");
-    let (head, body) = raw.split_once("\n\n")?;
-    let header = |name: &str| {
-        head.lines().find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(": "))).map(str::to_owned)
+    let (head, body) = raw.split_once("\r\n\r\n")?;
+    let headers = unfold(head);
+    let header = |name: &str| headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone());
+    let content_type = header("Content-Type").unwrap_or_default();
+    let (part_head, part_body) = match content_type.split("boundary=\"").nth(1) {
+        Some(rest) => {
+            let boundary = rest.split('"').next()?;
+            let part = body.split(&format!("--{boundary}")).nth(1)?.trim_start_matches("\r\n");
+            let (h, b) = part.split_once("\r\n\r\n")?;
+            (unfold(h), b.trim_end_matches("\r\n").to_owned())
+        }
+        None => (headers.clone(), body.to_owned()),
     };
-    let boundary = head.lines().find_map(|l| l.split("boundary=\"").nth(1)).map(|b| b.trim_end_matches('"'));
-    let body = match boundary {
-        Some(b) => body.split(&format!("--{b}")).nth(1)?.split_once("\n\n")?.1.to_owned(),
-        None => body.to_owned(),
+    let encoding = part_head
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("Content-Transfer-Encoding"))
+        .map(|(_, v)| v.to_ascii_lowercase());
+    let body = match encoding.as_deref() {
+        Some("quoted-printable") => decode_quoted_printable(&part_body)?,
+        Some("base64") => {
+            let compact: String = part_body.chars().filter(|c| !c.is_whitespace()).collect();
+            String::from_utf8(data_encoding::BASE64.decode(compact.as_bytes()).ok()?).ok()?
+        }
+        _ => part_body,
     };
-    Some(MailView { to: header("To")?, subject: header("Subject")?, body })
+    Some(MailView { to: header("To")?, subject: header("Subject")?, body: body.replace("\r\n", "\n") })
+}
+
+/// Header (name, value) pairs, continuation lines joined.
+fn unfold(head: &str) -> Vec<(String, String)> {
+    let mut headers: Vec<(String, String)> = Vec::new();
+    for line in head.split("\r\n") {
+        if line.starts_with([' ', '\t']) {
+            if let Some(last) = headers.last_mut() {
+                last.1.push(' ');
+                last.1.push_str(line.trim());
+            }
+        } else if let Some((name, value)) = line.split_once(':') {
+            headers.push((name.trim().to_owned(), value.trim().to_owned()));
+        }
+    }
+    headers
+}
+
+/// Quoted-printable to text: `=XX` escapes, soft line breaks (`=` at a line's end).
+fn decode_quoted_printable(body: &str) -> Option<String> {
+    let joined = body.replace("=\r\n", "");
+    let raw = joined.as_bytes();
+    let mut bytes = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        if raw[i] == b'=' && i + 2 < raw.len() {
+            bytes.push(u8::from_str_radix(std::str::from_utf8(&raw[i + 1..i + 3]).ok()?, 16).ok()?);
+            i += 3;
+        } else {
+            bytes.push(raw[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(bytes).ok()
 }

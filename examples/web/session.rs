@@ -1,20 +1,33 @@
-//! Server-side sessions in memory, keyed by a random id in an HttpOnly cookie, each
-//! with its own CSRF token. A session is stored only once it holds state (a pending
-//! login, a signed-in user, an enrollment on screen, a notice): anonymous pages, the
-//! sign-in form included, store nothing. The store is bounded (see [`Store`]). The id
-//! is rotated whenever the session gains privilege (password accepted, login
-//! completed, enrollment confirmed).
+//! What a browser's session holds, on `tower-sessions`.
+//!
+//! `tower-sessions` keeps the session id in an HttpOnly, SameSite=Lax cookie, loads the
+//! record lazily, and saves it only when a handler changed it: an anonymous page that
+//! never writes stores nothing and sets no cookie (it only clears a cookie naming a
+//! session the store does not hold). The demo's whole state lives under
+//! one key as a [`Data`]; handlers take a [`Ctx`] (an extractor) and change it through
+//! its methods, each of which writes the session straight back (a session left without
+//! state is deleted rather than saved empty). The id is cycled (`Session::cycle_id`)
+//! whenever the session gains privilege: password accepted, login completed,
+//! enrollment confirmed by someone who had to enroll.
+//!
+//! CSRF: a synchronizer token (OWASP's recommended pattern for stateful apps). Every
+//! stored session carries a random token of its own; every POST form carries it and
+//! the handler compares it in constant time (`check_csrf`). That needs no crate beyond
+//! `subtle`, which the library already uses. `axum_csrf` (an HMAC-signed token in a
+//! cookie of its own, set by every page that renders a form) would add a crate, a key
+//! and a second cookie for what the session already holds. The one form an anonymous
+//! visitor posts, sign-in, has no session to hold a token (storing one per visitor
+//! would let GETs fill the store), so it uses a double-submit cookie (see `signin`).
 
-use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, Instant};
-
-use axum::http::header::{COOKIE, SET_COOKIE};
-use axum::http::{HeaderMap, HeaderValue};
-use axum::response::{IntoResponse, Response};
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
-use twofactor::{AccountId, EnrollmentStarted, Role, SecretString};
+use tower_sessions::Session;
+use tower_sessions::session_store::Error::Backend;
+use twofactor::{AccountId, Role};
 
-use crate::store::Store;
+use crate::app::AppError;
 
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "tf_session";
@@ -22,10 +35,10 @@ pub const SESSION_COOKIE: &str = "tf_session";
 pub const LOCATION_COOKIE: &str = "tf_location";
 /// The sign-in form's CSRF cookie (a double-submit token: see `signin`).
 pub const LOGIN_CSRF_COOKIE: &str = "tf_login_csrf";
-/// Sessions idle longer than this are forgotten.
-const IDLE: Duration = Duration::from_secs(30 * 60);
+/// The session key the demo's [`Data`] is stored under.
+const KEY: &str = "tf";
 
-/// 32 random bytes, base64url: session ids, CSRF tokens, nonces, demo passwords.
+/// 32 random bytes, base64url: CSRF tokens, nonces, demo passwords.
 pub fn token() -> String {
     let mut bytes = [0u8; 32];
     // The OS generator failing leaves no safe way to continue.
@@ -44,18 +57,20 @@ pub fn same_token(a: &str, b: &str) -> bool {
 }
 
 /// Someone who passed the password step (and whatever else their [`Login`] says).
-#[derive(Clone)]
+#[derive(Clone, Serialize, Deserialize)]
 pub struct SignedIn {
     /// The account.
+    #[serde(with = "account_id")]
     pub id: AccountId,
     /// Its username.
     pub username: String,
     /// Its role.
+    #[serde(with = "role")]
     pub role: Role,
 }
 
 /// How far a session's owner has signed in.
-#[derive(Clone, Default)]
+#[derive(Clone, Default, Serialize, Deserialize)]
 pub enum Login {
     /// Nobody yet (perhaps someone between the password and the code step).
     #[default]
@@ -67,33 +82,38 @@ pub enum Login {
     Full(SignedIn),
 }
 
-/// What one browser's session holds.
-#[derive(Clone)]
-pub struct Session {
-    /// The CSRF token every POST form of a session must carry.
+/// An enrollment on screen but not yet confirmed (so a reload shows the same secret).
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Shown {
+    /// The `otpauth://` URI.
+    pub uri: String,
+    /// The secret, base32.
+    pub secret: String,
+}
+
+/// What one browser's session holds. (tower-sessions keeps it as JSON: the pending
+/// login and an unconfirmed secret are plain strings in the store, not zeroized on drop
+/// as the engine's `SecretString`s are; they expire with the session.)
+#[derive(Serialize, Deserialize)]
+pub struct Data {
+    /// The CSRF token every POST form of the session must carry.
     pub csrf: String,
     /// Who is signed in, and how far.
     pub login: Login,
     /// The pending login between the password and the code step.
-    pub pending: Option<SecretString>,
-    /// An enrollment shown but not yet confirmed (so a reload shows the same secret).
-    pub enrollment: Option<EnrollmentStarted>,
+    pub pending: Option<String>,
+    /// An enrollment shown but not yet confirmed.
+    pub enrollment: Option<Shown>,
     /// A one-time message for the next page.
     pub notice: Option<String>,
 }
 
-impl Session {
-    fn new() -> Session {
-        Session { csrf: token(), login: Login::Anonymous, pending: None, enrollment: None, notice: None }
+impl Data {
+    fn new() -> Data {
+        Data { csrf: token(), login: Login::Anonymous, pending: None, enrollment: None, notice: None }
     }
 
-    /// Whether `given` is this session's CSRF token (constant-time).
-    pub fn csrf_ok(&self, given: &str) -> bool {
-        same_token(&self.csrf, given)
-    }
-
-    /// Whether there is anything worth storing. The CSRF token alone is not: the one
-    /// form an anonymous visitor gets, sign-in, carries a double-submit token instead.
+    /// Whether there is anything worth storing. The CSRF token alone is not.
     fn holds_state(&self) -> bool {
         !matches!(self.login, Login::Anonymous)
             || self.pending.is_some()
@@ -102,180 +122,120 @@ impl Session {
     }
 }
 
-/// One request's view of its session.
+/// One request's session: the extractor every page handler takes.
 pub struct Ctx {
-    /// The stored session this request loaded; `None` for a session not stored yet (or
-    /// just rotated), which gets a fresh id when [`Sessions::finish`] stores it.
-    id: Option<String>,
-    /// The session's data (written back by [`Sessions::finish`]).
-    pub data: Session,
+    session: Session,
+    /// The session's data, as loaded (change it through the methods below).
+    pub data: Data,
 }
 
-/// All sessions: at most a configured number, each forgotten after 30 idle minutes.
-pub struct Sessions {
-    store: Mutex<Store<Session>>,
-    secure: bool,
-}
+impl<S: Send + Sync> FromRequestParts<S> for Ctx {
+    type Rejection = AppError;
 
-impl Sessions {
-    /// No sessions; at most `max` at once (the least recently used is evicted first);
-    /// `secure` marks cookies `Secure` (serve over HTTPS then).
-    pub fn new(secure: bool, max: usize) -> Sessions {
-        Sessions { store: Mutex::new(Store::new(max, IDLE)), secure }
-    }
-
-    fn store(&self) -> MutexGuard<'_, Store<Session>> {
-        self.store.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The request's session, or a fresh one (not stored unless it gains state).
-    pub fn open(&self, headers: &HeaderMap) -> Ctx {
-        if let Some(id) = cookie(headers, SESSION_COOKIE)
-            && let Some(data) = self.store().get(&id, Instant::now())
-        {
-            return Ctx { id: Some(id), data };
-        }
-        Ctx { id: None, data: Session::new() }
-    }
-
-    /// Gives the session a new id (and CSRF token); the old id stops working.
-    pub fn rotate(&self, ctx: &mut Ctx) {
-        if let Some(id) = ctx.id.take() {
-            self.store().remove(&id);
-        }
-        ctx.data.csrf = token();
-    }
-
-    /// Ends the session: a fresh, empty one replaces it.
-    pub fn end(&self, ctx: &mut Ctx) {
-        self.rotate(ctx);
-        ctx.data = Session::new();
-    }
-
-    /// Stores the session if it holds state (forgets it if not), and attaches the
-    /// cookie of a newly stored one. A session that a concurrent request rotated or
-    /// ended meanwhile stays gone: writing it back would undo a logout or revive the id
-    /// a login retired.
-    pub fn finish(&self, ctx: Ctx, response: impl IntoResponse) -> Response {
-        let keep = ctx.data.holds_state();
-        let new_id = (ctx.id.is_none() && keep).then(token);
-        let mut store = self.store();
-        let now = Instant::now();
-        match (ctx.id, &new_id) {
-            (Some(id), _) if keep => {
-                store.update(&id, ctx.data, now);
-            }
-            (Some(id), _) => store.remove(&id),
-            (None, Some(id)) => store.insert(id.clone(), ctx.data, now),
-            (None, None) => {}
-        }
-        drop(store);
-        let mut response = response.into_response();
-        if let Some(id) = new_id {
-            response.headers_mut().append(SET_COOKIE, self.cookie(SESSION_COOKIE, &id, None));
-        }
-        response
-    }
-
-    /// A `Set-Cookie` value: HttpOnly, SameSite=Lax, Path=/, Secure when configured,
-    /// and a Max-Age when given (else a browser-session cookie).
-    pub fn cookie(&self, name: &str, value: &str, max_age: Option<u64>) -> HeaderValue {
-        let mut c = format!("{name}={value}; HttpOnly; SameSite=Lax; Path=/");
-        if let Some(age) = max_age {
-            c.push_str(&format!("; Max-Age={age}"));
-        }
-        if self.secure {
-            c.push_str("; Secure");
-        }
-        HeaderValue::from_str(&c).unwrap_or_else(|_| HeaderValue::from_static("invalid=1"))
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Ctx, AppError> {
+        let session = Session::from_request_parts(parts, state)
+            .await
+            .map_err(|(_, why)| tower_sessions::session::Error::Store(Backend(why.to_owned())))?;
+        let data = session.get::<Data>(KEY).await?.unwrap_or_else(Data::new);
+        Ok(Ctx { session, data })
     }
 }
 
-/// The value of cookie `name` in the request.
-pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.to_owned())
+impl Ctx {
+    /// Whether `given` is this session's CSRF token (constant-time).
+    pub fn csrf_ok(&self, given: &str) -> bool {
+        same_token(&self.data.csrf, given)
+    }
+
+    /// Changes the data and writes the session back.
+    pub async fn set(&mut self, change: impl FnOnce(&mut Data)) -> Result<(), AppError> {
+        change(&mut self.data);
+        if self.data.holds_state() {
+            self.session.insert(KEY, &self.data).await?;
+        } else {
+            // Nothing worth keeping: delete the session instead of storing it empty.
+            self.session.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// Moves the session to `login` under a new id and CSRF token, dropping any pending
+    /// login or enrollment of the old state. The old id stops working at once.
+    pub async fn promote(&mut self, login: Login) -> Result<(), AppError> {
+        self.session.cycle_id().await?;
+        self.set(|d| {
+            d.csrf = token();
+            d.pending = None;
+            d.enrollment = None;
+            d.login = login;
+        })
+        .await
+    }
+
+    /// Ends the session (deleted from the store); `notice` goes to the next page, in a
+    /// new session under a new id.
+    pub async fn end(&mut self, notice: Option<&str>) -> Result<(), AppError> {
+        self.session.flush().await?;
+        self.data = Data::new();
+        match notice {
+            Some(text) => self.set(|d| d.notice = Some(text.to_owned())).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Takes the one-time notice, rendered as an info box (empty without one).
+    pub async fn take_notice(&mut self) -> Result<String, AppError> {
+        if self.data.notice.is_none() {
+            return Ok(String::new());
+        }
+        let mut notice = None;
+        self.set(|d| notice = d.notice.take()).await?;
+        Ok(notice.map_or(String::new(), |n| crate::html::message("info", &n)))
+    }
+}
+
+mod account_id {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use twofactor::AccountId;
+
+    pub fn serialize<S: Serializer>(id: &AccountId, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(id.0)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<AccountId, D::Error> {
+        u64::deserialize(d).map(AccountId)
+    }
+}
+
+mod role {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+    use twofactor::Role;
+
+    pub fn serialize<S: Serializer>(role: &Role, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(role.as_str())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Role, D::Error> {
+        let name = String::deserialize(d)?;
+        Role::parse(&name).ok_or_else(|| D::Error::custom(format!("unknown role {name:?}")))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn with_cookie(set_cookie: &HeaderValue) -> HeaderMap {
-        let pair = set_cookie.to_str().unwrap().split(';').next().unwrap().to_owned();
-        let mut headers = HeaderMap::new();
-        headers.insert(COOKIE, HeaderValue::from_str(&pair).unwrap());
-        headers
-    }
-
-    fn count(sessions: &Sessions) -> usize {
-        sessions.store().len()
-    }
-
     #[test]
-    fn requests_without_state_store_nothing() {
-        let sessions = Sessions::new(false, 10);
-        let forged = with_cookie(&HeaderValue::from_static("tf_session=forged"));
-        for headers in [HeaderMap::new(), forged] {
-            for _ in 0..1000 {
-                let response = sessions.finish(sessions.open(&headers), "page");
-                assert!(response.headers().get(SET_COOKIE).is_none(), "no cookie for a session not stored");
-            }
-        }
-        assert_eq!(count(&sessions), 0, "1000 anonymous requests left no session behind");
-    }
-
-    #[test]
-    fn a_session_is_stored_with_state_and_forgotten_without() {
-        let sessions = Sessions::new(false, 10);
-        let mut ctx = sessions.open(&HeaderMap::new());
-        ctx.data.pending = Some(SecretString::from("pending-login"));
-        let response = sessions.finish(ctx, "verify");
-        assert_eq!(count(&sessions), 1, "a pending login is state");
-        let headers = with_cookie(response.headers().get(SET_COOKIE).expect("a new session's cookie"));
-        let mut ctx = sessions.open(&headers);
-        assert!(ctx.data.pending.is_some(), "the cookie finds the session");
-        ctx.data.pending = None;
-        let response = sessions.finish(ctx, "sign-in");
-        assert!(response.headers().get(SET_COOKIE).is_none());
-        assert_eq!(count(&sessions), 0, "a session that lost its state is removed");
-    }
-
-    #[test]
-    fn a_rotated_or_ended_session_stays_gone() {
-        let sessions = Sessions::new(false, 10);
-        let mut ctx = sessions.open(&HeaderMap::new());
-        ctx.data.notice = Some("hello".into());
-        let old = with_cookie(sessions.finish(ctx, "").headers().get(SET_COOKIE).unwrap());
-        let slow = sessions.open(&old);
-        let mut ending = sessions.open(&old);
-        sessions.end(&mut ending);
-        ending.data.notice = Some("You are signed out.".into());
-        let new = sessions.finish(ending, "");
-        assert_ne!(with_cookie(new.headers().get(SET_COOKIE).unwrap()), old, "a new id");
-        let _ = sessions.finish(slow, "");
-        assert!(sessions.open(&old).id.is_none(), "a concurrent request did not revive the ended id");
-        assert_eq!(count(&sessions), 1, "only the new session is stored");
-    }
-
-    #[test]
-    fn the_cap_holds() {
-        let sessions = Sessions::new(false, 3);
-        let cookies: Vec<HeaderMap> = (0..5)
-            .map(|i| {
-                let mut ctx = sessions.open(&HeaderMap::new());
-                ctx.data.notice = Some(format!("session {i}"));
-                with_cookie(sessions.finish(ctx, "").headers().get(SET_COOKIE).unwrap())
-            })
-            .collect();
-        assert_eq!(count(&sessions), 3);
-        let live: Vec<bool> = cookies.iter().map(|c| sessions.open(c).id.is_some()).collect();
-        assert_eq!(live, [false, false, true, true, true], "the oldest were evicted");
+    fn the_data_round_trips_through_the_session_record() {
+        let user = SignedIn { id: AccountId(42), username: "alice".into(), role: Role::Admin };
+        let mut data = Data::new();
+        assert!(!data.holds_state(), "a CSRF token alone is not worth storing");
+        data.login = Login::MustEnroll(user);
+        assert!(data.holds_state());
+        let value = serde_json::to_value(&data).unwrap();
+        let back: Data = serde_json::from_value(value).unwrap();
+        let Login::MustEnroll(user) = back.login else { panic!("the login state survives") };
+        assert_eq!((user.id, user.username.as_str(), user.role), (AccountId(42), "alice", Role::Admin));
+        assert!(same_token(&back.csrf, &data.csrf) && is_token(&back.csrf));
     }
 }

@@ -12,35 +12,42 @@ use axum::response::Response;
 use serde::Deserialize;
 use twofactor::{Authenticated, Error, LoginOutcome};
 
-use crate::app::{App, AppError, Result, Shared, check_csrf, take_notice};
+use crate::app::{App, AppError, Result, Shared, check_csrf, redirect};
 use crate::html::{esc, message};
-use crate::session::{Ctx, LOCATION_COOKIE, LOGIN_CSRF_COOKIE, Login, SignedIn, cookie, is_token, same_token, token};
+use crate::session::{Ctx, LOCATION_COOKIE, LOGIN_CSRF_COOKIE, Login, SignedIn, is_token, same_token, token};
 
 /// `/`: the account page when signed in, the enrollment page when that comes first,
 /// else the sign-in page.
-pub async fn root(State(app): State<Shared>, headers: HeaderMap) -> Response {
-    let ctx = app.sessions.open(&headers);
-    let to = match ctx.data.login {
+pub async fn root(ctx: Ctx) -> Response {
+    redirect(match ctx.data.login {
         Login::Full(_) => "/account",
         Login::MustEnroll(_) => "/enroll",
         Login::Anonymous => "/login",
-    };
-    app.redirect(ctx, to)
+    })
 }
 
 /// The sign-in form (with a new CSRF cookie unless the browser has one).
-pub async fn form(State(app): State<Shared>, headers: HeaderMap) -> Response {
-    let mut ctx = app.sessions.open(&headers);
-    let notice = take_notice(&mut ctx);
+pub async fn form(State(app): State<Shared>, mut ctx: Ctx, headers: HeaderMap) -> Result {
+    let notice = ctx.take_notice().await?;
     let (csrf, fresh) = match cookie(&headers, LOGIN_CSRF_COOKIE) {
         Some(csrf) if is_token(&csrf) => (csrf, false),
         _ => (token(), true),
     };
-    let mut response = render(&app, ctx, &csrf, "", &notice);
+    let mut response = render(&app, &ctx, &csrf, "", &notice);
     if fresh {
-        response.headers_mut().append(SET_COOKIE, app.sessions.cookie(LOGIN_CSRF_COOKIE, &csrf, None));
+        response.headers_mut().append(SET_COOKIE, app.cookie(LOGIN_CSRF_COOKIE, &csrf, None));
     }
-    response
+    Ok(response)
+}
+
+/// The value of cookie `name` in the request.
+pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    let pairs = headers.get_all(axum::http::header::COOKIE).into_iter().filter_map(|v| v.to_str().ok());
+    pairs
+        .flat_map(|v| v.split(';'))
+        .filter_map(|p| p.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_owned())
 }
 
 /// Whether the form's token matches the browser's sign-in CSRF cookie.
@@ -48,7 +55,7 @@ fn login_csrf_ok(headers: &HeaderMap, given: &str) -> bool {
     cookie(headers, LOGIN_CSRF_COOKIE).is_some_and(|csrf| is_token(&csrf) && same_token(&csrf, given))
 }
 
-fn render(app: &App, ctx: Ctx, csrf: &str, username: &str, msg: &str) -> Response {
+fn render(app: &App, ctx: &Ctx, csrf: &str, username: &str, msg: &str) -> Response {
     let body = format!(
         r#"<h1>Sign in</h1>{msg}
 <form method="post" action="/login"><input type="hidden" name="csrf" value="{csrf}">
@@ -73,11 +80,10 @@ pub struct SignInForm {
 }
 
 /// The password step.
-pub async fn submit(State(app): State<Shared>, headers: HeaderMap, Form(f): Form<SignInForm>) -> Result {
+pub async fn submit(State(app): State<Shared>, mut ctx: Ctx, headers: HeaderMap, Form(f): Form<SignInForm>) -> Result {
     if !login_csrf_ok(&headers, &f.csrf) {
         return Err(AppError::Csrf);
     }
-    let mut ctx = app.sessions.open(&headers);
     let remembered = cookie(&headers, LOCATION_COOKIE);
     let outcome = match app.engine.begin_login(&f.username, &f.password, remembered.as_deref()).await {
         Err(Error::InvalidInput(_)) => LoginOutcome::Denied,
@@ -85,39 +91,26 @@ pub async fn submit(State(app): State<Shared>, headers: HeaderMap, Form(f): Form
     };
     Ok(match outcome {
         LoginOutcome::Authenticated(auth) => {
-            sign_in(&app, &mut ctx, auth);
-            app.redirect(ctx, "/account")
+            ctx.promote(Login::Full(signed(auth))).await?;
+            redirect("/account")
         }
         LoginOutcome::EnrollmentRequired(auth) => {
             // The password alone, under a policy that requires 2FA: enrollment only.
-            promote(&app, &mut ctx, Login::MustEnroll(signed(auth)));
-            app.redirect(ctx, "/enroll")
+            ctx.promote(Login::MustEnroll(signed(auth))).await?;
+            redirect("/enroll")
         }
         LoginOutcome::SecondFactorRequired(pending) => {
-            promote(&app, &mut ctx, Login::Anonymous);
-            ctx.data.pending = Some(twofactor::SecretString::from(pending.token()));
-            app.redirect(ctx, "/verify")
+            ctx.promote(Login::Anonymous).await?;
+            ctx.set(|d| d.pending = Some(pending.token().to_owned())).await?;
+            redirect("/verify")
         }
         LoginOutcome::Busy { retry_after } => return Err(AppError::Busy(retry_after)),
-        _ => render(&app, ctx, &f.csrf, &f.username, &message("error", "Wrong username or password.")),
+        _ => render(&app, &ctx, &f.csrf, &f.username, &message("error", "Wrong username or password.")),
     })
 }
 
-/// Completes a login: new session id, the user fully signed in, no pending login.
-pub fn sign_in(app: &App, ctx: &mut Ctx, auth: Authenticated) {
-    promote(app, ctx, Login::Full(signed(auth)));
-}
-
-/// Moves the session to `login` under a new id, dropping any pending login or
-/// enrollment of the old state.
-pub fn promote(app: &App, ctx: &mut Ctx, login: Login) {
-    app.sessions.rotate(ctx);
-    ctx.data.pending = None;
-    ctx.data.enrollment = None;
-    ctx.data.login = login;
-}
-
-fn signed(auth: Authenticated) -> SignedIn {
+/// Who an engine outcome says signed in.
+pub fn signed(auth: Authenticated) -> SignedIn {
     SignedIn { id: auth.account, username: auth.username, role: auth.role }
 }
 
@@ -128,10 +121,8 @@ pub struct CsrfOnly {
 }
 
 /// Ends the session.
-pub async fn logout(State(app): State<Shared>, headers: HeaderMap, Form(f): Form<CsrfOnly>) -> Result {
-    let mut ctx = app.sessions.open(&headers);
+pub async fn logout(mut ctx: Ctx, Form(f): Form<CsrfOnly>) -> Result {
     check_csrf(&ctx, &f.csrf)?;
-    app.sessions.end(&mut ctx);
-    ctx.data.notice = Some("You are signed out.".to_owned());
-    Ok(app.redirect(ctx, "/login"))
+    ctx.end(Some("You are signed out.")).await?;
+    Ok(redirect("/login"))
 }

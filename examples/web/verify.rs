@@ -8,10 +8,10 @@ use axum::response::Response;
 use serde::Deserialize;
 use twofactor::{Clock, Delivery, Error, SecondFactor, SecondFactorOutcome, SystemClock};
 
-use crate::app::{App, Result, Shared, check_csrf};
+use crate::app::{App, Result, Shared, check_csrf, redirect};
 use crate::html::{csrf_field, message};
-use crate::session::{Ctx, LOCATION_COOKIE};
-use crate::signin::sign_in;
+use crate::session::{Ctx, LOCATION_COOKIE, Login};
+use crate::signin::signed;
 
 /// Reveals the help on "I don't have my device"; the checkbox swaps the fields.
 const SCRIPT: &str = "(function(){
@@ -30,16 +30,15 @@ pub struct Mode {
 }
 
 /// The verification form.
-pub async fn form(State(app): State<Shared>, headers: HeaderMap, Query(mode): Query<Mode>) -> Response {
-    let ctx = app.sessions.open(&headers);
+pub async fn form(State(app): State<Shared>, ctx: Ctx, Query(mode): Query<Mode>) -> Response {
     if ctx.data.pending.is_none() {
-        return app.redirect(ctx, "/login");
+        return redirect("/login");
     }
     let backup = mode.device.as_deref() == Some("lost");
-    render(&app, ctx, backup, "")
+    render(&app, &ctx, backup, "")
 }
 
-fn render(app: &App, ctx: Ctx, backup: bool, msg: &str) -> Response {
+fn render(app: &App, ctx: &Ctx, backup: bool, msg: &str) -> Response {
     let (hide_code, hide_backup) = if backup { (" hidden", "") } else { ("", " hidden") };
     let (code_state, backup_state) = if backup { ("disabled", "required") } else { ("required autofocus", "disabled") };
     let checked = if backup { " checked" } else { "" };
@@ -83,11 +82,10 @@ pub struct VerifyForm {
 }
 
 /// The second step.
-pub async fn submit(State(app): State<Shared>, headers: HeaderMap, Form(f): Form<VerifyForm>) -> Result {
-    let mut ctx = app.sessions.open(&headers);
+pub async fn submit(State(app): State<Shared>, mut ctx: Ctx, headers: HeaderMap, Form(f): Form<VerifyForm>) -> Result {
     check_csrf(&ctx, &f.csrf)?;
     let Some(pending) = ctx.data.pending.clone() else {
-        return Ok(app.redirect(ctx, "/login"));
+        return Ok(redirect("/login"));
     };
     let backup = f.use_backup.is_some();
     let factor = if backup {
@@ -97,45 +95,49 @@ pub async fn submit(State(app): State<Shared>, headers: HeaderMap, Form(f): Form
     };
     let label = f.remember.is_some().then(|| location_label(&headers));
     let what = if backup { "backup code" } else { "verification code" };
-    let outcome = match app.engine.finish_login(pending.expose(), factor, label.as_deref()).await {
+    let outcome = match app.engine.finish_login(&pending, factor, label.as_deref()).await {
         Err(Error::InvalidInput(_)) => {
             let text = format!("That does not look like a {what}. Check it and try again.");
-            return Ok(render(&app, ctx, backup, &message("error", &text)));
+            return Ok(render(&app, &ctx, backup, &message("error", &text)));
         }
         other => other?,
     };
     Ok(match outcome {
         SecondFactorOutcome::Authenticated(auth) => {
             let remembered = auth.remembered.clone();
-            if let Some(Delivery::Failed(_)) = &auth.backup_code_delivery {
-                ctx.data.notice = Some(
-                    "We could not email your new backup code, and the one you used no longer works. \
-                     Ask for a new backup code below."
-                        .to_owned(),
-                );
+            let failed = matches!(&auth.backup_code_delivery, Some(Delivery::Failed(_)));
+            ctx.promote(Login::Full(signed(auth))).await?;
+            if failed {
+                let text = "We could not email your new backup code, and the one you used no longer works. \
+                            Ask for a new backup code below.";
+                ctx.set(|d| d.notice = Some(text.to_owned())).await?;
             }
-            sign_in(&app, &mut ctx, auth);
-            let mut response = app.redirect(ctx, "/account");
+            let mut response = redirect("/account");
             if let Some(token) = remembered {
                 let age = token.expires_at().as_secs().saturating_sub(SystemClock.now().as_secs());
-                let value = app.sessions.cookie(LOCATION_COOKIE, token.token(), Some(age));
+                let value = app.cookie(LOCATION_COOKIE, token.token(), Some(age));
                 response.headers_mut().append(SET_COOKIE, value);
             }
             response
         }
         SecondFactorOutcome::Denied { attempts_left } => {
             let text = format!("That {what} is not right. {attempts_left} attempt(s) left.");
-            render(&app, ctx, backup, &message("error", &text))
+            render(&app, &ctx, backup, &message("error", &text))
         }
-        SecondFactorOutcome::Locked { .. } => restart(&app, ctx, "Too many wrong codes. Sign-in is paused; try later."),
-        _ => restart(&app, ctx, "That sign-in expired. Please enter your password again."),
+        SecondFactorOutcome::Locked { .. } => {
+            restart(ctx, "Too many wrong codes. Sign-in is paused; try later.").await?
+        }
+        _ => restart(ctx, "That sign-in expired. Please enter your password again.").await?,
     })
 }
 
-fn restart(app: &App, mut ctx: Ctx, why: &str) -> Response {
-    ctx.data.pending = None;
-    ctx.data.notice = Some(why.to_owned());
-    app.redirect(ctx, "/login")
+async fn restart(mut ctx: Ctx, why: &str) -> Result {
+    ctx.set(|d| {
+        d.pending = None;
+        d.notice = Some(why.to_owned());
+    })
+    .await?;
+    Ok(redirect("/login"))
 }
 
 /// A short label for the remembered location, e.g. "Chrome on Linux".

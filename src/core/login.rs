@@ -119,6 +119,12 @@ pub(crate) fn check_pending(
     Ok(())
 }
 
+/// Code attempts a pending login has left (for an answer that counts nothing).
+pub(crate) fn attempts_left(account: &Account, claims: &PendingClaims, policy: &Policy) -> u32 {
+    let failures = account.pending.iter().find(|m| m.id == claims.id).map_or(0, |m| m.failures);
+    policy.max_code_attempts.saturating_sub(failures)
+}
+
 /// What the engine found when it checked the code against a snapshot.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum CodeVerdict {

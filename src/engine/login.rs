@@ -5,7 +5,7 @@ use crate::backup_code::BackupCode;
 use crate::clock::Clock;
 use crate::core::login::{
     CodeVerdict, PasswordStep, SecondStepMaterial, apply_password_failure, apply_password_success, apply_second_step,
-    check_pending, issue_pending, password_step, valid_location,
+    attempts_left, check_pending, issue_pending, password_step, valid_location,
 };
 use crate::core::throttle;
 use crate::engine::{Engine, code_delivery};
@@ -76,12 +76,21 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
     /// guess, the right password included, answers `Denied` after the same work as any
     /// throttled attempt.
     ///
+    /// An over-long username or password (a typo or junk) is [`LoginOutcome::Denied`]
+    /// too, decided before anything is read or hashed; the event says which input
+    /// ([`FailureClass::BadInput`](crate::events::FailureClass::BadInput)).
+    ///
     /// # Errors
-    /// [`Error::InvalidInput`] for an over-long username or password (nothing is read);
-    /// store faults.
+    /// Store faults only: what a user types is never an `Err`.
     pub async fn begin_login(&self, username: &str, password: &str, remembered: Option<&str>) -> Result<LoginOutcome> {
-        check_len("username", username, MAX_USERNAME)?;
-        password::check_input(password, &self.policy.password)?;
+        if let Err(bad) = check_len("username", username, MAX_USERNAME)
+            .and_then(|()| password::check_input(password, &self.policy.password))
+        {
+            // A typo or junk: refused unread and unhashed (the answer depends only on
+            // the input's length, never on the account).
+            self.record(None, EventKind::LoginFailed { reason: FailureClass::bad_input(&bad) });
+            return Ok(LoginOutcome::Denied);
+        }
         let secret = SecretString::from(password);
         let location_token = remembered.and_then(|t| LocationToken::decode(t).ok());
         // Shedding (see `admission`): without a location token, a ticket is taken before
@@ -231,38 +240,53 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
     /// altered, forged, from 0.1.0) is [`SecondFactorOutcome::Expired`], like an expired,
     /// used or revoked one.
     ///
+    /// A code that is not a code (letters, a wrong length) is
+    /// [`SecondFactorOutcome::Denied`] with the attempts left, and counts nothing; an
+    /// over-long token is `Expired` like any other that does not open. The event says
+    /// which input ([`FailureClass::BadInput`](crate::events::FailureClass::BadInput)).
+    ///
     /// # Errors
-    /// [`Error::InvalidInput`] for a malformed code or label, or a token longer than
-    /// 256 bytes (nothing is read); store faults; [`Error::Unseal`] when the TOTP key
-    /// cannot be opened.
+    /// [`Error::InvalidInput`] for an over-long `remember_as` label (it comes from the
+    /// application, not the user; nothing is read); store faults; [`Error::Unseal`]
+    /// when the TOTP key cannot be opened.
     pub async fn finish_login(
         &self,
         pending: &str,
         factor: SecondFactor<'_>,
         remember_as: Option<&str>,
     ) -> Result<SecondFactorOutcome> {
-        let claims = PendingClaims::open(pending, &self.keys)?;
+        let kind = match factor {
+            SecondFactor::Totp(_) => Factor::Totp,
+            SecondFactor::BackupCode(_) => Factor::BackupCode,
+        };
+        if let Some(label) = remember_as {
+            // The label comes from the application, not the user: a misuse stays an error.
+            check_len("location label", label, MAX_LABEL)?;
+        }
+        let claims = match PendingClaims::open(pending, &self.keys) {
+            Ok(Some(claims)) => claims,
+            Ok(None) => {
+                self.record(None, EventKind::SecondFactorFailed { factor: kind, reason: FailureClass::PendingInvalid });
+                return Ok(SecondFactorOutcome::Expired);
+            }
+            Err(bad) => {
+                let reason = FailureClass::bad_input(&bad);
+                self.record(None, EventKind::SecondFactorFailed { factor: kind, reason });
+                return Ok(SecondFactorOutcome::Expired);
+            }
+        };
         let digits = self.policy.totp.digits;
         let parsed = match factor {
             SecondFactor::Totp(code) => {
                 // Accept the digit count of the account's own enrollment (checked again below).
-                let code = TotpCode::parse(code, digits).or_else(|e| {
-                    let other = if digits == 6 { 8 } else { 6 };
-                    TotpCode::parse(code, other).map_err(|_| e)
-                })?;
-                ParsedFactor::Totp(code)
+                TotpCode::parse(code, digits)
+                    .or_else(|e| {
+                        let other = if digits == 6 { 8 } else { 6 };
+                        TotpCode::parse(code, other).map_err(|_| e)
+                    })
+                    .map(ParsedFactor::Totp)
             }
-            SecondFactor::BackupCode(code) => ParsedFactor::Backup(BackupCode::parse(code)?),
-        };
-        if let Some(label) = remember_as {
-            check_len("location label", label, MAX_LABEL)?;
-        }
-        let Some(claims) = claims else {
-            self.record(
-                None,
-                EventKind::SecondFactorFailed { factor: factor_kind(&parsed), reason: FailureClass::PendingInvalid },
-            );
-            return Ok(SecondFactorOutcome::Expired);
+            SecondFactor::BackupCode(code) => BackupCode::parse(code).map(ParsedFactor::Backup),
         };
         let Some(snapshot) = self.store.find_by_id(claims.account).await? else {
             return Ok(SecondFactorOutcome::Expired);
@@ -271,13 +295,24 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
         if let Err(problem) = check_pending(&snapshot.record, &claims, &self.policy, now) {
             self.record(
                 Some(snapshot.record.id),
-                EventKind::SecondFactorFailed { factor: factor_kind(&parsed), reason: FailureClass::PendingInvalid },
+                EventKind::SecondFactorFailed { factor: kind, reason: FailureClass::PendingInvalid },
             );
             return Ok(match problem {
                 crate::core::login::PendingProblem::Expired => SecondFactorOutcome::Expired,
                 crate::core::login::PendingProblem::Locked(until) => SecondFactorOutcome::Locked { until },
             });
         }
+        let parsed = match parsed {
+            Ok(parsed) => parsed,
+            Err(bad) => {
+                // A typo (letters, a wrong length) is a wrong answer, but one that
+                // guessed nothing: refused without counting, with the attempts left.
+                let reason = FailureClass::bad_input(&bad);
+                self.record(Some(snapshot.record.id), EventKind::SecondFactorFailed { factor: kind, reason });
+                let attempts_left = attempts_left(&snapshot.record, &claims, &self.policy);
+                return Ok(SecondFactorOutcome::Denied { attempts_left });
+            }
+        };
         let TwoFactor::Enabled(enabled) = &snapshot.record.two_factor else {
             return Ok(SecondFactorOutcome::Expired);
         };
@@ -364,12 +399,5 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
         let phc = self.blocking(move || password::hash(code.canonical(), &params)).await??;
         let expires_at = self.policy.backup.lifetime.map(|d| now.plus(d));
         Ok((shown, BackupCodeHash { phc, issued_at: now, expires_at }))
-    }
-}
-
-fn factor_kind(parsed: &ParsedFactor) -> Factor {
-    match parsed {
-        ParsedFactor::Totp(_) => Factor::Totp,
-        ParsedFactor::Backup(_) => Factor::BackupCode,
     }
 }

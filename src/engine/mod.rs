@@ -108,6 +108,16 @@ impl<S: UserStore, M: Mailer> Engine<S, M, SystemClock> {
     }
 }
 
+/// Whether a hash that took `elapsed` at `params` looks like Argon2 compiled without
+/// optimizations: a debug build of this crate (where an application forgot to optimize
+/// its dependencies), real parameters (at least 1 MiB × pass, so fixed costs do not
+/// dominate), and over 2 µs per KiB and pass. Optimized Argon2 takes about 0.3–0.5 µs
+/// there, unoptimized 15–30 µs, so the line sits far from both.
+fn looks_unoptimized(elapsed: std::time::Duration, params: &crate::policy::HashParams) -> bool {
+    let work = u128::from(params.m_cost) * u128::from(params.t_cost);
+    cfg!(debug_assertions) && work >= 1024 && elapsed.as_nanos() > work * 2000
+}
+
 /// The default number of password steps that may wait for a hash, per hashing slot
 /// (see [`EngineBuilder::max_queued_logins`]).
 pub const QUEUED_LOGINS_PER_HASH: usize = 32;
@@ -189,7 +199,21 @@ impl<S: UserStore, M: Mailer + 'static, C: Clock> EngineBuilder<S, M, C> {
             ),
         };
         let dummy_secret = crate::random::bytes::<16>()?;
+        let started = std::time::Instant::now();
         let dummy_hash = password::hash(&dummy_secret, &self.policy.password.hash)?;
+        let took = started.elapsed();
+        if looks_unoptimized(took, &self.policy.password.hash) {
+            let millis = u64::try_from(took.as_millis()).unwrap_or(u64::MAX);
+            let kind = EventKind::HashingUnoptimized { millis };
+            #[cfg(feature = "tracing")]
+            tracing::warn!(
+                target: "twofactor",
+                millis,
+                "Argon2 looks unoptimized (a debug build?): every login will be slow; \
+                 add `[profile.dev.package.argon2] opt-level = 3` to your Cargo.toml"
+            );
+            self.events.record(&Event { at: self.clock.now(), account: None, kind });
+        }
         let mailer = Arc::new(self.mailer);
         Ok(Engine {
             store: self.store,
@@ -320,6 +344,24 @@ fn delivery_of(deliveries: &[(Message, Delivery)], kind: &str) -> Delivery {
         .iter()
         .find(|(m, _)| m.kind() == kind)
         .map_or(Delivery::Failed("not sent".to_owned()), |(_, d)| d.clone())
+}
+
+#[cfg(test)]
+mod unoptimized_tests {
+    use std::time::Duration;
+
+    use super::looks_unoptimized;
+    use crate::policy::HashParams;
+
+    #[test]
+    fn only_a_slow_hash_at_real_parameters_looks_unoptimized() {
+        let owasp = HashParams::OWASP; // 19 MiB, 2 passes
+        assert!(!looks_unoptimized(Duration::from_millis(15), &owasp), "optimized speed");
+        assert!(!looks_unoptimized(Duration::from_millis(60), &owasp), "a slow machine, optimized");
+        assert!(looks_unoptimized(Duration::from_millis(800), &owasp), "unoptimized speed");
+        let tiny = HashParams { m_cost: 8, t_cost: 1, p_cost: 1 };
+        assert!(!looks_unoptimized(Duration::from_millis(5), &tiny), "fixed costs dominate tiny parameters");
+    }
 }
 
 #[cfg(all(test, feature = "tokio"))]

@@ -6,6 +6,7 @@
 //! failed send never leaves an old code valid or a new code unstored; it reports the
 //! failure ([`Delivery::Failed`]) and a logged-in user can ask for a fresh code.
 
+mod boxed;
 pub mod file;
 mod memory;
 mod render;
@@ -16,6 +17,7 @@ mod templates;
 use std::fmt;
 use std::future::Future;
 
+pub use boxed::{BoxMailer, Either};
 pub use file::FileOutbox;
 pub use memory::{MemoryMailer, SentMail};
 pub use render::{DefaultRenderer, Rendered, Renderer};

@@ -7,6 +7,7 @@
 //! failure count) is enforced by the engine on top of that one atomic operation, so a
 //! store holds no rules and is hard to get wrong.
 
+mod boxed;
 mod memory;
 #[cfg(feature = "postgres")]
 mod postgres;
@@ -17,6 +18,7 @@ mod sqlite;
 
 use std::future::Future;
 
+pub use boxed::BoxStore;
 pub use memory::MemoryStore;
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;

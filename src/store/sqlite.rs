@@ -72,6 +72,32 @@ impl SqliteStore {
         Self::with_options(options, in_memory).await
     }
 
+    /// Uses the application's pool and applies the migrations, as
+    /// `PostgresStore::from_pool` does. The pool's connect
+    /// options are the application's: for the durability [`open`](Self::open) gives,
+    /// use WAL with `synchronous = FULL` and keep foreign keys on (sqlx's default).
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// use twofactor::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqliteSynchronous};
+    /// let options = SqliteConnectOptions::new()
+    ///     .filename("app.db")
+    ///     .create_if_missing(true)
+    ///     .journal_mode(SqliteJournalMode::Wal)
+    ///     .synchronous(SqliteSynchronous::Full);
+    /// let pool = SqlitePool::connect_with(options).await?;
+    /// let store = twofactor::SqliteStore::from_pool(pool).await?;
+    /// # let _ = store; Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// A failed migration.
+    pub async fn from_pool(pool: SqlitePool) -> Result<Self, StoreError> {
+        let store = SqliteStore { pool, writer: Arc::new(tokio::sync::Mutex::new(())) };
+        store.migrate().await?;
+        Ok(store)
+    }
+
     async fn with_options(options: SqliteConnectOptions, in_memory: bool) -> Result<Self, StoreError> {
         let options = options
             .journal_mode(SqliteJournalMode::Wal)
@@ -87,10 +113,7 @@ impl SqliteStore {
         // A connection to a local file does not go stale; pinging it on every acquire
         // only costs a round trip through the driver's worker thread.
         .test_before_acquire(false);
-        let pool = connect_when_not_busy(pool, options).await?;
-        let store = SqliteStore { pool, writer: Arc::new(tokio::sync::Mutex::new(())) };
-        store.migrate().await?;
-        Ok(store)
+        Self::from_pool(connect_when_not_busy(pool, options).await?).await
     }
 
     /// The connection pool (for the application's own queries and tests).

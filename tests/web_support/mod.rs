@@ -63,10 +63,7 @@ impl Server {
 
     /// Like [`start`](Self::start), with extra environment variables.
     pub fn start_with(env: &[(&str, &str)]) -> Server {
-        let exe = std::env::current_exe().unwrap();
-        let bin = exe.ancestors().nth(2).unwrap().join("examples").join("web");
-        assert!(bin.exists(), "{} is missing: `cargo test` builds the examples; run it via cargo", bin.display());
-        assert_fresh(&bin);
+        let bin = web_binary();
         let data = TempDir::new("web-data");
         let mut child = Command::new(&bin)
             .env("TWOFACTOR_WEB_ADDR", "127.0.0.1:0")
@@ -103,6 +100,15 @@ impl Server {
             _data: data,
         }
     }
+}
+
+/// `target/debug/examples/web`, checked to be newer than its sources.
+pub fn web_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe.ancestors().nth(2).unwrap().join("examples").join("web");
+    assert!(bin.exists(), "{} is missing: `cargo test` builds the examples; run it via cargo", bin.display());
+    assert_fresh(&bin);
+    bin
 }
 
 /// Fails when a source of the example is newer than its binary: `cargo test --test

@@ -8,7 +8,6 @@
 //! It needs a Tokio runtime with the time and I/O drivers enabled.
 
 mod config;
-mod message;
 mod redact;
 mod retry;
 
@@ -25,6 +24,7 @@ pub use config::{Security, SmtpConfig, SmtpConfigError};
 pub use retry::{FailureKind, RetryPolicy};
 
 use crate::error::MailError;
+use crate::mail::render::compose;
 use crate::mail::{DefaultRenderer, Mailer, Message, Renderer};
 use redact::Redactor;
 use retry::Failure;
@@ -33,9 +33,12 @@ use retry::Failure;
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// use twofactor::Policy;
 /// use twofactor::mail::{DefaultRenderer, SmtpConfig, SmtpMailer};
-/// let config = SmtpConfig::from_url("smtps://mailer:secret@mail.example.com", "Acme <no-reply@example.com>")?;
-/// let mailer = SmtpMailer::new(config)?.with_renderer(DefaultRenderer::new("Acme", "security@example.com"));
+/// let policy = Policy::builder().issuer("Example Co").build()?;
+/// let config = SmtpConfig::from_url("smtps://mailer:secret@mail.example.com", "Example Co <no-reply@example.com>")?;
+/// let mailer = SmtpMailer::new(config)?
+///     .with_renderer(DefaultRenderer::for_policy(&policy).with_support("security@example.com"));
 /// # Ok(()) }
 /// ```
 pub struct SmtpMailer<R = DefaultRenderer> {
@@ -52,7 +55,8 @@ impl<R> fmt::Debug for SmtpMailer<R> {
 }
 
 impl SmtpMailer<DefaultRenderer> {
-    /// A mailer for `config`, with the default templates.
+    /// A mailer for `config`, with the default templates naming no product (see
+    /// [`with_renderer`](SmtpMailer::with_renderer) and [`DefaultRenderer::for_policy`]).
     ///
     /// # Errors
     /// [`SmtpConfigError::Tls`] when the TLS settings cannot be built.
@@ -86,7 +90,7 @@ impl SmtpMailer<DefaultRenderer> {
 
 impl<R> SmtpMailer<R> {
     /// Renders with `renderer` instead (your own templates, or
-    /// [`DefaultRenderer::new`] with your product name and support contact).
+    /// [`DefaultRenderer::for_policy`] for your product name and support contact).
     pub fn with_renderer<R2: Renderer>(self, renderer: R2) -> SmtpMailer<R2> {
         SmtpMailer { config: self.config, transport: self.transport, renderer, redactor: self.redactor }
     }
@@ -113,7 +117,7 @@ impl<R> SmtpMailer<R> {
 impl<R: Renderer> Mailer for SmtpMailer<R> {
     async fn send(&self, message: &Message) -> Result<(), MailError> {
         let mut rendered = self.renderer.render(message);
-        let built = message::build(&self.config.from, message.recipient(), &rendered);
+        let built = compose(&self.config.from, message.recipient(), &rendered, None, std::time::SystemTime::now());
         // The bodies hold the backup code: wipe our copies (lettre's own are beyond reach).
         rendered.text.zeroize();
         rendered.html.zeroize();

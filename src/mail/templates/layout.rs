@@ -20,7 +20,7 @@ pub(crate) struct Document {
     pub subject: String,
     /// The body, top to bottom.
     pub blocks: Vec<Block>,
-    /// The signature (the product name).
+    /// The signature (the product name; none when empty).
     pub signature: String,
 }
 
@@ -39,9 +39,13 @@ impl Document {
             }
             out.push_str("\n\n");
         }
-        out.push_str("-- \n");
-        out.push_str(&one_line(&self.signature));
-        out.push('\n');
+        if self.signature.is_empty() {
+            out.pop();
+        } else {
+            out.push_str("-- \n");
+            out.push_str(&one_line(&self.signature));
+            out.push('\n');
+        }
         out
     }
 
@@ -72,7 +76,10 @@ impl Document {
                 }
             }
         }
-        out.push_str(&format!("<p style=\"color:#666\">{}</p>\n</body>\n</html>\n", html_escape(&self.signature)));
+        if !self.signature.is_empty() {
+            out.push_str(&format!("<p style=\"color:#666\">{}</p>\n", html_escape(&self.signature)));
+        }
+        out.push_str("</body>\n</html>\n");
         out
     }
 }

@@ -7,7 +7,7 @@ mod layout;
 use crate::mail::{CodeReason, Message, Rendered};
 use layout::{Block, Document};
 
-/// The product name and support contact the wording refers to.
+/// The product name (none when empty) and support contact the wording refers to.
 pub(crate) struct Voice<'a> {
     pub product: &'a str,
     pub support: &'a str,
@@ -30,28 +30,29 @@ impl Voice<'_> {
     }
 
     fn compose(&self, message: &Message) -> Document {
-        let p = self.product;
+        // "your Acme account", or "your account" when the application names no product.
+        let p = if self.product.is_empty() { String::new() } else { format!("{} ", self.product) };
         let (subject, blocks) = match message {
             Message::BackupCode { to, reason, codes, expires_at } => {
                 let user = &to.username;
                 let (subject, intro, what) = match reason {
                     CodeReason::Setup => (
-                        format!("Your {p} backup code"),
-                        format!("Two-factor authentication is now on for your {p} account {user}."),
+                        format!("Your {p}backup code"),
+                        format!("Two-factor authentication is now on for your {p}account {user}."),
                         "If you did not turn it on yourself",
                     ),
                     CodeReason::Rotated => (
-                        format!("Your new {p} backup code"),
+                        format!("Your new {p}backup code"),
                         format!(
-                            "Your backup code was just used to sign in to your {p} account {user}, so it no longer \
+                            "Your backup code was just used to sign in to your {p}account {user}, so it no longer \
                              works. Here is its replacement."
                         ),
                         "If you did not just sign in with your backup code",
                     ),
                     CodeReason::Reissued => (
-                        format!("Your new {p} backup code"),
+                        format!("Your new {p}backup code"),
                         format!(
-                            "A new backup code was requested for your {p} account {user}. Your previous code no \
+                            "A new backup code was requested for your {p}account {user}. Your previous code no \
                              longer works."
                         ),
                         "If you did not ask for a new code",
@@ -74,10 +75,10 @@ impl Voice<'_> {
                 (subject, blocks)
             }
             Message::TwoFactorReset { to, by, by_role, at } => (
-                format!("Two-factor authentication was reset on your {p} account"),
+                format!("Two-factor authentication was reset on your {p}account"),
                 vec![
                     Block::Para(format!(
-                        "Two-factor authentication for your {p} account {} was reset by {by} ({by_role}) at {at} (UTC).",
+                        "Two-factor authentication for your {p}account {} was reset by {by} ({by_role}) at {at} (UTC).",
                         to.username
                     )),
                     Block::Para(
@@ -93,10 +94,10 @@ impl Voice<'_> {
                 ],
             ),
             Message::Throttled { to, until } => (
-                format!("Failed sign-in attempts on your {p} account"),
+                format!("Failed sign-in attempts on your {p}account"),
                 vec![
                     Block::Para(format!(
-                        "There were several failed attempts to sign in to your {p} account {}. Sign-in is paused \
+                        "There were several failed attempts to sign in to your {p}account {}. Sign-in is paused \
                          until {until} (UTC).",
                         to.username
                     )),
@@ -104,10 +105,10 @@ impl Voice<'_> {
                 ],
             ),
             Message::SecondFactorLocked { to, at } => (
-                format!("Two-factor sign-in locked on your {p} account"),
+                format!("Two-factor sign-in locked on your {p}account"),
                 vec![
                     Block::Para(format!(
-                        "After too many wrong codes, two-factor sign-in for your {p} account {} was locked at {at} \
+                        "After too many wrong codes, two-factor sign-in for your {p}account {} was locked at {at} \
                          (UTC). An administrator must reset it before you can sign in again.",
                         to.username
                     )),
@@ -115,17 +116,17 @@ impl Voice<'_> {
                 ],
             ),
             Message::NewLocation { to, location, at } => (
-                format!("New sign-in to your {p} account"),
+                format!("New sign-in to your {p}account"),
                 vec![
                     Block::Para(format!(
-                        "Your {p} account {} was signed in to from a new device or location at {at} (UTC): {location}.",
+                        "Your {p}account {} was signed in to from a new device or location at {at} (UTC): {location}.",
                         to.username
                     )),
                     self.report("If you did not just sign in"),
                 ],
             ),
         };
-        Document { subject, blocks, signature: p.to_owned() }
+        Document { subject, blocks, signature: self.product.to_owned() }
     }
 }
 

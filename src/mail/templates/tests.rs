@@ -200,3 +200,29 @@ fn the_renderer_is_replaceable_through_the_trait() {
     assert_eq!(boxed.render(&code_mail(CodeReason::Setup)).subject, "backup_code.setup");
     assert_eq!(shared.render(&code_mail(CodeReason::Setup)).subject, "Your Acme backup code");
 }
+
+#[test]
+fn the_default_templates_name_no_product_and_never_the_library() {
+    for m in all_kinds() {
+        let r = DefaultRenderer::default().render(&m);
+        let html = r.html.clone().unwrap();
+        for part in [&r.subject, &r.text, &html] {
+            assert!(!part.contains("twofactor") && !part.contains("  "), "{}: {part}", m.kind());
+        }
+        assert!(!r.text.contains("-- \n") && r.text.ends_with(".\n") && !r.text.ends_with("\n\n"), "{}", r.text);
+        assert!(!html.contains("color:#666"), "no signature line: {html}");
+    }
+    let r = DefaultRenderer::default().render(&code_mail(CodeReason::Setup));
+    assert_eq!(r.subject, "Your backup code");
+    assert!(r.text.starts_with("Two-factor authentication is now on for your account alice."), "{}", r.text);
+}
+
+#[test]
+fn for_policy_takes_the_product_name_from_the_issuer() {
+    let policy = crate::Policy::builder().issuer("Example Co").build().unwrap();
+    let renderer = DefaultRenderer::for_policy(&policy).with_support("help@example.test");
+    let r = renderer.render(&code_mail(CodeReason::Rotated));
+    assert_eq!(r.subject, "Your new Example Co backup code");
+    assert!(r.text.contains("your Example Co account alice") && r.text.ends_with("-- \nExample Co\n"), "{}", r.text);
+    assert!(r.text.contains("report this to help@example.test"), "{}", r.text);
+}

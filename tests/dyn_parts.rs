@@ -1,0 +1,271 @@
+//! Parts chosen at run time: `BoxStore`, `BoxMailer` and `Either` drive a real engine,
+//! dispatch to the part that was picked, and pass errors through unchanged.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{PASSWORD, T0, email, fast_policy};
+use twofactor::mail::{CodeReason, FileOutbox, Recipient};
+use twofactor::{
+    AccountId, BoxMailer, BoxStore, ConfirmOutcome, Either, Engine, KeyRing, LoginOutcome, Mailer, ManualClock,
+    MemoryMailer, MemoryStore, Message, NewAccount, Role, SecondFactor, SecondFactorOutcome, SecretString, StoreError,
+    Swap, Timestamp, TotpParams, UserStore,
+};
+
+/// A message to `name`.
+fn message(name: &str) -> Message {
+    Message::BackupCode {
+        to: Recipient { username: name.to_owned(), email: email(name) },
+        reason: CodeReason::Reissued,
+        codes: vec![SecretString::from("ABCD-EFGH-JKLM".to_owned())],
+        expires_at: None,
+    }
+}
+
+fn code(secret: &[u8], clock: &ManualClock) -> String {
+    twofactor::totp::generate(secret, &TotpParams::default(), twofactor::Clock::now(clock).0).expose().to_owned()
+}
+
+fn eml_files(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .expect("outbox dir")
+        .filter(|e| e.as_ref().is_ok_and(|e| e.path().extension().is_some_and(|x| x == "eml")))
+        .count()
+}
+
+/// Runs the whole story on an engine with any store and mailer: account, enrollment,
+/// a TOTP login, then a backup-code login that rotates the code. `outbox` reads the
+/// mailed backup codes.
+async fn full_story<S: UserStore, M: Mailer>(
+    engine: &Engine<S, M, ManualClock>,
+    clock: &ManualClock,
+    outbox: &MemoryMailer,
+    name: &str,
+) -> AccountId {
+    let id = engine.create_account(NewAccount::new(name, &email(name), Role::User, PASSWORD)).await.expect("create");
+    let started = engine.start_enrollment(id).await.expect("enroll");
+    let secret = data_encoding::BASE32_NOPAD.decode(started.secret_base32.expose().as_bytes()).expect("b32");
+    let confirmed = engine.confirm_enrollment(id, &code(&secret, clock)).await.expect("confirm");
+    assert!(matches!(confirmed, ConfirmOutcome::Confirmed { .. }), "{confirmed:?}");
+    clock.advance(Duration::from_secs(30));
+
+    // Password, then the app's code.
+    let LoginOutcome::SecondFactorRequired(pending) = engine.begin_login(name, PASSWORD, None).await.expect("login")
+    else {
+        panic!("2FA is active")
+    };
+    let outcome =
+        engine.finish_login(pending.token(), SecondFactor::Totp(&code(&secret, clock)), None).await.expect("finish");
+    assert!(matches!(&outcome, SecondFactorOutcome::Authenticated(who) if who.username == name), "{outcome:?}");
+
+    // Password, then the mailed backup code: it works once and is replaced.
+    let backup = outbox.last_code_for(&email(name)).expect("the first backup code was mailed");
+    let LoginOutcome::SecondFactorRequired(pending) = engine.begin_login(name, PASSWORD, None).await.expect("login")
+    else {
+        panic!("2FA is active")
+    };
+    let outcome = engine.finish_login(pending.token(), SecondFactor::BackupCode(&backup), None).await.expect("finish");
+    assert!(matches!(&outcome, SecondFactorOutcome::Authenticated(who) if who.username == name), "{outcome:?}");
+    let rotated = outbox.last_code_for(&email(name)).expect("a new backup code was mailed");
+    assert_ne!(rotated, backup);
+
+    // The spent code no longer works.
+    let LoginOutcome::SecondFactorRequired(pending) = engine.begin_login(name, PASSWORD, None).await.expect("login")
+    else {
+        panic!("2FA is active")
+    };
+    let outcome = engine.finish_login(pending.token(), SecondFactor::BackupCode(&backup), None).await.expect("finish");
+    assert!(matches!(outcome, SecondFactorOutcome::Denied { .. }), "{outcome:?}");
+    id
+}
+
+#[tokio::test]
+async fn an_engine_on_boxed_parts_runs_the_whole_login() {
+    let store = MemoryStore::new();
+    let outbox = MemoryMailer::new();
+    let clock = ManualClock::new(Timestamp(T0));
+    let engine: Engine<BoxStore, BoxMailer, ManualClock> = Engine::builder(
+        BoxStore::new(store.clone()),
+        BoxMailer::new(outbox.clone()),
+        KeyRing::ephemeral().expect("keys"),
+    )
+    .clock(clock.clone())
+    .policy(fast_policy().build().expect("policy"))
+    .build()
+    .expect("engine");
+
+    let id = full_story(&engine, &clock, &outbox, "alice").await;
+
+    // The writes went to the wrapped store, and the mail to the wrapped mailer.
+    let stored = store.find_by_id(id).await.expect("store").expect("alice is stored");
+    assert_eq!(stored.record.username, "alice");
+    assert!(outbox.outbox().len() >= 2, "setup and rotation mails");
+    assert!(format!("{:?}", engine.store()).contains("MemoryStore"), "{:?}", engine.store());
+    assert!(format!("{:?}", engine.mailer()).contains("MemoryMailer"), "{:?}", engine.mailer());
+}
+
+#[tokio::test]
+async fn an_engine_on_either_parts_runs_the_whole_login_on_both_sides() {
+    // Left on both.
+    let outbox = MemoryMailer::new();
+    let clock = ManualClock::new(Timestamp(T0));
+    let store: Either<MemoryStore, BoxStore> = Either::Left(MemoryStore::new());
+    let mailer: Either<MemoryMailer, BoxMailer> = Either::Left(outbox.clone());
+    let engine = Engine::builder(store, mailer, KeyRing::ephemeral().expect("keys"))
+        .clock(clock.clone())
+        .policy(fast_policy().build().expect("policy"))
+        .build()
+        .expect("engine");
+    full_story(&engine, &clock, &outbox, "left").await;
+
+    // Right on both.
+    let outbox = MemoryMailer::new();
+    let clock = ManualClock::new(Timestamp(T0));
+    let store: Either<MemoryStore, BoxStore> = Either::Right(BoxStore::new(MemoryStore::new()));
+    let mailer: Either<MemoryMailer, BoxMailer> = Either::Right(BoxMailer::new(outbox.clone()));
+    let engine = Engine::builder(store, mailer, KeyRing::ephemeral().expect("keys"))
+        .clock(clock.clone())
+        .policy(fast_policy().build().expect("policy"))
+        .build()
+        .expect("engine");
+    full_story(&engine, &clock, &outbox, "right").await;
+}
+
+#[tokio::test]
+async fn a_mailer_picked_from_a_list_at_run_time_gets_the_mail() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let memory = MemoryMailer::new();
+    let shared = Arc::new(MemoryMailer::new());
+    let mailers: Vec<(&str, BoxMailer)> = vec![
+        ("memory", BoxMailer::new(memory.clone())),
+        ("files", BoxMailer::new(FileOutbox::new(dir.path()).expect("outbox"))),
+        ("shared", BoxMailer::new(Arc::clone(&shared))),
+    ];
+    let pick = |name: &str| mailers.iter().find(|(n, _)| *n == name).map(|(_, m)| m.clone()).expect("configured");
+
+    pick("files").send(&message("bob")).await.expect("sent");
+    assert_eq!(eml_files(dir.path()), 1);
+    assert!(memory.outbox().is_empty());
+    assert!(shared.outbox().is_empty());
+
+    pick("memory").send(&message("carol")).await.expect("sent");
+    assert_eq!(memory.last_code_for(&email("carol")).as_deref(), Some("ABCD-EFGH-JKLM"));
+    assert!(shared.outbox().is_empty());
+
+    let chosen = pick("shared");
+    chosen.clone().send(&message("dave")).await.expect("sent");
+    chosen.send(&message("dave")).await.expect("sent");
+    assert_eq!(shared.outbox().len(), 2, "clones share the one mailer");
+    assert_eq!(memory.outbox().len(), 1);
+    assert_eq!(eml_files(dir.path()), 1);
+}
+
+#[tokio::test]
+async fn boxed_and_either_mailers_pass_failures_through() {
+    let failing = MemoryMailer::new();
+    failing.fail_next(2);
+    let boxed = BoxMailer::new(failing.clone());
+    assert!(boxed.send(&message("erin")).await.is_err());
+    let either: Either<MemoryMailer, FileOutbox> = Either::Left(failing.clone());
+    assert!(either.send(&message("erin")).await.is_err());
+    // The failures are used up: both deliver again.
+    boxed.send(&message("erin")).await.expect("sent");
+    either.send(&message("erin")).await.expect("sent");
+    assert_eq!(failing.outbox().len(), 2);
+}
+
+#[tokio::test]
+async fn either_mailer_dispatches_to_the_chosen_side_only() {
+    let (left, right) = (MemoryMailer::new(), MemoryMailer::new());
+    let pick = |use_left: bool| -> Either<MemoryMailer, BoxMailer> {
+        if use_left { Either::Left(left.clone()) } else { Either::Right(BoxMailer::new(right.clone())) }
+    };
+    pick(true).send(&message("frank")).await.expect("sent");
+    assert_eq!((left.outbox().len(), right.outbox().len()), (1, 0));
+    pick(false).send(&message("frank")).await.expect("sent");
+    pick(false).send(&message("frank")).await.expect("sent");
+    assert_eq!((left.outbox().len(), right.outbox().len()), (1, 2));
+}
+
+/// Every store method through `BoxStore` and both sides of `Either`, against the
+/// wrapped store.
+#[tokio::test]
+async fn boxed_and_either_stores_forward_every_method() {
+    let (a, b) = (MemoryStore::new(), MemoryStore::new());
+    let stores: Vec<(BoxStore, MemoryStore)> = vec![
+        (BoxStore::new(a.clone()), a.clone()),
+        (BoxStore::new(Either::<MemoryStore, BoxStore>::Left(b.clone())), b.clone()),
+        (BoxStore::new(Either::<BoxStore, MemoryStore>::Right(a.clone())), a.clone()),
+    ];
+    // Accounts made through a real engine, so they are well formed.
+    let maker = Engine::builder(MemoryStore::new(), MemoryMailer::new(), KeyRing::ephemeral().expect("keys"))
+        .policy(fast_policy().build().expect("policy"))
+        .build()
+        .expect("engine");
+
+    for (i, (boxed, inner)) in stores.iter().enumerate() {
+        let name = format!("user{i}");
+        let id =
+            maker.create_account(NewAccount::new(&name, &email(&name), Role::User, PASSWORD)).await.expect("create");
+        let account = maker.store().find_by_id(id).await.expect("store").expect("made").record;
+
+        boxed.insert(&account).await.expect("insert");
+        assert!(matches!(boxed.insert(&account).await, Err(StoreError::Duplicate)), "a duplicate is refused");
+
+        let by_id = boxed.find_by_id(id).await.expect("store").expect("found by id");
+        assert_eq!(by_id.version, 1);
+        let by_name = boxed.find_by_username(&name).await.expect("store").expect("found by name");
+        assert_eq!(by_name.record.id, id);
+        assert!(boxed.find_by_username("nobody").await.expect("store").is_none());
+        assert!(boxed.find_by_id(AccountId(u64::MAX >> 1)).await.expect("store").is_none());
+
+        let mut changed = by_id.record.clone();
+        changed.email = "new@example.test".to_owned();
+        assert_eq!(boxed.compare_and_swap(1, &changed).await.expect("swap"), Swap::Swapped { version: 2 });
+        assert_eq!(boxed.compare_and_swap(1, &changed).await.expect("swap"), Swap::Conflict);
+
+        // It all landed in the wrapped store.
+        let seen = inner.find_by_id(id).await.expect("store").expect("in the inner store");
+        assert_eq!((seen.version, seen.record.email.as_str()), (2, "new@example.test"));
+    }
+    // `a` holds two accounts (through `BoxStore` and through `Either::Right`), `b` one.
+    assert!(a.find_by_username("user0").await.expect("store").is_some());
+    assert!(a.find_by_username("user2").await.expect("store").is_some());
+    assert!(b.find_by_username("user1").await.expect("store").is_some());
+    assert!(b.find_by_username("user0").await.expect("store").is_none());
+}
+
+#[cfg(feature = "testkit")]
+mod conformance {
+    use twofactor::testkit::{DEFAULT_TASKS, run_conformance};
+    use twofactor::{BoxStore, Either, MemoryStore, StoreError};
+
+    fn passed(report: Result<twofactor::testkit::Report, twofactor::testkit::Failure>) {
+        let report = report.unwrap_or_else(|failure| panic!("{failure}"));
+        assert_eq!(report.tasks, DEFAULT_TASKS, "{report}");
+        assert!(!report.checks.is_empty(), "{report}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn box_store_conforms() {
+        passed(run_conformance(|| async { Ok::<_, StoreError>(BoxStore::new(MemoryStore::new())) }).await);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn either_store_conforms_on_both_sides() {
+        passed(
+            run_conformance(|| async {
+                Ok::<_, StoreError>(Either::<MemoryStore, BoxStore>::Left(MemoryStore::new()))
+            })
+            .await,
+        );
+        passed(
+            run_conformance(|| async {
+                Ok::<_, StoreError>(Either::<MemoryStore, BoxStore>::Right(BoxStore::new(MemoryStore::new())))
+            })
+            .await,
+        );
+    }
+}

@@ -1,0 +1,358 @@
+//! Data out of the crate (issue 15, feature `serde`): ids, roles, timestamps, account
+//! views, remembered locations and audit events serialize to stable, documented JSON
+//! and back; secrets and tokens do not serialize at all.
+
+mod common;
+
+use std::marker::PhantomData;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use common::*;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use twofactor::events::{EventKind, Factor, FailureClass, InputProblem};
+use twofactor::{
+    AccountId, AccountView, Clock, Event, LocationInfo, LoginOutcome, Role, SecondFactor, SecondFactorOutcome,
+    Timestamp,
+};
+
+fn json<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap()
+}
+
+/// Serializes to exactly `expected` and reads back as the same value.
+#[track_caller]
+fn shape<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(value: &T, expected: &str) {
+    assert_eq!(json(value), expected);
+    assert_eq!(&serde_json::from_str::<T>(expected).unwrap(), value);
+}
+
+#[test]
+fn account_id_is_a_decimal_string() {
+    shape(&AccountId(42), r#""42""#);
+    // Above 2^53 (as random ids almost always are) a JSON number would round in
+    // JavaScript; the string keeps every digit.
+    shape(&AccountId((1 << 53) + 1), r#""9007199254740993""#);
+    shape(&AccountId(u64::MAX), r#""18446744073709551615""#);
+    assert_eq!(json(&AccountId(5_468_115_731_402_263_511)), format!("\"{}\"", AccountId(5_468_115_731_402_263_511)));
+    for bad in ["42", r#""""#, r#""-1""#, r#""+1""#, r#"" 1""#, r#""1e3""#, r#""0x10""#, r#""18446744073709551616""#] {
+        assert!(serde_json::from_str::<AccountId>(bad).is_err(), "{bad} was accepted");
+    }
+}
+
+#[test]
+fn role_is_its_stable_name() {
+    for role in [Role::User, Role::Admin, Role::Support] {
+        shape(&role, &format!("\"{}\"", role.as_str()));
+    }
+    assert_eq!(json(&Role::Admin), r#""admin""#);
+    assert!(serde_json::from_str::<Role>(r#""Admin""#).is_err());
+    assert!(serde_json::from_str::<Role>(r#""root""#).is_err());
+}
+
+#[test]
+fn timestamp_is_unix_seconds() {
+    shape(&Timestamp(1_764_498_000), "1764498000");
+    shape(&Timestamp(0), "0");
+    assert!(serde_json::from_str::<Timestamp>(r#""1764498000""#).is_err());
+    assert!(serde_json::from_str::<Timestamp>("-1").is_err());
+}
+
+#[test]
+fn factor_failure_class_and_input_problem_are_their_stable_names() {
+    for factor in [Factor::Password, Factor::Totp, Factor::BackupCode, Factor::Location] {
+        shape(&factor, &format!("\"{}\"", factor.as_str()));
+    }
+    for class in [
+        FailureClass::UnknownUser,
+        FailureClass::WrongPassword,
+        FailureClass::Throttled,
+        FailureClass::Locked,
+        FailureClass::WrongCode,
+        FailureClass::Replayed,
+        FailureClass::PendingInvalid,
+    ] {
+        shape(&class, &format!("\"{}\"", class.as_str()));
+    }
+    for problem in [InputProblem::TooLong, InputProblem::Malformed] {
+        shape(&problem, &format!("\"{}\"", problem.as_str()));
+    }
+    shape(
+        &FailureClass::BadInput { field: "backup code", problem: InputProblem::Malformed },
+        r#"{"bad_input":{"field":"backup code","problem":"malformed"}}"#,
+    );
+    let unknown_field = r#"{"bad_input":{"field":"shoe size","problem":"malformed"}}"#;
+    assert!(serde_json::from_str::<FailureClass>(unknown_field).is_err());
+}
+
+#[test]
+fn location_info_shape() {
+    let info = LocationInfo {
+        id: "9f86d081884c7d659a2feaa0c55ad015".into(),
+        label: "Firefox on Linux".into(),
+        created_at: Timestamp(1_764_498_000),
+        last_used_at: Timestamp(1_764_500_000),
+        expires_at: Timestamp(1_767_090_000),
+    };
+    shape(
+        &info,
+        r#"{"id":"9f86d081884c7d659a2feaa0c55ad015","label":"Firefox on Linux","created_at":1764498000,"last_used_at":1764500000,"expires_at":1767090000}"#,
+    );
+}
+
+#[test]
+fn account_view_shape() {
+    let text = r#"{"id":"5468115731402263511","username":"alice","email":"alice@example.test","role":"user","two_factor":"enabled","backup_codes":1,"remembered_locations":0,"locked":false}"#;
+    let view: AccountView = serde_json::from_str(text).unwrap();
+    assert_eq!(view.id, AccountId(5_468_115_731_402_263_511));
+    assert_eq!((view.role, view.two_factor, view.backup_codes, view.locked), (Role::User, "enabled", 1, false));
+    shape(&view, text);
+    for state in ["disabled", "enrolling", "enabled"] {
+        let text = text.replace("\"enabled\"", &format!("\"{state}\""));
+        assert_eq!(serde_json::from_str::<AccountView>(&text).unwrap().two_factor, state);
+    }
+    assert!(serde_json::from_str::<AccountView>(&text.replace("\"enabled\"", "\"maybe\"")).is_err());
+}
+
+/// One event of every kind, as the crate records them.
+fn every_kind() -> Vec<EventKind> {
+    vec![
+        EventKind::AccountCreated,
+        EventKind::LoginSucceeded { factor: Factor::Totp },
+        EventKind::LoginFailed { reason: FailureClass::WrongPassword },
+        EventKind::LoginFailed { reason: FailureClass::BadInput { field: "username", problem: InputProblem::TooLong } },
+        EventKind::LoginShed,
+        EventKind::SecondFactorFailed { factor: Factor::BackupCode, reason: FailureClass::Replayed },
+        EventKind::BackupCodeUsed,
+        EventKind::BackupCodeRotated,
+        EventKind::BackupCodeDeliveryFailed,
+        EventKind::EnrollmentStarted,
+        EventKind::EnrollmentConfirmed,
+        EventKind::TwoFactorReset {
+            by: AccountId(9_007_199_254_740_993),
+            by_role: Role::Admin,
+            identity_check: "video call".into(),
+        },
+        EventKind::ResetDenied { by: AccountId(3) },
+        EventKind::Throttled { until: Timestamp(1_764_498_060) },
+        EventKind::SecondFactorLocked,
+        EventKind::LocationRemembered { location: "9f86d081884c7d659a2feaa0c55ad015".into() },
+        EventKind::LocationRevoked { location: "9f86d081884c7d659a2feaa0c55ad015".into() },
+        EventKind::PasswordChanged,
+        EventKind::MailFailed { kind: "backup_code.rotated" },
+        EventKind::HashingUnoptimized { millis: 1_100 },
+    ]
+}
+
+#[test]
+fn the_event_tag_is_the_stable_name_for_every_kind() {
+    for kind in every_kind() {
+        let value = serde_json::to_value(&kind).unwrap();
+        assert_eq!(value["event"], kind.name(), "{value}");
+        assert_eq!(serde_json::from_value::<EventKind>(value).unwrap(), kind);
+        for account in [None, Some(AccountId(5_468_115_731_402_263_511))] {
+            let event = Event { at: Timestamp(1_764_498_000), account, kind: kind.clone() };
+            let value = serde_json::to_value(&event).unwrap();
+            assert_eq!(value["event"], kind.name(), "{value}");
+            assert_eq!(value["at"], 1_764_498_000u64);
+            assert_eq!(value["account"], account.map_or(serde_json::Value::Null, |a| a.to_string().into()));
+            assert_eq!(serde_json::from_value::<Event>(value).unwrap(), event);
+            let text = json(&event);
+            assert_eq!(serde_json::from_str::<Event>(&text).unwrap(), event, "{text}");
+        }
+    }
+}
+
+#[test]
+fn event_shapes() {
+    let at = Timestamp(1_764_498_000);
+    let alice = Some(AccountId(5_468_115_731_402_263_511));
+    shape(
+        &Event {
+            at,
+            account: alice,
+            kind: EventKind::SecondFactorFailed { factor: Factor::Totp, reason: FailureClass::WrongCode },
+        },
+        r#"{"at":1764498000,"account":"5468115731402263511","event":"second_factor.failed","factor":"totp","reason":"wrong_code"}"#,
+    );
+    shape(
+        &Event { at, account: None, kind: EventKind::LoginFailed { reason: FailureClass::UnknownUser } },
+        r#"{"at":1764498000,"account":null,"event":"login.failed","reason":"unknown_user"}"#,
+    );
+    shape(
+        &Event { at, account: alice, kind: EventKind::AccountCreated },
+        r#"{"at":1764498000,"account":"5468115731402263511","event":"account.created"}"#,
+    );
+    shape(
+        &Event {
+            at,
+            account: alice,
+            kind: EventKind::TwoFactorReset {
+                by: AccountId(7),
+                by_role: Role::Support,
+                identity_check: "video call".into(),
+            },
+        },
+        r#"{"at":1764498000,"account":"5468115731402263511","event":"two_factor.reset","by":"7","by_role":"support","identity_check":"video call"}"#,
+    );
+    shape(
+        &Event { at, account: alice, kind: EventKind::Throttled { until: Timestamp(1_764_498_060) } },
+        r#"{"at":1764498000,"account":"5468115731402263511","event":"throttle.started","until":1764498060}"#,
+    );
+    shape(
+        &Event { at, account: alice, kind: EventKind::MailFailed { kind: "reset" } },
+        r#"{"at":1764498000,"account":"5468115731402263511","event":"mail.failed","kind":"reset"}"#,
+    );
+    shape(
+        &Event {
+            at,
+            account: alice,
+            kind: EventKind::LoginFailed {
+                reason: FailureClass::BadInput { field: "password", problem: InputProblem::TooLong },
+            },
+        },
+        r#"{"at":1764498000,"account":"5468115731402263511","event":"login.failed","reason":{"bad_input":{"field":"password","problem":"too_long"}}}"#,
+    );
+    // Field order does not matter on input; a missing account is none.
+    let reordered = r#"{"event":"login.shed","at":1764498000}"#;
+    assert_eq!(
+        serde_json::from_str::<Event>(reordered).unwrap(),
+        Event { at, account: None, kind: EventKind::LoginShed }
+    );
+    // Names this version does not know are refused, not guessed.
+    for bad in [
+        r#"{"at":1,"account":null,"event":"login.teleported"}"#,
+        r#"{"at":1,"account":null,"event":"mail.failed","kind":"carrier_pigeon"}"#,
+        r#"{"at":1,"account":null,"event":"LoginShed"}"#,
+        r#"{"at":1,"account":null}"#,
+    ] {
+        assert!(serde_json::from_str::<Event>(bad).is_err(), "{bad} was accepted");
+    }
+}
+
+/// Every event a real flow records serializes, carries its stable name and reads back;
+/// the account view and the location list do too; the token lifetimes need no clock
+/// arithmetic by the caller.
+#[tokio::test]
+async fn a_real_flow_serializes() {
+    let f = fixture();
+    let (id, secret) = f.enrolled("alice").await;
+    let _ = f.engine.begin_login("alice", "wrong password!", None).await.unwrap();
+
+    let LoginOutcome::SecondFactorRequired(pending) = f.engine.begin_login("alice", PASSWORD, None).await.unwrap()
+    else {
+        panic!("2FA is on")
+    };
+    let now = f.clock.now();
+    assert!(pending.max_age(now) > Duration::ZERO);
+    assert_eq!(pending.max_age(now), pending.expires_at().since(now));
+    assert_eq!(pending.max_age(pending.expires_at()), Duration::ZERO);
+    let code = f.code(&secret);
+    let out =
+        f.engine.finish_login(pending.token(), SecondFactor::Totp(&code), Some("Firefox on Linux")).await.unwrap();
+    let SecondFactorOutcome::Authenticated(who) = out else { panic!("{out:?}") };
+    let remembered = who.remembered.expect("asked to remember");
+    // Right after issuing, the cookie's Max-Age is the policy's lifetime.
+    assert_eq!(remembered.max_age(f.clock.now()), f.engine.policy().locations().lifetime);
+    assert_eq!(remembered.max_age(remembered.expires_at().plus(Duration::from_secs(5))), Duration::ZERO);
+    assert_eq!(
+        SystemTime::from(remembered.expires_at()),
+        UNIX_EPOCH + Duration::from_secs(remembered.expires_at().as_secs())
+    );
+
+    let events = f.events.events();
+    assert!(events.len() >= 5, "{events:?}");
+    for event in &events {
+        let value = serde_json::to_value(event).unwrap();
+        assert_eq!(value["event"], event.kind.name(), "{value}");
+        assert_eq!(serde_json::from_value::<Event>(value).unwrap(), *event);
+    }
+    let lines: Vec<String> = events.iter().map(json).collect();
+    assert!(lines.iter().any(|l| l.contains(r#""event":"login.failed","reason":"wrong_password""#)), "{lines:?}");
+    assert!(lines.iter().any(|l| l.contains(&format!(r#""account":"{id}""#))), "{lines:?}");
+
+    let view = f.engine.account(id).await.unwrap().unwrap();
+    let text = json(&view);
+    assert!(
+        text.starts_with(&format!(
+            r#"{{"id":"{id}","username":"alice","email":"alice@example.test","role":"user","two_factor":"enabled""#
+        )),
+        "{text}"
+    );
+    assert_eq!(serde_json::from_str::<AccountView>(&text).unwrap(), view);
+
+    let locations = f.engine.remembered_locations(id).await.unwrap();
+    assert_eq!(locations.len(), 1);
+    let text = json(&locations);
+    assert!(text.contains(r#""label":"Firefox on Linux""#), "{text}");
+    assert_eq!(serde_json::from_str::<Vec<LocationInfo>>(&text).unwrap(), locations);
+}
+
+// Secrets never serialize. This is a compile-time property of the types; the probe
+// below turns it into a test (an inherent associated const with a `Serialize` bound
+// wins over the trait's fallback exactly when the bound holds).
+
+trait Fallback {
+    const SERIALIZE: bool = false;
+    const DESERIALIZE: bool = false;
+}
+impl<T: ?Sized> Fallback for Probe<T> {}
+struct Probe<T: ?Sized>(PhantomData<T>);
+impl<T: ?Sized + Serialize> Probe<T> {
+    const SERIALIZE: bool = true;
+}
+struct DeProbe<T: ?Sized>(PhantomData<T>);
+impl<T: ?Sized> Fallback for DeProbe<T> {}
+impl<T: DeserializeOwned> DeProbe<T> {
+    const DESERIALIZE: bool = true;
+}
+
+macro_rules! serializable {
+    ($($t:ty),* $(,)?) => { [$((stringify!($t), <Probe<$t>>::SERIALIZE, <DeProbe<$t>>::DESERIALIZE)),*] };
+}
+
+#[test]
+fn secrets_and_tokens_do_not_serialize() {
+    // The probe works: these do.
+    for (name, ser, de) in
+        serializable!(AccountId, Role, Timestamp, AccountView, LocationInfo, Event, EventKind, Factor, FailureClass)
+    {
+        assert!(ser && de, "{name} should be Serialize + Deserialize");
+    }
+    for (name, ser, de) in serializable!(
+        twofactor::SecretString,
+        twofactor::SecretBytes,
+        twofactor::PendingLogin,
+        twofactor::RememberToken,
+        twofactor::Authenticated,
+        twofactor::LoginOutcome,
+        twofactor::SecondFactorOutcome,
+        twofactor::EnrollmentStarted,
+        twofactor::BackupCode,
+        twofactor::TotpCode,
+        twofactor::KeyRing,
+        twofactor::AppKey,
+        twofactor::Account,
+        twofactor::account::SealedSecret,
+        twofactor::account::BackupCodeHash,
+        twofactor::account::RememberedLocation,
+        twofactor::Message,
+    ) {
+        assert!(!ser && !de, "{name} must not be Serialize or Deserialize");
+    }
+}
+
+#[derive(Serialize, Deserialize, PartialEq, Debug)]
+struct Session {
+    account: AccountId,
+    role: Role,
+    since: Timestamp,
+}
+
+#[test]
+fn usable_inside_an_application_type() {
+    shape(
+        &Session { account: AccountId(5_468_115_731_402_263_511), role: Role::Admin, since: Timestamp(1_764_498_000) },
+        r#"{"account":"5468115731402263511","role":"admin","since":1764498000}"#,
+    );
+}
