@@ -593,6 +593,32 @@ async fn execute<S: UserStore, M: Mailer + 'static>(store: S, mailer: M, work: W
     }
 }
 
+/// The CLI's answer to a mistyped login input, unchanged since 0.1.0 ("refused:
+/// invalid input: …", exit 1). The engine now answers typos as outcomes (`Denied`,
+/// counting nothing), so the CLI checks the shape itself first, with the same limits.
+fn typed_login(name: &str, password: &str, policy: &twofactor::Policy) -> Result<(), Fail> {
+    let too_long = |field, max| Fail::from(twofactor::Error::from(twofactor::InputError::TooLong { field, max }));
+    if name.len() > 64 * 4 || name.chars().count() > 64 {
+        return Err(too_long("username", 64));
+    }
+    let max = policy.password().max_chars.max(64);
+    if password.len() > 4096 || password.chars().count() > max {
+        return Err(too_long("password", max));
+    }
+    Ok(())
+}
+
+/// See [`typed_login`]: a code that is not a code, worded as before.
+fn typed_code(code: &Code) -> Result<(), Fail> {
+    let checked = match code {
+        Code::Totp(c) => {
+            twofactor::TotpCode::parse(c, 6).or_else(|e| twofactor::TotpCode::parse(c, 8).map_err(|_| e)).map(drop)
+        }
+        Code::Backup(c) => twofactor::BackupCode::parse(c.expose()).map(drop),
+    };
+    checked.map_err(|e| Fail::from(twofactor::Error::from(e)))
+}
+
 async fn login<S: UserStore, M: Mailer, C: Clock>(
     engine: &Engine<S, M, C>,
     name: &str,
@@ -601,6 +627,7 @@ async fn login<S: UserStore, M: Mailer, C: Clock>(
     remember: bool,
     device: Option<&str>,
 ) -> Result<(), Fail> {
+    typed_login(name, password, engine.policy())?;
     let pending = match engine.begin_login(name, password, device).await? {
         LoginOutcome::Authenticated(auth) => return logged_in(&auth, remember),
         LoginOutcome::SecondFactorRequired(pending) => pending,
@@ -613,6 +640,7 @@ async fn login<S: UserStore, M: Mailer, C: Clock>(
     let Some(code) = code else {
         return Err(Fail::refused(format!("{name} needs a second factor: pass --code CODE or --backup-code CODE")));
     };
+    typed_code(&code)?;
     let factor = match &code {
         Code::Totp(c) => SecondFactor::Totp(c),
         Code::Backup(c) => SecondFactor::BackupCode(c.expose()),

@@ -53,6 +53,7 @@ pub enum LoginOutcome {
 pub struct PendingLogin {
     pub(crate) token: SecretString,
     pub(crate) expires_at: Timestamp,
+    pub(crate) lifetime: Duration,
 }
 
 impl PendingLogin {
@@ -66,10 +67,11 @@ impl PendingLogin {
         self.expires_at
     }
 
-    /// How long it still works after `now` (zero once expired): the `Max-Age` of a
-    /// cookie holding it. See [`RememberToken::max_age`].
-    pub fn max_age(&self, now: Timestamp) -> Duration {
-        self.expires_at.since(now)
+    /// How long it works from when it was issued (the policy's pending-login
+    /// lifetime): the `Max-Age` of a cookie set with it, with no clock to read. See
+    /// [`RememberToken::max_age`].
+    pub fn max_age(&self) -> Duration {
+        self.lifetime
     }
 }
 
@@ -122,6 +124,7 @@ pub struct RememberToken {
     pub(crate) token: SecretString,
     pub(crate) id: String,
     pub(crate) expires_at: Timestamp,
+    pub(crate) lifetime: Duration,
 }
 
 impl RememberToken {
@@ -140,24 +143,21 @@ impl RememberToken {
         self.expires_at
     }
 
-    /// How long it still works after `now` (zero once expired): the cookie's
-    /// `Max-Age`. Right after the login that issued it, this is the policy's
-    /// [`LocationPolicy::lifetime`](crate::LocationPolicy::lifetime).
-    ///
-    /// `now` is what the engine's [`Clock`](crate::Clock) reads (in production the
-    /// [`SystemClock`](crate::SystemClock)). A cookie's `Expires` attribute needs no
-    /// clock at all: `SystemTime::from(token.expires_at())`.
+    /// How long it works from when it was issued (the policy's
+    /// [`LocationPolicy::lifetime`](crate::LocationPolicy::lifetime)): the `Max-Age` of
+    /// the cookie set with it, with no clock to read. (A cookie's `Expires` attribute
+    /// is `SystemTime::from(token.expires_at())`.)
     ///
     /// ```
-    /// use twofactor::{Clock, RememberToken, SystemClock};
+    /// use twofactor::RememberToken;
     ///
     /// fn location_cookie(token: &RememberToken) -> String {
-    ///     let max_age = token.max_age(SystemClock.now()).as_secs();
+    ///     let max_age = token.max_age().as_secs();
     ///     format!("loc={}; Max-Age={max_age}; Path=/; HttpOnly; Secure; SameSite=Lax", token.token())
     /// }
     /// ```
-    pub fn max_age(&self, now: Timestamp) -> Duration {
-        self.expires_at.since(now)
+    pub fn max_age(&self) -> Duration {
+        self.lifetime
     }
 }
 

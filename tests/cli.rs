@@ -267,6 +267,36 @@ fn refusals_are_one_line_and_exit_1() {
     sh.run(&["login", "alice", "--backup-code", "nope"], &format!("{ALICE_PW}\n"), T0 + 30).refused();
 }
 
+/// Mistyped login input keeps its 0.1.0 line ("refused: invalid input: …", exit 1),
+/// although the engine now answers typos as outcomes rather than errors.
+#[test]
+fn mistyped_login_input_keeps_its_lines() {
+    let sh = Shell::new();
+    sh.add_user("alice", "user", ALICE_PW);
+    sh.enroll("alice");
+    let pw = format!("{ALICE_PW}\n");
+    let line = |run: Run| run.refused().stderr.trim_end().to_owned();
+    let long_pw = format!("{}\n", "p".repeat(300));
+    assert_eq!(
+        line(sh.run(&["login", "alice"], &long_pw, T0 + 30)),
+        "refused: invalid input: password is too long (at most 256 characters)"
+    );
+    assert_eq!(
+        line(sh.run(&["login", &"u".repeat(65)], &pw, T0 + 30)),
+        "refused: invalid input: username is too long (at most 64 characters)"
+    );
+    let totp_error = twofactor::TotpCode::parse("12x456", 6).unwrap_err();
+    assert_eq!(
+        line(sh.run(&["login", "alice", "--code", "12x456"], &pw, T0 + 30)),
+        format!("refused: invalid input: {totp_error}")
+    );
+    let backup_error = twofactor::BackupCode::parse("K7QX-M2PD-9WRT-H4N!").unwrap_err();
+    assert_eq!(
+        line(sh.run(&["login", "alice", "--backup-code", "K7QX-M2PD-9WRT-H4N!"], &pw, T0 + 30)),
+        format!("refused: invalid input: {backup_error}")
+    );
+}
+
 #[test]
 fn usage_errors_exit_2() {
     let sh = Shell::new();

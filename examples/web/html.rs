@@ -90,8 +90,8 @@ pub fn page(nav: &Nav<'_>, title: &str, body: &str, script: Option<&str>, wide: 
     let html = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
-         <title>{title} · Acme</title><style>{CSS}</style></head><body>\
-         <header><span class=\"brand\">Acme</span>{links}</header><main{class}>{body}</main>{script}</body></html>",
+         <title>{title} · Example Co</title><style>{CSS}</style></head><body>\
+         <header><span class=\"brand\">Example Co</span>{links}</header><main{class}>{body}</main>{script}</body></html>",
         title = esc(title),
     );
     let csp = format!(

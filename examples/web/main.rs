@@ -165,8 +165,8 @@ async fn run() -> Result<(), Box<dyn Error>> {
 
 /// The store, mailer, engine, demo accounts and routes, in `data`.
 async fn set_up(config: &Config, data: &DataDir) -> Result<axum::Router, Box<dyn Error>> {
-    let (store, mailer, mailbox) = parts::open(&data.path).await?;
-    let policy = Policy::builder().issuer("Acme demo").require_two_factor(config.require_two_factor).build()?;
+    let policy = Policy::builder().issuer("Example Co").require_two_factor(config.require_two_factor).build()?;
+    let (store, mailer, mailbox) = parts::open(&data.path, &policy).await?;
     let engine = Engine::builder(store, mailer, KeyRing::ephemeral()?).policy(policy).build()?;
     seed(&engine).await?;
     let app = app::App { engine, mailbox: config.mailbox.then_some(mailbox), secure: config.secure_cookies };

@@ -9,56 +9,41 @@
 use std::error::Error;
 use std::path::{Path, PathBuf};
 
-use twofactor::mail::{DefaultRenderer, FileOutbox, Mailer, Message};
-use twofactor::{Engine, MailError, SqliteStore};
+use twofactor::mail::{DefaultRenderer, FileOutbox};
+use twofactor::{BoxMailer, Engine, Policy, SqliteStore};
 
 /// The store the demo runs on.
 pub type DemoStore = SqliteStore;
 
-const PRODUCT: &str = "Acme";
+/// The mailer the demo sends through, chosen at run time: the file outbox, or SMTP
+/// behind a flag. [`BoxMailer`] makes either one type.
+pub type DemoMailer = BoxMailer;
+
 const SUPPORT: &str = "your administrator";
-const FROM: &str = "Acme <security@acme.example>";
+const FROM: &str = "Example Co <security@example.test>";
 
-/// The mailer the demo sends through: the file outbox, or SMTP behind a flag.
-pub enum DemoMailer {
-    /// One `.eml` file per mail, shown by the demo mailbox.
-    Outbox(FileOutbox),
-    /// A real SMTP server (`TWOFACTOR_WEB_SMTP_URL`, feature `smtp`).
-    #[cfg(feature = "smtp")]
-    Smtp(Box<twofactor::mail::SmtpMailer<DefaultRenderer>>),
-}
-
-impl Mailer for DemoMailer {
-    async fn send(&self, message: &Message) -> Result<(), MailError> {
-        match self {
-            DemoMailer::Outbox(m) => m.send(message).await,
-            #[cfg(feature = "smtp")]
-            DemoMailer::Smtp(m) => m.send(message).await,
-        }
-    }
-}
-
-fn mailer(outbox: &Path) -> Result<DemoMailer, Box<dyn Error>> {
+/// The mail names the product the policy names (its issuer): set once.
+fn mailer(outbox: &Path, policy: &Policy) -> Result<DemoMailer, Box<dyn Error>> {
+    let renderer = DefaultRenderer::for_policy(policy).with_support(SUPPORT);
     #[cfg(feature = "smtp")]
     if let Ok(url) = std::env::var("TWOFACTOR_WEB_SMTP_URL") {
-        let smtp =
-            twofactor::mail::SmtpMailer::from_url(&url, FROM)?.with_renderer(DefaultRenderer::new(PRODUCT, SUPPORT));
-        return Ok(DemoMailer::Smtp(Box::new(smtp)));
+        let smtp = twofactor::mail::SmtpMailer::from_url(&url, FROM)?.with_renderer(renderer);
+        return Ok(BoxMailer::new(smtp));
     }
-    let outbox = FileOutbox::new(outbox)?.with_renderer(DefaultRenderer::new(PRODUCT, SUPPORT)).with_from(FROM)?;
-    Ok(DemoMailer::Outbox(outbox))
+    Ok(BoxMailer::new(FileOutbox::new(outbox)?.with_renderer(renderer).with_from(FROM)?))
 }
+
 /// The engine over them.
 pub type DemoEngine = Engine<DemoStore, DemoMailer>;
 
 /// Opens the store and the mailer under `data_dir`, and the mailbox view of what was sent.
-pub async fn open(data_dir: &Path) -> Result<(DemoStore, DemoMailer, Mailbox), Box<dyn Error>> {
+pub async fn open(data_dir: &Path, policy: &Policy) -> Result<(DemoStore, DemoMailer, Mailbox), Box<dyn Error>> {
     let db = data_dir.join("twofactor.db");
     if db.exists() {
         return Err(format!("{} exists: the demo starts from an empty data directory", db.display()).into());
     }
     let outbox = data_dir.join("outbox");
-    let mailer = mailer(&outbox)?;
+    let mailer = mailer(&outbox, policy)?;
     Ok((SqliteStore::open(&db).await?, mailer, Mailbox(outbox)))
 }
 

@@ -10,7 +10,7 @@ use axum::http::HeaderMap;
 use axum::http::header::SET_COOKIE;
 use axum::response::Response;
 use serde::Deserialize;
-use twofactor::{Authenticated, Error, LoginOutcome};
+use twofactor::{Authenticated, LoginOutcome};
 
 use crate::app::{App, AppError, Result, Shared, check_csrf, redirect};
 use crate::html::{esc, message};
@@ -85,10 +85,8 @@ pub async fn submit(State(app): State<Shared>, mut ctx: Ctx, headers: HeaderMap,
         return Err(AppError::Csrf);
     }
     let remembered = cookie(&headers, LOCATION_COOKIE);
-    let outcome = match app.engine.begin_login(&f.username, &f.password, remembered.as_deref()).await {
-        Err(Error::InvalidInput(_)) => LoginOutcome::Denied,
-        other => other?,
-    };
+    // A typo is an outcome (`Denied`), never an `Err`: an error here is a fault.
+    let outcome = app.engine.begin_login(&f.username, &f.password, remembered.as_deref()).await?;
     Ok(match outcome {
         LoginOutcome::Authenticated(auth) => {
             ctx.promote(Login::Full(signed(auth))).await?;

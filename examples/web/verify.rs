@@ -6,7 +6,7 @@ use axum::http::HeaderMap;
 use axum::http::header::{SET_COOKIE, USER_AGENT};
 use axum::response::Response;
 use serde::Deserialize;
-use twofactor::{Clock, Delivery, Error, SecondFactor, SecondFactorOutcome, SystemClock};
+use twofactor::{Delivery, SecondFactor, SecondFactorOutcome};
 
 use crate::app::{App, Result, Shared, check_csrf, redirect};
 use crate::html::{csrf_field, message};
@@ -95,13 +95,8 @@ pub async fn submit(State(app): State<Shared>, mut ctx: Ctx, headers: HeaderMap,
     };
     let label = f.remember.is_some().then(|| location_label(&headers));
     let what = if backup { "backup code" } else { "verification code" };
-    let outcome = match app.engine.finish_login(&pending, factor, label.as_deref()).await {
-        Err(Error::InvalidInput(_)) => {
-            let text = format!("That does not look like a {what}. Check it and try again.");
-            return Ok(render(&app, &ctx, backup, &message("error", &text)));
-        }
-        other => other?,
-    };
+    // A code with letters or of the wrong length is `Denied` like a wrong one.
+    let outcome = app.engine.finish_login(&pending, factor, label.as_deref()).await?;
     Ok(match outcome {
         SecondFactorOutcome::Authenticated(auth) => {
             let remembered = auth.remembered.clone();
@@ -114,8 +109,7 @@ pub async fn submit(State(app): State<Shared>, mut ctx: Ctx, headers: HeaderMap,
             }
             let mut response = redirect("/account");
             if let Some(token) = remembered {
-                let age = token.expires_at().as_secs().saturating_sub(SystemClock.now().as_secs());
-                let value = app.cookie(LOCATION_COOKIE, token.token(), Some(age));
+                let value = app.cookie(LOCATION_COOKIE, token.token(), Some(token.max_age().as_secs()));
                 response.headers_mut().append(SET_COOKIE, value);
             }
             response

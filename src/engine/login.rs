@@ -209,6 +209,7 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
                 LoginOutcome::SecondFactorRequired(PendingLogin {
                     token: SecretString::new(claims.seal(&self.keys)?),
                     expires_at: claims.expires_at,
+                    lifetime: self.policy.pending_lifetime,
                 })
             }
         })
@@ -384,6 +385,7 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
                     token: SecretString::new(token.encode()),
                     id: location_id_text(&token.id),
                     expires_at: now.plus(self.policy.locations.lifetime),
+                    lifetime: self.policy.locations.lifetime,
                 });
                 SecondFactorOutcome::Authenticated(auth)
             }
