@@ -1,0 +1,101 @@
+//! The serde forms of the events: every variant, its tag, and what is refused.
+
+use super::*;
+use crate::mail::{CodeReason, Message, Recipient};
+
+/// One value of every variant. The match makes adding a variant a compile error
+/// here until it is listed (and so tested).
+fn every_kind() -> Vec<EventKind> {
+    let all = vec![
+        EventKind::AccountCreated,
+        EventKind::LoginSucceeded { factor: Factor::Location },
+        EventKind::LoginFailed { reason: FailureClass::UnknownUser },
+        EventKind::LoginFailed {
+            reason: FailureClass::BadInput { field: "pending login", problem: InputProblem::Malformed },
+        },
+        EventKind::LoginShed,
+        EventKind::SecondFactorFailed { factor: Factor::BackupCode, reason: FailureClass::Replayed },
+        EventKind::BackupCodeUsed,
+        EventKind::BackupCodeRotated,
+        EventKind::BackupCodeDeliveryFailed,
+        EventKind::EnrollmentStarted,
+        EventKind::EnrollmentConfirmed,
+        EventKind::TwoFactorReset { by: AccountId(1 << 62), by_role: Role::Support, identity_check: "call".into() },
+        EventKind::ResetDenied { by: AccountId(7) },
+        EventKind::Throttled { until: Timestamp(60) },
+        EventKind::SecondFactorLocked,
+        EventKind::LocationRemembered { location: "ab".into() },
+        EventKind::LocationRevoked { location: "cd".into() },
+        EventKind::PasswordChanged,
+        EventKind::MailFailed { kind: "reset" },
+        EventKind::HashingUnoptimized { millis: 900 },
+    ];
+    for kind in &all {
+        match kind {
+            EventKind::AccountCreated
+            | EventKind::LoginSucceeded { .. }
+            | EventKind::LoginFailed { .. }
+            | EventKind::LoginShed
+            | EventKind::SecondFactorFailed { .. }
+            | EventKind::BackupCodeUsed
+            | EventKind::BackupCodeRotated
+            | EventKind::BackupCodeDeliveryFailed
+            | EventKind::EnrollmentStarted
+            | EventKind::EnrollmentConfirmed
+            | EventKind::TwoFactorReset { .. }
+            | EventKind::ResetDenied { .. }
+            | EventKind::Throttled { .. }
+            | EventKind::SecondFactorLocked
+            | EventKind::LocationRemembered { .. }
+            | EventKind::LocationRevoked { .. }
+            | EventKind::PasswordChanged
+            | EventKind::MailFailed { .. }
+            | EventKind::HashingUnoptimized { .. } => {}
+        }
+    }
+    all
+}
+
+#[test]
+fn tag_is_the_stable_name_for_every_variant() {
+    let all = every_kind();
+    let names: std::collections::HashSet<_> = all.iter().map(EventKind::name).collect();
+    assert_eq!(names.len(), 19, "every variant");
+    for kind in all {
+        let json = serde_json::to_value(&kind).unwrap();
+        assert_eq!(json["event"], kind.name(), "{json}");
+        assert_eq!(serde_json::from_value::<EventKind>(json).unwrap(), kind);
+    }
+}
+
+#[test]
+fn every_message_kind_deserializes() {
+    let to = Recipient { username: "a".into(), email: "a@example.test".into() };
+    let messages = [
+        Message::BackupCode { to: to.clone(), reason: CodeReason::Setup, codes: vec![], expires_at: None },
+        Message::BackupCode { to: to.clone(), reason: CodeReason::Rotated, codes: vec![], expires_at: None },
+        Message::BackupCode { to: to.clone(), reason: CodeReason::Reissued, codes: vec![], expires_at: None },
+        Message::TwoFactorReset { to: to.clone(), by: "b".into(), by_role: Role::Admin, at: Timestamp(0) },
+        Message::Throttled { to: to.clone(), until: Timestamp(0) },
+        Message::SecondFactorLocked { to: to.clone(), at: Timestamp(0) },
+        Message::NewLocation { to, location: "x".into(), at: Timestamp(0) },
+    ];
+    for m in &messages {
+        // Listing every variant (and reason): a new one fails to compile here.
+        match m {
+            Message::BackupCode { reason: CodeReason::Setup | CodeReason::Rotated | CodeReason::Reissued, .. }
+            | Message::TwoFactorReset { .. }
+            | Message::Throttled { .. }
+            | Message::SecondFactorLocked { .. }
+            | Message::NewLocation { .. } => {}
+        }
+    }
+    assert_eq!(messages.len(), de::MAIL_KINDS.len());
+    for m in &messages {
+        let kind = EventKind::MailFailed { kind: m.kind() };
+        let json = serde_json::to_string(&kind).unwrap();
+        assert_eq!(serde_json::from_str::<EventKind>(&json).unwrap(), kind, "{json}");
+    }
+    let unknown = r#"{"event":"mail.failed","kind":"carrier_pigeon"}"#;
+    assert!(serde_json::from_str::<EventKind>(unknown).is_err());
+}
