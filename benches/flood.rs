@@ -227,7 +227,11 @@ fn availability(limit: usize) {
             ms(percentile(&real, 0.5)),
             ms(p99),
             p99.as_secs_f64() / idle_median.as_secs_f64(),
-            if p99 <= idle_median * 3 { "met" } else { "NOT met" }
+            match (real.is_empty(), p99 <= idle_median * 3) {
+                (true, _) => "no data",
+                (false, true) => "met",
+                (false, false) => "NOT met",
+            }
         );
         println!(
             "  attackers: {denied} evaluated (Denied), {} shed (Busy) answered in p50 {:.3} ms, p99 {:.3} ms",

@@ -298,15 +298,15 @@ const GLOBAL_OPTIONS: &[&str] = &["--db", "--outbox", "--smtp"];
 struct Parsed {
     positional: Vec<String>,
     options: Vec<(&'static str, String)>,
-    /// `--help` or `-h` was given, anywhere.
+    /// `--help` was given anywhere, or `-h` before the command word (or after `help`).
     help: bool,
 }
 
 impl Parsed {
     /// Splits the arguments with [`lexopt`]. An option's value is always the next
     /// argument (or what follows `=`), even when it starts with `-`; a word starting
-    /// with a single `-` other than `-h` is a positional argument (a name may start
-    /// with `-`); everything after `--` is positional.
+    /// with a single `-` is a positional argument (a name may start with `-`), except
+    /// `-h` before the command word; everything after `--` is positional.
     fn new(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, Fail> {
         let mut parsed = Parsed { positional: Vec::new(), options: Vec::new(), help: false };
         let mut parser = lexopt::Parser::from_args(args);
@@ -325,8 +325,13 @@ impl Parsed {
             match arg {
                 lexopt::Arg::Value(word) => parsed.positional.push(utf8(word)?),
                 // Only a lone `-h` gets here (other single-dash words are positional),
-                // or a word that is not UTF-8.
-                lexopt::Arg::Short('h') => parsed.help = true,
+                // or a word that is not UTF-8. It asks for help before the command word
+                // (or after `help`); after any other command it is an operand, as in
+                // 0.1.0 (a user may be named `-h`).
+                lexopt::Arg::Short('h') => match parsed.positional.first().map(String::as_str) {
+                    None | Some("help") => parsed.help = true,
+                    Some(_) => parsed.positional.push("-h".to_owned()),
+                },
                 lexopt::Arg::Short(c) => return Err(Fail::usage(format!("unknown option -{c}"))),
                 lexopt::Arg::Long("help") => {
                     if parser.optional_value().is_some() {

@@ -84,7 +84,10 @@ async fn long_passphrases_are_accepted_and_never_truncated() {
 #[tokio::test]
 async fn bad_usernames_and_emails_are_clear_errors() {
     let f = fixture();
-    for (name, mail) in [("", "a@b.test"), (" pad", "a@b.test"), ("ok", "no-at-sign"), ("ok", "two@@b.test")] {
+    // `a,b@b.test` passed 0.1.0's check but no mail composer can address it.
+    for (name, mail) in
+        [("", "a@b.test"), (" pad", "a@b.test"), ("ok", "no-at-sign"), ("ok", "two@@b.test"), ("ok", "a,b@b.test")]
+    {
         let r = f.engine.create_account(NewAccount::new(name, mail, Role::User, PASSWORD)).await;
         assert!(matches!(r, Err(Error::InvalidInput(_))), "{name:?} {mail:?}: {r:?}");
     }

@@ -410,7 +410,7 @@ fn help_variants_print_the_right_help_and_exit_0() {
     for (command, usage) in COMMAND_USAGE {
         for args in [
             vec![*command, "--help"],
-            vec![command, "-h"],
+            vec!["-h", command],
             vec!["help", command],
             vec!["--help", command],
             vec!["--db", "x.db", command, "alice", "--help"],
@@ -487,8 +487,11 @@ fn argument_forms_that_worked_still_work() {
     assert_eq!(out.stdout, "logged in as -dash (password)\n");
     // Options may come before the command or after its operands.
     sh.run(&["--outbox", "outbox", "login", "-dash"], pw, T0).ok();
-    // `-h` now asks for help; a user named `-h` is still reachable after `--`.
-    sh.run(&["add-user", "--email", "h@example.test", "--", "-h"], pw, T0).ok();
+    // After the command word `-h` is an operand, as in 0.1.0: a user may be named `-h`
+    // (and `--` also ends the options).
+    sh.run(&["add-user", "-h", "--email", "h@example.test"], pw, T0).ok();
+    let out = sh.run(&["login", "-h"], pw, T0).ok();
+    assert_eq!(out.stdout, "logged in as -h (password)\n");
     let out = sh.run(&["login", "--", "-h"], pw, T0).ok();
     assert_eq!(out.stdout, "logged in as -h (password)\n");
 }

@@ -103,7 +103,16 @@ impl IntoResponse for AppError {
             )
                 .into_response(),
             AppError::Session(e) => {
-                eprintln!("session error: {e}");
+                // Only the kind: a (de)serialization error may quote session data, which
+                // holds a pending-login token or an enrollment secret.
+                use tower_sessions::session::Error as SessionError;
+                use tower_sessions::session_store::Error as StoreError;
+                let kind = match &e {
+                    SessionError::SerdeJson(_) => "the session data did not (de)serialize",
+                    SessionError::Store(StoreError::Backend(_)) => "the session store failed",
+                    SessionError::Store(_) => "the session store could not encode or decode a session",
+                };
+                eprintln!("session error: {kind}");
                 (StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side. Please try again.")
                     .into_response()
             }

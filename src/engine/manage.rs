@@ -82,6 +82,10 @@ fn check_email(email: &str) -> Result<(), InputError> {
     if !valid || email.chars().any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>') {
         return Err(InputError::malformed("email", "must look like name@domain"));
     }
+    // The mail composer (lettre) must accept it too, or every mail to it would fail.
+    if email.parse::<lettre::Address>().is_err() {
+        return Err(InputError::malformed("email", "is not a deliverable address"));
+    }
     Ok(())
 }
 

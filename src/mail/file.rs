@@ -304,7 +304,7 @@ mod tests {
         outbox.send(&code_mail("alice@example.test")).await.unwrap();
         let (_, mail) = mails(dir.path()).pop().unwrap();
         assert_eq!(header(&mail, "Content-Type"), Some("text/plain; charset=utf-8"));
-        assert_eq!(header(&mail, "Content-Transfer-Encoding"), Some("7bit"));
+        assert_eq!(header(&mail, "Content-Transfer-Encoding"), Some("quoted-printable"));
         assert!(mail.ends_with(&format!("\r\n\r\nintro\r\n\r\n{CODE}\r\n\r\nbye\r\n")), "{mail:?}");
     }
 

@@ -7,6 +7,7 @@
 use std::time::SystemTime;
 
 use lettre::Address;
+use lettre::message::header::{ContentTransferEncoding, ContentType};
 use lettre::message::{Mailbox, MultiPart, SinglePart};
 
 use crate::error::MailError;
@@ -160,9 +161,21 @@ pub(crate) fn compose(
         .subject(rendered.subject.as_str())
         .date(date)
         .message_id(message_id);
+    // Quoted-printable always: lettre would pick base64 for a body with much non-ASCII
+    // text (a label, a name), and the code line must stay readable in the raw file as
+    // 0.1.0's 8bit mail was (the CLI tells its users to read it there).
+    let part = |content_type: ContentType, body: &str| {
+        SinglePart::builder()
+            .header(content_type)
+            .header(ContentTransferEncoding::QuotedPrintable)
+            .body(body.to_owned())
+    };
+    let text = part(ContentType::TEXT_PLAIN, &rendered.text);
     let built = match &rendered.html {
-        Some(html) => builder.multipart(MultiPart::alternative_plain_html(rendered.text.clone(), html.clone())),
-        None => builder.singlepart(SinglePart::plain(rendered.text.clone())),
+        Some(html) => {
+            builder.multipart(MultiPart::alternative().singlepart(text).singlepart(part(ContentType::TEXT_HTML, html)))
+        }
+        None => builder.singlepart(text),
     };
     built.map_err(|e| MailError::Build(format!("the message could not be built: {e}")))
 }
