@@ -1,6 +1,8 @@
-//! Store throughput: a read, and a read followed by a compare-and-swap (what one
-//! login step costs the store), on a SQLite file in WAL mode and on PostgreSQL (when
-//! `TWOFACTOR_TEST_DATABASE_URL` is set; otherwise a note is printed and it is skipped).
+//! Store throughput: a read by id and by login, and a read by login followed by a
+//! compare-and-swap of the user's credential document (what one login step costs the
+//! store; the document is a real one, with confirmed 2FA and a backup code), on a
+//! SQLite file in WAL mode and on PostgreSQL (when `TWOFACTOR_TEST_DATABASE_URL` is
+//! set; otherwise a note is printed and it is skipped).
 //!
 //! `cargo bench --all-features --bench store_ops`, or under `scripts/with-services`
 //! for PostgreSQL too.
@@ -12,13 +14,13 @@ use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use twofactor::{
-    AccountId, Clock, Engine, KeyRing, ManualClock, MemoryMailer, NewAccount, Policy, Role, SqliteStore, Swap,
-    Timestamp, TotpParams, UserStore,
+    Clock, Document, Engine, KeyRing, ManualClock, MemoryMailer, NewAccount, Policy, Role, SqliteStore, Swap,
+    Timestamp, TotpParams, UserId, UserStore,
 };
 
 /// Makes an account with confirmed 2FA (one backup code) through the engine, so the
-/// record has the shape of a real one.
-async fn enrolled_account<S: UserStore>(store: S) -> AccountId {
+/// document has the shape of a real one.
+async fn enrolled_account<S: UserStore>(store: S) -> UserId {
     let clock = ManualClock::new(Timestamp(1_800_000_000));
     let policy = Policy::builder().danger_fast_hashing().build().expect("policy");
     let engine = Engine::builder(store, MemoryMailer::new(), KeyRing::ephemeral().expect("keys"))
@@ -37,20 +39,36 @@ async fn enrolled_account<S: UserStore>(store: S) -> AccountId {
     id
 }
 
+/// The enrolled account's document, and the same document with one failed login
+/// counted: the two states a login step swaps between.
+async fn two_documents<S: UserStore>(store: &S, id: UserId) -> [Document; 2] {
+    let user = store.find_by_id(id).await.expect("read").expect("exists");
+    let document = user.credentials.expect("the engine wrote a document").document;
+    let mut failed: serde_json::Value = serde_json::from_str(document.as_json()).expect("JSON");
+    failed["throttle"] = serde_json::json!({ "failures": 1 });
+    [document, Document::from_json(failed.to_string())]
+}
+
 fn bench_store<S: UserStore + Clone>(c: &mut Criterion, rt: &tokio::runtime::Runtime, name: &str, store: S) {
     let id = rt.block_on(enrolled_account(store.clone()));
+    let documents = rt.block_on(two_documents(&store, id));
     let mut group = c.benchmark_group(name);
     group.throughput(Throughput::Elements(1));
     group.bench_function("read", |b| {
         b.iter(|| rt.block_on(async { store.find_by_id(id).await.expect("read").expect("exists") }))
     });
+    group.bench_function("read_by_login", |b| {
+        b.iter(|| rt.block_on(async { store.find_by_login("bench").await.expect("read").expect("exists") }))
+    });
+    // What a login step costs the store: read the user by login, swap its document.
+    let mut turn = 0_usize;
     group.bench_function("read+cas", |b| {
         b.iter(|| {
+            turn += 1;
             rt.block_on(async {
-                let current = store.find_by_id(id).await.expect("read").expect("exists");
-                let mut next = current.record;
-                next.throttle.failures = next.throttle.failures.wrapping_add(1) % 3;
-                let swap = store.compare_and_swap(current.version, &next).await.expect("cas");
+                let current = store.find_by_login("bench").await.expect("read").expect("exists");
+                let version = current.credentials.expect("a document").version;
+                let swap = store.compare_and_swap(id, version, &documents[turn % 2]).await.expect("cas");
                 assert!(matches!(swap, Swap::Swapped { .. }));
             })
         })

@@ -61,9 +61,13 @@ pub enum StoreError {
     /// The backend failed (connection, I/O, constraint, …).
     #[error("backend: {0}")]
     Backend(String),
-    /// A stored row could not be decoded into a record.
-    #[error("corrupt row: {0}")]
+    /// A stored row or credential document could not be read.
+    #[error("corrupt record: {0}")]
     Corrupt(String),
+    /// The store does not offer this operation (e.g. creating users, for a store over
+    /// the application's own users table).
+    #[error("unsupported by this store: {0}")]
+    Unsupported(&'static str),
 }
 
 impl StoreError {

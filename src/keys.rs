@@ -14,7 +14,8 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
-use crate::account::{AccountId, SealedSecret};
+use crate::UserId;
+use crate::account::SealedSecret;
 use crate::error::{Error, InputError};
 use crate::random;
 
@@ -141,7 +142,7 @@ impl KeyRing {
     }
 
     /// Seals a TOTP secret for `account` under the current key.
-    pub(crate) fn seal(&self, account: AccountId, secret: &[u8]) -> Result<SealedSecret, Error> {
+    pub(crate) fn seal(&self, account: UserId, secret: &[u8]) -> Result<SealedSecret, Error> {
         let key = self.current();
         let nonce_bytes = random::bytes::<NONCE_LEN>()?;
         let nonce = XNonce::from(nonce_bytes);
@@ -159,11 +160,7 @@ impl KeyRing {
 
     /// Opens a sealed secret; the flag says whether it was sealed under an older key
     /// (and should be re-sealed).
-    pub(crate) fn unseal(
-        &self,
-        account: AccountId,
-        sealed: &SealedSecret,
-    ) -> Result<(Zeroizing<Vec<u8>>, bool), Error> {
+    pub(crate) fn unseal(&self, account: UserId, sealed: &SealedSecret) -> Result<(Zeroizing<Vec<u8>>, bool), Error> {
         let bytes = &sealed.0;
         let (header, ct) = bytes.split_at_checked(HEADER_LEN).ok_or(Error::Corrupt("sealed secret"))?;
         let (version, rest) = header.split_first().ok_or(Error::Corrupt("sealed secret"))?;
@@ -209,10 +206,15 @@ impl KeyRing {
     }
 }
 
-fn aad(account: AccountId) -> Vec<u8> {
-    let mut aad = b"twofactor/totp-secret/".to_vec();
-    aad.extend_from_slice(&account.0.to_be_bytes());
-    aad
+/// The associated data binding a sealed secret to its user. An id that is a canonical
+/// decimal number (every id 0.1.0 made) is bound by its 8 bytes, as 0.1.0 did, so its
+/// sealed secrets still open; any other id by its text, under a prefix of the same
+/// length that differs within it, so no two ids share associated data.
+fn aad(account: UserId) -> Vec<u8> {
+    match account.as_u64() {
+        Some(n) => [b"twofactor/totp-secret/".as_slice(), &n.to_be_bytes()].concat(),
+        None => [b"twofactor/user-secret/".as_slice(), account.as_str().as_bytes()].concat(),
+    }
 }
 
 #[cfg(test)]
@@ -220,26 +222,43 @@ mod tests {
     use super::*;
 
     #[test]
+    fn secrets_are_bound_to_string_ids_too() -> Result<(), Error> {
+        let ring = KeyRing::ephemeral()?;
+        let id = |t: &str| UserId::new(t).map_err(|_| Error::Misuse("id"));
+        let sealed = ring.seal(id("6f1e2a34-0d5c-4c7b-9a61-2f0e8b1d3c55")?, b"secret")?;
+        assert_eq!(ring.unseal(id("6f1e2a34-0d5c-4c7b-9a61-2f0e8b1d3c55")?, &sealed)?.0.as_slice(), b"secret");
+        for other in ["6f1e2a34-0d5c-4c7b-9a61-2f0e8b1d3c56", "6F1E2A34-0D5C-4C7B-9A61-2F0E8B1D3C55"] {
+            assert!(matches!(ring.unseal(id(other)?, &sealed), Err(Error::Unseal)), "{other}");
+        }
+        // A numeric id and its zero-padded text are different users.
+        let numeric = ring.seal(UserId::from(7_u64), b"s")?;
+        assert!(matches!(ring.unseal(id("007")?, &numeric), Err(Error::Unseal)));
+        // No string id shares the associated data of a numeric one.
+        assert_ne!(aad(id("abcdefgh")?), aad(UserId::from(u64::from_be_bytes(*b"abcdefgh"))));
+        Ok(())
+    }
+
+    #[test]
     fn seal_round_trip_and_binding() -> Result<(), Error> {
         let ring = KeyRing::ephemeral()?;
-        let sealed = ring.seal(AccountId(7), b"0123456789abcdefghij")?;
-        let (plain, stale) = ring.unseal(AccountId(7), &sealed)?;
+        let sealed = ring.seal(UserId::from(7_u64), b"0123456789abcdefghij")?;
+        let (plain, stale) = ring.unseal(UserId::from(7_u64), &sealed)?;
         assert_eq!(plain.as_slice(), b"0123456789abcdefghij");
         assert!(!stale);
-        assert!(matches!(ring.unseal(AccountId(8), &sealed), Err(Error::Unseal)));
+        assert!(matches!(ring.unseal(UserId::from(8_u64), &sealed), Err(Error::Unseal)));
         Ok(())
     }
 
     #[test]
     fn rotation_opens_old_and_flags_it() -> Result<(), Error> {
         let old = AppKey::generate(1)?;
-        let sealed = KeyRing::new(vec![old.clone()])?.seal(AccountId(1), b"secret")?;
+        let sealed = KeyRing::new(vec![old.clone()])?.seal(UserId::from(1_u64), b"secret")?;
         let ring = KeyRing::new(vec![old, AppKey::generate(2)?])?;
-        let (plain, stale) = ring.unseal(AccountId(1), &sealed)?;
+        let (plain, stale) = ring.unseal(UserId::from(1_u64), &sealed)?;
         assert_eq!(plain.as_slice(), b"secret");
         assert!(stale);
         let without_old = KeyRing::new(vec![AppKey::generate(2)?])?;
-        assert!(matches!(without_old.unseal(AccountId(1), &sealed), Err(Error::Unseal)));
+        assert!(matches!(without_old.unseal(UserId::from(1_u64), &sealed), Err(Error::Unseal)));
         Ok(())
     }
 
@@ -248,7 +267,7 @@ mod tests {
         let ring = KeyRing::ephemeral()?;
         for len in 0..40 {
             let blob = SealedSecret(vec![1u8; len]);
-            assert!(ring.unseal(AccountId(1), &blob).is_err());
+            assert!(ring.unseal(UserId::from(1_u64), &blob).is_err());
         }
         Ok(())
     }

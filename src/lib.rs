@@ -4,10 +4,11 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
-pub mod account;
+mod account;
 pub mod backup_code;
 pub mod clock;
 mod core;
+mod document;
 mod engine;
 pub mod error;
 pub mod events;
@@ -26,9 +27,10 @@ pub mod store;
 pub mod testkit;
 mod token;
 pub mod totp;
+mod user_id;
 mod username;
 
-pub use account::{Account, AccountId, Role, TwoFactor, Versioned};
+pub use account::Role;
 pub use backup_code::BackupCode;
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use engine::EnrollmentStarted;
@@ -53,5 +55,6 @@ pub use sqlx;
 pub use store::PostgresStore;
 #[cfg(feature = "sqlite")]
 pub use store::SqliteStore;
-pub use store::{BoxStore, MemoryStore, Swap, UserStore};
+pub use store::{BoxStore, Document, MemoryStore, StoredDocument, Swap, UserRecord, UserStore};
 pub use totp::{Algorithm, TotpCode, TotpParams, TotpVerification, Window};
+pub use user_id::{InvalidUserId, MAX_USER_ID_LEN, UserId};

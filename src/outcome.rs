@@ -10,7 +10,8 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::account::{AccountId, Role};
+use crate::UserId;
+use crate::account::Role;
 use crate::clock::Timestamp;
 use crate::mail::Delivery;
 use crate::secret::SecretString;
@@ -46,7 +47,8 @@ pub enum LoginOutcome {
 
 /// A login waiting for its second factor: an opaque, expiring, single-use token bound
 /// to the account. It is sealed under the engine's [`KeyRing`](crate::KeyRing), so it
-/// reveals nothing (not even the account) and cannot be altered; at most 128 characters.
+/// reveals nothing (not even the account) and cannot be altered: 123 characters for a
+/// numeric user id, up to 198 for a 64-byte one (never over 256).
 ///
 /// Never `Serialize` (a secret): store [`token`](Self::token) itself.
 #[derive(Clone)]
@@ -101,7 +103,7 @@ pub enum AuthMethod {
 #[non_exhaustive]
 pub struct Authenticated {
     /// The account.
-    pub account: AccountId,
+    pub account: UserId,
     /// Its username.
     pub username: String,
     /// Its role.
@@ -246,13 +248,13 @@ pub struct LocationInfo {
 ///
 /// With the `serde` feature:
 /// `{"id":"5468115731402263511","username":"alice","email":"alice@example.test","role":"user","two_factor":"enabled","backup_codes":1,"remembered_locations":0,"locked":false}`
-/// (the id is a string, see [`AccountId`]).
+/// (the id is a string, see [`UserId`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
 pub struct AccountView {
     /// Id.
-    pub id: AccountId,
+    pub id: UserId,
     /// Username.
     pub username: String,
     /// Email.
@@ -276,7 +278,7 @@ impl<'de> serde::Deserialize<'de> for AccountView {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         #[derive(serde::Deserialize)]
         struct Mirror {
-            id: AccountId,
+            id: UserId,
             username: String,
             email: String,
             role: Role,

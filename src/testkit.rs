@@ -1,17 +1,25 @@
 //! A conformance kit for [`UserStore`] implementations (feature `testkit`).
 //!
-//! [`run_conformance`] takes a factory that makes a fresh, empty store and checks the
-//! whole store contract against it: a fully populated record (every field, all three
-//! 2FA states, `u64` values near 2^64) reads back exactly as written; a taken id or
-//! username is [`StoreError::Duplicate`] and writes nothing; a swap bumps the version by
-//! one and replaces child data (backup codes, locations, pending marks) completely; a
-//! stale or future version, or a missing id, is [`Swap::Conflict`] and changes
-//! nothing; a swap never changes the username; N tokio tasks racing one swap from the
-//! same version produce exactly one winner; and N tasks that each re-read and retry
-//! until their increment lands lose no update.
+//! A store keeps, per user, the application's identity of the user and one opaque
+//! [`Document`] under a version number. The kit checks that contract against a store:
+//! users read back by id and by login with their document (byte for byte, any size,
+//! any Unicode) and its version; the first document is inserted at version 1, once;
+//! a swap bumps the version by one; a stale or future version, or a missing user, is
+//! [`Swap::Conflict`] and changes nothing; a write to one user never touches another;
+//! N tokio tasks racing one insert or one swap from the same version produce exactly
+//! one winner; and N tasks that each re-read and retry until their increment lands
+//! lose no update.
+//!
+//! - [`run_conformance`] is for a store that creates users itself
+//!   ([`UserStore::create_user`], like the shipped stores). It also checks that a
+//!   taken id or login is [`StoreError::Duplicate`] and writes nothing, that racing
+//!   creations of one login have one winner, and that logins compare exactly.
+//! - [`Conformance::run_seeded`] is for a store over the application's own users
+//!   table: the factory returns the store and the ids of at least [`SEEDED_USERS`]
+//!   users it has added without a document (the kit never creates users then).
 //!
 //! Run it on tokio's multi-thread runtime so the racing tasks really run in parallel.
-//! Ids and usernames are random, so runs may share a database. A failing check is a
+//! Ids and logins are random, so runs may share a database. A failing check is a
 //! [`Failure`] naming the check and what differed, never a panic.
 //!
 //! ```no_run
@@ -31,17 +39,16 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 
-use crate::account::{
-    Account, AccountId, BackupCodeHash, Enabled, Enrolling, PendingMark, RememberedLocation, ResetRecord, Role,
-    SealedSecret, Throttle, TwoFactor, Versioned,
-};
-use crate::clock::Timestamp;
+use crate::UserId;
+use crate::account::Role;
 use crate::error::StoreError;
-use crate::store::{Swap, UserStore};
-use crate::totp::{Algorithm, TotpParams};
+use crate::store::{Document, Swap, UserRecord, UserStore};
 
 /// How many tasks race by default in the concurrency checks.
 pub const DEFAULT_TASKS: usize = 32;
+
+/// How many users without a document a seeded factory must provide.
+pub const SEEDED_USERS: usize = 4;
 
 /// The checks that passed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,8 +95,8 @@ impl Default for Conformance {
     }
 }
 
-/// Runs every check, each against a fresh store from `factory`, with
-/// [`DEFAULT_TASKS`] racing tasks.
+/// Runs every check, each against a fresh store from `factory` that creates its own
+/// users, with [`DEFAULT_TASKS`] racing tasks.
 ///
 /// # Errors
 /// The first [`Failure`].
@@ -105,6 +112,16 @@ where
 
 type Check = Result<(), String>;
 
+/// A fully populated credential document, as the engine writes it: enabled 2FA with
+/// three backup codes, two remembered locations, three pending marks, a throttle, a
+/// reset record, and numbers near 2^64 (about 1.5 KB of JSON). For a store's own tests.
+pub fn sample_document() -> Document {
+    let account = crate::document::sample::sample_account(UserId::from(7_u64), "sample");
+    // Encoding a well-formed account cannot fail; an empty document would fail any
+    // check that uses it.
+    crate::document::encode(&account).unwrap_or_else(|_| Document::from_json(""))
+}
+
 impl Conformance {
     /// The default settings.
     pub fn new() -> Self {
@@ -117,7 +134,8 @@ impl Conformance {
         self
     }
 
-    /// Runs every check, each against a fresh store from `factory`.
+    /// Runs every check, each against a fresh store from `factory`; the kit creates
+    /// the users it needs with [`UserStore::create_user`].
     ///
     /// # Errors
     /// The first [`Failure`]: a broken contract, a store error where none was due, a
@@ -129,244 +147,193 @@ impl Conformance {
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<S, E>>,
     {
+        let mut seeded = || {
+            let store = factory();
+            async move {
+                let store = store.await.map_err(|e| format!("factory: {e}"))?;
+                let mut users = Vec::with_capacity(SEEDED_USERS);
+                for _ in 0..SEEDED_USERS {
+                    let (id, login) = fresh("user")?;
+                    store
+                        .create_user(&UserRecord::new(id, login, "user@example.test", Role::User))
+                        .await
+                        .map_err(|e| store_err("create_user", e))?;
+                    users.push(id);
+                }
+                Ok::<_, String>((store, users))
+            }
+        };
+        let mut report = self.run_seeded(&mut seeded).await?;
+        let tasks = self.tasks;
         let mut checks = Vec::new();
         macro_rules! check {
             ($name:literal, $f:expr) => {{
-                let store = factory().await.map_err(|e| Failure { check: $name, detail: format!("factory: {e}") })?;
+                let (store, _) = seeded().await.map_err(|detail| Failure { check: $name, detail })?;
                 let result: Check = $f(Arc::new(store)).await;
                 result.map_err(|detail| Failure { check: $name, detail })?;
                 checks.push($name);
             }};
         }
-        check!("round_trip", round_trip);
-        check!("duplicates", duplicates);
+        check!("create_user_duplicates", create_user_duplicates);
+        check!("logins_compare_exactly", logins_compare_exactly);
+        check!("racing_creates_one_winner", |s| racing_creates(s, tasks));
+        report.checks.extend(checks);
+        Ok(report)
+    }
+
+    /// Runs the document checks, each against a fresh store from `factory`, which
+    /// returns the store and the ids of at least [`SEEDED_USERS`] users it holds
+    /// without a document (for a store over the application's own users table).
+    ///
+    /// # Errors
+    /// The first [`Failure`], as for [`run`](Self::run); also too few users, or a
+    /// seeded user that already has a document.
+    pub async fn run_seeded<S, E, F, Fut>(&self, mut factory: F) -> Result<Report, Failure>
+    where
+        S: UserStore + 'static,
+        E: fmt::Display,
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<(S, Vec<UserId>), E>>,
+    {
+        let mut checks = Vec::new();
+        macro_rules! check {
+            ($name:literal, $f:expr) => {{
+                let (store, users) =
+                    factory().await.map_err(|e| Failure { check: $name, detail: format!("factory: {e}") })?;
+                let users = seeded_users(&store, users).await.map_err(|detail| Failure { check: $name, detail })?;
+                let result: Check = $f(Arc::new(store), users).await;
+                result.map_err(|detail| Failure { check: $name, detail })?;
+                checks.push($name);
+            }};
+        }
+        let tasks = self.tasks;
+        check!("reads_users", reads_users);
+        check!("first_document_inserted_once", first_document_inserted_once);
         check!("swap_bumps_version", swap_bumps_version);
         check!("stale_version_conflicts", stale_version_conflicts);
-        check!("missing_id_conflicts", missing_id_conflicts);
-        check!("username_unchanged_by_swap", username_unchanged_by_swap);
-        let tasks = self.tasks;
-        check!("racing_inserts_one_winner", |s| racing_inserts(s, tasks));
-        check!("racing_swaps_one_winner", |s| racing_swaps(s, tasks));
-        check!("retried_swaps_lose_no_update", |s| retried_swaps(s, tasks));
+        check!("missing_user_conflicts", missing_user_conflicts);
+        check!("writes_touch_one_user", writes_touch_one_user);
+        check!("racing_inserts_one_winner", |s, u| racing_inserts(s, u, tasks));
+        check!("racing_swaps_one_winner", |s, u| racing_swaps(s, u, tasks));
+        check!("retried_swaps_lose_no_update", |s, u| retried_swaps(s, u, tasks));
         Ok(Report { checks, tasks })
     }
 }
 
-/// A fully populated record: enabled 2FA with three backup codes (one expiring), two
-/// remembered locations, three pending marks, a throttle, a reset record, and `u64`
-/// values near 2^64 for the stamp, the TOTP step and some times. Id and username are
-/// as given.
-pub fn sample_account(id: AccountId, username: &str) -> Account {
-    let big = u64::MAX;
-    Account {
-        id,
-        username: username.to_owned(),
-        email: format!("{username}@example.test"),
-        role: Role::Admin,
-        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA".to_owned(),
-        security_stamp: big - 1,
-        created_at: Timestamp(1_800_000_000),
-        two_factor: TwoFactor::Enabled(Enabled {
-            secret: SealedSecret((0..=255).collect()),
-            params: TotpParams { algorithm: Algorithm::Sha512, digits: 8, period: 60 },
-            last_used_step: big - 7,
-            backup_codes: vec![
-                BackupCodeHash { phc: "$argon2id$code-1".to_owned(), issued_at: Timestamp(10), expires_at: None },
-                BackupCodeHash {
-                    phc: "$argon2id$code-2".to_owned(),
-                    issued_at: Timestamp(20),
-                    expires_at: Some(Timestamp(big)),
-                },
-                BackupCodeHash {
-                    phc: "$argon2id$code-3".to_owned(),
-                    issued_at: Timestamp(i64::MAX as u64 + 1),
-                    expires_at: Some(Timestamp(30)),
-                },
-            ],
-            enabled_at: Timestamp(1_800_000_100),
-        }),
-        throttle: Throttle {
-            failures: u32::MAX,
-            until: Some(Timestamp(big - 2)),
-            second_factor_failures: u32::MAX - 1,
-            second_factor_locked: true,
-        },
-        locations: vec![
-            RememberedLocation {
-                id: [7; 16],
-                token_hash: [0xfe; 32],
-                label: "Firefox on Linux — ünïcödé".to_owned(),
-                created_at: Timestamp(100),
-                last_used_at: Timestamp(200),
-                expires_at: Timestamp(big),
-            },
-            RememberedLocation {
-                id: [0; 16],
-                token_hash: [1; 32],
-                label: String::new(),
-                created_at: Timestamp(0),
-                last_used_at: Timestamp(0),
-                expires_at: Timestamp(1),
-            },
-        ],
-        pending: vec![
-            PendingMark { id: [3; 16], expires_at: Timestamp(big - 3), failures: 2, consumed: false },
-            PendingMark { id: [4; 16], expires_at: Timestamp(5), failures: 0, consumed: true },
-            PendingMark { id: [2; 16], expires_at: Timestamp(6), failures: u32::MAX, consumed: false },
-        ],
-        last_reset: Some(ResetRecord {
-            by: AccountId(i64::MAX as u64),
-            by_username: "support-1".to_owned(),
-            by_role: Role::Support,
-            identity_check: "video call; photo ID 'x' \"y\" ; DROP TABLE".to_owned(),
-            at: Timestamp(big - 4),
-        }),
-        retired_totp_step: big - 5,
+/// The seeded users as the store reads them; each must exist and have no document.
+async fn seeded_users<S: UserStore>(store: &S, ids: Vec<UserId>) -> Result<Vec<UserRecord>, String> {
+    if ids.len() < SEEDED_USERS {
+        return Err(format!("the factory gave {} users; the kit needs {SEEDED_USERS}", ids.len()));
     }
+    let mut users = Vec::with_capacity(ids.len());
+    for id in ids {
+        let Some(user) = store.find_by_id(id).await.map_err(|e| store_err("find_by_id", e))? else {
+            return Err(format!("find_by_id({id}) of a seeded user found nothing"));
+        };
+        if user.credentials.is_some() {
+            return Err(format!("seeded user {id} already has a document"));
+        }
+        users.push(user);
+    }
+    Ok(users)
 }
 
-/// A random id below 2^63 and a username unique to this run.
-fn fresh(prefix: &str) -> Result<(AccountId, String), String> {
+/// A random id below 2^63 and a login unique to this run.
+fn fresh(prefix: &str) -> Result<(UserId, String), String> {
     let bytes = crate::random::bytes::<8>().map_err(|e| format!("random: {e}"))?;
     let id = u64::from_le_bytes(bytes) >> 1;
-    Ok((AccountId(id), format!("{prefix}-{id:016x}")))
-}
-
-fn fresh_account(prefix: &str) -> Result<Account, String> {
-    let (id, username) = fresh(prefix)?;
-    Ok(sample_account(id, &username))
-}
-
-fn plain(account: &Account) -> Account {
-    Account {
-        two_factor: TwoFactor::Disabled,
-        throttle: Throttle::default(),
-        locations: vec![],
-        pending: vec![],
-        last_reset: None,
-        retired_totp_step: 0,
-        security_stamp: 0,
-        role: Role::User,
-        ..account.clone()
-    }
-}
-
-fn enrolling(account: &Account) -> Account {
-    Account {
-        two_factor: TwoFactor::Enrolling(Enrolling {
-            secret: SealedSecret(vec![9; 40]),
-            params: TotpParams { algorithm: Algorithm::Sha256, digits: 6, period: 15 },
-            started_at: Timestamp(u64::MAX),
-        }),
-        ..plain(account)
-    }
-}
-
-/// Names the fields that differ (records redact their secrets in `Debug`).
-fn differences(expected: &Account, found: &Account) -> String {
-    let mut fields = Vec::new();
-    macro_rules! cmp {
-        ($($f:ident),*) => { $( if expected.$f != found.$f { fields.push(stringify!($f)); } )* };
-    }
-    cmp!(
-        id,
-        username,
-        email,
-        role,
-        password_hash,
-        security_stamp,
-        created_at,
-        two_factor,
-        throttle,
-        locations,
-        pending,
-        last_reset,
-        retired_totp_step
-    );
-    fields.join(", ")
+    Ok((UserId::from(id), format!("{prefix}-{id:016x}")))
 }
 
 fn store_err(what: &str, err: StoreError) -> String {
     format!("{what} failed: {err}")
 }
 
-async fn expect_stored<S: UserStore>(store: &S, want: &Account, version: u64, when: &str) -> Check {
-    let found = store.find_by_id(want.id).await.map_err(|e| store_err("find_by_id", e))?;
-    let Some(Versioned { version: v, record }) = found else {
-        return Err(format!("{when}: find_by_id found nothing"));
-    };
-    if v != version {
-        return Err(format!("{when}: version is {v}, expected {version}"));
+/// A document holding a counter, padded and with non-ASCII text so a store that
+/// truncates, re-encodes or normalizes it is caught.
+fn counter(n: u64) -> Document {
+    Document::from_json(format!(r#"{{"format":1,"n":{n},"label":"Zoë's 📱 — ünïcödé \"quoted\" \\ ; DROP TABLE"}}"#))
+}
+
+fn count_of(doc: &Document) -> Option<u64> {
+    let rest = doc.as_json().strip_prefix(r#"{"format":1,"n":"#)?;
+    rest.split(',').next()?.parse().ok()
+}
+
+async fn expect_document<S: UserStore>(
+    store: &S,
+    user: &UserRecord,
+    want: Option<(u64, &Document)>,
+    when: &str,
+) -> Check {
+    let found = store.find_by_id(user.id).await.map_err(|e| store_err("find_by_id", e))?;
+    let Some(found) = found else { return Err(format!("{when}: find_by_id found nothing")) };
+    let got = found.credentials.as_ref().map(|c| (c.version, &c.document));
+    if got != want {
+        let show = |d: Option<(u64, &Document)>| d.map(|(v, d)| format!("version {v}, {} bytes", d.len()));
+        return Err(format!("{when}: read back {:?}, expected {:?}", show(got), show(want)));
     }
-    if &record != want {
-        return Err(format!("{when}: the record read back differs in: {}", differences(want, &record)));
+    if (found.id, &found.login, &found.email, found.role) != (user.id, &user.login, &user.email, user.role) {
+        return Err(format!("{when}: the user's id, login, email or role changed"));
     }
-    let by_name = store.find_by_username(&want.username).await.map_err(|e| store_err("find_by_username", e))?;
-    if by_name.as_ref().map(|f| (f.version, &f.record)) != Some((version, want)) {
-        return Err(format!("{when}: find_by_username does not return the same record and version as find_by_id"));
+    let by_login = store.find_by_login(&user.login).await.map_err(|e| store_err("find_by_login", e))?;
+    if by_login.as_ref() != Some(&found) {
+        return Err(format!("{when}: find_by_login does not return what find_by_id returns"));
     }
     Ok(())
 }
 
-async fn round_trip<S: UserStore>(store: Arc<S>) -> Check {
-    let full = fresh_account("full")?;
-    let disabled = plain(&fresh_account("disabled")?);
-    let enrolling = enrolling(&fresh_account("enrolling")?);
-    for a in [&full, &disabled, &enrolling] {
-        store.insert(a).await.map_err(|e| store_err("insert", e))?;
+async fn insert<S: UserStore>(store: &S, id: UserId, doc: &Document) -> Result<Swap, String> {
+    store.insert_document(id, doc).await.map_err(|e| store_err("insert_document", e))
+}
+
+async fn swap<S: UserStore>(store: &S, id: UserId, expected: u64, doc: &Document) -> Result<Swap, String> {
+    store.compare_and_swap(id, expected, doc).await.map_err(|e| store_err("compare_and_swap", e))
+}
+
+async fn reads_users<S: UserStore>(store: Arc<S>, users: Vec<UserRecord>) -> Check {
+    for user in &users {
+        expect_document(&*store, user, None, "a seeded user").await?;
     }
-    for a in [&full, &disabled, &enrolling] {
-        expect_stored(&*store, a, 1, &format!("after inserting a {} record", a.two_factor.name())).await?;
-    }
-    let (missing, missing_name) = fresh("missing")?;
+    let (missing, missing_login) = fresh("missing")?;
     if store.find_by_id(missing).await.map_err(|e| store_err("find_by_id", e))?.is_some() {
-        return Err("find_by_id found an id never inserted".to_owned());
+        return Err("find_by_id found an id that does not exist".to_owned());
     }
-    if store.find_by_username(&missing_name).await.map_err(|e| store_err("find_by_username", e))?.is_some() {
-        return Err("find_by_username found a name never inserted".to_owned());
-    }
-    let upper = full.username.to_uppercase();
-    if store.find_by_username(&upper).await.map_err(|e| store_err("find_by_username", e))?.is_some() {
-        return Err("find_by_username must compare exactly, but matched another case".to_owned());
+    if store.find_by_login(&missing_login).await.map_err(|e| store_err("find_by_login", e))?.is_some() {
+        return Err("find_by_login found a login that does not exist".to_owned());
     }
     Ok(())
 }
 
-async fn duplicates<S: UserStore>(store: Arc<S>) -> Check {
-    let original = fresh_account("dup")?;
-    store.insert(&original).await.map_err(|e| store_err("insert", e))?;
-    let (other_id, other_name) = fresh("dup-other")?;
-    let same_id = Account { username: other_name, ..plain(&original) };
-    let same_name = Account { id: other_id, ..plain(&original) };
-    for (what, a) in [("id", &same_id), ("username", &same_name)] {
-        match store.insert(a).await {
-            Err(StoreError::Duplicate) => {}
-            Err(e) => return Err(format!("inserting a taken {what}: expected Duplicate, got the error {e}")),
-            Ok(()) => return Err(format!("inserting a taken {what} succeeded")),
-        }
+async fn first_document_inserted_once<S: UserStore>(store: Arc<S>, users: Vec<UserRecord>) -> Check {
+    let (user, full) = (&users[0], sample_document());
+    if insert(&*store, user.id, &full).await? != (Swap::Swapped { version: 1 }) {
+        return Err("the first insert_document was not Swapped at version 1".to_owned());
     }
-    expect_stored(&*store, &original, 1, "after the refused duplicates").await?;
-    if store.find_by_id(other_id).await.map_err(|e| store_err("find_by_id", e))?.is_some() {
-        return Err("a refused insert (taken username) left a record behind".to_owned());
+    expect_document(&*store, user, Some((1, &full)), "after the first insert").await?;
+    if insert(&*store, user.id, &counter(9)).await? != Swap::Conflict {
+        return Err("a second insert_document was not a Conflict".to_owned());
     }
-    if store.find_by_username(&same_id.username).await.map_err(|e| store_err("find_by_username", e))?.is_some() {
-        return Err("a refused insert (taken id) left its username behind".to_owned());
+    expect_document(&*store, user, Some((1, &full)), "after the refused second insert").await?;
+    if swap(&*store, users[1].id, 0, &counter(1)).await? != Swap::Conflict {
+        return Err(
+            "compare_and_swap from version 0 (no document) was not a Conflict: only an insert writes the first"
+                .to_owned(),
+        );
     }
-    Ok(())
+    expect_document(&*store, &users[1], None, "after a swap from version 0").await
 }
 
-async fn swap<S: UserStore>(store: &S, expected: u64, a: &Account) -> Result<Swap, String> {
-    store.compare_and_swap(expected, a).await.map_err(|e| store_err("compare_and_swap", e))
-}
-
-async fn swap_bumps_version<S: UserStore>(store: Arc<S>) -> Check {
-    let full = fresh_account("swap")?;
-    store.insert(&full).await.map_err(|e| store_err("insert", e))?;
-    // Full → plain (every child row goes) → enrolling → full again (child rows return).
-    let steps = [plain(&full), enrolling(&full), full.clone()];
+async fn swap_bumps_version<S: UserStore>(store: Arc<S>, users: Vec<UserRecord>) -> Check {
+    let user = &users[0];
+    let big = Document::from_json(format!(r#"{{"format":1,"pad":"{}"}}"#, "é".repeat(40_000)));
+    let steps = [counter(1), big, sample_document(), counter(2)];
+    if insert(&*store, user.id, &counter(0)).await? != (Swap::Swapped { version: 1 }) {
+        return Err("the first insert_document was not Swapped at version 1".to_owned());
+    }
     for (i, next) in steps.iter().enumerate() {
         let expected = i as u64 + 1;
-        match swap(&*store, expected, next).await? {
+        match swap(&*store, user.id, expected, next).await? {
             Swap::Swapped { version } if version == expected + 1 => {}
             other => {
                 return Err(format!(
@@ -375,131 +342,120 @@ async fn swap_bumps_version<S: UserStore>(store: Arc<S>) -> Check {
                 ));
             }
         }
-        expect_stored(&*store, next, expected + 1, &format!("after swap {}", i + 1)).await?;
+        expect_document(&*store, user, Some((expected + 1, next)), &format!("after swap {}", i + 1)).await?;
     }
     Ok(())
 }
 
-async fn stale_version_conflicts<S: UserStore>(store: Arc<S>) -> Check {
-    let full = fresh_account("stale")?;
-    store.insert(&full).await.map_err(|e| store_err("insert", e))?;
-    if !matches!(swap(&*store, 1, &full).await?, Swap::Swapped { version: 2 }) {
+async fn stale_version_conflicts<S: UserStore>(store: Arc<S>, users: Vec<UserRecord>) -> Check {
+    let user = &users[0];
+    let _ = insert(&*store, user.id, &counter(0)).await?;
+    if swap(&*store, user.id, 1, &counter(1)).await? != (Swap::Swapped { version: 2 }) {
         return Err("the first swap from version 1 did not succeed at version 2".to_owned());
     }
-    let other = plain(&full);
-    for expected in [1, 3, 0, u64::MAX] {
-        if swap(&*store, expected, &other).await? != Swap::Conflict {
+    for expected in [1, 3, 0, u64::MAX, i64::MAX as u64] {
+        if swap(&*store, user.id, expected, &counter(99)).await? != Swap::Conflict {
             return Err(format!("a swap expecting version {expected} while the store holds 2 was not a Conflict"));
         }
     }
-    expect_stored(&*store, &full, 2, "after the conflicting swaps").await
+    expect_document(&*store, user, Some((2, &counter(1))), "after the conflicting swaps").await
 }
 
-async fn missing_id_conflicts<S: UserStore>(store: Arc<S>) -> Check {
-    let ghost = fresh_account("ghost")?;
-    if swap(&*store, 1, &ghost).await? != Swap::Conflict {
-        return Err("a swap of an id never inserted was not a Conflict".to_owned());
+async fn missing_user_conflicts<S: UserStore>(store: Arc<S>, _users: Vec<UserRecord>) -> Check {
+    let (ghost, _) = fresh("ghost")?;
+    if insert(&*store, ghost, &counter(1)).await? != Swap::Conflict {
+        return Err("insert_document for a user that does not exist was not a Conflict".to_owned());
     }
-    if store.find_by_id(ghost.id).await.map_err(|e| store_err("find_by_id", e))?.is_some() {
-        return Err("a swap of an id never inserted created the record".to_owned());
+    if swap(&*store, ghost, 1, &counter(1)).await? != Swap::Conflict {
+        return Err("compare_and_swap for a user that does not exist was not a Conflict".to_owned());
+    }
+    if store.find_by_id(ghost).await.map_err(|e| store_err("find_by_id", e))?.is_some() {
+        return Err("a write for a user that does not exist created the user".to_owned());
     }
     Ok(())
 }
 
-async fn username_unchanged_by_swap<S: UserStore>(store: Arc<S>) -> Check {
-    let full = fresh_account("rename")?;
-    store.insert(&full).await.map_err(|e| store_err("insert", e))?;
-    let (_, new_name) = fresh("renamed")?;
-    let renamed = Account { username: new_name.clone(), email: "changed@example.test".to_owned(), ..full.clone() };
-    if !matches!(swap(&*store, 1, &renamed).await?, Swap::Swapped { version: 2 }) {
-        return Err("the swap did not succeed".to_owned());
-    }
-    let want = Account { username: full.username.clone(), ..renamed };
-    expect_stored(&*store, &want, 2, "after a swap that tried to rename").await?;
-    if store.find_by_username(&new_name).await.map_err(|e| store_err("find_by_username", e))?.is_some() {
-        return Err("the swap changed the username".to_owned());
-    }
-    Ok(())
+async fn writes_touch_one_user<S: UserStore>(store: Arc<S>, users: Vec<UserRecord>) -> Check {
+    let (a, b) = (&users[0], &users[1]);
+    let _ = insert(&*store, a.id, &counter(10)).await?;
+    let _ = insert(&*store, b.id, &counter(20)).await?;
+    let _ = swap(&*store, a.id, 1, &counter(11)).await?;
+    expect_document(&*store, a, Some((2, &counter(11))), "the written user").await?;
+    expect_document(&*store, b, Some((1, &counter(20))), "the other user").await?;
+    expect_document(&*store, &users[2], None, "a user never written").await
 }
 
 fn runtime(check: &str) -> Result<tokio::runtime::Handle, String> {
     tokio::runtime::Handle::try_current().map_err(|_| format!("{check} needs a tokio runtime to spawn tasks on"))
 }
 
-/// `tasks` inserts of different ids under one username: exactly one is stored, the rest
-/// are [`StoreError::Duplicate`] (a store that checks for the name, then inserts, fails).
-async fn racing_inserts<S: UserStore + 'static>(store: Arc<S>, tasks: usize) -> Check {
-    let rt = runtime("racing_inserts_one_winner")?;
-    let (_, username) = fresh("insert-race")?;
-    let barrier = Arc::new(tokio::sync::Barrier::new(tasks));
-    let mut handles = Vec::with_capacity(tasks);
-    for _ in 0..tasks {
-        let (store, barrier) = (Arc::clone(&store), Arc::clone(&barrier));
-        let (id, _) = fresh("insert-race")?;
-        let mine = plain(&sample_account(id, &username));
-        handles.push(rt.spawn(async move {
-            barrier.wait().await;
-            store.insert(&mine).await.map(|()| mine)
-        }));
-    }
-    let mut winners = Vec::new();
+/// Awaits every task; the values of those that returned `Ok(Some(_))`.
+async fn winners<T: Send + 'static>(
+    handles: Vec<tokio::task::JoinHandle<Result<Option<T>, StoreError>>>,
+    what: &str,
+) -> Result<Vec<T>, String> {
+    let mut won = Vec::new();
     for handle in handles {
         match handle.await {
-            Ok(Ok(mine)) => winners.push(mine),
-            Ok(Err(StoreError::Duplicate)) => {}
-            Ok(Err(e)) => return Err(store_err("a racing insert", e)),
+            Ok(Ok(Some(value))) => won.push(value),
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => return Err(store_err(what, e)),
             Err(e) => return Err(format!("a racing task failed: {e}")),
         }
     }
-    let [winner] = winners.as_slice() else {
-        return Err(format!("{} of {tasks} inserts of one username succeeded; exactly one must", winners.len()));
-    };
-    let found = store.find_by_username(&username).await.map_err(|e| store_err("find_by_username", e))?;
-    match found {
-        Some(v) if v.record == *winner && v.version == 1 => Ok(()),
-        _ => Err("after the insert race the username does not hold the winner's record at version 1".to_owned()),
-    }
+    Ok(won)
 }
 
-async fn racing_swaps<S: UserStore + 'static>(store: Arc<S>, tasks: usize) -> Check {
-    let rt = runtime("racing_swaps_one_winner")?;
-    let base = fresh_account("race")?;
-    store.insert(&base).await.map_err(|e| store_err("insert", e))?;
+async fn racing_inserts<S: UserStore + 'static>(store: Arc<S>, users: Vec<UserRecord>, tasks: usize) -> Check {
+    let rt = runtime("racing_inserts_one_winner")?;
+    let user = users[0].clone();
     let barrier = Arc::new(tokio::sync::Barrier::new(tasks));
-    let handles: Vec<_> = (0..tasks)
+    let handles = (0..tasks as u64)
         .map(|i| {
             let (store, barrier) = (Arc::clone(&store), Arc::clone(&barrier));
-            let mut mine = base.clone();
-            mine.throttle.failures = i as u32;
             rt.spawn(async move {
                 barrier.wait().await;
-                store.compare_and_swap(1, &mine).await.map(|s| (s, mine))
+                let won = store.insert_document(user.id, &counter(i)).await? == (Swap::Swapped { version: 1 });
+                Ok(won.then_some(i))
             })
         })
         .collect();
-    let mut winners = Vec::new();
-    for handle in handles {
-        match handle.await {
-            Ok(Ok((Swap::Swapped { version }, mine))) => winners.push((version, mine)),
-            Ok(Ok((Swap::Conflict, _))) => {}
-            Ok(Err(e)) => return Err(store_err("a racing compare_and_swap", e)),
-            Err(e) => return Err(format!("a racing task failed: {e}")),
-        }
-    }
-    match winners.as_slice() {
-        [(2, mine)] => expect_stored(&*store, mine, 2, "after the race").await,
-        [(v, _)] => Err(format!("the winner reported version {v}, expected 2")),
-        _ => Err(format!("{} of {tasks} swaps from the same version succeeded; exactly one must", winners.len())),
+    match winners(handles, "a racing insert_document").await?.as_slice() {
+        [i] => expect_document(&*store, &users[0], Some((1, &counter(*i))), "after the insert race").await,
+        won => Err(format!("{} of {tasks} inserts of a first document succeeded; exactly one must", won.len())),
     }
 }
 
-async fn retried_swaps<S: UserStore + 'static>(store: Arc<S>, tasks: usize) -> Check {
-    let rt = runtime("retried_swaps_lose_no_update")?;
-    let base = plain(&fresh_account("counter")?);
-    store.insert(&base).await.map_err(|e| store_err("insert", e))?;
+async fn racing_swaps<S: UserStore + 'static>(store: Arc<S>, users: Vec<UserRecord>, tasks: usize) -> Check {
+    let rt = runtime("racing_swaps_one_winner")?;
+    let user = users[0].clone();
+    let _ = insert(&*store, user.id, &counter(0)).await?;
     let barrier = Arc::new(tokio::sync::Barrier::new(tasks));
-    let id = base.id;
-    let handles: Vec<_> = (0..tasks)
+    let handles = (1..=tasks as u64)
+        .map(|i| {
+            let (store, barrier) = (Arc::clone(&store), Arc::clone(&barrier));
+            rt.spawn(async move {
+                barrier.wait().await;
+                Ok(match store.compare_and_swap(user.id, 1, &counter(i)).await? {
+                    Swap::Swapped { version } => Some((version, i)),
+                    Swap::Conflict => None,
+                })
+            })
+        })
+        .collect();
+    match winners(handles, "a racing compare_and_swap").await?.as_slice() {
+        [(2, i)] => expect_document(&*store, &users[0], Some((2, &counter(*i))), "after the race").await,
+        [(v, _)] => Err(format!("the winner reported version {v}, expected 2")),
+        won => Err(format!("{} of {tasks} swaps from the same version succeeded; exactly one must", won.len())),
+    }
+}
+
+async fn retried_swaps<S: UserStore + 'static>(store: Arc<S>, users: Vec<UserRecord>, tasks: usize) -> Check {
+    let rt = runtime("retried_swaps_lose_no_update")?;
+    let id = users[0].id;
+    let _ = insert(&*store, id, &counter(0)).await?;
+    let barrier = Arc::new(tokio::sync::Barrier::new(tasks));
+    let handles = (0..tasks)
         .map(|_| {
             let (store, barrier) = (Arc::clone(&store), Arc::clone(&barrier));
             rt.spawn(async move {
@@ -507,27 +463,90 @@ async fn retried_swaps<S: UserStore + 'static>(store: Arc<S>, tasks: usize) -> C
                 // Every lost swap means another task's swap won, so `tasks` attempts
                 // always suffice; a store that conflicts spuriously fails, not hangs.
                 for _ in 0..tasks.saturating_mul(4) {
-                    let Some(current) = store.find_by_id(id).await? else {
-                        return Err(StoreError::Corrupt("the record vanished".to_owned()));
+                    let current = store.find_by_id(id).await?.and_then(|u| u.credentials);
+                    let Some((version, n)) = current.and_then(|c| Some((c.version, count_of(&c.document)?))) else {
+                        return Err(StoreError::Corrupt("the document vanished or was altered".to_owned()));
                     };
-                    let mut next = current.record;
-                    next.throttle.failures += 1;
-                    if let Swap::Swapped { .. } = store.compare_and_swap(current.version, &next).await? {
-                        return Ok(());
+                    if let Swap::Swapped { .. } = store.compare_and_swap(id, version, &counter(n + 1)).await? {
+                        return Ok(Some(()));
                     }
                 }
                 Err(StoreError::Backend("compare_and_swap kept conflicting with no concurrent winner".to_owned()))
             })
         })
         .collect();
-    for handle in handles {
-        match handle.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(store_err("a retrying task", e)),
-            Err(e) => return Err(format!("a retrying task failed: {e}")),
+    winners(handles, "a retrying task").await?;
+    let want = counter(tasks as u64);
+    expect_document(&*store, &users[0], Some((1 + tasks as u64, &want)), "after every task's increment landed").await
+}
+
+async fn create_user_duplicates<S: UserStore>(store: Arc<S>) -> Check {
+    let (id, login) = fresh("dup")?;
+    let original =
+        UserRecord::new(id, login.clone(), "dup@example.test", Role::Admin).with_document(1, sample_document());
+    store.create_user(&original).await.map_err(|e| store_err("create_user", e))?;
+    expect_document(&*store, &original, Some((1, &sample_document())), "a user created with a document").await?;
+    let (other_id, other_login) = fresh("dup-other")?;
+    let same_id = UserRecord::new(id, other_login.clone(), "x@example.test", Role::User);
+    let same_login = UserRecord::new(other_id, login, "x@example.test", Role::User);
+    for (what, user) in [("id", &same_id), ("login", &same_login)] {
+        match store.create_user(user).await {
+            Err(StoreError::Duplicate) => {}
+            Err(e) => {
+                return Err(format!("creating a user with a taken {what}: expected Duplicate, got the error {e}"));
+            }
+            Ok(()) => return Err(format!("creating a user with a taken {what} succeeded")),
         }
     }
-    let mut want = base;
-    want.throttle.failures = tasks as u32;
-    expect_stored(&*store, &want, 1 + tasks as u64, "after every task's increment landed").await
+    expect_document(&*store, &original, Some((1, &sample_document())), "after the refused duplicates").await?;
+    if store.find_by_id(other_id).await.map_err(|e| store_err("find_by_id", e))?.is_some() {
+        return Err("a refused create_user (taken login) left a user behind".to_owned());
+    }
+    if store.find_by_login(&other_login).await.map_err(|e| store_err("find_by_login", e))?.is_some() {
+        return Err("a refused create_user (taken id) left its login behind".to_owned());
+    }
+    Ok(())
+}
+
+async fn logins_compare_exactly<S: UserStore>(store: Arc<S>) -> Check {
+    let (id, login) = fresh("Case")?;
+    store
+        .create_user(&UserRecord::new(id, login.clone(), "c@example.test", Role::User))
+        .await
+        .map_err(|e| store_err("create_user", e))?;
+    for other in [login.to_uppercase(), login.to_lowercase(), format!("{login} ")] {
+        if store.find_by_login(&other).await.map_err(|e| store_err("find_by_login", e))?.is_some() {
+            return Err("find_by_login must compare exactly, but matched another spelling".to_owned());
+        }
+    }
+    Ok(())
+}
+
+async fn racing_creates<S: UserStore + 'static>(store: Arc<S>, tasks: usize) -> Check {
+    let rt = runtime("racing_creates_one_winner")?;
+    let (_, login) = fresh("create-race")?;
+    let barrier = Arc::new(tokio::sync::Barrier::new(tasks));
+    let mut handles = Vec::with_capacity(tasks);
+    for _ in 0..tasks {
+        let (store, barrier) = (Arc::clone(&store), Arc::clone(&barrier));
+        let (id, _) = fresh("create-race")?;
+        let mine = UserRecord::new(id, login.clone(), "race@example.test", Role::User);
+        handles.push(rt.spawn(async move {
+            barrier.wait().await;
+            match store.create_user(&mine).await {
+                Ok(()) => Ok(Some(mine)),
+                Err(StoreError::Duplicate) => Ok(None),
+                Err(e) => Err(e),
+            }
+        }));
+    }
+    let won = winners(handles, "a racing create_user").await?;
+    let [winner] = won.as_slice() else {
+        return Err(format!("{} of {tasks} creations of one login succeeded; exactly one must", won.len()));
+    };
+    let found = store.find_by_login(&login).await.map_err(|e| store_err("find_by_login", e))?;
+    if found.as_ref() != Some(winner) {
+        return Err("after the creation race the login does not name the winner".to_owned());
+    }
+    Ok(())
 }

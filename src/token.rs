@@ -3,9 +3,11 @@
 //! hard length limits; neither carries a password or a TOTP key, and neither names the
 //! account in the clear.
 //!
-//! - Pending login, `pl2.` (122 characters): the claims (account, pending id, issue and
-//!   expiry times, the account's security stamp; 48 bytes) sealed with
-//!   XChaCha20-Poly1305 under the key ring: nonce (24) | ciphertext (48) | tag (16).
+//! - Pending login, `pl2.` (114 to 198 characters): the claims (the user id, pending
+//!   id, issue and expiry times, the account's security stamp; 42 to 105 bytes) sealed
+//!   with XChaCha20-Poly1305 under the key ring: nonce (24) | ciphertext | tag (16).
+//!   The user id is a byte 0 and 8 bytes for a numeric id (as every 0.1.0 id is, so
+//!   such a token stays at 123 characters), else its length (1–64) and text.
 //!   It names no key; every key of the ring is tried. 0.1.0's `pl1.` tokens (which
 //!   showed the account id) are no longer accepted: they lived minutes.
 //! - Remembered location, `loc2.` (48 characters): a random handle, location id (16) |
@@ -18,11 +20,13 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
-use crate::account::{AccountId, RememberedLocation};
+use crate::UserId;
+use crate::account::RememberedLocation;
 use crate::clock::Timestamp;
 use crate::error::{Error, InputError};
 use crate::keys::KeyRing;
 use crate::random;
+use crate::user_id::MAX_USER_ID_LEN;
 
 /// The longest token input accepted.
 pub const MAX_TOKEN_LEN: usize = 256;
@@ -31,10 +35,10 @@ pub const MAX_TOKEN_LEN: usize = 256;
 const PENDING_PREFIX: &str = "pl2.";
 /// The associated data a pending login is sealed with.
 const PENDING_LABEL: &[u8] = b"twofactor/pending-login/v2";
-/// Account, pending id, issued, expires, stamp.
-const PENDING_PLAIN: usize = 8 + 16 + 8 + 8 + 8;
-/// Nonce, ciphertext and tag.
-const PENDING_SEALED: usize = 24 + PENDING_PLAIN + 16;
+/// Pending id, issued, expires, stamp: what follows the user id.
+const PENDING_FIXED: usize = 16 + 8 + 8 + 8;
+/// Nonce and tag around the sealed claims.
+const SEAL_OVERHEAD: usize = 24 + 16;
 /// The remembered-location format.
 const LOCATION_PREFIX: &str = "loc2.";
 /// Location id, secret.
@@ -44,11 +48,11 @@ const LEGACY_LOCATION_PREFIX: &str = "loc1.";
 /// Account id, location id, secret.
 const LEGACY_LOCATION_LEN: usize = 8 + 16 + 16;
 
-/// The decoded body of `prefix.base64url` input of exactly `len` bytes, or `None`.
-fn body(input: &str, prefix: &str, len: usize) -> Option<Zeroizing<Vec<u8>>> {
+/// The decoded body of `prefix.base64url` input of a length in `len`, or `None`.
+fn body(input: &str, prefix: &str, len: std::ops::RangeInclusive<usize>) -> Option<Zeroizing<Vec<u8>>> {
     let text = input.trim().strip_prefix(prefix)?;
     let bytes = Zeroizing::new(BASE64URL_NOPAD.decode(text.as_bytes()).ok()?);
-    (bytes.len() == len).then_some(bytes)
+    len.contains(&bytes.len()).then_some(bytes)
 }
 
 /// `N` bytes of `bytes` from `at` (zeros if out of range; callers check lengths first).
@@ -66,7 +70,7 @@ fn take<const N: usize>(bytes: &[u8], at: usize) -> [u8; N] {
 #[derive(Clone, PartialEq, Eq)]
 pub(crate) struct PendingClaims {
     /// The account logging in.
-    pub account: AccountId,
+    pub account: UserId,
     /// The pending login's random id (its attempt count and single use are kept under
     /// it in the account's pending marks).
     pub id: [u8; 16],
@@ -89,14 +93,26 @@ impl std::fmt::Debug for PendingClaims {
 }
 
 impl PendingClaims {
-    /// The plaintext that is sealed: account | id | issued | expires | stamp (u64s BE).
-    fn plain(&self) -> Zeroizing<[u8; PENDING_PLAIN]> {
-        let mut p = Zeroizing::new([0u8; PENDING_PLAIN]);
-        p[..8].copy_from_slice(&self.account.0.to_be_bytes());
-        p[8..24].copy_from_slice(&self.id);
-        p[24..32].copy_from_slice(&self.issued_at.0.to_be_bytes());
-        p[32..40].copy_from_slice(&self.expires_at.0.to_be_bytes());
-        p[40..48].copy_from_slice(&self.stamp.to_be_bytes());
+    /// The plaintext that is sealed: the user id (0 and a u64 for a numeric id, else
+    /// its length and text) | id | issued | expires | stamp (u64s BE).
+    fn plain(&self) -> Zeroizing<Vec<u8>> {
+        let mut p = Zeroizing::new(Vec::with_capacity(1 + MAX_USER_ID_LEN + PENDING_FIXED));
+        match self.account.as_u64() {
+            Some(n) => {
+                p.push(0);
+                p.extend_from_slice(&n.to_be_bytes());
+            }
+            None => {
+                let text = self.account.as_str().as_bytes();
+                // A user id is at most 64 bytes, so its length fits the byte.
+                p.push(text.len() as u8);
+                p.extend_from_slice(text);
+            }
+        }
+        p.extend_from_slice(&self.id);
+        p.extend_from_slice(&self.issued_at.0.to_be_bytes());
+        p.extend_from_slice(&self.expires_at.0.to_be_bytes());
+        p.extend_from_slice(&self.stamp.to_be_bytes());
         p
     }
 
@@ -115,21 +131,29 @@ impl PendingClaims {
         if input.len() > MAX_TOKEN_LEN {
             return Err(InputError::TooLong { field: "pending login", max: MAX_TOKEN_LEN });
         }
-        let Some(sealed) = body(input, PENDING_PREFIX, PENDING_SEALED) else {
+        let sealed_len = 2 + PENDING_FIXED + SEAL_OVERHEAD..=1 + MAX_USER_ID_LEN + PENDING_FIXED + SEAL_OVERHEAD;
+        let Some(sealed) = body(input, PENDING_PREFIX, sealed_len) else {
             return Ok(None);
         };
         let Some(b) = keys.open_token(PENDING_LABEL, &sealed) else {
             return Ok(None);
         };
-        if b.len() != PENDING_PLAIN {
+        let (account, at) = match b.first().copied().map(usize::from) {
+            Some(0) => (Some(UserId::from(u64::from_be_bytes(take::<8>(&b, 1)))), 9),
+            Some(len) => {
+                (b.get(1..1 + len).and_then(|t| std::str::from_utf8(t).ok()).and_then(|t| UserId::new(t).ok()), 1 + len)
+            }
+            None => (None, 0),
+        };
+        let Some(account) = account.filter(|_| b.len() == at + PENDING_FIXED) else {
             return Ok(None);
-        }
+        };
         Ok(Some(PendingClaims {
-            account: AccountId(u64::from_be_bytes(take::<8>(&b, 0))),
-            id: take::<16>(&b, 8),
-            issued_at: Timestamp(u64::from_be_bytes(take::<8>(&b, 24))),
-            expires_at: Timestamp(u64::from_be_bytes(take::<8>(&b, 32))),
-            stamp: u64::from_be_bytes(take::<8>(&b, 40)),
+            account,
+            id: take::<16>(&b, at),
+            issued_at: Timestamp(u64::from_be_bytes(take::<8>(&b, at + 16))),
+            expires_at: Timestamp(u64::from_be_bytes(take::<8>(&b, at + 24))),
+            stamp: u64::from_be_bytes(take::<8>(&b, at + 32)),
         }))
     }
 }
@@ -139,7 +163,7 @@ impl PendingClaims {
 pub(crate) struct LocationToken {
     /// The account a 0.1.0 `loc1.` token names (it must be the account logging in);
     /// `None` for a current token, which names none.
-    pub legacy_account: Option<AccountId>,
+    pub legacy_account: Option<UserId>,
     /// The location's public id (stored as is, listed and revoked by it).
     pub id: [u8; 16],
     /// The secret part (stored only as a digest bound to the security stamp).
@@ -169,16 +193,16 @@ impl LocationToken {
         if input.len() > MAX_TOKEN_LEN {
             return Err(InputError::TooLong { field: "location token", max: MAX_TOKEN_LEN });
         }
-        if let Some(b) = body(input, LOCATION_PREFIX, LOCATION_LEN) {
+        if let Some(b) = body(input, LOCATION_PREFIX, LOCATION_LEN..=LOCATION_LEN) {
             return Ok(LocationToken {
                 legacy_account: None,
                 id: take::<16>(&b, 0),
                 secret: Zeroizing::new(take::<16>(&b, 16)),
             });
         }
-        if let Some(b) = body(input, LEGACY_LOCATION_PREFIX, LEGACY_LOCATION_LEN) {
+        if let Some(b) = body(input, LEGACY_LOCATION_PREFIX, LEGACY_LOCATION_LEN..=LEGACY_LOCATION_LEN) {
             return Ok(LocationToken {
-                legacy_account: Some(AccountId(u64::from_be_bytes(take::<8>(&b, 0)))),
+                legacy_account: Some(UserId::from(u64::from_be_bytes(take::<8>(&b, 0)))),
                 id: take::<16>(&b, 8),
                 secret: Zeroizing::new(take::<16>(&b, 24)),
             });
@@ -233,7 +257,7 @@ mod tests {
 
     fn claims(account: u64) -> PendingClaims {
         PendingClaims {
-            account: AccountId(account),
+            account: UserId::from(account),
             id: [7; 16],
             issued_at: Timestamp(100),
             expires_at: Timestamp(400),
@@ -255,8 +279,8 @@ mod tests {
     }
 
     /// The 0.1.0 layout of a remembered-location token.
-    fn encode_v1(account: AccountId, id: [u8; 16], secret: [u8; 16]) -> String {
-        let mut bytes = account.0.to_be_bytes().to_vec();
+    fn encode_v1(account: UserId, id: [u8; 16], secret: [u8; 16]) -> String {
+        let mut bytes = account.as_u64().map(u64::to_be_bytes).unwrap_or_default().to_vec();
         bytes.extend_from_slice(&id);
         bytes.extend_from_slice(&secret);
         format!("loc1.{}", BASE64URL_NOPAD.encode(&bytes))
@@ -268,7 +292,7 @@ mod tests {
         let c = claims(42);
         let s = c.seal(&keys)?;
         assert!(s.starts_with("pl2."));
-        assert_eq!(s.len(), 122);
+        assert_eq!(s.len(), 123);
         assert_eq!(PendingClaims::open(&s, &keys)?, Some(c.clone()));
         assert_eq!(PendingClaims::open(&format!(" {s}\n"), &keys)?, Some(c), "surrounding space is trimmed");
         assert_eq!(PendingClaims::open(&s[..s.len() - 1], &keys)?, None);
@@ -277,6 +301,28 @@ mod tests {
         assert_eq!(PendingClaims::open("loc2.AAAA", &keys)?, None);
         assert_eq!(PendingClaims::open("", &keys)?, None);
         assert!(matches!(PendingClaims::open(&"x".repeat(300), &keys), Err(InputError::TooLong { .. })));
+        Ok(())
+    }
+
+    #[test]
+    fn pending_tokens_carry_any_user_id() -> Result<(), Error> {
+        let keys = KeyRing::ephemeral()?;
+        let ids = [
+            UserId::from(0_u64),
+            UserId::from(u64::MAX),
+            UserId::new("007").map_err(|_| Error::Misuse("id"))?, // not canonical: kept as text
+            UserId::new("6f1e2a34-0d5c-4c7b-9a61-2f0e8b1d3c55").map_err(|_| Error::Misuse("id"))?,
+            UserId::new("üser-1").map_err(|_| Error::Misuse("id"))?,
+            UserId::new(&"x".repeat(MAX_USER_ID_LEN)).map_err(|_| Error::Misuse("id"))?,
+        ];
+        for account in ids {
+            let c = PendingClaims { account, ..claims(1) };
+            let s = c.seal(&keys)?;
+            assert!(s.len() <= MAX_TOKEN_LEN, "{} characters", s.len());
+            let opened = PendingClaims::open(&s, &keys)?.ok_or(Error::Misuse("did not open"))?;
+            assert_eq!(opened.account.as_str(), account.as_str());
+            assert_eq!(opened, c);
+        }
         Ok(())
     }
 
@@ -356,11 +402,11 @@ mod tests {
 
     #[test]
     fn a_0_1_0_location_token_still_parses_and_keeps_its_account() -> Result<(), Error> {
-        let old = encode_v1(AccountId(77), [3; 16], [4; 16]);
+        let old = encode_v1(UserId::from(77_u64), [3; 16], [4; 16]);
         let t = LocationToken::decode(&old)?;
         assert_eq!(
             t,
-            LocationToken { legacy_account: Some(AccountId(77)), id: [3; 16], secret: Zeroizing::new([4; 16]) }
+            LocationToken { legacy_account: Some(UserId::from(77_u64)), id: [3; 16], secret: Zeroizing::new([4; 16]) }
         );
         Ok(())
     }

@@ -39,9 +39,9 @@ async fn creates_users_with_each_role() {
 async fn stored_password_is_an_argon2id_phc_string() {
     let f = fixture();
     let id = f.user("alice", Role::User).await;
-    let rec = f.store.find_by_id(id).await.unwrap().unwrap().record;
-    assert!(rec.password_hash.starts_with("$argon2id$v=19$"), "{}", rec.password_hash);
-    assert!(!rec.password_hash.contains(PASSWORD));
+    let hash = stored_str(&f, id, "/password").await.expect("a password hash");
+    assert!(hash.starts_with("$argon2id$v=19$"), "{hash}");
+    assert!(!hash.contains(PASSWORD));
 }
 
 #[tokio::test]
@@ -101,7 +101,7 @@ async fn bad_usernames_and_emails_are_clear_errors() {
 async fn login_rehashes_a_password_stored_with_weaker_parameters() {
     let f = fixture();
     let id = f.user("alice", Role::User).await;
-    let before = f.store.find_by_id(id).await.unwrap().unwrap().record.password_hash;
+    let before = stored_str(&f, id, "/password").await.expect("a password hash");
     assert!(before.contains("m=8,t=1,p=1"));
     let stronger = Policy::builder()
         .danger_fast_hashing()
@@ -114,9 +114,9 @@ async fn login_rehashes_a_password_stored_with_weaker_parameters() {
         .unwrap();
     // A wrong password does not rehash.
     assert!(matches!(engine.begin_login("alice", "wrong password", None).await.unwrap(), LoginOutcome::Denied));
-    assert_eq!(f.store.find_by_id(id).await.unwrap().unwrap().record.password_hash, before);
+    assert_eq!(stored_str(&f, id, "/password").await.as_deref(), Some(before.as_str()));
     assert!(matches!(engine.begin_login("alice", PASSWORD, None).await.unwrap(), LoginOutcome::Authenticated(_)));
-    let after = f.store.find_by_id(id).await.unwrap().unwrap().record.password_hash;
+    let after = stored_str(&f, id, "/password").await.expect("a password hash");
     assert!(after.contains("m=64,t=2,p=1"), "{after}");
     assert!(matches!(engine.begin_login("alice", PASSWORD, None).await.unwrap(), LoginOutcome::Authenticated(_)));
 }
@@ -127,13 +127,11 @@ const NFD_JOSE: &str = "jose\u{301}";
 
 /// Stores an account under `name` exactly as given, as 0.1.0 could have (it neither
 /// normalized names nor refused invisible characters), with password [`PASSWORD`].
-async fn legacy_account(f: &Fixture, name: &str, id: u64) -> twofactor::AccountId {
+async fn legacy_account(f: &Fixture, name: &str, id: u64) -> twofactor::UserId {
     let template = f.user(&format!("template-{id}"), Role::User).await;
-    let mut rec = stored(f, template).await.record;
-    rec.id = twofactor::AccountId(id);
-    rec.username = name.to_owned();
-    f.store.insert(&rec).await.unwrap();
-    rec.id
+    let id = twofactor::UserId::from(id);
+    insert_raw_user(f, template, name, id).await;
+    id
 }
 
 #[tokio::test]
@@ -180,7 +178,7 @@ async fn nfc_and_nfd_spellings_are_one_account() {
     for (first, second) in [(NFC_JOSE, NFD_JOSE), (NFD_JOSE, NFC_JOSE)] {
         let f = fixture();
         let id = f.engine.create_account(NewAccount::new(first, "j@example.test", Role::User, PASSWORD)).await.unwrap();
-        assert_eq!(stored(&f, id).await.record.username, NFC_JOSE, "stored in NFC, whatever was typed");
+        assert_eq!(user_record(&f, id).await.login, NFC_JOSE, "stored in NFC, whatever was typed");
         let again = f.engine.create_account(NewAccount::new(second, "k@example.test", Role::User, PASSWORD)).await;
         assert!(matches!(again, Err(Error::UsernameTaken)), "{first:?} then {second:?}: {again:?}");
         for typed in [NFC_JOSE, NFD_JOSE] {

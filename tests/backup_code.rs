@@ -3,7 +3,7 @@
 
 mod common;
 use common::*;
-use twofactor::{AuthMethod, Delivery, LoginOutcome, Role, SecondFactor, SecondFactorOutcome, TwoFactor, UserStore};
+use twofactor::{AuthMethod, Delivery, LoginOutcome, Role, SecondFactor, SecondFactorOutcome, UserStore};
 
 async fn backup_login(f: &Fixture, name: &str, code: &str) -> SecondFactorOutcome {
     let pending = f.pending(name).await;
@@ -69,13 +69,14 @@ async fn the_code_is_stored_only_as_a_salted_hash() {
     let f = fixture();
     let (id, _) = f.enrolled("alice").await;
     let code = f.backup_code("alice");
-    let rec = f.store.find_by_id(id).await.unwrap().unwrap().record;
-    let TwoFactor::Enabled(e) = &rec.two_factor else { panic!("enabled") };
-    assert_eq!(e.backup_codes.len(), 1);
-    let phc = &e.backup_codes[0].phc;
+    let rec = user_record(&f, id).await;
+    let hashes = backup_hashes(&document_of(&rec));
+    assert_eq!(hashes.len(), 1);
+    let phc = &hashes[0];
     assert!(phc.starts_with("$argon2id$"), "{phc}");
     let canonical = code.replace('-', "");
-    assert!(!phc.contains(&canonical) && !format!("{rec:?}").contains(&canonical));
+    let json = rec.credentials.as_ref().unwrap().document.as_json();
+    assert!(!phc.contains(&canonical) && !json.contains(&canonical) && !format!("{rec:?}").contains(&canonical));
 }
 
 #[tokio::test]
@@ -83,11 +84,8 @@ async fn mail_failure_after_rotation_keeps_the_old_code_invalid_and_reissue_work
     let f = fixture();
     let (id, _) = f.enrolled("alice").await;
     let old = f.backup_code("alice");
-    let stored_hashes = |rec: twofactor::Account| match rec.two_factor {
-        TwoFactor::Enabled(e) => e.backup_codes.into_iter().map(|c| c.phc).collect::<Vec<_>>(),
-        other => panic!("{other:?}"),
-    };
-    let before = stored_hashes(f.store.find_by_id(id).await.unwrap().unwrap().record);
+    let stored_hashes = |rec: twofactor::UserRecord| backup_hashes(&document_of(&rec));
+    let before = stored_hashes(f.store.find_by_id(id).await.unwrap().unwrap());
     f.mailer.fail_next(1);
     match backup_login(&f, "alice", &old).await {
         SecondFactorOutcome::Authenticated(a) => {
@@ -100,7 +98,7 @@ async fn mail_failure_after_rotation_keeps_the_old_code_invalid_and_reissue_work
     // The old code is void even though its replacement never arrived.
     assert!(matches!(backup_login(&f, "alice", &old).await, SecondFactorOutcome::Denied { .. }));
     // A replacement was stored (not lost): one code, and not the old one.
-    let after = stored_hashes(f.store.find_by_id(id).await.unwrap().unwrap().record);
+    let after = stored_hashes(f.store.find_by_id(id).await.unwrap().unwrap());
     assert_eq!(after.len(), 1);
     assert_ne!(after, before, "the stored code was replaced");
     // The logged-in user asks for a fresh code.
@@ -147,9 +145,8 @@ async fn several_codes_per_account_are_opt_in_and_each_is_replaced_singly() {
     assert!(is_authenticated(&backup_login(&f, "alice", &codes[1]).await));
     assert!(is_authenticated(&backup_login(&f, "alice", &codes[2]).await));
     assert!(!is_authenticated(&backup_login(&f, "alice", &codes[1]).await));
-    let rec = f.store.find_by_id(id).await.unwrap().unwrap().record;
-    let TwoFactor::Enabled(e) = &rec.two_factor else { panic!("enabled") };
-    assert_eq!(e.backup_codes.len(), 3);
+    let (_, doc) = stored(&f, id).await;
+    assert_eq!(backup_hashes(&doc).len(), 3);
 }
 
 #[tokio::test]
@@ -171,7 +168,7 @@ async fn a_code_with_a_limited_life_is_refused_after_it() {
 /// and then it fails the send.
 struct CheckingMailer {
     store: twofactor::MemoryStore,
-    id: std::sync::OnceLock<twofactor::AccountId>,
+    id: std::sync::OnceLock<twofactor::UserId>,
     void_code: std::sync::Mutex<Option<String>>,
     seen: std::sync::Mutex<Vec<String>>,
 }
@@ -179,11 +176,12 @@ struct CheckingMailer {
 impl twofactor::Mailer for CheckingMailer {
     async fn send(&self, message: &twofactor::Message) -> Result<(), twofactor::MailError> {
         if let (Some(id), twofactor::Message::BackupCode { codes, .. }) = (self.id.get(), message) {
-            let rec = self.store.find_by_id(*id).await.unwrap().unwrap().record;
-            let TwoFactor::Enabled(e) = &rec.two_factor else { panic!("enabled before the mail") };
+            let rec = self.store.find_by_id(*id).await.unwrap().unwrap();
+            // Enabled before the mail (`backup_hashes` checks it).
+            let hashes = backup_hashes(&document_of(&rec));
             let used = self.void_code.lock().unwrap().clone().expect("the used code");
-            assert_eq!(e.backup_codes.len(), 1);
-            let stored = &e.backup_codes[0].phc;
+            assert_eq!(hashes.len(), 1);
+            let stored = &hashes[0];
             assert!(!argon2_matches(&used, stored), "the used code is still stored while its replacement is mailed");
             assert!(argon2_matches(codes[0].expose(), stored), "the mailed code is not the stored one");
             self.seen.lock().unwrap().push(codes[0].expose().to_owned());
@@ -246,11 +244,49 @@ async fn the_store_change_commits_before_the_mail_and_no_plaintext_is_kept_for_a
     assert_ne!(lost, undelivered);
 
     // Neither failed code is kept in plaintext anywhere in the record.
-    let rec = store.find_by_id(id).await.unwrap().unwrap().record;
-    let TwoFactor::Enabled(e) = &rec.two_factor else { panic!("enabled") };
+    let rec = store.find_by_id(id).await.unwrap().unwrap();
+    let hashes = backup_hashes(&document_of(&rec));
+    let json = rec.credentials.as_ref().unwrap().document.as_json();
     for code in [&undelivered, &lost] {
         let canonical = code.replace('-', "");
         assert!(!format!("{rec:?}").contains(&canonical));
-        assert!(e.backup_codes.iter().all(|h| !h.phc.contains(&canonical)));
+        assert!(!json.contains(&canonical) && !json.contains(code.as_str()));
+        assert!(hashes.iter().all(|h| !h.contains(&canonical)));
     }
+}
+
+/// The application owns the email: an address changed there (here `MemoryStore::set_email`,
+/// behind the engine's back) is where the very next mail goes, never the old one.
+#[tokio::test]
+async fn an_email_changed_in_the_application_is_where_the_next_mail_goes() {
+    let f = fixture();
+    let (id, _) = f.enrolled("mover").await;
+    let old = email("mover");
+    let new = "mover.new@elsewhere.test";
+    let code = f.backup_code("mover");
+    let version = stored(&f, id).await.0;
+    assert!(f.store.set_email(id, new));
+    assert_eq!(stored(&f, id).await.0, version, "the email is not in the crate's document");
+    assert_eq!(f.engine.account(id).await.unwrap().unwrap().email, new);
+    let sent_before = f.mailer.outbox().len();
+
+    // A backup-code login: its replacement goes to the new address.
+    match backup_login(&f, "mover", &code).await {
+        SecondFactorOutcome::Authenticated(a) => assert_eq!(a.backup_code_delivery, Some(Delivery::Sent)),
+        other => panic!("{other:?}"),
+    }
+    let rotated = f.mailer.last_code_for(new).expect("the replacement went to the new address");
+    assert_eq!(f.mailer.last_code_for(&old), Some(code.clone()), "nothing more went to the old address");
+    assert!(is_authenticated(&backup_login(&f, "mover", &rotated).await), "the code at the new address works");
+
+    // A reissue too.
+    assert_eq!(f.engine.reissue_backup_code(id).await.unwrap(), Delivery::Sent);
+    let reissued = f.mailer.last_code_for(new).expect("the reissued code went to the new address");
+    assert_ne!(reissued, rotated);
+    assert_eq!(f.mailer.outbox().last().unwrap().message.kind(), "backup_code.reissued");
+
+    let after: Vec<String> =
+        f.mailer.outbox()[sent_before..].iter().map(|m| m.message.recipient().email.clone()).collect();
+    assert!(after.len() >= 3, "{after:?}");
+    assert!(after.iter().all(|to| to == new), "every mail since the change went to {new}: {after:?}");
 }

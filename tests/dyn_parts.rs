@@ -9,9 +9,9 @@ use std::time::Duration;
 use common::{PASSWORD, T0, email, fast_policy};
 use twofactor::mail::{CodeReason, FileOutbox, Recipient};
 use twofactor::{
-    AccountId, BoxMailer, BoxStore, ConfirmOutcome, Either, Engine, KeyRing, LoginOutcome, Mailer, ManualClock,
+    BoxMailer, BoxStore, ConfirmOutcome, Document, Either, Engine, KeyRing, LoginOutcome, Mailer, ManualClock,
     MemoryMailer, MemoryStore, Message, NewAccount, Role, SecondFactor, SecondFactorOutcome, SecretString, StoreError,
-    Swap, Timestamp, TotpParams, UserStore,
+    Swap, Timestamp, TotpParams, UserId, UserRecord, UserStore,
 };
 
 /// A message to `name`.
@@ -43,7 +43,7 @@ async fn full_story<S: UserStore, M: Mailer>(
     clock: &ManualClock,
     outbox: &MemoryMailer,
     name: &str,
-) -> AccountId {
+) -> UserId {
     let id = engine.create_account(NewAccount::new(name, &email(name), Role::User, PASSWORD)).await.expect("create");
     let started = engine.start_enrollment(id).await.expect("enroll");
     let secret = data_encoding::BASE32_NOPAD.decode(started.secret_base32.expose().as_bytes()).expect("b32");
@@ -100,7 +100,9 @@ async fn an_engine_on_boxed_parts_runs_the_whole_login() {
 
     // The writes went to the wrapped store, and the mail to the wrapped mailer.
     let stored = store.find_by_id(id).await.expect("store").expect("alice is stored");
-    assert_eq!(stored.record.username, "alice");
+    assert_eq!(stored.login, "alice");
+    let document = stored.credentials.expect("the engine wrote alice's credential document");
+    assert!(document.version > 1, "enrollment and the logins swapped the document: {}", document.version);
     assert!(outbox.outbox().len() >= 2, "setup and rotation mails");
     assert!(format!("{:?}", engine.store()).contains("MemoryStore"), "{:?}", engine.store());
     assert!(format!("{:?}", engine.mailer()).contains("MemoryMailer"), "{:?}", engine.mailer());
@@ -189,6 +191,26 @@ async fn either_mailer_dispatches_to_the_chosen_side_only() {
     assert_eq!((left.outbox().len(), right.outbox().len()), (1, 2));
 }
 
+/// A store over "the application's own users": it forwards the four document
+/// methods and leaves `create_user` at the trait's default.
+#[derive(Clone, Default)]
+struct AppUsers(MemoryStore);
+
+impl UserStore for AppUsers {
+    async fn find_by_id(&self, id: UserId) -> Result<Option<UserRecord>, StoreError> {
+        self.0.find_by_id(id).await
+    }
+    async fn find_by_login(&self, login: &str) -> Result<Option<UserRecord>, StoreError> {
+        self.0.find_by_login(login).await
+    }
+    async fn insert_document(&self, id: UserId, document: &Document) -> Result<Swap, StoreError> {
+        self.0.insert_document(id, document).await
+    }
+    async fn compare_and_swap(&self, id: UserId, expected: u64, document: &Document) -> Result<Swap, StoreError> {
+        self.0.compare_and_swap(id, expected, document).await
+    }
+}
+
 /// Every store method through `BoxStore` and both sides of `Either`, against the
 /// wrapped store.
 #[tokio::test]
@@ -199,7 +221,7 @@ async fn boxed_and_either_stores_forward_every_method() {
         (BoxStore::new(Either::<MemoryStore, BoxStore>::Left(b.clone())), b.clone()),
         (BoxStore::new(Either::<BoxStore, MemoryStore>::Right(a.clone())), a.clone()),
     ];
-    // Accounts made through a real engine, so they are well formed.
+    // Documents written by a real engine, so they are well formed.
     let maker = Engine::builder(MemoryStore::new(), MemoryMailer::new(), KeyRing::ephemeral().expect("keys"))
         .policy(fast_policy().build().expect("policy"))
         .build()
@@ -209,38 +231,90 @@ async fn boxed_and_either_stores_forward_every_method() {
         let name = format!("user{i}");
         let id =
             maker.create_account(NewAccount::new(&name, &email(&name), Role::User, PASSWORD)).await.expect("create");
-        let account = maker.store().find_by_id(id).await.expect("store").expect("made").record;
+        let made = maker.store().find_by_id(id).await.expect("store").expect("made");
+        let document = made.credentials.clone().expect("the engine wrote a document").document;
 
-        boxed.insert(&account).await.expect("insert");
-        assert!(matches!(boxed.insert(&account).await, Err(StoreError::Duplicate)), "a duplicate is refused");
+        // create_user, with its document, and its Duplicate.
+        boxed.create_user(&made).await.expect("create_user");
+        assert!(matches!(boxed.create_user(&made).await, Err(StoreError::Duplicate)), "a duplicate is refused");
 
         let by_id = boxed.find_by_id(id).await.expect("store").expect("found by id");
-        assert_eq!(by_id.version, 1);
-        let by_name = boxed.find_by_username(&name).await.expect("store").expect("found by name");
-        assert_eq!(by_name.record.id, id);
-        assert!(boxed.find_by_username("nobody").await.expect("store").is_none());
-        assert!(boxed.find_by_id(AccountId(u64::MAX >> 1)).await.expect("store").is_none());
+        assert_eq!((by_id.login.as_str(), by_id.role), (name.as_str(), Role::User));
+        assert_eq!(by_id.credentials.as_ref().map(|c| (c.version, &c.document)), Some((1, &document)));
+        let by_login = boxed.find_by_login(&name).await.expect("store").expect("found by login");
+        assert_eq!(by_login, by_id);
+        assert!(boxed.find_by_login("nobody").await.expect("store").is_none());
+        assert!(boxed.find_by_id(UserId::from(u64::MAX >> 1)).await.expect("store").is_none());
 
-        let mut changed = by_id.record.clone();
-        changed.email = "new@example.test".to_owned();
-        assert_eq!(boxed.compare_and_swap(1, &changed).await.expect("swap"), Swap::Swapped { version: 2 });
-        assert_eq!(boxed.compare_and_swap(1, &changed).await.expect("swap"), Swap::Conflict);
+        let changed = Document::from_json(format!(r#"{{"format":1,"changed":{i}}}"#));
+        assert_eq!(boxed.compare_and_swap(id, 1, &changed).await.expect("swap"), Swap::Swapped { version: 2 });
+        assert_eq!(boxed.compare_and_swap(id, 1, &document).await.expect("swap"), Swap::Conflict);
+        assert_eq!(boxed.insert_document(id, &document).await.expect("insert"), Swap::Conflict);
+
+        // A user without a document gets its first one by insert_document.
+        let (bare, bare_login) = (UserId::from(1000 + i as u64), format!("bare{i}"));
+        boxed
+            .create_user(&UserRecord::new(bare, bare_login.as_str(), "bare@example.test", Role::Admin))
+            .await
+            .expect("bare");
+        assert!(boxed.find_by_login(&bare_login).await.expect("store").expect("bare").credentials.is_none());
+        assert_eq!(boxed.insert_document(bare, &document).await.expect("insert"), Swap::Swapped { version: 1 });
 
         // It all landed in the wrapped store.
         let seen = inner.find_by_id(id).await.expect("store").expect("in the inner store");
-        assert_eq!((seen.version, seen.record.email.as_str()), (2, "new@example.test"));
+        assert_eq!(seen.credentials.map(|c| (c.version, c.document)), Some((2, changed)));
+        let seen = inner.find_by_id(bare).await.expect("store").expect("in the inner store");
+        assert_eq!((seen.login.as_str(), seen.role), (bare_login.as_str(), Role::Admin));
+        assert_eq!(seen.credentials.map(|c| (c.version, c.document)), Some((1, document)));
     }
-    // `a` holds two accounts (through `BoxStore` and through `Either::Right`), `b` one.
-    assert!(a.find_by_username("user0").await.expect("store").is_some());
-    assert!(a.find_by_username("user2").await.expect("store").is_some());
-    assert!(b.find_by_username("user1").await.expect("store").is_some());
-    assert!(b.find_by_username("user0").await.expect("store").is_none());
+    // `a` holds two users per round (through `BoxStore` and through `Either::Right`), `b` one round's.
+    assert!(a.find_by_login("user0").await.expect("store").is_some());
+    assert!(a.find_by_login("user2").await.expect("store").is_some());
+    assert!(b.find_by_login("user1").await.expect("store").is_some());
+    assert!(b.find_by_login("user0").await.expect("store").is_none());
+    assert_eq!((a.len(), b.len()), (4, 2));
+}
+
+/// `create_user` is forwarded too: a wrapped store without it answers `Unsupported`
+/// through `BoxStore` and `Either`, and writes nothing.
+#[tokio::test]
+async fn boxed_and_either_stores_forward_an_unsupported_create_user() {
+    let inner = MemoryStore::new();
+    let app = AppUsers(inner.clone());
+    let user = UserRecord::new(UserId::from(5_u64), "eve", "eve@example.test", Role::User);
+    let wrapped: Vec<BoxStore> = vec![
+        BoxStore::new(app.clone()),
+        BoxStore::new(Either::<AppUsers, MemoryStore>::Left(app.clone())),
+        BoxStore::new(Either::<MemoryStore, AppUsers>::Right(app.clone())),
+    ];
+    for store in &wrapped {
+        assert!(matches!(store.create_user(&user).await, Err(StoreError::Unsupported(_))), "{store:?}");
+    }
+    let direct: Either<AppUsers, MemoryStore> = Either::Left(app.clone());
+    assert!(matches!(direct.create_user(&user).await, Err(StoreError::Unsupported(_))));
+    assert!(inner.is_empty(), "a refused create_user wrote nothing");
+
+    // The other methods reach the application's users.
+    inner.add_user(user.id, "eve", "eve@example.test", Role::User).expect("add");
+    let doc = Document::from_json(r#"{"format":1}"#);
+    for (i, store) in wrapped.iter().enumerate() {
+        assert_eq!(store.find_by_login("eve").await.expect("store").map(|u| u.id), Some(user.id));
+        let swap = if i == 0 {
+            store.insert_document(user.id, &doc).await.expect("insert")
+        } else {
+            store.compare_and_swap(user.id, i as u64, &doc).await.expect("swap")
+        };
+        assert_eq!(swap, Swap::Swapped { version: i as u64 + 1 });
+    }
+    assert_eq!(inner.find_by_id(user.id).await.expect("store").and_then(|u| u.credentials).map(|c| c.version), Some(3));
 }
 
 #[cfg(feature = "testkit")]
 mod conformance {
-    use twofactor::testkit::{DEFAULT_TASKS, run_conformance};
-    use twofactor::{BoxStore, Either, MemoryStore, StoreError};
+    use twofactor::testkit::{Conformance, DEFAULT_TASKS, SEEDED_USERS, run_conformance};
+    use twofactor::{BoxStore, Either, MemoryStore, Role, StoreError, UserId};
+
+    use super::AppUsers;
 
     fn passed(report: Result<twofactor::testkit::Report, twofactor::testkit::Failure>) {
         let report = report.unwrap_or_else(|failure| panic!("{failure}"));
@@ -267,5 +341,26 @@ mod conformance {
             })
             .await,
         );
+    }
+
+    /// A boxed store that does not create users passes the seeded kit (the users are
+    /// added behind it, as an application adds them).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn box_store_over_application_users_conforms_seeded() {
+        let mut next = 0_u64;
+        let report = Conformance::new()
+            .run_seeded(|| {
+                let inner = MemoryStore::new();
+                let ids: Vec<UserId> = (0..SEEDED_USERS as u64).map(|k| UserId::from(next + k)).collect();
+                next += SEEDED_USERS as u64;
+                for id in &ids {
+                    let login = format!("app-{id}");
+                    inner.add_user(*id, &login, "app@example.test", Role::User).expect("add");
+                }
+                let store = BoxStore::new(Either::<AppUsers, MemoryStore>::Left(AppUsers(inner)));
+                async move { Ok::<_, StoreError>((store, ids)) }
+            })
+            .await;
+        passed(report);
     }
 }

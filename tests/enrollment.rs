@@ -5,7 +5,7 @@ mod common;
 use common::*;
 use twofactor::{
     ConfirmOutcome, Error, LoginOutcome, Message, Policy, Role, SecondFactor, SecondFactorOutcome, TotpParams,
-    TwoFactor, UserStore,
+    UserStore,
 };
 
 #[tokio::test]
@@ -65,8 +65,8 @@ async fn a_wrong_confirmation_code_changes_nothing() {
 async fn confirming_activates_2fa_and_mails_the_first_backup_code() {
     let f = fixture();
     let (id, _) = f.enrolled("alice").await;
-    let rec = f.store.find_by_id(id).await.unwrap().unwrap().record;
-    assert!(matches!(rec.two_factor, TwoFactor::Enabled(_)));
+    let (_, doc) = stored(&f, id).await;
+    assert_eq!(doc.pointer("/second_factor/state").and_then(|s| s.as_str()), Some("enabled"), "{doc}");
     let outbox = f.mailer.outbox();
     assert_eq!(outbox.len(), 1);
     assert_eq!(outbox[0].message.kind(), "backup_code.setup");

@@ -11,7 +11,7 @@ use std::time::Duration;
 use common::*;
 use twofactor::events::{EventKind, Factor};
 use twofactor::{
-    AuthMethod, Clock, LocationPolicy, LoginOutcome, RememberToken, Role, SecondFactor, SecondFactorOutcome, UserStore,
+    AuthMethod, Clock, LocationPolicy, LoginOutcome, RememberToken, Role, SecondFactor, SecondFactorOutcome,
 };
 
 const DAY: u64 = 86_400;
@@ -53,13 +53,18 @@ async fn the_token_has_at_least_128_secret_bits_and_is_stored_only_as_a_hash() {
     let token_secret = &bytes[16..];
     assert!(token_secret.len() * 8 >= 128);
 
-    let rec = stored(&f, id).await.record;
-    let loc = rec.locations.iter().find(|l| data_encoding::HEXLOWER.encode(&l.id) == a.id()).expect("stored");
-    assert_eq!(&bytes[..16], &loc.id[..], "only the public id is stored as is");
-    assert_ne!(&loc.token_hash[..16], token_secret);
-    assert!(!loc.token_hash.windows(16).any(|w| w == token_secret), "the digest is not the secret");
-    let dump = format!("{rec:?} {:?}", rec.locations);
-    assert!(!dump.contains(body) && !dump.contains(a.token()));
+    let (_, doc) = stored(&f, id).await;
+    let locations = doc["locations"].as_array().expect("stored locations");
+    let loc = locations.iter().find(|l| l["id"] == a.id()).expect("stored");
+    let hex = |v: &serde_json::Value| data_encoding::HEXLOWER.decode(v.as_str().unwrap().as_bytes()).unwrap();
+    let (loc_id, token_hash) = (hex(&loc["id"]), hex(&loc["token_hash"]));
+    assert_eq!(&bytes[..16], &loc_id[..], "only the public id is stored as is");
+    assert_ne!(&token_hash[..16], token_secret);
+    assert!(!token_hash.windows(16).any(|w| w == token_secret), "the digest is not the secret");
+    let rec = user_record(&f, id).await;
+    let secret_hex = data_encoding::HEXLOWER.encode(token_secret);
+    let dump = format!("{rec:?} {}", rec.credentials.as_ref().unwrap().document.as_json());
+    assert!(!dump.contains(body) && !dump.contains(a.token()) && !dump.contains(&secret_hex));
     assert!(!format!("{a:?}").contains(body), "the token's Debug is redacted");
 }
 
@@ -108,8 +113,8 @@ fn location_body(token: &RememberToken) -> Vec<u8> {
 }
 
 /// The same location's token in 0.1.0's layout: account id (8) | location id | secret.
-fn loc1(account: twofactor::AccountId, token: &RememberToken) -> String {
-    let mut bytes = account.0.to_be_bytes().to_vec();
+fn loc1(account: twofactor::UserId, token: &RememberToken) -> String {
+    let mut bytes = account.as_u64().expect("a numeric id, as 0.1.0's were").to_be_bytes().to_vec();
     bytes.extend_from_slice(&location_body(token));
     format!("loc1.{}", data_encoding::BASE64URL_NOPAD.encode(&bytes))
 }
@@ -125,7 +130,8 @@ async fn a_location_token_names_no_account_and_fits_in_128_characters() {
         assert!(t.token().len() <= 128, "{} characters", t.token().len());
         let raw = location_body(t);
         assert_eq!(raw.len(), 32, "location id and secret, nothing else");
-        for needle in [id.0.to_be_bytes(), id.0.to_le_bytes()] {
+        let n = id.as_u64().expect("a numeric id");
+        for needle in [n.to_be_bytes(), n.to_le_bytes()] {
             assert!(!raw.windows(8).any(|w| w == needle), "{} shows {needle:?}", t.token());
         }
     }
@@ -322,12 +328,10 @@ async fn the_security_stamp_alone_voids_old_tokens() {
     let f = fixture();
     let (id, secret) = f.enrolled("stamp").await;
     let token = remember(&f, "stamp", &secret, "kept").await;
-    let old_locations = stored(&f, id).await.record.locations;
+    let old_locations = stored(&f, id).await.1["locations"].clone();
+    assert_eq!(old_locations.as_array().map(Vec::len), Some(1), "{old_locations}");
     f.engine.change_password(id, PASSWORD).await.unwrap();
     // Put the old entries back (a restored backup, say): the rotated stamp still voids them.
-    let mut rec = stored(&f, id).await;
-    rec.record.locations = old_locations;
-    let swap = f.store.compare_and_swap(rec.version, &rec.record).await.unwrap();
-    assert!(matches!(swap, twofactor::Swap::Swapped { .. }), "{swap:?}");
+    overwrite(&f, id, |doc| doc["locations"] = old_locations).await;
     assert!(asks_code(&login_with(&f, "stamp", &token).await));
 }

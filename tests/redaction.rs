@@ -50,9 +50,11 @@ async fn engine_values_are_redacted() {
     let out_dbg = format!("{out:?}");
     assert!(!out_dbg.contains(&token), "{out_dbg}");
 
-    let record = f.store.find_by_id(id).await.unwrap().unwrap().record;
+    let record = f.store.find_by_id(id).await.unwrap().unwrap();
     let rec_dbg = format!("{record:?}");
     assert!(!rec_dbg.contains("argon2"), "no hash in Debug: {rec_dbg}");
+    let json = record.credentials.as_ref().expect("a document").document.as_json();
+    assert!(json.contains("$argon2id$"), "the document Debug hides does hold the hashes");
 
     let outbox_dbg = format!("{:?}", f.mailer.outbox());
     let engine_dbg = format!("{:?}", f.engine);

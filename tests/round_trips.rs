@@ -7,9 +7,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use twofactor::{
-    Account, AccountId, Clock, ConfirmOutcome, Engine, KeyRing, LoginOutcome, ManualClock, MemoryMailer, MemoryStore,
-    NewAccount, Policy, Role, SecondFactor, SecondFactorOutcome, StoreError, Swap, Timestamp, TotpParams, UserStore,
-    Versioned,
+    Clock, ConfirmOutcome, Document, Engine, KeyRing, LoginOutcome, ManualClock, MemoryMailer, MemoryStore, NewAccount,
+    Policy, Role, SecondFactor, SecondFactorOutcome, StoreError, Swap, Timestamp, TotpParams, UserId, UserRecord,
+    UserStore,
 };
 
 const PASSWORD: &str = "correct horse battery staple";
@@ -35,21 +35,25 @@ impl Counting {
 }
 
 impl UserStore for Counting {
-    async fn insert(&self, account: &Account) -> Result<(), StoreError> {
+    async fn create_user(&self, user: &UserRecord) -> Result<(), StoreError> {
         self.inserts.fetch_add(1, Ordering::SeqCst);
-        self.inner.insert(account).await
+        self.inner.create_user(user).await
     }
-    async fn find_by_id(&self, id: AccountId) -> Result<Option<Versioned<Account>>, StoreError> {
+    async fn insert_document(&self, id: UserId, document: &Document) -> Result<Swap, StoreError> {
+        self.inserts.fetch_add(1, Ordering::SeqCst);
+        self.inner.insert_document(id, document).await
+    }
+    async fn find_by_id(&self, id: UserId) -> Result<Option<UserRecord>, StoreError> {
         self.reads.fetch_add(1, Ordering::SeqCst);
         self.inner.find_by_id(id).await
     }
-    async fn find_by_username(&self, username: &str) -> Result<Option<Versioned<Account>>, StoreError> {
+    async fn find_by_login(&self, login: &str) -> Result<Option<UserRecord>, StoreError> {
         self.reads.fetch_add(1, Ordering::SeqCst);
-        self.inner.find_by_username(username).await
+        self.inner.find_by_login(login).await
     }
-    async fn compare_and_swap(&self, expected: u64, account: &Account) -> Result<Swap, StoreError> {
+    async fn compare_and_swap(&self, id: UserId, expected: u64, document: &Document) -> Result<Swap, StoreError> {
         self.swaps.fetch_add(1, Ordering::SeqCst);
-        self.inner.compare_and_swap(expected, account).await
+        self.inner.compare_and_swap(id, expected, document).await
     }
 }
 

@@ -7,8 +7,8 @@ mod common;
 
 use common::hashwork::{CountingOffload, fixture_on};
 use common::*;
-use twofactor::account::{SealedSecret, TwoFactor};
-use twofactor::{AccountId, AppKey, Clock, Error, KeyRing, MemoryStore, SecondFactor, UserStore};
+use data_encoding::BASE64;
+use twofactor::{AppKey, Clock, Error, KeyRing, MemoryStore, SecondFactor, UserId};
 
 fn key(id: u32, byte: &str) -> AppKey {
     AppKey::from_hex(id, &byte.repeat(32)).unwrap()
@@ -18,18 +18,35 @@ fn ring(keys: &[(u32, &str)]) -> KeyRing {
     KeyRing::new(keys.iter().map(|(id, b)| key(*id, b)).collect()).unwrap()
 }
 
-async fn sealed(f: &Fixture, id: AccountId) -> SealedSecret {
-    match stored(f, id).await.record.two_factor {
-        TwoFactor::Enabled(e) => e.secret,
-        TwoFactor::Enrolling(e) => e.secret,
-        TwoFactor::Disabled => panic!("no secret"),
+/// Where the document keeps the sealed TOTP secret (base64), by second-factor state.
+fn secret_pointer(doc: &serde_json::Value) -> &'static str {
+    match doc.pointer("/second_factor/state").and_then(|s| s.as_str()) {
+        Some("enabled") => "/second_factor/authenticators/0/secret",
+        Some("enrolling") => "/second_factor/authenticator/secret",
+        other => panic!("no secret in state {other:?}: {doc}"),
     }
 }
 
+/// The sealed TOTP secret in the stored document (enrolling or enabled).
+async fn sealed(f: &Fixture, id: UserId) -> Vec<u8> {
+    let (_, doc) = stored(f, id).await;
+    let text = doc.pointer(secret_pointer(&doc)).and_then(|s| s.as_str()).expect("a sealed secret");
+    BASE64.decode(text.as_bytes()).expect("base64")
+}
+
+/// Replaces the stored sealed secret of `id` (enrolling or enabled) with `sealed`.
+async fn put_sealed(f: &Fixture, id: UserId, sealed: &[u8]) {
+    overwrite(f, id, |doc| {
+        let pointer = secret_pointer(doc);
+        *doc.pointer_mut(pointer).expect("a sealed secret") = BASE64.encode(sealed).into();
+    })
+    .await;
+}
+
 /// The key id in a sealed secret's header (format version byte, then the id).
-fn key_id(s: &SealedSecret) -> u32 {
-    assert_eq!(s.0[0], 1, "seal format version");
-    u32::from_be_bytes(s.0[1..5].try_into().unwrap())
+fn key_id(s: &[u8]) -> u32 {
+    assert_eq!(s[0], 1, "seal format version");
+    u32::from_be_bytes(s[1..5].try_into().unwrap())
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -43,15 +60,21 @@ async fn totp_secrets_are_sealed_at_rest() {
     let started = f.engine.start_enrollment(id).await.unwrap();
     let secret = data_encoding::BASE32_NOPAD.decode(started.secret_base32.expose().as_bytes()).unwrap();
     let enrolling = sealed(&f, id).await;
-    assert!(!contains(&enrolling.0, &secret), "an unconfirmed secret is sealed too");
-    assert!(enrolling.0.len() >= secret.len() + 16, "ciphertext plus tag");
+    assert!(!contains(&enrolling, &secret), "an unconfirmed secret is sealed too");
+    assert!(enrolling.len() >= secret.len() + 16, "ciphertext plus tag");
     f.engine.confirm_enrollment(id, &f.code(&secret)).await.unwrap();
     let enabled = sealed(&f, id).await;
-    assert!(!contains(&enabled.0, &secret));
-    assert_eq!(format!("{enabled:?}"), format!("SealedSecret({} bytes)", enabled.0.len()));
-    let rec = stored(&f, id).await.record;
+    assert!(!contains(&enabled, &secret));
+    let rec = user_record(&f, id).await;
+    let document = &rec.credentials.as_ref().unwrap().document;
+    let json = document.as_json();
+    // The document's Debug shows only its length, not even the sealed secret.
+    assert_eq!(format!("{document:?}"), format!("Document({} bytes)", document.len()));
+    assert!(json.contains(&BASE64.encode(&enabled)), "the sealed secret is in the document");
     let b32 = started.secret_base32.expose();
-    assert!(!format!("{rec:?}").contains(b32));
+    for plain in [b32.to_owned(), BASE64.encode(&secret), data_encoding::HEXLOWER.encode(&secret)] {
+        assert!(!format!("{rec:?}").contains(&plain) && !json.contains(&plain), "{plain} stored in the clear");
+    }
     assert!(!format!("{started:?}").contains(b32), "EnrollmentStarted's Debug is redacted");
 }
 
@@ -63,11 +86,8 @@ async fn a_sealed_secret_does_not_open_under_another_accounts_id() {
     let f = fixture();
     let (alice, alice_secret) = f.enrolled("alice-seal").await;
     let (bob, bob_secret) = f.enrolled("bob-seal").await;
-    let mut rec = stored(&f, bob).await;
-    let TwoFactor::Enabled(e) = &mut rec.record.two_factor else { panic!("enabled") };
-    e.secret = sealed(&f, alice).await;
-    let swap = f.store.compare_and_swap(rec.version, &rec.record).await.unwrap();
-    assert!(matches!(swap, twofactor::Swap::Swapped { .. }), "{swap:?}");
+    assert_eq!(stored(&f, bob).await.1["second_factor"]["state"], "enabled");
+    put_sealed(&f, bob, &sealed(&f, alice).await).await;
     let before = stored(&f, bob).await;
 
     for secret in [&alice_secret, &bob_secret] {
@@ -94,11 +114,8 @@ async fn an_unconfirmed_secret_does_not_open_under_another_accounts_id() {
     let started = f.engine.start_enrollment(alice).await.unwrap();
     let secret = data_encoding::BASE32_NOPAD.decode(started.secret_base32.expose().as_bytes()).unwrap();
     f.engine.start_enrollment(bob).await.unwrap();
-    let mut rec = stored(&f, bob).await;
-    let TwoFactor::Enrolling(e) = &mut rec.record.two_factor else { panic!("enrolling") };
-    e.secret = sealed(&f, alice).await;
-    let swap = f.store.compare_and_swap(rec.version, &rec.record).await.unwrap();
-    assert!(matches!(swap, twofactor::Swap::Swapped { .. }), "{swap:?}");
+    assert_eq!(stored(&f, bob).await.1["second_factor"]["state"], "enrolling");
+    put_sealed(&f, bob, &sealed(&f, alice).await).await;
     let out = f.engine.confirm_enrollment(bob, &f.code(&secret)).await;
     assert!(matches!(out, Err(Error::Unseal)), "{out:?}");
 }
@@ -107,12 +124,11 @@ async fn an_unconfirmed_secret_does_not_open_under_another_accounts_id() {
 async fn a_tampered_sealed_secret_is_refused() {
     let f = fixture();
     let (id, secret) = f.enrolled("tampered").await;
-    let mut rec = stored(&f, id).await;
-    let TwoFactor::Enabled(e) = &mut rec.record.two_factor else { panic!("enabled") };
-    let last = e.secret.0.len() - 1;
-    e.secret.0[last] ^= 0x80;
-    let swap = f.store.compare_and_swap(rec.version, &rec.record).await.unwrap();
-    assert!(matches!(swap, twofactor::Swap::Swapped { .. }), "{swap:?}");
+    assert_eq!(stored(&f, id).await.1["second_factor"]["state"], "enabled");
+    let mut tampered = sealed(&f, id).await;
+    let last = tampered.len() - 1;
+    tampered[last] ^= 0x80;
+    put_sealed(&f, id, &tampered).await;
     let pending = f.pending("tampered").await;
     let out = f.engine.finish_login(&pending, SecondFactor::Totp(&f.code(&secret)), None).await;
     assert!(matches!(out, Err(Error::Unseal)), "{out:?}");

@@ -12,8 +12,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use twofactor::events::{EventKind, Factor, FailureClass, InputProblem};
 use twofactor::{
-    AccountId, AccountView, Clock, Event, LocationInfo, LoginOutcome, Role, SecondFactor, SecondFactorOutcome,
-    Timestamp,
+    AccountView, Clock, Event, LocationInfo, LoginOutcome, Role, SecondFactor, SecondFactorOutcome, Timestamp, UserId,
 };
 
 fn json<T: Serialize>(value: &T) -> String {
@@ -28,15 +27,27 @@ fn shape<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(value: &
 }
 
 #[test]
-fn account_id_is_a_decimal_string() {
-    shape(&AccountId(42), r#""42""#);
+fn user_id_is_its_text() {
+    // An integer id is its decimal text, as a JSON string.
+    shape(&UserId::from(42_u64), r#""42""#);
     // Above 2^53 (as random ids almost always are) a JSON number would round in
     // JavaScript; the string keeps every digit.
-    shape(&AccountId((1 << 53) + 1), r#""9007199254740993""#);
-    shape(&AccountId(u64::MAX), r#""18446744073709551615""#);
-    assert_eq!(json(&AccountId(5_468_115_731_402_263_511)), format!("\"{}\"", AccountId(5_468_115_731_402_263_511)));
-    for bad in ["42", r#""""#, r#""-1""#, r#""+1""#, r#"" 1""#, r#""1e3""#, r#""0x10""#, r#""18446744073709551616""#] {
-        assert!(serde_json::from_str::<AccountId>(bad).is_err(), "{bad} was accepted");
+    shape(&UserId::from((1_u64 << 53) + 1), r#""9007199254740993""#);
+    shape(&UserId::from(u64::MAX), r#""18446744073709551615""#);
+    assert_eq!(
+        json(&UserId::from(5_468_115_731_402_263_511_u64)),
+        format!("\"{}\"", UserId::from(5_468_115_731_402_263_511_u64))
+    );
+    // Any other id is its text too, exactly as given (no normalization).
+    for text in ["6f1e2a34-0d5c-4c7b-9a61-2f0e8b1d3c55", "auth0|5f7c8ec7c33c6c004bbafe82", "Zoë", "-1", "007", " 1"] {
+        let id = UserId::new(text).unwrap();
+        shape(&id, &serde_json::to_string(text).unwrap());
+        assert_eq!(serde_json::from_str::<UserId>(&json(&id)).unwrap().as_str(), text);
+    }
+    // Text that is not a user id is refused, and so is anything but a string.
+    let too_long = serde_json::to_string(&"x".repeat(65)).unwrap();
+    for bad in ["42", "null", "[]", r#"{"id":"1"}"#, r#""""#, r#""a\u0000b""#, r#""tab\there""#, &too_long] {
+        assert!(serde_json::from_str::<UserId>(bad).is_err(), "{bad} was accepted");
     }
 }
 
@@ -104,7 +115,7 @@ fn location_info_shape() {
 fn account_view_shape() {
     let text = r#"{"id":"5468115731402263511","username":"alice","email":"alice@example.test","role":"user","two_factor":"enabled","backup_codes":1,"remembered_locations":0,"locked":false}"#;
     let view: AccountView = serde_json::from_str(text).unwrap();
-    assert_eq!(view.id, AccountId(5_468_115_731_402_263_511));
+    assert_eq!(view.id, UserId::from(5_468_115_731_402_263_511_u64));
     assert_eq!((view.role, view.two_factor, view.backup_codes, view.locked), (Role::User, "enabled", 1, false));
     shape(&view, text);
     for state in ["disabled", "enrolling", "enabled"] {
@@ -129,16 +140,17 @@ fn every_kind() -> Vec<EventKind> {
         EventKind::EnrollmentStarted,
         EventKind::EnrollmentConfirmed,
         EventKind::TwoFactorReset {
-            by: AccountId(9_007_199_254_740_993),
+            by: UserId::from(9_007_199_254_740_993_u64),
             by_role: Role::Admin,
             identity_check: "video call".into(),
         },
-        EventKind::ResetDenied { by: AccountId(3) },
+        EventKind::ResetDenied { by: UserId::from(3_u64) },
         EventKind::Throttled { until: Timestamp(1_764_498_060) },
         EventKind::SecondFactorLocked,
         EventKind::LocationRemembered { location: "9f86d081884c7d659a2feaa0c55ad015".into() },
         EventKind::LocationRevoked { location: "9f86d081884c7d659a2feaa0c55ad015".into() },
         EventKind::PasswordChanged,
+        EventKind::PasswordImported,
         EventKind::MailFailed { kind: "backup_code.rotated" },
         EventKind::HashingUnoptimized { millis: 1_100 },
     ]
@@ -150,7 +162,7 @@ fn the_event_tag_is_the_stable_name_for_every_kind() {
         let value = serde_json::to_value(&kind).unwrap();
         assert_eq!(value["event"], kind.name(), "{value}");
         assert_eq!(serde_json::from_value::<EventKind>(value).unwrap(), kind);
-        for account in [None, Some(AccountId(5_468_115_731_402_263_511))] {
+        for account in [None, Some(UserId::from(5_468_115_731_402_263_511_u64))] {
             let event = Event { at: Timestamp(1_764_498_000), account, kind: kind.clone() };
             let value = serde_json::to_value(&event).unwrap();
             assert_eq!(value["event"], kind.name(), "{value}");
@@ -166,7 +178,7 @@ fn the_event_tag_is_the_stable_name_for_every_kind() {
 #[test]
 fn event_shapes() {
     let at = Timestamp(1_764_498_000);
-    let alice = Some(AccountId(5_468_115_731_402_263_511));
+    let alice = Some(UserId::from(5_468_115_731_402_263_511_u64));
     shape(
         &Event {
             at,
@@ -188,7 +200,7 @@ fn event_shapes() {
             at,
             account: alice,
             kind: EventKind::TwoFactorReset {
-                by: AccountId(7),
+                by: UserId::from(7_u64),
                 by_role: Role::Support,
                 identity_check: "video call".into(),
             },
@@ -313,7 +325,7 @@ macro_rules! serializable {
 fn secrets_and_tokens_do_not_serialize() {
     // The probe works: these do.
     for (name, ser, de) in
-        serializable!(AccountId, Role, Timestamp, AccountView, LocationInfo, Event, EventKind, Factor, FailureClass)
+        serializable!(UserId, Role, Timestamp, AccountView, LocationInfo, Event, EventKind, Factor, FailureClass)
     {
         assert!(ser && de, "{name} should be Serialize + Deserialize");
     }
@@ -330,10 +342,11 @@ fn secrets_and_tokens_do_not_serialize() {
         twofactor::TotpCode,
         twofactor::KeyRing,
         twofactor::AppKey,
-        twofactor::Account,
-        twofactor::account::SealedSecret,
-        twofactor::account::BackupCodeHash,
-        twofactor::account::RememberedLocation,
+        // The credential document holds the password hash and the sealed TOTP key;
+        // it reaches the store as opaque text, never through serde.
+        twofactor::Document,
+        twofactor::StoredDocument,
+        twofactor::UserRecord,
         twofactor::Message,
     ) {
         assert!(!ser && !de, "{name} must not be Serialize or Deserialize");
@@ -342,7 +355,7 @@ fn secrets_and_tokens_do_not_serialize() {
 
 #[derive(Serialize, Deserialize, PartialEq, Debug)]
 struct Session {
-    account: AccountId,
+    account: UserId,
     role: Role,
     since: Timestamp,
 }
@@ -350,7 +363,11 @@ struct Session {
 #[test]
 fn usable_inside_an_application_type() {
     shape(
-        &Session { account: AccountId(5_468_115_731_402_263_511), role: Role::Admin, since: Timestamp(1_764_498_000) },
+        &Session {
+            account: UserId::from(5_468_115_731_402_263_511_u64),
+            role: Role::Admin,
+            since: Timestamp(1_764_498_000),
+        },
         r#"{"account":"5468115731402263511","role":"admin","since":1764498000}"#,
     );
 }

@@ -18,9 +18,8 @@ use twofactor::mail::{
     CodeReason, DefaultRenderer, Recipient, Rendered, Renderer, RetryPolicy, SmtpConfig, SmtpMailer,
 };
 use twofactor::{
-    AccountId, ConfirmOutcome, Delivery, Engine, KeyRing, LoginOutcome, MailError, Mailer, ManualClock, MemorySink,
-    MemoryStore, Message, NewAccount, Role, SecondFactor, SecondFactorOutcome, SecretString, Swap, Timestamp,
-    TotpParams, UserStore,
+    ConfirmOutcome, Delivery, Engine, KeyRing, LoginOutcome, MailError, Mailer, ManualClock, MemorySink, MemoryStore,
+    Message, NewAccount, Role, SecondFactor, SecondFactorOutcome, SecretString, Timestamp, TotpParams, UserId,
 };
 
 const FROM: &str = "Acme Security <no-reply@acme.test>";
@@ -169,7 +168,7 @@ fn env<M: Mailer + 'static>(mailer: M) -> Env<M> {
 
 impl<M: Mailer> Env<M> {
     /// Creates `name` with `email` and confirms 2FA; returns the id and the setup delivery.
-    async fn enroll(&self, name: &str, email: &str) -> (AccountId, Delivery) {
+    async fn enroll(&self, name: &str, email: &str) -> (UserId, Delivery) {
         let id = self.engine.create_account(NewAccount::new(name, email, Role::User, PASSWORD)).await.unwrap();
         let started = self.engine.start_enrollment(id).await.unwrap();
         let secret = data_encoding::BASE32_NOPAD.decode(started.secret_base32.expose().as_bytes()).unwrap();
@@ -218,13 +217,8 @@ impl<M: Mailer> Env<M> {
     }
 
     /// Changes the account's address directly in the store (the application fixing it).
-    async fn set_email(&self, id: AccountId, email: &str) {
-        let mut current = self.store.find_by_id(id).await.unwrap().unwrap();
-        current.record.email = email.to_owned();
-        assert!(matches!(
-            self.store.compare_and_swap(current.version, &current.record).await.unwrap(),
-            Swap::Swapped { .. }
-        ));
+    async fn set_email(&self, id: UserId, email: &str) {
+        assert!(self.store.set_email(id, email), "no such user");
     }
 
     /// After a failed delivery of a rotated code: it was reported and recorded once.
@@ -240,7 +234,7 @@ impl<M: Mailer> Env<M> {
 
     /// Enrolls `name` at `email` (the setup mail must be sent); returns the id and the
     /// code from that mail.
-    async fn enroll_with_code(&self, name: &str, email: &str) -> (AccountId, String) {
+    async fn enroll_with_code(&self, name: &str, email: &str) -> (UserId, String) {
         let (id, delivery) = self.enroll(name, email).await;
         assert_eq!(delivery, Delivery::Sent);
         (id, self.newest_code(email, SETUP))

@@ -1,20 +1,53 @@
 //! The store conformance kit (`twofactor::testkit`) against every shipped store:
-//! `MemoryStore`, `SqliteStore` on a file and in memory, and `PostgresStore`.
+//! `MemoryStore`, `SqliteStore` on a file and in memory, and `PostgresStore`; its
+//! seeded mode against a store that does not create users; and the kit's own teeth:
+//! each broken store below must fail, naming the check that caught it.
 
 mod store_support;
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use store_support::temp_db;
-use twofactor::testkit::{DEFAULT_TASKS, run_conformance};
-use twofactor::{MemoryStore, SqliteStore, StoreError};
+use twofactor::testkit::{Conformance, DEFAULT_TASKS, Failure, Report, SEEDED_USERS, run_conformance};
+use twofactor::{Document, MemoryStore, Role, SqliteStore, StoreError, Swap, UserId, UserRecord, UserStore};
 
-const CHECKS: usize = 9;
+/// The document checks (`run_seeded`).
+const SEEDED_CHECKS: [&str; 9] = [
+    "reads_users",
+    "first_document_inserted_once",
+    "swap_bumps_version",
+    "stale_version_conflicts",
+    "missing_user_conflicts",
+    "writes_touch_one_user",
+    "racing_inserts_one_winner",
+    "racing_swaps_one_winner",
+    "retried_swaps_lose_no_update",
+];
+/// What `run` checks beyond them, on a store that creates users.
+const CREATE_CHECKS: [&str; 3] = ["create_user_duplicates", "logins_compare_exactly", "racing_creates_one_winner"];
 
-fn passed(report: Result<twofactor::testkit::Report, twofactor::testkit::Failure>) {
+fn passed(report: Result<Report, Failure>) {
     let report = report.unwrap_or_else(|failure| panic!("{failure}"));
-    assert_eq!(report.checks.len(), CHECKS, "{report}");
+    let all: Vec<&str> = SEEDED_CHECKS.iter().chain(&CREATE_CHECKS).copied().collect();
+    assert_eq!(report.checks, all, "{report}");
     assert_eq!(report.tasks, DEFAULT_TASKS);
+}
+
+fn passed_seeded(report: Result<Report, Failure>) {
+    let report = report.unwrap_or_else(|failure| panic!("{failure}"));
+    assert_eq!(report.checks, SEEDED_CHECKS, "{report}");
+    assert_eq!(report.tasks, DEFAULT_TASKS);
+}
+
+#[track_caller]
+fn failed(report: Result<Report, Failure>, check: &str) -> Failure {
+    let failure = report.expect_err("the kit must reject this store");
+    assert_eq!(failure.check, check, "{failure}");
+    assert!(!failure.detail.is_empty());
+    assert!(failure.to_string().contains(check), "{failure}");
+    failure
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -40,6 +73,13 @@ async fn sqlite_in_memory_store_conforms() {
     passed(run_conformance(|| SqliteStore::connect("sqlite::memory:")).await);
 }
 
+/// All checks on one database file: the kit's random ids and logins let runs share it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_store_conforms_on_one_shared_file() {
+    let (_dir, path) = temp_db();
+    passed(run_conformance(|| SqliteStore::open(path.clone())).await);
+}
+
 #[cfg(feature = "postgres")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_store_conforms() {
@@ -52,89 +92,363 @@ async fn postgres_store_conforms() {
     );
 }
 
-/// The kit must catch a broken store: one whose swap ignores the version.
+/// The seeded checks on a PostgreSQL table whose users were added by the application
+/// (plain SQL, version 0, no document).
+#[cfg(feature = "postgres")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_kit_rejects_a_store_without_compare() {
-    #[derive(Clone, Default)]
-    struct Blind(MemoryStore);
-    impl twofactor::UserStore for Blind {
-        async fn insert(&self, a: &twofactor::Account) -> Result<(), StoreError> {
-            self.0.insert(a).await
-        }
-        async fn find_by_id(
-            &self,
-            id: twofactor::AccountId,
-        ) -> Result<Option<twofactor::Versioned<twofactor::Account>>, StoreError> {
-            self.0.find_by_id(id).await
-        }
-        async fn find_by_username(
-            &self,
-            name: &str,
-        ) -> Result<Option<twofactor::Versioned<twofactor::Account>>, StoreError> {
-            self.0.find_by_username(name).await
-        }
-        async fn compare_and_swap(&self, _: u64, a: &twofactor::Account) -> Result<twofactor::Swap, StoreError> {
-            let Some(current) = self.0.find_by_id(a.id).await? else { return Ok(twofactor::Swap::Conflict) };
-            self.0.compare_and_swap(current.version, a).await
+async fn postgres_store_conforms_seeded() {
+    let url = store_support::pg_schema_url().await;
+    let n = AtomicUsize::new(0);
+    passed_seeded(
+        Conformance::new()
+            .run_seeded(|| {
+                let (url, base) = (url.clone(), n.fetch_add(SEEDED_USERS, Ordering::Relaxed));
+                async move {
+                    let store = twofactor::PostgresStore::connect(&url).await?;
+                    let mut ids = Vec::new();
+                    for k in base..base + SEEDED_USERS {
+                        let id = format!("app-user-{k}");
+                        sqlx::query(
+                            "INSERT INTO twofactor_users (id, login, email, role, version) VALUES ($1, $2, $3, 'user', 0)",
+                        )
+                        .bind(&id)
+                        .bind(format!("login-{k}"))
+                        .bind("app@example.test")
+                        .execute(store.pool())
+                        .await
+                        .map_err(|e| StoreError::Backend(e.to_string()))?;
+                        ids.push(UserId::new(&id).expect("id"));
+                    }
+                    Ok::<_, StoreError>((store, ids))
+                }
+            })
+            .await,
+    );
+}
+
+/// A store over "the application's own users table": the four document methods,
+/// forwarded to a `MemoryStore` the test fills with `add_user`; `create_user` is left
+/// at the trait's default (`Unsupported`).
+#[derive(Clone, Default)]
+struct AppUsers(MemoryStore);
+
+impl UserStore for AppUsers {
+    async fn find_by_id(&self, id: UserId) -> Result<Option<UserRecord>, StoreError> {
+        self.0.find_by_id(id).await
+    }
+    async fn find_by_login(&self, login: &str) -> Result<Option<UserRecord>, StoreError> {
+        self.0.find_by_login(login).await
+    }
+    async fn insert_document(&self, id: UserId, document: &Document) -> Result<Swap, StoreError> {
+        self.0.insert_document(id, document).await
+    }
+    async fn compare_and_swap(&self, id: UserId, expected: u64, document: &Document) -> Result<Swap, StoreError> {
+        self.0.compare_and_swap(id, expected, document).await
+    }
+}
+
+/// A `MemoryStore` holding `n` users without a document, as an application adds them;
+/// their ids are text, not numbers.
+fn app_users(n: usize) -> (MemoryStore, Vec<UserId>) {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let store = MemoryStore::new();
+    let ids = (0..n)
+        .map(|_| {
+            let k = NEXT.fetch_add(1, Ordering::Relaxed);
+            let id = UserId::new(&format!("usr_{k:04}-é")).expect("id");
+            store.add_user(id, &format!("app-login-{k}"), "app@example.test", Role::User).expect("add");
+            id
+        })
+        .collect();
+    (store, ids)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_store_without_create_user_conforms_seeded() {
+    let report = Conformance::new()
+        .run_seeded(|| {
+            let (inner, ids) = app_users(SEEDED_USERS);
+            async move { Ok::<_, StoreError>((AppUsers(inner), ids)) }
+        })
+        .await;
+    passed_seeded(report);
+
+    // Its create_user is the default, so the full kit cannot run on it: the failure
+    // says so instead of passing or panicking.
+    let failure = run_conformance(|| async { Ok::<_, StoreError>(AppUsers::default()) }).await.expect_err("no users");
+    assert!(failure.detail.contains("create_user"), "{failure}");
+    let user = UserRecord::new(UserId::from(1_u64), "x", "x@example.test", Role::User);
+    assert!(matches!(AppUsers::default().create_user(&user).await, Err(StoreError::Unsupported(_))));
+}
+
+/// More racing tasks than the default, seeded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_seeded_kit_races_the_tasks_it_is_given() {
+    let report = Conformance::new()
+        .tasks(64)
+        .run_seeded(|| {
+            let (inner, ids) = app_users(SEEDED_USERS + 2);
+            async move { Ok::<_, StoreError>((AppUsers(inner), ids)) }
+        })
+        .await
+        .unwrap_or_else(|failure| panic!("{failure}"));
+    assert_eq!((report.checks.len(), report.tasks), (SEEDED_CHECKS.len(), 64));
+}
+
+/// The seeded kit refuses a factory that gives too few users, unknown users or users
+/// that already have a document, rather than testing something else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_seeded_kit_refuses_a_bad_factory() {
+    let few = Conformance::new()
+        .run_seeded(|| {
+            let (inner, ids) = app_users(SEEDED_USERS - 1);
+            async move { Ok::<_, StoreError>((AppUsers(inner), ids)) }
+        })
+        .await;
+    assert!(failed(few, "reads_users").detail.contains("users"));
+
+    let unknown = Conformance::new()
+        .run_seeded(|| async {
+            let ids = (0..SEEDED_USERS as u64).map(UserId::from).collect();
+            Ok::<_, StoreError>((AppUsers::default(), ids))
+        })
+        .await;
+    failed(unknown, "reads_users");
+
+    let written = Conformance::new()
+        .run_seeded(|| async {
+            let (inner, ids) = app_users(SEEDED_USERS);
+            let _ = inner.insert_document(ids[2], &Document::from_json(r#"{"format":1}"#)).await?;
+            Ok::<_, StoreError>((AppUsers(inner), ids))
+        })
+        .await;
+    assert!(failed(written, "reads_users").detail.contains("already has a document"));
+
+    let broken_factory =
+        Conformance::new().run_seeded(|| async { Err::<(AppUsers, Vec<UserId>), _>("no database") }).await;
+    assert!(failed(broken_factory, "reads_users").detail.contains("no database"));
+}
+
+/// A broken store: a `MemoryStore` with one method replaced. `Mode` picks the defect.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// compare_and_swap ignores the expected version: the last writer wins.
+    LastWriterWins,
+    /// insert_document overwrites a document that exists (and still says version 1).
+    InsertOverwrites,
+    /// Documents are cut to 4 KiB, as a `VARCHAR(4096)` column would.
+    Truncates,
+    /// Documents are parsed and written back as canonical JSON (sorted keys, no
+    /// insignificant bytes), as a `JSONB` column would.
+    ReEncodes,
+    /// Non-ASCII characters are written as `\uXXXX` escapes (the same JSON value,
+    /// other bytes), as an ASCII-only driver or column would.
+    EscapesNonAscii,
+    /// find_by_login ignores case.
+    CaseInsensitiveLogin,
+}
+
+#[derive(Clone)]
+struct Broken {
+    inner: MemoryStore,
+    mode: Mode,
+    /// Lowercased login to id, for `CaseInsensitiveLogin`.
+    folded: Arc<Mutex<HashMap<String, UserId>>>,
+}
+
+impl Broken {
+    fn new(mode: Mode) -> Broken {
+        Broken { inner: MemoryStore::new(), mode, folded: Arc::default() }
+    }
+
+    fn store(&self, document: &Document) -> Document {
+        match self.mode {
+            Mode::Truncates => {
+                let json = document.as_json();
+                let mut end = json.len().min(4096);
+                while !json.is_char_boundary(end) {
+                    end -= 1;
+                }
+                Document::from_json(&json[..end])
+            }
+            Mode::EscapesNonAscii => {
+                let mut out = String::new();
+                for c in document.as_json().chars() {
+                    if c.is_ascii() {
+                        out.push(c);
+                    } else {
+                        for unit in c.encode_utf16(&mut [0; 2]) {
+                            out.push_str(&format!("\\u{unit:04x}"));
+                        }
+                    }
+                }
+                Document::from_json(out)
+            }
+            Mode::ReEncodes => match serde_json::from_str::<serde_json::Value>(document.as_json()) {
+                Ok(value) => Document::from_json(value.to_string()),
+                Err(_) => document.clone(),
+            },
+            _ => document.clone(),
         }
     }
-    let failure = run_conformance(|| async { Ok::<_, StoreError>(Blind::default()) }).await.expect_err("must fail");
-    assert_eq!(failure.check, "stale_version_conflicts", "{failure}");
+
+    fn remember_login(&self, user: &UserRecord) {
+        self.folded.lock().unwrap().insert(user.login.to_lowercase(), user.id);
+    }
+}
+
+impl UserStore for Broken {
+    async fn find_by_id(&self, id: UserId) -> Result<Option<UserRecord>, StoreError> {
+        self.inner.find_by_id(id).await
+    }
+
+    async fn find_by_login(&self, login: &str) -> Result<Option<UserRecord>, StoreError> {
+        if self.mode != Mode::CaseInsensitiveLogin {
+            return self.inner.find_by_login(login).await;
+        }
+        let id = self.folded.lock().unwrap().get(&login.to_lowercase()).copied();
+        match id {
+            Some(id) => self.inner.find_by_id(id).await,
+            None => Ok(None),
+        }
+    }
+
+    async fn insert_document(&self, id: UserId, document: &Document) -> Result<Swap, StoreError> {
+        let document = self.store(document);
+        if self.mode == Mode::InsertOverwrites
+            && let Some(current) = self.inner.find_by_id(id).await?.and_then(|u| u.credentials)
+        {
+            return self.inner.compare_and_swap(id, current.version, &document).await.map(|swap| match swap {
+                Swap::Swapped { .. } => Swap::Swapped { version: 1 },
+                Swap::Conflict => Swap::Conflict,
+            });
+        }
+        self.inner.insert_document(id, &document).await
+    }
+
+    async fn compare_and_swap(&self, id: UserId, expected: u64, document: &Document) -> Result<Swap, StoreError> {
+        let document = self.store(document);
+        if self.mode == Mode::LastWriterWins {
+            let current = self.inner.find_by_id(id).await?.and_then(|u| u.credentials);
+            let Some(current) = current else { return Ok(Swap::Conflict) };
+            return self.inner.compare_and_swap(id, current.version, &document).await;
+        }
+        self.inner.compare_and_swap(id, expected, &document).await
+    }
+
+    async fn create_user(&self, user: &UserRecord) -> Result<(), StoreError> {
+        let stored = match &user.credentials {
+            Some(c) => UserRecord::new(user.id, user.login.as_str(), user.email.as_str(), user.role)
+                .with_document(c.version, self.store(&c.document)),
+            None => user.clone(),
+        };
+        self.inner.create_user(&stored).await?;
+        self.remember_login(user);
+        Ok(())
+    }
+}
+
+/// The seeded factory for a broken store: users added behind its back.
+fn seeded(mode: Mode) -> impl FnMut() -> std::future::Ready<Result<(Broken, Vec<UserId>), StoreError>> {
+    move || {
+        let broken = Broken::new(mode);
+        let ids = (0..SEEDED_USERS as u64)
+            .map(|k| {
+                let user = UserRecord::new(UserId::from(900 + k), format!("Seeded-{k}"), "s@example.test", Role::User);
+                broken.inner.add_user(user.id, &user.login, &user.email, user.role).expect("add");
+                broken.remember_login(&user);
+                user.id
+            })
+            .collect();
+        std::future::ready(Ok((broken, ids)))
+    }
+}
+
+async fn full_kit(mode: Mode) -> Result<Report, Failure> {
+    run_conformance(|| async move { Ok::<_, StoreError>(Broken::new(mode)) }).await
+}
+
+/// Each broken store fails the full kit and the seeded kit, at the check that covers
+/// its defect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_kit_rejects_broken_stores() {
+    let cases = [
+        (Mode::LastWriterWins, "stale_version_conflicts"),
+        (Mode::InsertOverwrites, "first_document_inserted_once"),
+        // The sample document (about 1.5 KB) fits; the 80 KB one does not.
+        (Mode::Truncates, "swap_bumps_version"),
+        (Mode::ReEncodes, "first_document_inserted_once"),
+        (Mode::EscapesNonAscii, "first_document_inserted_once"),
+    ];
+    for (mode, check) in cases {
+        let failure = failed(full_kit(mode).await, check);
+        if mode == Mode::LastWriterWins {
+            assert!(failure.detail.contains("was not a Conflict"), "{failure}");
+        }
+        failed(Conformance::new().run_seeded(seeded(mode)).await, check);
+    }
+}
+
+/// A store whose logins ignore case is right by every document check; only the full
+/// kit's `logins_compare_exactly` flags it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_kit_rejects_a_case_insensitive_login_store() {
+    passed_seeded(Conformance::new().run_seeded(seeded(Mode::CaseInsensitiveLogin)).await);
+    let failure = failed(full_kit(Mode::CaseInsensitiveLogin).await, "logins_compare_exactly");
+    assert!(failure.detail.contains("another spelling"), "{failure}");
 }
 
 /// The race check must catch a store that is right one call at a time but checks, then
-/// writes: a pause between its username check and its write lets racing inserts all
-/// pass the check.
+/// writes: a pause between its login check and its write lets racing creations all pass
+/// the check.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_kit_rejects_a_check_then_insert_store() {
-    use std::collections::HashMap;
-    use std::sync::{Arc, Mutex};
-    use twofactor::{Account, AccountId, Swap, UserStore, Versioned};
-
-    /// Rows by id in a `MemoryStore` (under their id as name), usernames in a map of
-    /// its own that `insert` checks and fills in two steps.
+async fn the_kit_rejects_a_check_then_create_store() {
+    /// Users by id in a `MemoryStore` (under their id as login), logins in a map of
+    /// its own that `create_user` checks and fills in two steps.
     #[derive(Clone, Default)]
-    struct CheckThenInsert {
+    struct CheckThenCreate {
         rows: MemoryStore,
-        names: Arc<Mutex<HashMap<String, AccountId>>>,
+        logins: Arc<Mutex<HashMap<String, UserId>>>,
     }
-    impl CheckThenInsert {
-        fn named(&self, v: Option<Versioned<Account>>) -> Option<Versioned<Account>> {
-            v.map(|mut v| {
-                let names = self.names.lock().unwrap();
-                v.record.username = names.iter().find(|(_, id)| **id == v.record.id).map(|(n, _)| n.clone()).unwrap();
-                v
+    impl CheckThenCreate {
+        fn named(&self, user: Option<UserRecord>) -> Option<UserRecord> {
+            user.map(|mut user| {
+                let logins = self.logins.lock().unwrap();
+                user.login = logins.iter().find(|(_, id)| **id == user.id).map(|(n, _)| n.clone()).unwrap();
+                user
             })
         }
-        fn row(a: &Account) -> Account {
-            Account { username: a.id.to_string(), ..a.clone() }
-        }
     }
-    impl UserStore for CheckThenInsert {
-        async fn insert(&self, a: &Account) -> Result<(), StoreError> {
-            if self.names.lock().unwrap().contains_key(&a.username) {
-                return Err(StoreError::Duplicate);
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-            self.rows.insert(&Self::row(a)).await?;
-            self.names.lock().unwrap().insert(a.username.clone(), a.id);
-            Ok(())
-        }
-        async fn find_by_id(&self, id: AccountId) -> Result<Option<Versioned<Account>>, StoreError> {
+    impl UserStore for CheckThenCreate {
+        async fn find_by_id(&self, id: UserId) -> Result<Option<UserRecord>, StoreError> {
             Ok(self.named(self.rows.find_by_id(id).await?))
         }
-        async fn find_by_username(&self, name: &str) -> Result<Option<Versioned<Account>>, StoreError> {
-            let id = self.names.lock().unwrap().get(name).copied();
+        async fn find_by_login(&self, login: &str) -> Result<Option<UserRecord>, StoreError> {
+            let id = self.logins.lock().unwrap().get(login).copied();
             match id {
                 Some(id) => self.find_by_id(id).await,
                 None => Ok(None),
             }
         }
-        async fn compare_and_swap(&self, expected: u64, a: &Account) -> Result<Swap, StoreError> {
-            self.rows.compare_and_swap(expected, &Self::row(a)).await
+        async fn insert_document(&self, id: UserId, document: &Document) -> Result<Swap, StoreError> {
+            self.rows.insert_document(id, document).await
+        }
+        async fn compare_and_swap(&self, id: UserId, expected: u64, document: &Document) -> Result<Swap, StoreError> {
+            self.rows.compare_and_swap(id, expected, document).await
+        }
+        async fn create_user(&self, user: &UserRecord) -> Result<(), StoreError> {
+            if self.logins.lock().unwrap().contains_key(&user.login) {
+                return Err(StoreError::Duplicate);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            let mut row = user.clone();
+            row.login = user.id.to_string();
+            self.rows.create_user(&row).await?;
+            self.logins.lock().unwrap().insert(user.login.clone(), user.id);
+            Ok(())
         }
     }
     let failure =
-        run_conformance(|| async { Ok::<_, StoreError>(CheckThenInsert::default()) }).await.expect_err("must fail");
-    assert_eq!(failure.check, "racing_inserts_one_winner", "{failure}");
+        run_conformance(|| async { Ok::<_, StoreError>(CheckThenCreate::default()) }).await.expect_err("must fail");
+    assert_eq!(failure.check, "racing_creates_one_winner", "{failure}");
 }

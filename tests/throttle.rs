@@ -15,7 +15,7 @@ use common::*;
 use twofactor::events::{EventKind, Factor, FailureClass};
 use twofactor::totp::{TotpParams, generate};
 use twofactor::{
-    AccountId, Clock, KeyRing, LoginOutcome, Role, SecondFactor, SecondFactorOutcome, ThrottlePolicy, Timestamp,
+    Clock, KeyRing, LoginOutcome, Role, SecondFactor, SecondFactorOutcome, ThrottlePolicy, Timestamp, UserId,
 };
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -40,8 +40,8 @@ async fn wrong_password(f: &Fixture, name: &str) {
     assert!(matches!(out, LoginOutcome::Denied), "{out:?}");
 }
 
-async fn failures(f: &Fixture, id: AccountId) -> u32 {
-    stored(f, id).await.record.throttle.failures
+async fn failures(f: &Fixture, id: UserId) -> u32 {
+    throttle_of(f, id).await.failures
 }
 
 fn throttled_mails(f: &Fixture) -> usize {
@@ -55,14 +55,14 @@ async fn the_first_failures_are_free_then_the_account_is_throttled() {
     for _ in 0..4 {
         wrong_password(&f, "free").await;
     }
-    assert_eq!(stored(&f, id).await.record.throttle.until, None, "four failures cost nothing");
+    assert_eq!(throttle_of(&f, id).await.until, None, "four failures cost nothing");
     let out = f.engine.begin_login("free", PASSWORD, None).await.unwrap();
     assert!(matches!(out, LoginOutcome::Authenticated(_)), "{out:?}");
 
     for _ in 0..5 {
         wrong_password(&f, "free").await;
     }
-    let until = stored(&f, id).await.record.throttle.until;
+    let until = throttle_of(&f, id).await.until;
     assert_eq!(until, Some(f.clock.now().plus(MINUTE)), "the fifth failure throttles for the base delay");
     let out = f.engine.begin_login("free", PASSWORD, None).await.unwrap();
     assert!(matches!(out, LoginOutcome::Denied), "throttled: even the right password is refused: {out:?}");
@@ -82,11 +82,11 @@ async fn backoff_doubles_up_to_the_cap() {
     }
     let mut delays = vec![];
     for _ in 5..=12 {
-        if let Some(until) = stored(&f, id).await.record.throttle.until {
+        if let Some(until) = throttle_of(&f, id).await.until {
             f.clock.set(until);
         }
         wrong_password(&f, "backoff").await;
-        let until = stored(&f, id).await.record.throttle.until.expect("throttled");
+        let until = throttle_of(&f, id).await.until.expect("throttled");
         delays.push(until.since(f.clock.now()).as_secs());
     }
     assert_eq!(delays, [60, 120, 240, 480, 960, 1920, 3600, 3600]);
@@ -122,7 +122,7 @@ async fn the_throttle_notice_is_mailed_once_when_throttling_starts() {
     wrong_password(&f, "notice").await;
     assert_eq!(throttled_mails(&f), 1);
     for _ in 0..3 {
-        f.clock.set(stored(&f, id).await.record.throttle.until.expect("throttled"));
+        f.clock.set(throttle_of(&f, id).await.until.expect("throttled"));
         wrong_password(&f, "notice").await;
     }
     assert_eq!(throttled_mails(&f), 1, "only when throttling starts");
@@ -143,9 +143,9 @@ async fn the_second_factor_locks_at_100_consecutive_failures_until_an_admin_rese
         let out = f.engine.finish_login(&pending, SecondFactor::Totp(&code), None).await.unwrap();
         assert!(matches!(out, SecondFactorOutcome::Denied { .. } | SecondFactorOutcome::Locked { until: Some(_) }));
     }
-    let rec = stored(&f, id).await.record;
-    assert_eq!((rec.throttle.failures, rec.throttle.second_factor_failures), (99, 99));
-    assert!(!rec.throttle.second_factor_locked);
+    let t = throttle_of(&f, id).await;
+    assert_eq!((t.failures, t.second_factor_failures), (99, 99));
+    assert!(!t.second_factor_locked);
     f.clock.advance(Duration::from_secs(3601));
     let pending = f.pending("locked").await;
     let code = wrong_totp(&f, &secret, 7);
@@ -165,9 +165,9 @@ async fn the_second_factor_locks_at_100_consecutive_failures_until_an_admin_rese
     assert_eq!(failures(&f, id).await, 100, "nothing more was evaluated");
 
     f.engine.reset(admin, id, "passport checked at the desk").await.unwrap();
-    let rec = stored(&f, id).await.record;
-    assert_eq!((rec.throttle.failures, rec.throttle.second_factor_failures), (0, 0));
-    assert!(!rec.throttle.second_factor_locked);
+    let t = throttle_of(&f, id).await;
+    assert_eq!((t.failures, t.second_factor_failures), (0, 0));
+    assert!(!t.second_factor_locked);
     let out = f.engine.begin_login("locked", PASSWORD, None).await.unwrap();
     assert!(matches!(out, LoginOutcome::Authenticated(_)), "after the reset the password works: {out:?}");
 }
@@ -180,22 +180,19 @@ async fn wrong_passwords_alone_never_lock_the_owner_out() {
     let f = fixture();
     let (id, secret) = f.enrolled("owner").await;
     for _ in 0..150 {
-        if let Some(until) = stored(&f, id).await.record.throttle.until {
+        if let Some(until) = throttle_of(&f, id).await.until {
             f.clock.set(until);
         }
         wrong_password(&f, "owner").await;
     }
-    let rec = stored(&f, id).await.record;
-    assert_eq!((rec.throttle.failures, rec.throttle.second_factor_failures), (150, 0));
-    assert!(!rec.throttle.second_factor_locked, "150 wrong passwords do not lock");
+    let t = throttle_of(&f, id).await;
+    assert_eq!((t.failures, t.second_factor_failures), (150, 0));
+    assert!(!t.second_factor_locked, "150 wrong passwords do not lock");
     f.clock.advance(Duration::from_secs(7 * 86_400));
     let out = f.totp_login("owner", &secret).await;
     assert!(is_authenticated(&out), "a week later the owner gets in: {out:?}");
-    assert_eq!(
-        stored(&f, id).await.record.throttle,
-        twofactor::account::Throttle::default(),
-        "and the budget is clear"
-    );
+    assert_eq!(throttle_of(&f, id).await, Throttle::default(), "and the budget is clear");
+    assert_eq!(stored(&f, id).await.1.get("throttle"), None, "a clear budget is left out of the document");
 }
 
 #[tokio::test]
@@ -211,12 +208,12 @@ async fn a_successful_login_resets_the_count() {
     let code = f.code(&secret);
     let out = f.engine.finish_login(&pending, SecondFactor::Totp(&code), None).await.unwrap();
     assert!(is_authenticated(&out), "{out:?}");
-    let rec = stored(&f, id).await.record;
-    assert_eq!((rec.throttle.failures, rec.throttle.until), (0, None));
+    let t = throttle_of(&f, id).await;
+    assert_eq!((t.failures, t.until), (0, None));
     for _ in 0..4 {
         wrong_password(&f, "resets").await;
     }
-    assert_eq!(stored(&f, id).await.record.throttle.until, None, "the budget starts over");
+    assert_eq!(throttle_of(&f, id).await.until, None, "the budget starts over");
 }
 
 #[tokio::test]
@@ -370,10 +367,10 @@ async fn brute_force_10000_guesses_over_simulated_days_stay_within_the_bound() {
     eprintln!("brute force: {evaluated} evaluated within the throttle's bound of {rate} for the elapsed time");
     assert!(evaluated as u64 <= rate, "evaluated {evaluated} guesses, over the throttle's bound {rate}");
     assert_eq!(argon2, password_steps + backup_evaluated, "Argon2 ran only for password steps and evaluated codes");
-    let rec = stored(&f, id).await.record;
-    assert_eq!(rec.throttle.failures as usize, evaluated, "every evaluated guess was counted");
-    assert_eq!(rec.throttle.second_factor_failures as usize, code, "only second factors count towards the lock");
-    assert_eq!(rec.throttle.second_factor_locked, code >= bound as usize, "locked exactly when codes used the budget");
+    let t = throttle_of(&f, id).await;
+    assert_eq!(t.failures as usize, evaluated, "every evaluated guess was counted");
+    assert_eq!(t.second_factor_failures as usize, code, "only second factors count towards the lock");
+    assert_eq!(t.second_factor_locked, code >= bound as usize, "locked exactly when codes used the budget");
     assert!(password > 0 && code > 0 && backup_evaluated > 0, "all three kinds were evaluated");
 }
 
@@ -494,7 +491,7 @@ async fn concurrent_guesses_from_many_servers_cannot_outrun_the_throttle() {
     assert_eq!(failures(&first, id).await, 5, "only the failure that reached the threshold counted");
     assert_eq!((password, refused), (1, 31));
     assert_eq!(servers.iter().map(|s| throttled_mails(s)).sum::<usize>(), 1);
-    assert!(stored(&first, id).await.record.throttle.until > Some(Timestamp(T0)));
+    assert!(throttle_of(&first, id).await.until > Some(Timestamp(T0)));
 }
 
 /// Two app servers. Current-thread runtime: the gate's last arrival (the wrong password
@@ -587,4 +584,70 @@ async fn a_failed_attempt_never_waits_on_its_notice() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     assert_eq!(*mailer.sent.lock().unwrap(), ["throttled"], "the notice went out on its own");
+}
+
+/// Runs `record_password_failure` for `id` from 32 tasks at once (on a multi-threaded
+/// runtime, released together by a barrier); returns the `LoginFailed` reasons recorded.
+async fn record_32_failures_at_once(f: &Arc<Fixture>, id: UserId) -> Vec<FailureClass> {
+    let before = f.events.events().len();
+    let start = Arc::new(tokio::sync::Barrier::new(32));
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..32 {
+        let (f, start) = (Arc::clone(f), Arc::clone(&start));
+        tasks.spawn(async move {
+            start.wait().await;
+            f.engine.record_password_failure(id).await.unwrap();
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.unwrap();
+    }
+    f.events.events()[before..]
+        .iter()
+        .filter_map(|e| match e.kind {
+            EventKind::LoginFailed { reason } => Some(reason),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Second-factor-only mode: the application's own wrong passwords, reported by 32
+/// concurrent `record_password_failure` calls, lose no count. Under the default policy
+/// the budget lets `free_failures` (5) through: the fifth throttles the account (the
+/// clock stands still), and a failure reported while throttled is refused unevaluated,
+/// exactly like a wrong password at `begin_login`, so the stored count is exactly 5.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_application_reported_failures_stop_exactly_at_the_threshold() {
+    let f = Arc::new(fixture());
+    let id = UserId::new("7f3c9a2e-4b1d-4e8f-9c6a-2d5e8b1f0a37").unwrap();
+    f.store.add_user(id, "racer-sso", &email("racer-sso"), Role::User).unwrap();
+    f.enroll(id).await;
+    let free = f.engine.policy().throttle().free_failures;
+    assert_eq!(free, 5);
+
+    let reasons = record_32_failures_at_once(&f, id).await;
+    assert_eq!(stored_number(&f, id, "/throttle/failures").await, u64::from(free), "exactly the threshold");
+    let counted = reasons.iter().filter(|r| **r == FailureClass::WrongPassword).count();
+    let refused = reasons.iter().filter(|r| **r == FailureClass::Throttled).count();
+    assert_eq!((counted, refused), (free as usize, 32 - free as usize), "{reasons:?}");
+    let t = throttle_of(&f, id).await;
+    assert_eq!(t.until, Some(f.clock.now().plus(MINUTE)), "throttled once, for the base delay: {t:?}");
+    assert_eq!((t.second_factor_failures, t.second_factor_locked), (0, false));
+    assert_eq!(throttled_mails(&f), 1, "one notice");
+}
+
+/// The same race below the threshold: every one of the 32 failures is counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_application_reported_failures_below_the_threshold_all_count() {
+    let throttle = ThrottlePolicy { free_failures: 40, ..ThrottlePolicy::default() };
+    let f = Arc::new(fixture_with(fast_policy().danger_relaxed_throttle(throttle).build().unwrap()));
+    let id = UserId::new("racer-below-threshold").unwrap();
+    f.store.add_user(id, "racer-below", &email("racer-below"), Role::User).unwrap();
+    f.engine.change_password(id, PASSWORD).await.unwrap();
+
+    let reasons = record_32_failures_at_once(&f, id).await;
+    assert_eq!(stored_number(&f, id, "/throttle/failures").await, 32, "no failure lost or counted twice");
+    assert_eq!(reasons, vec![FailureClass::WrongPassword; 32]);
+    assert_eq!(throttle_of(&f, id).await.until, None, "below the threshold: not throttled");
+    assert_eq!(stored(&f, id).await.0, 1 + 32, "one write per failure");
 }

@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 use tower_sessions::Session;
 use tower_sessions::session_store::Error::Backend;
-use twofactor::{AccountId, Role};
+use twofactor::{Role, UserId};
 
 use crate::app::AppError;
 
@@ -61,7 +61,7 @@ pub fn same_token(a: &str, b: &str) -> bool {
 pub struct SignedIn {
     /// The account.
     #[serde(with = "account_id")]
-    pub id: AccountId,
+    pub id: UserId,
     /// Its username.
     pub username: String,
     /// Its role.
@@ -194,16 +194,19 @@ impl Ctx {
     }
 }
 
+/// The id as its text (the library's own serde impls need its `serde` feature, which
+/// the demo does not require).
 mod account_id {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use twofactor::AccountId;
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+    use twofactor::UserId;
 
-    pub fn serialize<S: Serializer>(id: &AccountId, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_u64(id.0)
+    pub fn serialize<S: Serializer>(id: &UserId, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(id.as_str())
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<AccountId, D::Error> {
-        u64::deserialize(d).map(AccountId)
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<UserId, D::Error> {
+        let text = String::deserialize(d)?;
+        UserId::new(&text).map_err(|e| D::Error::custom(format!("user id: {e}")))
     }
 }
 
@@ -227,7 +230,7 @@ mod tests {
 
     #[test]
     fn the_data_round_trips_through_the_session_record() {
-        let user = SignedIn { id: AccountId(42), username: "alice".into(), role: Role::Admin };
+        let user = SignedIn { id: UserId::from(42_u64), username: "alice".into(), role: Role::Admin };
         let mut data = Data::new();
         assert!(!data.holds_state(), "a CSRF token alone is not worth storing");
         data.login = Login::MustEnroll(user);
@@ -235,7 +238,20 @@ mod tests {
         let value = serde_json::to_value(&data).unwrap();
         let back: Data = serde_json::from_value(value).unwrap();
         let Login::MustEnroll(user) = back.login else { panic!("the login state survives") };
-        assert_eq!((user.id, user.username.as_str(), user.role), (AccountId(42), "alice", Role::Admin));
+        assert_eq!((user.id, user.username.as_str(), user.role), (UserId::from(42_u64), "alice", Role::Admin));
         assert!(same_token(&back.csrf, &data.csrf) && is_token(&back.csrf));
+    }
+
+    #[test]
+    fn any_user_id_round_trips_as_its_text() {
+        for id in ["42", "6f1e2a34-0d5c-4c7b-9a61-2f0e8b1d3c55", "auth0|5f7c8ec7c33c6c004bbafe82"] {
+            let user = SignedIn { id: UserId::new(id).unwrap(), username: "bob".into(), role: Role::User };
+            let value = serde_json::to_value(&user).unwrap();
+            assert_eq!(value["id"], id);
+            let back: SignedIn = serde_json::from_value(value).unwrap();
+            assert_eq!(back.id.as_str(), id);
+        }
+        let bad = serde_json::json!({"id": "", "username": "bob", "role": "user"});
+        assert!(serde_json::from_value::<SignedIn>(bad).is_err(), "an empty id is refused");
     }
 }

@@ -54,7 +54,7 @@ pub(crate) fn apply_password_success(
     let mut next = account.clone();
     let mut changed = false;
     if let Some(phc) = rehash {
-        next.password_hash = phc.to_owned();
+        next.password_hash = Some(phc.to_owned());
         changed = true;
     }
     if matches!(step, PasswordStep::Authenticated { .. }) {
@@ -347,16 +347,17 @@ pub(crate) fn apply_password_failure(account: &Account, policy: &Policy, now: Ti
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::account::{AccountId, Enabled, Role, Throttle};
+    use crate::UserId;
+    use crate::account::{Enabled, Role, Throttle};
     use crate::totp::TotpParams;
 
     pub(crate) fn account() -> Account {
         Account {
-            id: AccountId(1),
+            id: UserId::from(1_u64),
             username: "alice".into(),
             email: "alice@example.test".into(),
             role: Role::User,
-            password_hash: String::new(),
+            password_hash: Some(String::new()),
             security_stamp: 99,
             created_at: Timestamp(0),
             two_factor: TwoFactor::Disabled,
@@ -510,7 +511,7 @@ pub(crate) mod tests {
         assert_eq!(valid_location(&a, &token, now), Some(0));
         let legacy = |account| LocationToken { legacy_account: Some(account), ..token.clone() };
         assert_eq!(valid_location(&a, &legacy(a.id), now), Some(0), "a 0.1.0 token of this account");
-        assert_eq!(valid_location(&a, &legacy(crate::account::AccountId(2)), now), None, "another account's");
+        assert_eq!(valid_location(&a, &legacy(crate::UserId::from(2_u64)), now), None, "another account's");
         let mut other_secret = token.clone();
         other_secret.secret[0] ^= 1;
         assert_eq!(valid_location(&a, &other_secret, now), None);

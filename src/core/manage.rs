@@ -132,12 +132,23 @@ pub(crate) fn reset(
 /// location ends.
 pub(crate) fn change_password(account: &Account, phc: String, new_stamp: u64, now: Timestamp) -> Transition<()> {
     let mut next = account.clone();
-    next.password_hash = phc;
+    next.password_hash = Some(phc);
     next.security_stamp = new_stamp;
     next.locations.clear();
     next.pending.clear();
     let mut fx = Effects::default();
     fx.event(now, account, EventKind::PasswordChanged);
+    Transition { next: Some(next), outcome: (), effects: fx }
+}
+
+/// Keeps a password hash imported from another system (checked by the caller) in
+/// place of any the account had. Nothing else changes: an import sets a user up, it
+/// ends no session.
+pub(crate) fn import_password(account: &Account, hash: String, now: Timestamp) -> Transition<()> {
+    let mut next = account.clone();
+    next.password_hash = Some(hash);
+    let mut fx = Effects::default();
+    fx.event(now, account, EventKind::PasswordImported);
     Transition { next: Some(next), outcome: (), effects: fx }
 }
 
@@ -156,7 +167,8 @@ pub(crate) fn revoke_location(account: &Account, id: &[u8; 16], now: Timestamp) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::account::{AccountId, Role};
+    use crate::UserId;
+    use crate::account::Role;
     use crate::core::login::tests::{account, enabled};
 
     #[test]
@@ -164,7 +176,7 @@ mod tests {
         let mut a = enabled();
         a.throttle.failures = 7;
         let mut admin = account();
-        admin.id = AccountId(2);
+        admin.id = UserId::from(2_u64);
         admin.username = "bob".into();
         admin.role = Role::Admin;
         let t = reset(&a, &admin, "video call", 1234, Timestamp(50));
@@ -173,7 +185,7 @@ mod tests {
         assert_eq!(next.security_stamp, 1234);
         assert_eq!(next.throttle, Throttle::default());
         let rec = next.last_reset.as_ref().map(|r| (r.by, r.identity_check.as_str()));
-        assert_eq!(rec, Some((AccountId(2), "video call")));
+        assert_eq!(rec, Some((UserId::from(2_u64), "video call")));
         assert_eq!(t.effects.mails.len(), 1);
     }
 

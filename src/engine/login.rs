@@ -1,8 +1,10 @@
 //! The login ceremony: [`Engine::begin_login`] and [`Engine::finish_login`].
 
-use crate::account::{BackupCodeHash, TwoFactor};
+use crate::UserId;
+use crate::account::{Account, BackupCodeHash, TwoFactor, Versioned};
 use crate::backup_code::BackupCode;
 use crate::clock::Clock;
+use crate::clock::Timestamp;
 use crate::core::login::{
     CodeVerdict, PasswordStep, SecondStepMaterial, apply_password_failure, apply_password_success, apply_second_step,
     attempts_left, check_pending, issue_pending, password_step, valid_location,
@@ -122,7 +124,9 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
             },
             _ => None,
         };
-        let Some(snapshot) = snapshot else {
+        // A user whose password the application checks (the crate keeps none) is
+        // answered as an unknown name: same work, same outcome, nothing written.
+        let Some(snapshot) = snapshot.filter(|s| s.record.password_hash.is_some()) else {
             self.dummy_verify(secret, lane).await?;
             self.record(None, EventKind::LoginFailed { reason: FailureClass::UnknownUser });
             return Ok(LoginOutcome::Denied);
@@ -133,7 +137,7 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
             self.record(Some(account.id), EventKind::LoginFailed { reason: throttle::refusal(account) });
             return Ok(LoginOutcome::Denied);
         }
-        let phc = account.password_hash.clone();
+        let phc = account.password_hash.clone().unwrap_or_default();
         let policy_hash = self.policy.password.hash;
         let (matched, rehash) = self
             .blocking_in(lane, move || -> Result<(bool, Option<String>)> {
@@ -154,14 +158,86 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
         }
 
         let verified_hash = account.password_hash.clone();
-        let id = account.id;
+        self.after_first_factor(snapshot, location_token.as_ref(), rehash.as_deref(), Some(verified_hash), now).await
+    }
+
+    /// The second-factor-only mode's first call: the application (or its single
+    /// sign-on) has already checked the user's password, and the user now needs the
+    /// crate's second step. Answers what [`begin_login`](Self::begin_login) answers after
+    /// a right password, under the same rules: a throttled or locked account is
+    /// [`LoginOutcome::Denied`], a valid remembered-location token skips the code, an
+    /// account without 2FA is [`LoginOutcome::Authenticated`] (or
+    /// [`LoginOutcome::EnrollmentRequired`] when the policy requires 2FA), and otherwise
+    /// the answer is [`LoginOutcome::SecondFactorRequired`] with a pending login for
+    /// [`finish_login`](Self::finish_login), with the same attempts, backup code,
+    /// remembered locations and events. The crate need not keep a password for the
+    /// user; report the application's own wrong passwords with
+    /// [`record_password_failure`](Self::record_password_failure) so they count in the
+    /// same budget.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+    /// use twofactor::{Engine, KeyRing, LoginOutcome, MemoryMailer, MemoryStore, Policy, Role, UserId};
+    /// let store = MemoryStore::new();
+    /// store.add_user(UserId::from(42_u64), "alice", "alice@example.test", Role::User)?; // the app's user
+    /// let engine = Engine::builder(store, MemoryMailer::new(), KeyRing::ephemeral()?)
+    ///     .policy(Policy::builder().danger_fast_hashing().build()?)
+    ///     .build()?;
+    /// // The application checked alice's password (or her single sign-on) itself.
+    /// let outcome = engine.begin_second_factor(UserId::from(42_u64), None).await?;
+    /// assert!(matches!(outcome, LoginOutcome::Authenticated(_)), "no 2FA enrolled yet");
+    /// # Ok::<(), Box<dyn std::error::Error>>(()) })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::NoSuchAccount`] when the store has no such user; store faults.
+    pub async fn begin_second_factor(&self, id: UserId, remembered: Option<&str>) -> Result<LoginOutcome> {
+        let snapshot = self.load(id).await?;
+        let now = self.clock.now();
+        if throttle::blocked(&snapshot.record, now).is_some() {
+            self.record(Some(id), EventKind::LoginFailed { reason: throttle::refusal(&snapshot.record) });
+            return Ok(LoginOutcome::Denied);
+        }
+        let location_token = remembered.and_then(|t| LocationToken::decode(t).ok());
+        self.after_first_factor(snapshot, location_token.as_ref(), None, None, now).await
+    }
+
+    /// Counts a wrong password that the application checked itself (second-factor-only
+    /// mode) in the user's shared failure budget, exactly as a wrong password given to
+    /// [`begin_login`](Self::begin_login) counts: it throttles the account (and mails
+    /// the throttle notice without waiting for it), but never locks the second factor.
+    ///
+    /// # Errors
+    /// [`Error::NoSuchAccount`]; store faults.
+    pub async fn record_password_failure(&self, id: UserId) -> Result<()> {
+        let snapshot = self.load(id).await?;
+        let now = self.clock.now();
+        let t = self.update(snapshot, |fresh| Ok(apply_password_failure(fresh, &self.policy, now))).await?;
+        self.dispatch_notices(id, t.effects).await;
+        Ok(())
+    }
+
+    /// What follows a right first factor (the crate's password check, or the
+    /// application's): clear the failures, use a remembered location, and answer
+    /// authenticated, enrollment required or second factor required. `verified_hash`
+    /// is the password hash the crate verified, if it did; `rehash` replaces it.
+    async fn after_first_factor(
+        &self,
+        snapshot: Versioned<Account>,
+        location_token: Option<&LocationToken>,
+        rehash: Option<&str>,
+        verified_hash: Option<Option<String>>,
+        now: Timestamp,
+    ) -> Result<LoginOutcome> {
+        let id = snapshot.record.id;
         // Decide inside the compare-and-swap loop: when the step writes (a re-hash,
         // clearing failures, touching a location) and loses a race, the decision is made
         // again on the record that won, so a concurrent throttle, reset or revocation
         // counts. A step that writes nothing is decided on its one read, as of that read.
         let decision = self
             .update(snapshot, |fresh| {
-                if fresh.password_hash != verified_hash {
+                if verified_hash.as_ref().is_some_and(|verified| &fresh.password_hash != verified) {
                     // The password changed after we verified it: refuse rather than
                     // re-verify against a hash we did not check.
                     return Err(Error::Contention);
@@ -171,9 +247,9 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
                     // like any attempt while throttled.
                     return Ok(crate::core::Transition::unchanged(Err(throttle::refusal(fresh)), Default::default()));
                 }
-                let location = location_token.as_ref().and_then(|t| valid_location(fresh, t, now));
+                let location = location_token.and_then(|t| valid_location(fresh, t, now));
                 let step = password_step(fresh, &self.policy, location.is_some());
-                let next = apply_password_success(fresh, step, rehash.as_deref(), location, now);
+                let next = apply_password_success(fresh, step, rehash, location, now);
                 Ok(crate::core::Transition { next, outcome: Ok((step, fresh.clone())), effects: Default::default() })
             })
             .await?
@@ -289,9 +365,10 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
             }
             SecondFactor::BackupCode(code) => BackupCode::parse(code).map(ParsedFactor::Backup),
         };
-        let Some(snapshot) = self.store.find_by_id(claims.account).await? else {
+        let Some(user) = self.store.find_by_id(claims.account).await? else {
             return Ok(SecondFactorOutcome::Expired);
         };
+        let snapshot = self.account_of(user)?;
         let now = self.clock.now();
         if let Err(problem) = check_pending(&snapshot.record, &claims, &self.policy, now) {
             self.record(

@@ -17,8 +17,9 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
     /// [`crate::username`]).
     ///
     /// The store is asked for the input's NFC form. When the input was not in NFC it is
-    /// also asked for the input as typed, because 0.1.0 stored names unnormalized; the
-    /// NFC match wins when both exist. Both lookups run whichever finds the account, so
+    /// also asked for the input as typed, because 0.1.0 stored names unnormalized; when
+    /// both exist, the exact match wins (the name typed byte for byte is that 0.1.0
+    /// account's, and new names are always NFC). Both lookups run whichever finds the account, so
     /// the work depends only on the input. The caller bounds the input's length first.
     ///
     /// # Errors
@@ -27,11 +28,13 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
         let Some(name) = username::for_login(input) else {
             return Ok(None);
         };
-        let normalized = self.store.find_by_username(&name).await?;
-        if let Cow::Owned(_) = name {
-            let as_typed = self.store.find_by_username(input).await?;
-            return Ok(normalized.or(as_typed));
-        }
-        Ok(normalized)
+        let normalized = self.store.find_by_login(&name).await?;
+        let found = if let Cow::Owned(_) = name {
+            let as_typed = self.store.find_by_login(input).await?;
+            as_typed.or(normalized)
+        } else {
+            normalized
+        };
+        found.map(|user| self.account_of(user)).transpose()
     }
 }

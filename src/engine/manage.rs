@@ -1,9 +1,11 @@
 //! Accounts, enrollment, backup-code reissue, administrator reset, password change and
 //! remembered locations.
 
-use crate::account::{Account, AccountId, Role, Throttle, TwoFactor, Versioned};
+use crate::UserId;
+use crate::account::{Account, Role, TwoFactor, Versioned};
 use crate::clock::Clock;
 use crate::core::manage;
+use crate::document;
 use crate::engine::{Engine, code_delivery, delivery_of};
 use crate::error::{Error, InputError, Result, check_len};
 use crate::events::EventKind;
@@ -13,6 +15,7 @@ use crate::outcome::{AccountView, ConfirmOutcome, LocationInfo, ResetOutcome};
 use crate::password;
 use crate::random;
 use crate::secret::SecretString;
+use crate::store::UserRecord;
 use crate::store::UserStore;
 use crate::token::{location_id_text, parse_location_id};
 use crate::totp::{TotpCode, TotpKey, TotpVerification, verify};
@@ -21,6 +24,8 @@ use crate::{StoreError, TotpParams};
 
 /// Longest email address.
 const MAX_EMAIL: usize = 254;
+/// Longest imported password hash accepted (the longest format is under 200).
+const MAX_IMPORTED_HASH: usize = 512;
 /// Longest identity-check note.
 const MAX_IDENTITY_CHECK: usize = 500;
 /// TOTP secret length: 160 bits, as RFC 4226 recommends.
@@ -100,30 +105,19 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
     /// names a refused character by code point), email or password (NIST length
     /// rules); [`Error::UsernameTaken`], also for another spelling of a taken name;
     /// store faults.
-    pub async fn create_account(&self, new: NewAccount<'_>) -> Result<AccountId> {
+    pub async fn create_account(&self, new: NewAccount<'_>) -> Result<UserId> {
         let username = username::validate_new(new.username)?;
         check_email(new.email)?;
         password::check_new(new.password.expose(), &self.policy.password)?;
         let params = self.policy.password.hash;
         let secret = new.password.clone();
         let password_hash = self.blocking(move || password::hash(secret.expose().as_bytes(), &params)).await??;
-        let now = self.clock.now();
-        let account = Account {
-            id: AccountId(random::u64()? >> 1),
-            username,
-            email: new.email.to_owned(),
-            role: new.role,
-            password_hash,
-            security_stamp: random::u64()?,
-            created_at: now,
-            two_factor: TwoFactor::Disabled,
-            throttle: Throttle::default(),
-            locations: Vec::new(),
-            pending: Vec::new(),
-            last_reset: None,
-            retired_totp_step: 0,
-        };
-        match self.store.insert(&account).await {
+        let id = UserId::from(random::u64()? >> 1);
+        let mut account =
+            Account::new(id, username.clone(), new.email.to_owned(), new.role, random::u64()?, self.clock.now());
+        account.password_hash = Some(password_hash);
+        let user = UserRecord::new(id, username, new.email, new.role).with_document(1, document::encode(&account)?);
+        match self.store.create_user(&user).await {
             Ok(()) => {}
             Err(StoreError::Duplicate) => return Err(Error::UsernameTaken),
             Err(e) => return Err(e.into()),
@@ -136,8 +130,9 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
     ///
     /// # Errors
     /// Store faults.
-    pub async fn account(&self, id: AccountId) -> Result<Option<AccountView>> {
-        Ok(self.store.find_by_id(id).await?.map(|v| view(&v.record)))
+    pub async fn account(&self, id: UserId) -> Result<Option<AccountView>> {
+        let Some(user) = self.store.find_by_id(id).await? else { return Ok(None) };
+        Ok(Some(view(&self.account_of(user)?.record)))
     }
 
     /// Looks an account up by username (for administration pages; login never reveals
@@ -160,7 +155,7 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
     /// # Errors
     /// [`Error::Misuse`] when 2FA is already active; [`Error::NoSuchAccount`]; store
     /// faults.
-    pub async fn start_enrollment(&self, id: AccountId) -> Result<EnrollmentStarted> {
+    pub async fn start_enrollment(&self, id: UserId) -> Result<EnrollmentStarted> {
         let snapshot = self.load(id).await?;
         let secret = zeroize::Zeroizing::new(random::bytes::<SECRET_BYTES>()?);
         let params = self.policy.totp;
@@ -184,7 +179,7 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
     /// # Errors
     /// [`Error::InvalidInput`] for a malformed URI or a short secret; [`Error::Misuse`]
     /// when 2FA is already active; [`Error::NoSuchAccount`]; store faults.
-    pub async fn import_enrollment(&self, id: AccountId, uri: &str) -> Result<()> {
+    pub async fn import_enrollment(&self, id: UserId, uri: &str) -> Result<()> {
         let parsed = crate::otpauth::parse_otpauth_uri(uri)?;
         let min = self.policy.min_imported_secret_bytes;
         if parsed.secret.len() < min {
@@ -218,7 +213,7 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
     /// # Errors
     /// [`Error::InvalidInput`] for a malformed code; [`Error::Misuse`] when no
     /// enrollment is pending; store faults.
-    pub async fn confirm_enrollment(&self, id: AccountId, code: &str) -> Result<ConfirmOutcome> {
+    pub async fn confirm_enrollment(&self, id: UserId, code: &str) -> Result<ConfirmOutcome> {
         let snapshot = self.load(id).await?;
         let TwoFactor::Enrolling(enrolling) = &snapshot.record.two_factor else {
             return Err(Error::Misuse("no enrollment is waiting for confirmation"));
@@ -252,7 +247,7 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
     ///
     /// # Errors
     /// [`Error::Misuse`] when 2FA is not active; store faults.
-    pub async fn reissue_backup_code(&self, id: AccountId) -> Result<Delivery> {
+    pub async fn reissue_backup_code(&self, id: UserId) -> Result<Delivery> {
         let snapshot = self.load(id).await?;
         let now = self.clock.now();
         let codes = self.new_backup_codes(now).await?;
@@ -284,7 +279,7 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
     /// # Errors
     /// [`Error::InvalidInput`] for an empty or over-long identity check;
     /// [`Error::NoSuchAccount`]; store faults.
-    pub async fn reset(&self, actor: AccountId, target: AccountId, identity_check: &str) -> Result<ResetOutcome> {
+    pub async fn reset(&self, actor: UserId, target: UserId, identity_check: &str) -> Result<ResetOutcome> {
         check_len("identity check", identity_check, MAX_IDENTITY_CHECK)?;
         if identity_check.trim().is_empty() {
             return Err(InputError::malformed("identity check", "say how the user's identity was verified").into());
@@ -302,12 +297,15 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
         Ok(ResetOutcome::Reset { notice_delivery: delivery_of(&deliveries, "reset") })
     }
 
-    /// Sets a new password (the application checks the old one or a reset link first).
-    /// Ends every pending login and remembered location of the account.
+    /// Sets the user's password, the first one too (for a user of the application's
+    /// own table, this creates the crate's document), or a new one (the application
+    /// checks the old one or a reset link first). Ends every pending login and
+    /// remembered location of the account.
     ///
     /// # Errors
-    /// [`Error::InvalidInput`] for a password outside the policy's rules; store faults.
-    pub async fn change_password(&self, id: AccountId, new_password: &str) -> Result<()> {
+    /// [`Error::InvalidInput`] for a password outside the policy's rules;
+    /// [`Error::NoSuchAccount`]; store faults.
+    pub async fn change_password(&self, id: UserId, new_password: &str) -> Result<()> {
         password::check_new(new_password, &self.policy.password)?;
         let snapshot = self.load(id).await?;
         let params = self.policy.password.hash;
@@ -320,11 +318,45 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
         Ok(())
     }
 
+    /// Gives the crate a user's password hash from the system the application moves
+    /// from, so the user keeps their password: Django's `pbkdf2_sha256$…`,
+    /// `pbkdf2_sha1$…`, `scrypt$…`, `argon2$…` and `bcrypt$…`, bcrypt (`$2a$`, `$2b$`,
+    /// `$2y$`: Rails/Devise, PHP's `password_hash`, `htpasswd -B`), scrypt and PBKDF2 in
+    /// passlib's PHC-like forms, and Argon2 PHC strings. The hash is checked whole, and
+    /// one whose cost would make each login a denial of service (say PBKDF2 beyond 10
+    /// million iterations, or scrypt beyond 256 MiB) is refused. The next right
+    /// password at [`begin_login`](Self::begin_login) replaces it with an Argon2id hash
+    /// under the policy's parameters. Creates the user's document if the crate holds
+    /// none yet; replaces any password the crate kept.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a hash the crate cannot verify (unknown format,
+    /// malformed, cost too high; the message never quotes the hash);
+    /// [`Error::NoSuchAccount`]; store faults.
+    pub async fn import_password_hash(&self, id: UserId, hash: &str) -> Result<()> {
+        check_len("password hash", hash, MAX_IMPORTED_HASH)?;
+        password::check_imported(hash).map_err(|problem| {
+            InputError::malformed(
+                "password hash",
+                match problem {
+                    password::ImportProblem::Unrecognised => "not a format the crate can verify",
+                    password::ImportProblem::Malformed(reason) => reason,
+                    password::ImportProblem::CostTooHigh(_) => "its cost is above the import bounds",
+                },
+            )
+        })?;
+        let snapshot = self.load(id).await?;
+        let now = self.clock.now();
+        let t = self.update(snapshot, |fresh| Ok(manage::import_password(fresh, hash.to_owned(), now))).await?;
+        self.dispatch(id, t.effects).await;
+        Ok(())
+    }
+
     /// The account's remembered locations that are still valid, oldest first.
     ///
     /// # Errors
     /// [`Error::NoSuchAccount`]; store faults.
-    pub async fn remembered_locations(&self, id: AccountId) -> Result<Vec<LocationInfo>> {
+    pub async fn remembered_locations(&self, id: UserId) -> Result<Vec<LocationInfo>> {
         let now = self.clock.now();
         let rec = self.load(id).await?.record;
         Ok(rec
@@ -346,7 +378,7 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
     /// # Errors
     /// [`Error::InvalidInput`] for a malformed id; [`Error::NoSuchAccount`]; store
     /// faults.
-    pub async fn revoke_location(&self, id: AccountId, location: &str) -> Result<bool> {
+    pub async fn revoke_location(&self, id: UserId, location: &str) -> Result<bool> {
         let loc = parse_location_id(location)?;
         let snapshot = self.load(id).await?;
         let now = self.clock.now();

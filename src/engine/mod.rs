@@ -11,9 +11,11 @@ mod notices;
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use crate::account::{Account, AccountId, Versioned};
+use crate::UserId;
+use crate::account::{Account, Versioned};
 use crate::clock::{Clock, SystemClock};
 use crate::core::{Effects, Transition};
+use crate::document;
 use crate::error::{Error, Result};
 use crate::events::{Event, EventKind, EventSink, NoopSink};
 use crate::keys::KeyRing;
@@ -22,7 +24,7 @@ use crate::offload::Offload;
 use crate::password;
 use crate::policy::Policy;
 use crate::semaphore::{Lane, Semaphore};
-use crate::store::{Swap, UserStore};
+use crate::store::{Swap, UserRecord, UserStore};
 
 pub use login::SecondFactor;
 pub use manage::{EnrollmentStarted, NewAccount};
@@ -276,8 +278,24 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
         value.ok_or(Error::Misuse("the offloaded hashing job did not run"))
     }
 
-    async fn load(&self, id: AccountId) -> Result<Versioned<Account>> {
-        self.store.find_by_id(id).await?.ok_or(Error::NoSuchAccount)
+    async fn load(&self, id: UserId) -> Result<Versioned<Account>> {
+        let user = self.store.find_by_id(id).await?.ok_or(Error::NoSuchAccount)?;
+        self.account_of(user)
+    }
+
+    /// The account a user record describes (see [`document::decode`]).
+    fn account_of(&self, user: UserRecord) -> Result<Versioned<Account>> {
+        document::decode(user, self.clock.now(), crate::random::u64)
+    }
+
+    /// Writes `next` in place of the document at `expected` (0: insert the first one).
+    async fn write(&self, expected: u64, next: &Account) -> Result<Swap> {
+        let doc = document::encode(next)?;
+        Ok(if expected == 0 {
+            self.store.insert_document(next.id, &doc).await?
+        } else {
+            self.store.compare_and_swap(next.id, expected, &doc).await?
+        })
     }
 
     /// Applies `f` to the freshest record until its write wins the compare-and-swap.
@@ -292,7 +310,7 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
             let Some(next) = &transition.next else {
                 return Ok(transition);
             };
-            match self.store.compare_and_swap(current.version, next).await? {
+            match self.write(current.version, next).await? {
                 Swap::Swapped { .. } => return Ok(transition),
                 Swap::Conflict => current = self.load(current.record.id).await?,
             }
@@ -302,7 +320,7 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
 
     /// Records the events, then sends the mail (after the write has committed) and
     /// waits for each delivery. Returns each message's delivery, in order.
-    async fn dispatch(&self, account: AccountId, effects: Effects) -> Vec<(Message, Delivery)> {
+    async fn dispatch(&self, account: UserId, effects: Effects) -> Vec<(Message, Delivery)> {
         self.record_all(&effects.events);
         let mut deliveries = Vec::with_capacity(effects.mails.len());
         for message in effects.mails {
@@ -314,7 +332,7 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
 
     /// Records the events, then sends the mail that a failed attempt triggers without
     /// making the request wait for it (see [`notices`]).
-    async fn dispatch_notices(&self, account: AccountId, effects: Effects) {
+    async fn dispatch_notices(&self, account: UserId, effects: Effects) {
         self.record_all(&effects.events);
         for message in effects.mails {
             let (mailer, events) = (Arc::clone(&self.notice_mailer), Arc::clone(&self.events));
@@ -328,7 +346,7 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
         }
     }
 
-    fn record(&self, account: Option<AccountId>, kind: EventKind) {
+    fn record(&self, account: Option<UserId>, kind: EventKind) {
         self.events.record(&Event { at: self.clock.now(), account, kind });
     }
 }

@@ -18,7 +18,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
 
-use crate::account::AccountId;
+use crate::UserId;
 use crate::clock::Timestamp;
 use crate::error::MailError;
 use crate::events::{Event, EventKind, EventSink};
@@ -29,7 +29,7 @@ use crate::mail::{Delivery, Mailer, Message};
 pub(super) async fn deliver<M: Mailer + ?Sized>(
     mailer: &M,
     events: &dyn EventSink,
-    account: AccountId,
+    account: UserId,
     at: Timestamp,
     message: &Message,
 ) -> Delivery {
@@ -68,7 +68,7 @@ impl<M: Mailer + 'static> OwnedMailer for Arc<M> {
 pub(super) async fn send_detached(
     mailer: Arc<dyn OwnedMailer>,
     events: Arc<dyn EventSink>,
-    account: AccountId,
+    account: UserId,
     at: Timestamp,
     message: Message,
 ) {

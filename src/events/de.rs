@@ -5,7 +5,8 @@
 use serde::Deserialize;
 
 use super::{EventKind, Factor, FailureClass, InputProblem};
-use crate::account::{AccountId, Role};
+use crate::UserId;
+use crate::account::Role;
 use crate::clock::Timestamp;
 
 /// Every [`Message::kind`](crate::mail::Message::kind); keep in step with it.
@@ -43,9 +44,9 @@ enum Mirror {
     #[serde(rename = "enrollment.confirmed")]
     EnrollmentConfirmed,
     #[serde(rename = "two_factor.reset")]
-    TwoFactorReset { by: AccountId, by_role: Role, identity_check: String },
+    TwoFactorReset { by: UserId, by_role: Role, identity_check: String },
     #[serde(rename = "two_factor.reset_denied")]
-    ResetDenied { by: AccountId },
+    ResetDenied { by: UserId },
     #[serde(rename = "throttle.started")]
     Throttled { until: Timestamp },
     #[serde(rename = "second_factor.locked")]
@@ -56,6 +57,8 @@ enum Mirror {
     LocationRevoked { location: String },
     #[serde(rename = "password.changed")]
     PasswordChanged,
+    #[serde(rename = "password.imported")]
+    PasswordImported,
     #[serde(rename = "mail.failed")]
     MailFailed { kind: String },
     #[serde(rename = "hashing.unoptimized")]
@@ -143,6 +146,7 @@ impl<'de> Deserialize<'de> for EventKind {
             Mirror::LocationRemembered { location } => EventKind::LocationRemembered { location },
             Mirror::LocationRevoked { location } => EventKind::LocationRevoked { location },
             Mirror::PasswordChanged => EventKind::PasswordChanged,
+            Mirror::PasswordImported => EventKind::PasswordImported,
             Mirror::HashingUnoptimized { millis } => EventKind::HashingUnoptimized { millis },
             Mirror::MailFailed { kind } => {
                 EventKind::MailFailed { kind: known(&kind, MAIL_KINDS, "a message kind (`Message::kind`)")? }

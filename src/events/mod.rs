@@ -15,7 +15,8 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use crate::account::{AccountId, Role};
+use crate::UserId;
+use crate::account::Role;
 use crate::clock::Timestamp;
 
 /// Which factor an event is about. Serializes as [`Factor::as_str`] (`"backup_code"`).
@@ -187,7 +188,7 @@ pub enum EventKind {
     #[cfg_attr(feature = "serde", serde(rename = "two_factor.reset"))]
     TwoFactorReset {
         /// The actor.
-        by: AccountId,
+        by: UserId,
         /// The actor's role.
         by_role: Role,
         /// How the actor verified the user's identity.
@@ -197,7 +198,7 @@ pub enum EventKind {
     #[cfg_attr(feature = "serde", serde(rename = "two_factor.reset_denied"))]
     ResetDenied {
         /// The actor.
-        by: AccountId,
+        by: UserId,
     },
     /// The account was throttled.
     #[cfg_attr(feature = "serde", serde(rename = "throttle.started"))]
@@ -223,6 +224,11 @@ pub enum EventKind {
     /// The password was changed (every remembered location and pending login ended).
     #[cfg_attr(feature = "serde", serde(rename = "password.changed"))]
     PasswordChanged,
+    /// A password hash from another system was imported
+    /// ([`Engine::import_password_hash`](crate::Engine::import_password_hash)); the
+    /// next right password replaces it with Argon2id.
+    #[cfg_attr(feature = "serde", serde(rename = "password.imported"))]
+    PasswordImported,
     /// A message that mattered could not be mailed.
     #[cfg_attr(feature = "serde", serde(rename = "mail.failed"))]
     MailFailed {
@@ -262,6 +268,7 @@ impl EventKind {
             EventKind::LocationRemembered { .. } => "location.remembered",
             EventKind::LocationRevoked { .. } => "location.revoked",
             EventKind::PasswordChanged => "password.changed",
+            EventKind::PasswordImported => "password.imported",
             EventKind::MailFailed { .. } => "mail.failed",
             EventKind::HashingUnoptimized { .. } => "hashing.unoptimized",
         }
@@ -280,7 +287,7 @@ pub struct Event {
     /// When.
     pub at: Timestamp,
     /// The account concerned, if known (an unknown username has none).
-    pub account: Option<AccountId>,
+    pub account: Option<UserId>,
     /// What.
     #[cfg_attr(feature = "serde", serde(flatten))]
     pub kind: EventKind,
@@ -341,7 +348,7 @@ impl EventSink for TracingSink {
         tracing::info!(
             target: "twofactor::audit",
             event = event.kind.name(),
-            account = event.account.map(|a| a.0),
+            account = event.account.as_ref().map(|a| a.as_str()),
             at = event.at.0,
             detail = ?event.kind,
         );

@@ -20,13 +20,18 @@ fn every_kind() -> Vec<EventKind> {
         EventKind::BackupCodeDeliveryFailed,
         EventKind::EnrollmentStarted,
         EventKind::EnrollmentConfirmed,
-        EventKind::TwoFactorReset { by: AccountId(1 << 62), by_role: Role::Support, identity_check: "call".into() },
-        EventKind::ResetDenied { by: AccountId(7) },
+        EventKind::TwoFactorReset {
+            by: UserId::from(1_u64 << 62),
+            by_role: Role::Support,
+            identity_check: "call".into(),
+        },
+        EventKind::ResetDenied { by: UserId::from(7_u64) },
         EventKind::Throttled { until: Timestamp(60) },
         EventKind::SecondFactorLocked,
         EventKind::LocationRemembered { location: "ab".into() },
         EventKind::LocationRevoked { location: "cd".into() },
         EventKind::PasswordChanged,
+        EventKind::PasswordImported,
         EventKind::MailFailed { kind: "reset" },
         EventKind::HashingUnoptimized { millis: 900 },
     ];
@@ -49,6 +54,7 @@ fn every_kind() -> Vec<EventKind> {
             | EventKind::LocationRemembered { .. }
             | EventKind::LocationRevoked { .. }
             | EventKind::PasswordChanged
+            | EventKind::PasswordImported
             | EventKind::MailFailed { .. }
             | EventKind::HashingUnoptimized { .. } => {}
         }
@@ -60,7 +66,7 @@ fn every_kind() -> Vec<EventKind> {
 fn tag_is_the_stable_name_for_every_variant() {
     let all = every_kind();
     let names: std::collections::HashSet<_> = all.iter().map(EventKind::name).collect();
-    assert_eq!(names.len(), 19, "every variant");
+    assert_eq!(names.len(), 20, "every variant");
     for kind in all {
         let json = serde_json::to_value(&kind).unwrap();
         assert_eq!(json["event"], kind.name(), "{json}");

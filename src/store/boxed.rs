@@ -7,10 +7,10 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use crate::account::{Account, AccountId, Versioned};
+use crate::UserId;
 use crate::error::StoreError;
 use crate::mail::Either;
-use crate::store::{Swap, UserStore};
+use crate::store::{Document, Swap, UserRecord, UserStore};
 
 /// A boxed store future.
 type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
@@ -19,31 +19,43 @@ type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + S
 /// method of [`UserStore`], so an implementation's own versions are always the ones
 /// called.
 trait DynStore: Send + Sync {
-    /// [`UserStore::insert`], boxed.
-    fn insert_boxed<'a>(&'a self, account: &'a Account) -> StoreFuture<'a, ()>;
     /// [`UserStore::find_by_id`], boxed.
-    fn find_by_id_boxed(&self, id: AccountId) -> StoreFuture<'_, Option<Versioned<Account>>>;
-    /// [`UserStore::find_by_username`], boxed.
-    fn find_by_username_boxed<'a>(&'a self, username: &'a str) -> StoreFuture<'a, Option<Versioned<Account>>>;
+    fn find_by_id_boxed(&self, id: UserId) -> StoreFuture<'_, Option<UserRecord>>;
+    /// [`UserStore::find_by_login`], boxed.
+    fn find_by_login_boxed<'a>(&'a self, login: &'a str) -> StoreFuture<'a, Option<UserRecord>>;
+    /// [`UserStore::insert_document`], boxed.
+    fn insert_document_boxed<'a>(&'a self, id: UserId, document: &'a Document) -> StoreFuture<'a, Swap>;
     /// [`UserStore::compare_and_swap`], boxed.
-    fn compare_and_swap_boxed<'a>(&'a self, expected: u64, account: &'a Account) -> StoreFuture<'a, Swap>;
+    fn compare_and_swap_boxed<'a>(&'a self, id: UserId, expected: u64, document: &'a Document)
+    -> StoreFuture<'a, Swap>;
+    /// [`UserStore::create_user`], boxed.
+    fn create_user_boxed<'a>(&'a self, user: &'a UserRecord) -> StoreFuture<'a, ()>;
 }
 
 impl<S: UserStore> DynStore for S {
-    fn insert_boxed<'a>(&'a self, account: &'a Account) -> StoreFuture<'a, ()> {
-        Box::pin(self.insert(account))
-    }
-
-    fn find_by_id_boxed(&self, id: AccountId) -> StoreFuture<'_, Option<Versioned<Account>>> {
+    fn find_by_id_boxed(&self, id: UserId) -> StoreFuture<'_, Option<UserRecord>> {
         Box::pin(self.find_by_id(id))
     }
 
-    fn find_by_username_boxed<'a>(&'a self, username: &'a str) -> StoreFuture<'a, Option<Versioned<Account>>> {
-        Box::pin(self.find_by_username(username))
+    fn find_by_login_boxed<'a>(&'a self, login: &'a str) -> StoreFuture<'a, Option<UserRecord>> {
+        Box::pin(self.find_by_login(login))
     }
 
-    fn compare_and_swap_boxed<'a>(&'a self, expected: u64, account: &'a Account) -> StoreFuture<'a, Swap> {
-        Box::pin(self.compare_and_swap(expected, account))
+    fn insert_document_boxed<'a>(&'a self, id: UserId, document: &'a Document) -> StoreFuture<'a, Swap> {
+        Box::pin(self.insert_document(id, document))
+    }
+
+    fn compare_and_swap_boxed<'a>(
+        &'a self,
+        id: UserId,
+        expected: u64,
+        document: &'a Document,
+    ) -> StoreFuture<'a, Swap> {
+        Box::pin(self.compare_and_swap(id, expected, document))
+    }
+
+    fn create_user_boxed<'a>(&'a self, user: &'a UserRecord) -> StoreFuture<'a, ()> {
+        Box::pin(self.create_user(user))
     }
 }
 
@@ -100,49 +112,55 @@ impl fmt::Debug for BoxStore {
 // `async fn`s rather than returning the boxed futures: a boxed future joins the
 // method's borrows into one lifetime, which the trait's signatures cannot name.
 impl UserStore for BoxStore {
-    async fn insert(&self, account: &Account) -> Result<(), StoreError> {
-        self.inner.insert_boxed(account).await
-    }
-
-    async fn find_by_id(&self, id: AccountId) -> Result<Option<Versioned<Account>>, StoreError> {
+    async fn find_by_id(&self, id: UserId) -> Result<Option<UserRecord>, StoreError> {
         self.inner.find_by_id_boxed(id).await
     }
 
-    async fn find_by_username(&self, username: &str) -> Result<Option<Versioned<Account>>, StoreError> {
-        self.inner.find_by_username_boxed(username).await
+    async fn find_by_login(&self, login: &str) -> Result<Option<UserRecord>, StoreError> {
+        self.inner.find_by_login_boxed(login).await
     }
 
-    async fn compare_and_swap(&self, expected: u64, account: &Account) -> Result<Swap, StoreError> {
-        self.inner.compare_and_swap_boxed(expected, account).await
+    async fn insert_document(&self, id: UserId, document: &Document) -> Result<Swap, StoreError> {
+        self.inner.insert_document_boxed(id, document).await
+    }
+
+    async fn compare_and_swap(&self, id: UserId, expected: u64, document: &Document) -> Result<Swap, StoreError> {
+        self.inner.compare_and_swap_boxed(id, expected, document).await
+    }
+
+    async fn create_user(&self, user: &UserRecord) -> Result<(), StoreError> {
+        self.inner.create_user_boxed(user).await
     }
 }
 
+/// Picks the side's method.
+macro_rules! either {
+    ($self:ident, $s:ident => $call:expr) => {
+        match $self {
+            Either::Left($s) => $call.await,
+            Either::Right($s) => $call.await,
+        }
+    };
+}
+
 impl<L: UserStore, R: UserStore> UserStore for Either<L, R> {
-    async fn insert(&self, account: &Account) -> Result<(), StoreError> {
-        match self {
-            Either::Left(left) => left.insert(account).await,
-            Either::Right(right) => right.insert(account).await,
-        }
+    async fn find_by_id(&self, id: UserId) -> Result<Option<UserRecord>, StoreError> {
+        either!(self, s => s.find_by_id(id))
     }
 
-    async fn find_by_id(&self, id: AccountId) -> Result<Option<Versioned<Account>>, StoreError> {
-        match self {
-            Either::Left(left) => left.find_by_id(id).await,
-            Either::Right(right) => right.find_by_id(id).await,
-        }
+    async fn find_by_login(&self, login: &str) -> Result<Option<UserRecord>, StoreError> {
+        either!(self, s => s.find_by_login(login))
     }
 
-    async fn find_by_username(&self, username: &str) -> Result<Option<Versioned<Account>>, StoreError> {
-        match self {
-            Either::Left(left) => left.find_by_username(username).await,
-            Either::Right(right) => right.find_by_username(username).await,
-        }
+    async fn insert_document(&self, id: UserId, document: &Document) -> Result<Swap, StoreError> {
+        either!(self, s => s.insert_document(id, document))
     }
 
-    async fn compare_and_swap(&self, expected: u64, account: &Account) -> Result<Swap, StoreError> {
-        match self {
-            Either::Left(left) => left.compare_and_swap(expected, account).await,
-            Either::Right(right) => right.compare_and_swap(expected, account).await,
-        }
+    async fn compare_and_swap(&self, id: UserId, expected: u64, document: &Document) -> Result<Swap, StoreError> {
+        either!(self, s => s.compare_and_swap(id, expected, document))
+    }
+
+    async fn create_user(&self, user: &UserRecord) -> Result<(), StoreError> {
+        either!(self, s => s.create_user(user))
     }
 }

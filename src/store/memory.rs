@@ -3,23 +3,31 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use crate::account::{Account, AccountId, Versioned};
+use crate::UserId;
+use crate::account::Role;
 use crate::error::StoreError;
-use crate::store::{Swap, UserStore};
+use crate::store::{Document, StoredDocument, Swap, UserRecord, UserStore};
 
 #[derive(Debug, Default)]
 struct Tables {
-    by_id: HashMap<AccountId, Versioned<Account>>,
-    by_username: HashMap<String, AccountId>,
+    by_id: HashMap<UserId, UserRecord>,
+    by_login: HashMap<String, UserId>,
 }
 
-/// Accounts in a mutex-guarded map. Clones share the same data.
+/// Users and their documents in a mutex-guarded map. Clones share the same data.
+///
+/// Besides the [`UserStore`] contract it lets a test or a prototype play the
+/// application's part: add a user the crate knows nothing of yet
+/// ([`add_user`](Self::add_user)) and change a user's email ([`set_email`](Self::set_email)).
 ///
 /// ```
 /// # tokio_test_block_on(async {
-/// use twofactor::{MemoryStore, UserStore, AccountId};
+/// use twofactor::{MemoryStore, Role, UserId, UserStore};
 /// let store = MemoryStore::new();
-/// assert!(store.find_by_id(AccountId(1)).await?.is_none());
+/// store.add_user(UserId::from(1_u64), "alice", "alice@example.test", Role::User)?;
+/// let alice = store.find_by_login("alice").await?.expect("added");
+/// assert_eq!(alice.id, UserId::from(1_u64));
+/// assert!(alice.credentials.is_none(), "the crate has written nothing yet");
 /// # Ok::<(), twofactor::StoreError>(()) });
 /// # fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output {
 /// #     tokio::runtime::Builder::new_current_thread().build().expect("rt").block_on(f) }
@@ -39,7 +47,7 @@ impl MemoryStore {
         self.tables.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// How many accounts there are.
+    /// How many users there are.
     pub fn len(&self) -> usize {
         self.lock().by_id.len()
     }
@@ -48,39 +56,70 @@ impl MemoryStore {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-}
 
-impl UserStore for MemoryStore {
-    async fn insert(&self, account: &Account) -> Result<(), StoreError> {
+    /// Adds a user without a credential document, as an application adds one to its
+    /// own table.
+    ///
+    /// # Errors
+    /// [`StoreError::Duplicate`] if the id or login is taken.
+    pub fn add_user(&self, id: UserId, login: &str, email: &str, role: Role) -> Result<(), StoreError> {
+        self.insert(UserRecord::new(id, login, email, role))
+    }
+
+    /// Changes a user's email, as the application would; `false` if there is no such
+    /// user.
+    pub fn set_email(&self, id: UserId, email: &str) -> bool {
+        self.lock().by_id.get_mut(&id).map(|u| u.email = email.to_owned()).is_some()
+    }
+
+    fn insert(&self, user: UserRecord) -> Result<(), StoreError> {
         let mut t = self.lock();
-        if t.by_id.contains_key(&account.id) || t.by_username.contains_key(&account.username) {
+        if t.by_id.contains_key(&user.id) || t.by_login.contains_key(&user.login) {
             return Err(StoreError::Duplicate);
         }
-        t.by_username.insert(account.username.clone(), account.id);
-        t.by_id.insert(account.id, Versioned { version: 1, record: account.clone() });
+        t.by_login.insert(user.login.clone(), user.id);
+        t.by_id.insert(user.id, user);
         Ok(())
     }
 
-    async fn find_by_id(&self, id: AccountId) -> Result<Option<Versioned<Account>>, StoreError> {
+    /// Writes `document` at `expected + 1` if the user's document is at `expected`
+    /// (0: none).
+    fn swap(&self, id: UserId, expected: u64, document: &Document) -> Swap {
+        let mut t = self.lock();
+        let Some(user) = t.by_id.get_mut(&id) else { return Swap::Conflict };
+        let current = user.credentials.as_ref().map_or(0, |c| c.version);
+        if current != expected {
+            return Swap::Conflict;
+        }
+        let version = expected + 1;
+        user.credentials = Some(StoredDocument { version, document: document.clone() });
+        Swap::Swapped { version }
+    }
+}
+
+impl UserStore for MemoryStore {
+    async fn find_by_id(&self, id: UserId) -> Result<Option<UserRecord>, StoreError> {
         Ok(self.lock().by_id.get(&id).cloned())
     }
 
-    async fn find_by_username(&self, username: &str) -> Result<Option<Versioned<Account>>, StoreError> {
+    async fn find_by_login(&self, login: &str) -> Result<Option<UserRecord>, StoreError> {
         let t = self.lock();
-        Ok(t.by_username.get(username).and_then(|id| t.by_id.get(id)).cloned())
+        Ok(t.by_login.get(login).and_then(|id| t.by_id.get(id)).cloned())
     }
 
-    async fn compare_and_swap(&self, expected: u64, account: &Account) -> Result<Swap, StoreError> {
-        let mut t = self.lock();
-        match t.by_id.get_mut(&account.id) {
-            Some(current) if current.version == expected => {
-                let username = current.record.username.clone();
-                current.version += 1;
-                current.record = account.clone();
-                current.record.username = username;
-                Ok(Swap::Swapped { version: current.version })
-            }
-            _ => Ok(Swap::Conflict),
+    async fn insert_document(&self, id: UserId, document: &Document) -> Result<Swap, StoreError> {
+        Ok(self.swap(id, 0, document))
+    }
+
+    async fn compare_and_swap(&self, id: UserId, expected: u64, document: &Document) -> Result<Swap, StoreError> {
+        // Version 0 is "no document": only an insert writes it.
+        if expected == 0 {
+            return Ok(Swap::Conflict);
         }
+        Ok(self.swap(id, expected, document))
+    }
+
+    async fn create_user(&self, user: &UserRecord) -> Result<(), StoreError> {
+        self.insert(user.clone().at_first_version())
     }
 }

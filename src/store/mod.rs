@@ -1,11 +1,16 @@
-//! Storage: the [`UserStore`] trait and the in-memory [`MemoryStore`].
+//! Storage: the [`UserStore`] trait, the in-memory [`MemoryStore`] and the SQL stores.
 //!
-//! The contract is deliberately small. A store keeps one versioned [`Account`] record
-//! per user and replaces it only by compare-and-swap: [`UserStore::compare_and_swap`]
-//! writes the new record if and only if the stored version is still the one the engine
-//! read. Every single-use rule (a backup code, a TOTP step, a pending login, the
-//! failure count) is enforced by the engine on top of that one atomic operation, so a
-//! store holds no rules and is hard to get wrong.
+//! The application owns its users: their ids, login names, emails and roles live in
+//! its own tables, and the crate reads them at every call and never writes them. What
+//! the crate owns for a user is one opaque [`Document`] (password hash, 2FA state,
+//! backup codes, remembered locations, throttle, reset record), which the store keeps
+//! next to the user under a version number and replaces only by compare-and-swap:
+//! [`UserStore::compare_and_swap`] writes the new document if and only if the stored
+//! version is still the one the engine read. Every single-use rule (a backup code, a
+//! TOTP step, a pending login, the failure count) is enforced by the engine on top of
+//! that one atomic operation, so a store holds no rules, knows nothing of 2FA and is
+//! hard to get wrong. README's "Adding 2FA to an existing application" and
+//! `examples/own_users.rs` implement it over an application's own `users` table.
 
 mod boxed;
 mod memory;
@@ -25,90 +30,169 @@ pub use postgres::PostgresStore;
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
 
-use crate::account::{Account, AccountId, Versioned};
+use crate::UserId;
+use crate::account::Role;
+pub use crate::document::Document;
 use crate::error::StoreError;
 
-/// The result of a [`UserStore::compare_and_swap`].
+/// A user as the store reads it: the application's identity of the user and, when
+/// the crate has written one, the credential document with its version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct UserRecord {
+    /// The application's id of the user.
+    pub id: UserId,
+    /// The name the user logs in with, as the application stores it.
+    pub login: String,
+    /// Where the crate's mail to the user goes (read at every call, so a changed email
+    /// takes effect at once).
+    pub email: String,
+    /// What the user may do to others (see [`Role::may_reset`]).
+    pub role: Role,
+    /// The crate's document and its version, or `None` when the crate has written
+    /// nothing for this user yet.
+    pub credentials: Option<StoredDocument>,
+}
+
+impl UserRecord {
+    /// A user the crate has written nothing for yet.
+    pub fn new(id: UserId, login: impl Into<String>, email: impl Into<String>, role: Role) -> UserRecord {
+        UserRecord { id, login: login.into(), email: email.into(), role, credentials: None }
+    }
+
+    /// The record as [`UserStore::create_user`] stores it: its document, if any, at
+    /// version 1.
+    pub(crate) fn at_first_version(mut self) -> UserRecord {
+        if let Some(stored) = &mut self.credentials {
+            stored.version = 1;
+        }
+        self
+    }
+
+    /// The same user with the credential document the store holds at `version`.
+    #[must_use]
+    pub fn with_document(mut self, version: u64, document: Document) -> UserRecord {
+        self.credentials = Some(StoredDocument { version, document });
+        self
+    }
+}
+
+/// A credential document and the version the store holds it at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StoredDocument {
+    /// 1 when inserted; each successful swap adds 1.
+    pub version: u64,
+    /// The document.
+    pub document: Document,
+}
+
+/// The result of a [`UserStore::compare_and_swap`] or [`UserStore::insert_document`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[must_use]
 pub enum Swap {
-    /// The record was replaced; it now has this version.
+    /// The document was written; it now has this version.
     Swapped {
-        /// The new version (the expected version plus one).
+        /// The new version (the expected version plus one; 1 after an insert).
         version: u64,
     },
-    /// The stored version was not the expected one (or the record is gone); nothing
-    /// was written.
+    /// The stored version was not the expected one (or the user is gone, or, for an
+    /// insert, a document exists already); nothing was written.
     Conflict,
 }
 
-/// Where accounts live. Async and runtime-agnostic; used through generics.
+/// Where users and their credential documents live. Async and runtime-agnostic; used
+/// through generics.
 ///
 /// # Contract
-/// - [`insert`](Self::insert) stores a new record at version 1, or fails with
-///   [`StoreError::Duplicate`] when the id or the username exists.
-/// - [`compare_and_swap`](Self::compare_and_swap) is atomic with respect to every
-///   other call, in every process sharing the store: of N concurrent swaps from the
-///   same version, exactly one succeeds.
-/// - A failed call changes nothing.
+/// - [`find_by_id`](Self::find_by_id) and [`find_by_login`](Self::find_by_login)
+///   read the user and its document (with its version) from one consistent state.
+/// - [`insert_document`](Self::insert_document) writes a user's first document at
+///   version 1, only if the user has none; [`compare_and_swap`](Self::compare_and_swap)
+///   replaces it only if its version is the expected one, and adds 1. Both are atomic
+///   with respect to every other call, in every process sharing the store: of N
+///   concurrent writes from the same version, exactly one succeeds.
+/// - A failed call changes nothing. The store never writes the login, email or role.
 ///
 /// The `testkit` feature ships a conformance suite that checks all of this against any
 /// implementation.
 pub trait UserStore: Send + Sync {
-    /// Stores a new account at version 1.
-    ///
-    /// # Errors
-    /// [`StoreError::Duplicate`] if the id or username is taken; a backend error.
-    fn insert(&self, account: &Account) -> impl Future<Output = Result<(), StoreError>> + Send;
-
-    /// Reads an account by id.
+    /// Reads a user by id.
     ///
     /// # Errors
     /// A backend error.
-    fn find_by_id(&self, id: AccountId) -> impl Future<Output = Result<Option<Versioned<Account>>, StoreError>> + Send;
+    fn find_by_id(&self, id: UserId) -> impl Future<Output = Result<Option<UserRecord>, StoreError>> + Send;
 
-    /// Reads an account by exact username.
+    /// Reads a user by the exact name they log in with (the crate normalizes what a
+    /// person typed before asking; see [`crate::username`] for 0.1.0's names). An
+    /// application whose login is case-insensitive, or by email, looks up accordingly.
     ///
     /// # Errors
     /// A backend error.
-    fn find_by_username(
-        &self,
-        username: &str,
-    ) -> impl Future<Output = Result<Option<Versioned<Account>>, StoreError>> + Send;
+    fn find_by_login(&self, login: &str) -> impl Future<Output = Result<Option<UserRecord>, StoreError>> + Send;
 
-    /// Replaces the account whose id is `account.id`, if its stored version is
-    /// `expected`. The username does not change through a swap.
+    /// Writes the first credential document of user `id` at version 1.
+    /// [`Swap::Conflict`] when the user has a document already or does not exist.
+    ///
+    /// # Errors
+    /// A backend error (then nothing was written).
+    fn insert_document(&self, id: UserId, document: &Document)
+    -> impl Future<Output = Result<Swap, StoreError>> + Send;
+
+    /// Replaces user `id`'s document, if its stored version is `expected`.
     ///
     /// # Errors
     /// A backend error (then nothing was written).
     fn compare_and_swap(
         &self,
+        id: UserId,
         expected: u64,
-        account: &Account,
+        document: &Document,
     ) -> impl Future<Output = Result<Swap, StoreError>> + Send;
+
+    /// Creates a user with its first document (at version 1), for stores that keep
+    /// the users themselves (the shipped stores) and so back
+    /// [`Engine::create_account`](crate::Engine::create_account). A store over the
+    /// application's own users table leaves the default, which answers
+    /// [`StoreError::Unsupported`]: the application creates its users, then gives the
+    /// crate their password ([`Engine::change_password`](crate::Engine::change_password)
+    /// or [`Engine::import_password_hash`](crate::Engine::import_password_hash)).
+    ///
+    /// # Errors
+    /// [`StoreError::Duplicate`] if the id or login is taken; a backend error.
+    fn create_user(&self, user: &UserRecord) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let _ = user;
+        std::future::ready(Err(StoreError::Unsupported("this store does not create users")))
+    }
 }
 
 impl<S: UserStore + ?Sized> UserStore for std::sync::Arc<S> {
-    fn insert(&self, account: &Account) -> impl Future<Output = Result<(), StoreError>> + Send {
-        (**self).insert(account)
-    }
-
-    fn find_by_id(&self, id: AccountId) -> impl Future<Output = Result<Option<Versioned<Account>>, StoreError>> + Send {
+    fn find_by_id(&self, id: UserId) -> impl Future<Output = Result<Option<UserRecord>, StoreError>> + Send {
         (**self).find_by_id(id)
     }
 
-    fn find_by_username(
+    fn find_by_login(&self, login: &str) -> impl Future<Output = Result<Option<UserRecord>, StoreError>> + Send {
+        (**self).find_by_login(login)
+    }
+
+    fn insert_document(
         &self,
-        username: &str,
-    ) -> impl Future<Output = Result<Option<Versioned<Account>>, StoreError>> + Send {
-        (**self).find_by_username(username)
+        id: UserId,
+        document: &Document,
+    ) -> impl Future<Output = Result<Swap, StoreError>> + Send {
+        (**self).insert_document(id, document)
     }
 
     fn compare_and_swap(
         &self,
+        id: UserId,
         expected: u64,
-        account: &Account,
+        document: &Document,
     ) -> impl Future<Output = Result<Swap, StoreError>> + Send {
-        (**self).compare_and_swap(expected, account)
+        (**self).compare_and_swap(id, expected, document)
+    }
+
+    fn create_user(&self, user: &UserRecord) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).create_user(user)
     }
 }

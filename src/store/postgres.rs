@@ -4,12 +4,12 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
-use crate::account::{Account, AccountId, Versioned};
+use crate::UserId;
 use crate::clock::{Clock, SystemClock};
 use crate::error::StoreError;
-use crate::store::sql::rows::to_sql;
+use crate::store::sql::legacy::to_sql;
 use crate::store::sql::{Key, POSTGRES_MIGRATIONS, store_error};
-use crate::store::{Swap, UserStore};
+use crate::store::{Document, Swap, UserRecord, UserStore};
 
 mod ops {
     crate::store::sql::ops::sql_ops!(sqlx::Postgres);
@@ -22,12 +22,15 @@ const MAX_CONNECTIONS: u32 = 16;
 /// How long a call waits for a pooled connection.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Accounts in PostgreSQL (see the README for the tables), on sqlx.
+/// Users and their credential documents in PostgreSQL, on sqlx: one table,
+/// `twofactor_users` (id, login, email, role, version, document), for applications
+/// without a users table of their own (see the README for the columns). A database
+/// written by 0.1.0 is migrated when it is opened, in one transaction.
 ///
-/// Every write is one transaction whose `UPDATE … WHERE id = $1 AND version = $2`
+/// Every write is one statement; a swap's `UPDATE … WHERE id = $1 AND version = $2`
 /// takes the row lock: of N concurrent swaps from one version, on any number of app
-/// servers, exactly one succeeds and the others see a conflict. A record is read with
-/// one statement, so from one snapshot.
+/// servers, exactly one succeeds and the others see a conflict. A user is read with
+/// one statement.
 /// Clones share the pool.
 ///
 /// ```no_run
@@ -77,7 +80,7 @@ impl PostgresStore {
             ops::migrate(&mut tx, POSTGRES_MIGRATIONS, now).await
         }
         .await;
-        ops::finish(tx, migrated, |_| true).await?;
+        ops::finish(tx, migrated).await?;
         Ok(PostgresStore { pool })
     }
 
@@ -86,36 +89,39 @@ impl PostgresStore {
         &self.pool
     }
 
-    async fn find(&self, key: Key<'_>) -> Result<Option<Versioned<Account>>, StoreError> {
+    async fn find(&self, key: Key<'_>) -> Result<Option<UserRecord>, StoreError> {
         let mut conn = self.pool.acquire().await.map_err(store_error)?;
         ops::find(&mut conn, key).await
+    }
+
+    async fn swap(&self, id: UserId, expected: u64, document: &Document) -> Result<Swap, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(store_error)?;
+        ops::swap(&mut conn, id, expected, document).await
     }
 }
 
 impl UserStore for PostgresStore {
-    async fn insert(&self, account: &Account) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(store_error)?;
-        let inserted = ops::insert(&mut tx, account).await;
-        ops::finish(tx, inserted, |_| true).await
-    }
-
-    async fn find_by_id(&self, id: AccountId) -> Result<Option<Versioned<Account>>, StoreError> {
+    async fn find_by_id(&self, id: UserId) -> Result<Option<UserRecord>, StoreError> {
         self.find(Key::Id(id)).await
     }
 
-    async fn find_by_username(&self, username: &str) -> Result<Option<Versioned<Account>>, StoreError> {
-        self.find(Key::Username(username)).await
+    async fn find_by_login(&self, login: &str) -> Result<Option<UserRecord>, StoreError> {
+        self.find(Key::Login(login)).await
     }
 
-    async fn compare_and_swap(&self, expected: u64, account: &Account) -> Result<Swap, StoreError> {
-        let mut conn = self.pool.acquire().await.map_err(store_error)?;
-        // Versions only grow: a stale expectation is a conflict without a transaction
-        // or a row lock. The write below is guarded by the version anyway.
-        if ops::current_version(&mut conn, to_sql(account.id.0)).await? != Some(expected) {
+    async fn insert_document(&self, id: UserId, document: &Document) -> Result<Swap, StoreError> {
+        self.swap(id, 0, document).await
+    }
+
+    async fn compare_and_swap(&self, id: UserId, expected: u64, document: &Document) -> Result<Swap, StoreError> {
+        if expected == 0 {
             return Ok(Swap::Conflict);
         }
-        let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(store_error)?;
-        let swapped = ops::swap(&mut tx, expected, account).await;
-        ops::finish(tx, swapped, |swap| matches!(swap, Swap::Swapped { .. })).await
+        self.swap(id, expected, document).await
+    }
+
+    async fn create_user(&self, user: &UserRecord) -> Result<(), StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(store_error)?;
+        ops::create(&mut conn, &user.clone().at_first_version()).await
     }
 }

@@ -1,4 +1,5 @@
-//! [`SqliteStore`]: accounts in a SQLite file, the embedded default.
+//! [`SqliteStore`]: users and their credential documents in a SQLite file, the
+//! embedded default.
 
 use std::path::Path;
 use std::str::FromStr;
@@ -7,12 +8,12 @@ use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
-use crate::account::{Account, AccountId, Versioned};
+use crate::UserId;
 use crate::clock::{Clock, SystemClock};
 use crate::error::StoreError;
-use crate::store::sql::rows::to_sql;
+use crate::store::sql::legacy::to_sql;
 use crate::store::sql::{Key, SQLITE_MIGRATIONS, store_error};
-use crate::store::{Swap, UserStore};
+use crate::store::{Document, Swap, UserRecord, UserStore};
 
 mod ops {
     crate::store::sql::ops::sql_ops!(sqlx::Sqlite);
@@ -27,14 +28,17 @@ const MAX_CONNECTIONS: u32 = 8;
 /// when a read lock would have to be upgraded.
 const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 
-/// Accounts in a SQLite database (see the README for the tables), on sqlx.
+/// Users and their credential documents in a SQLite database, on sqlx: one table,
+/// `twofactor_users` (id, login, email, role, version, document), for applications
+/// without a users table of their own (see the README for the columns). A database
+/// written by 0.1.0 is migrated when it is opened, in one transaction.
 ///
 /// The database runs in WAL mode with `synchronous = FULL` (a committed swap survives
 /// a power loss), a 5 s busy timeout and foreign keys on. Every write is one
-/// `BEGIN IMMEDIATE` transaction with a version-guarded `UPDATE`, so several
-/// processes can share one file: their writers take turns, and of N concurrent swaps
-/// from one version exactly one succeeds. A record is read with one statement, so from
-/// one snapshot. Clones share the pool.
+/// statement, a version-guarded `UPDATE` or an `INSERT`, so several processes can
+/// share one file: their writers take turns, and of N concurrent swaps from one
+/// version exactly one succeeds. A user is read with one statement. Clones share the
+/// pool.
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), twofactor::StoreError> {
@@ -126,12 +130,18 @@ impl SqliteStore {
         let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(store_error)?;
         let now = to_sql(SystemClock.now().0);
         let migrated = ops::migrate(&mut tx, SQLITE_MIGRATIONS, now).await;
-        ops::finish(tx, migrated, |_| true).await
+        ops::finish(tx, migrated).await
     }
 
-    async fn find(&self, key: Key<'_>) -> Result<Option<Versioned<Account>>, StoreError> {
+    async fn find(&self, key: Key<'_>) -> Result<Option<UserRecord>, StoreError> {
         let mut conn = self.pool.acquire().await.map_err(store_error)?;
         ops::find(&mut conn, key).await
+    }
+
+    async fn swap(&self, id: UserId, expected: u64, document: &Document) -> Result<Swap, StoreError> {
+        let _writer = self.writer.lock().await;
+        let mut conn = self.pool.acquire().await.map_err(store_error)?;
+        ops::swap(&mut conn, id, expected, document).await
     }
 }
 
@@ -163,31 +173,28 @@ fn is_busy(err: &sqlx::Error) -> bool {
 }
 
 impl UserStore for SqliteStore {
-    async fn insert(&self, account: &Account) -> Result<(), StoreError> {
-        let _writer = self.writer.lock().await;
-        let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(store_error)?;
-        let inserted = ops::insert(&mut tx, account).await;
-        ops::finish(tx, inserted, |_| true).await
-    }
-
-    async fn find_by_id(&self, id: AccountId) -> Result<Option<Versioned<Account>>, StoreError> {
+    async fn find_by_id(&self, id: UserId) -> Result<Option<UserRecord>, StoreError> {
         self.find(Key::Id(id)).await
     }
 
-    async fn find_by_username(&self, username: &str) -> Result<Option<Versioned<Account>>, StoreError> {
-        self.find(Key::Username(username)).await
+    async fn find_by_login(&self, login: &str) -> Result<Option<UserRecord>, StoreError> {
+        self.find(Key::Login(login)).await
     }
 
-    async fn compare_and_swap(&self, expected: u64, account: &Account) -> Result<Swap, StoreError> {
-        let _writer = self.writer.lock().await;
-        // Versions only grow: a stale expectation is a conflict without taking the
-        // database's write lock. The write below is guarded by the version anyway.
-        let mut conn = self.pool.acquire().await.map_err(store_error)?;
-        if ops::current_version(&mut conn, to_sql(account.id.0)).await? != Some(expected) {
+    async fn insert_document(&self, id: UserId, document: &Document) -> Result<Swap, StoreError> {
+        self.swap(id, 0, document).await
+    }
+
+    async fn compare_and_swap(&self, id: UserId, expected: u64, document: &Document) -> Result<Swap, StoreError> {
+        if expected == 0 {
             return Ok(Swap::Conflict);
         }
-        let mut tx = sqlx::Connection::begin_with(&mut *conn, BEGIN_WRITE).await.map_err(store_error)?;
-        let swapped = ops::swap(&mut tx, expected, account).await;
-        ops::finish(tx, swapped, |swap| matches!(swap, Swap::Swapped { .. })).await
+        self.swap(id, expected, document).await
+    }
+
+    async fn create_user(&self, user: &UserRecord) -> Result<(), StoreError> {
+        let _writer = self.writer.lock().await;
+        let mut conn = self.pool.acquire().await.map_err(store_error)?;
+        ops::create(&mut conn, &user.clone().at_first_version()).await
     }
 }

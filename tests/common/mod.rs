@@ -3,8 +3,8 @@
 #![allow(dead_code)]
 
 use twofactor::{
-    AccountId, ConfirmOutcome, Engine, KeyRing, LoginOutcome, ManualClock, MemoryMailer, MemorySink, MemoryStore,
-    NewAccount, Policy, PolicyBuilder, Role, SecondFactor, SecondFactorOutcome, Timestamp, TotpParams,
+    ConfirmOutcome, Engine, KeyRing, LoginOutcome, ManualClock, MemoryMailer, MemorySink, MemoryStore, NewAccount,
+    Policy, PolicyBuilder, Role, SecondFactor, SecondFactorOutcome, Timestamp, TotpParams, UserId,
 };
 
 pub const PASSWORD: &str = "correct horse battery staple";
@@ -47,14 +47,24 @@ pub fn email(name: &str) -> String {
 }
 
 impl Fixture {
-    pub async fn user(&self, name: &str, role: Role) -> AccountId {
+    pub async fn user(&self, name: &str, role: Role) -> UserId {
         let email = email(name);
         self.engine.create_account(NewAccount::new(name, &email, role, PASSWORD)).await.expect("create")
     }
 
-    /// Creates a user with confirmed 2FA; returns (id, base32 secret).
-    pub async fn enrolled(&self, name: &str) -> (AccountId, Vec<u8>) {
-        let id = self.user(name, Role::User).await;
+    /// Creates a user with confirmed 2FA; returns (id, secret).
+    pub async fn enrolled(&self, name: &str) -> (UserId, Vec<u8>) {
+        self.enrolled_as(name, Role::User).await
+    }
+
+    /// Creates a user with `role` and confirmed 2FA; returns (id, secret).
+    pub async fn enrolled_as(&self, name: &str, role: Role) -> (UserId, Vec<u8>) {
+        let id = self.user(name, role).await;
+        (id, self.enroll(id).await)
+    }
+
+    /// Starts and confirms 2FA for an existing user; returns the secret.
+    pub async fn enroll(&self, id: UserId) -> Vec<u8> {
         let started = self.engine.start_enrollment(id).await.expect("enroll");
         let secret = data_encoding::BASE32_NOPAD.decode(started.secret_base32.expose().as_bytes()).expect("b32");
         let code = self.code(&secret);
@@ -62,7 +72,7 @@ impl Fixture {
         assert!(matches!(outcome, ConfirmOutcome::Confirmed { .. }), "{outcome:?}");
         // Move past the confirming step so the next code is fresh.
         self.clock.advance(std::time::Duration::from_secs(30));
-        (id, secret)
+        secret
     }
 
     pub fn code(&self, secret: &[u8]) -> String {
@@ -95,16 +105,88 @@ pub fn is_authenticated(o: &SecondFactorOutcome) -> bool {
 
 pub mod hashwork;
 
-/// The stored record and its version.
-pub async fn stored(f: &Fixture, id: AccountId) -> twofactor::Versioned<twofactor::Account> {
-    twofactor::UserStore::find_by_id(&f.store, id).await.expect("store").expect("account")
+/// The stored credential document (parsed JSON; its format is described in
+/// `src/document/wire.rs`) and its version.
+pub async fn stored(f: &Fixture, id: UserId) -> (u64, serde_json::Value) {
+    let user = twofactor::UserStore::find_by_id(&f.store, id).await.expect("store").expect("account");
+    let stored = user.credentials.expect("a credential document");
+    (stored.version, serde_json::from_str(stored.document.as_json()).expect("the document is JSON"))
 }
 
-/// Replaces a stored record behind the engine's back (to set up a state or simulate
+/// Replaces a stored document behind the engine's back (to set up a state or simulate
 /// tampering), asserting that the write took.
-pub async fn overwrite(f: &Fixture, id: AccountId, change: impl FnOnce(&mut twofactor::Account)) {
-    let mut rec = stored(f, id).await;
-    change(&mut rec.record);
-    let swap = twofactor::UserStore::compare_and_swap(&f.store, rec.version, &rec.record).await.expect("store");
+pub async fn overwrite(f: &Fixture, id: UserId, change: impl FnOnce(&mut serde_json::Value)) {
+    let (version, mut doc) = stored(f, id).await;
+    change(&mut doc);
+    let doc = twofactor::Document::from_json(doc.to_string());
+    let swap = twofactor::UserStore::compare_and_swap(&f.store, id, version, &doc).await.expect("store");
     assert!(matches!(swap, twofactor::Swap::Swapped { .. }), "the overwrite lost a race: {swap:?}");
+}
+
+/// A number in the stored document at `pointer` (JSON pointer, e.g.
+/// `/throttle/failures`); 0 when absent (the document leaves out zeros).
+pub async fn stored_number(f: &Fixture, id: UserId, pointer: &str) -> u64 {
+    stored(f, id).await.1.pointer(pointer).map_or(0, |v| v.as_u64().expect("a number"))
+}
+
+/// A string in the stored document at `pointer` (JSON pointer, e.g. `/password`);
+/// `None` when absent.
+pub async fn stored_str(f: &Fixture, id: UserId, pointer: &str) -> Option<String> {
+    stored(f, id).await.1.pointer(pointer).map(|v| v.as_str().expect("a string").to_owned())
+}
+
+/// The user as the store holds it (identity and, if any, the credential document).
+pub async fn user_record(f: &Fixture, id: UserId) -> twofactor::UserRecord {
+    twofactor::UserStore::find_by_id(&f.store, id).await.expect("store").expect("user")
+}
+
+/// Stores a user under `login` exactly as given, as 0.1.0 could have (it neither
+/// normalized names nor refused invisible characters), with id `id` and a copy of the
+/// credential document of `template` (so the same password).
+pub async fn insert_raw_user(f: &Fixture, template: UserId, login: &str, id: UserId) {
+    let template = user_record(f, template).await;
+    let doc = template.credentials.expect("a credential document").document;
+    let user = twofactor::UserRecord::new(id, login, template.email, template.role).with_document(1, doc);
+    twofactor::UserStore::create_user(&f.store, &user).await.expect("created");
+}
+
+/// The parsed credential document of a user as a store returned it.
+pub fn document_of(user: &twofactor::UserRecord) -> serde_json::Value {
+    let stored = user.credentials.as_ref().expect("a credential document");
+    serde_json::from_str(stored.document.as_json()).expect("the document is JSON")
+}
+
+/// The hashes of the stored backup codes; the second factor must be enabled.
+pub fn backup_hashes(doc: &serde_json::Value) -> Vec<String> {
+    assert_eq!(doc.pointer("/second_factor/state").and_then(|s| s.as_str()), Some("enabled"), "{doc}");
+    doc.pointer("/second_factor/backup_codes")
+        .and_then(|c| c.as_array())
+        .map(|codes| codes.iter().map(|c| c["hash"].as_str().expect("a hash").to_owned()).collect())
+        .unwrap_or_default()
+}
+
+/// Whether a list in the document is empty (the document leaves empty lists out).
+pub fn no_entries(doc: &serde_json::Value, pointer: &str) -> bool {
+    doc.pointer(pointer).is_none_or(|v| v.as_array().expect("a list").is_empty())
+}
+
+/// The stored failure budget (`/throttle` in the document; absent fields are zero).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Throttle {
+    pub failures: u32,
+    pub until: Option<Timestamp>,
+    pub second_factor_failures: u32,
+    pub second_factor_locked: bool,
+}
+
+/// The stored failure budget of `id`.
+pub async fn throttle_of(f: &Fixture, id: UserId) -> Throttle {
+    let (_, doc) = stored(f, id).await;
+    let number = |field: &str| doc.pointer(&format!("/throttle/{field}")).map(|v| v.as_u64().expect("a number"));
+    Throttle {
+        failures: u32::try_from(number("failures").unwrap_or(0)).expect("a count"),
+        until: number("until").map(Timestamp),
+        second_factor_failures: u32::try_from(number("second_factor_failures").unwrap_or(0)).expect("a count"),
+        second_factor_locked: doc.pointer("/throttle/locked").is_some_and(|v| v.as_bool().expect("a bool")),
+    }
 }

@@ -1,16 +1,17 @@
-//! What the SQL stores share: the row mapping ([`rows`]), the schema migrations, the
-//! statements and the operations over one connection ([`sql_ops!`]), and the mapping
-//! of driver errors to [`StoreError`].
+//! What the SQL stores share: the schema migrations (and [`legacy`], which reads the
+//! schema-2 rows once to migrate them), the statements and the operations over one
+//! connection ([`sql_ops!`]), and the mapping of driver errors to [`StoreError`].
 //!
-//! The operations are written once and instantiated per driver by a macro, because
-//! the two backends differ only in how a transaction starts (SQLite's
-//! `BEGIN IMMEDIATE`, PostgreSQL's advisory lock for migrations); everything in a
-//! transaction is the same SQL (`$N` placeholders work on both).
+//! A user is one row of `twofactor_users`: id, login, email, role, and the credential
+//! document with its version. The operations are written once and instantiated per
+//! driver by a macro, because the two backends differ only in how a transaction
+//! starts (SQLite's `BEGIN IMMEDIATE`, PostgreSQL's advisory lock for migrations);
+//! the SQL is the same (`$N` placeholders work on both).
 
+pub(crate) mod legacy;
 pub(crate) mod ops;
-pub(crate) mod rows;
 
-use crate::account::AccountId;
+use crate::UserId;
 use crate::error::StoreError;
 
 /// A versioned schema migration, applied once in order and recorded in
@@ -28,6 +29,7 @@ pub(crate) struct Migration {
 pub(crate) const SQLITE_MIGRATIONS: &[Migration] = &[
     Migration { version: 1, sql: include_str!("migrations/sqlite/0001_accounts.sql") },
     Migration { version: 2, sql: include_str!("migrations/sqlite/0002_throttle_and_replay.sql") },
+    Migration { version: 3, sql: include_str!("migrations/sqlite/0003_credential_documents.sql") },
 ];
 
 /// PostgreSQL's migrations.
@@ -35,13 +37,14 @@ pub(crate) const SQLITE_MIGRATIONS: &[Migration] = &[
 pub(crate) const POSTGRES_MIGRATIONS: &[Migration] = &[
     Migration { version: 1, sql: include_str!("migrations/postgres/0001_accounts.sql") },
     Migration { version: 2, sql: include_str!("migrations/postgres/0002_throttle_and_replay.sql") },
+    Migration { version: 3, sql: include_str!("migrations/postgres/0003_credential_documents.sql") },
 ];
 
-/// How an account is looked up.
+/// How a user is looked up.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Key<'a> {
-    Id(AccountId),
-    Username(&'a str),
+    Id(UserId),
+    Login(&'a str),
 }
 
 /// Maps a driver error: a unique violation is [`StoreError::Duplicate`], a value that

@@ -1,13 +1,16 @@
-//! The account record as flat SQL rows, and back.
+//! Schema 2's account rows (0.1.0's layout and the two columns migration 2 added),
+//! read once by migration 3 and turned into credential documents. Nothing else reads
+//! or writes these rows any more.
 //!
 //! Every integer column is a signed 64-bit `BIGINT`. The record's `u64` values
 //! (ids, the security stamp, TOTP steps, timestamps) are stored by two's-complement
 //! bit cast (`u64 as i64`, read back with `i64 as u64`): values below 2^63 appear as
 //! themselves, larger ones as negative numbers, and every value round-trips exactly.
 
+use crate::UserId;
 use crate::account::{
-    Account, AccountId, BackupCodeHash, Enabled, Enrolling, PendingMark, RememberedLocation, ResetRecord, Role,
-    SealedSecret, Throttle, TwoFactor,
+    Account, BackupCodeHash, Enabled, Enrolling, PendingMark, RememberedLocation, ResetRecord, Role, SealedSecret,
+    Throttle, TwoFactor,
 };
 use crate::clock::Timestamp;
 use crate::error::StoreError;
@@ -21,10 +24,6 @@ pub(crate) fn to_sql(value: u64) -> i64 {
 /// A stored `BIGINT` back to the `u64` it holds (bit cast, lossless).
 pub(crate) fn from_sql(value: i64) -> u64 {
     value as u64
-}
-
-fn ts(t: Timestamp) -> i64 {
-    to_sql(t.0)
 }
 
 fn at(v: i64) -> Timestamp {
@@ -94,17 +93,6 @@ pub(crate) struct LocationRow {
 /// `failures` (`u32`, big-endian), `consumed` (0 or 1).
 pub(crate) const PENDING_MARK_LEN: usize = 16 + 8 + 4 + 1;
 
-fn pack_pending(marks: &[PendingMark]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(marks.len() * PENDING_MARK_LEN);
-    for m in marks {
-        out.extend_from_slice(&m.id);
-        out.extend_from_slice(&m.expires_at.0.to_be_bytes());
-        out.extend_from_slice(&m.failures.to_be_bytes());
-        out.push(u8::from(m.consumed));
-    }
-    out
-}
-
 fn unpack_pending(packed: &[u8]) -> Result<Vec<PendingMark>, StoreError> {
     let chunks = packed.chunks_exact(PENDING_MARK_LEN);
     if !chunks.remainder().is_empty() {
@@ -135,70 +123,6 @@ pub(crate) struct Rows {
     pub account: AccountRow,
     pub backup_codes: Vec<BackupCodeRow>,
     pub locations: Vec<LocationRow>,
-}
-
-/// Splits a record into rows.
-pub(crate) fn encode(a: &Account) -> Rows {
-    let (secret, params, last_step, started, enabled_at, codes): (_, _, _, _, _, &[BackupCodeHash]) =
-        match &a.two_factor {
-            TwoFactor::Disabled => (None, None, None, None, None, &[]),
-            TwoFactor::Enrolling(e) => (Some(&e.secret), Some(e.params), None, Some(e.started_at), None, &[]),
-            TwoFactor::Enabled(e) => (
-                Some(&e.secret),
-                Some(e.params),
-                Some(e.last_used_step),
-                None,
-                Some(e.enabled_at),
-                e.backup_codes.as_slice(),
-            ),
-        };
-    let reset = a.last_reset.as_ref();
-    Rows {
-        account: AccountRow {
-            id: to_sql(a.id.0),
-            username: a.username.clone(),
-            email: a.email.clone(),
-            role: a.role.as_str().to_owned(),
-            password_hash: a.password_hash.clone(),
-            security_stamp: to_sql(a.security_stamp),
-            created_at: ts(a.created_at),
-            tf_state: a.two_factor.name().to_owned(),
-            totp_secret: secret.map(|s| s.0.clone()),
-            totp_algorithm: params.map(|p| p.algorithm.as_str().to_owned()),
-            totp_digits: params.map(|p| i64::from(p.digits)),
-            totp_period: params.map(|p| i64::from(p.period)),
-            totp_last_used_step: last_step.map(to_sql),
-            tf_started_at: started.map(ts),
-            tf_enabled_at: enabled_at.map(ts),
-            throttle_failures: i64::from(a.throttle.failures),
-            throttle_until: a.throttle.until.map(ts),
-            second_factor_locked: a.throttle.second_factor_locked,
-            reset_by: reset.map(|r| to_sql(r.by.0)),
-            reset_by_username: reset.map(|r| r.by_username.clone()),
-            reset_by_role: reset.map(|r| r.by_role.as_str().to_owned()),
-            reset_identity_check: reset.map(|r| r.identity_check.clone()),
-            reset_at: reset.map(|r| ts(r.at)),
-            pending_marks: pack_pending(&a.pending),
-            second_factor_failures: i64::from(a.throttle.second_factor_failures),
-            retired_totp_step: to_sql(a.retired_totp_step),
-        },
-        backup_codes: codes
-            .iter()
-            .map(|c| BackupCodeRow { phc: c.phc.clone(), issued_at: ts(c.issued_at), expires_at: c.expires_at.map(ts) })
-            .collect(),
-        locations: a
-            .locations
-            .iter()
-            .map(|l| LocationRow {
-                id: l.id.to_vec(),
-                token_hash: l.token_hash.to_vec(),
-                label: l.label.clone(),
-                created_at: ts(l.created_at),
-                last_used_at: ts(l.last_used_at),
-                expires_at: ts(l.expires_at),
-            })
-            .collect(),
-    }
 }
 
 /// Rebuilds a record from rows; a value that no record can hold is
@@ -246,7 +170,7 @@ pub(crate) fn decode(rows: Rows) -> Result<Account, StoreError> {
     let last_reset = match (r.reset_by, r.reset_by_username, r.reset_by_role, r.reset_identity_check, r.reset_at) {
         (None, None, None, None, None) => None,
         (Some(by), Some(by_username), Some(by_role), Some(identity_check), Some(when)) => Some(ResetRecord {
-            by: AccountId(from_sql(by)),
+            by: UserId::from(from_sql(by)),
             by_username,
             by_role: role(&by_role, "reset_by_role")?,
             identity_check,
@@ -255,11 +179,11 @@ pub(crate) fn decode(rows: Rows) -> Result<Account, StoreError> {
         _ => return Err(corrupt("reset columns partly null")),
     };
     Ok(Account {
-        id: AccountId(from_sql(r.id)),
+        id: UserId::from(from_sql(r.id)),
         role: role(&r.role, "role")?,
         username: r.username,
         email: r.email,
-        password_hash: r.password_hash,
+        password_hash: Some(r.password_hash),
         security_stamp: from_sql(r.security_stamp),
         created_at: at(r.created_at),
         two_factor,

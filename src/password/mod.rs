@@ -1,4 +1,8 @@
-//! Argon2id hashing for passwords and backup codes, and the password rules.
+//! Argon2id hashing for passwords and backup codes, verifying stored hashes (the
+//! crate's own and those imported from other systems, see [`imported`]), and the
+//! password rules.
+
+mod imported;
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
@@ -6,6 +10,8 @@ use argon2::password_hash::phc::{Output, ParamsString, Salt};
 use argon2::{Algorithm, Argon2, Block, Params, PasswordHash, Version};
 use subtle::ConstantTimeEq;
 
+pub(crate) use self::imported::{HashFormat, ImportProblem, check_imported};
+use self::imported::{MAX_ARGON2_M_COST_KIB, MAX_ARGON2_T_COST, MAX_HASH_BYTES, MIN_HASH_BYTES};
 use crate::error::{Error, InputError};
 use crate::policy::{HashParams, PasswordPolicy};
 use crate::random;
@@ -14,7 +20,13 @@ use crate::random;
 /// larger inputs are refused before any hashing.
 pub(crate) const MAX_PASSWORD_BYTES: usize = 4096;
 
+/// The Argon2id hasher for new hashes. Parameters above the bounds that [`verify`]
+/// applies to stored hashes are refused here, so the crate never writes a hash it
+/// would not verify.
 fn argon2(params: &HashParams) -> Result<Argon2<'static>, Error> {
+    if params.m_cost > MAX_ARGON2_M_COST_KIB || params.t_cost > MAX_ARGON2_T_COST {
+        return Err(Error::Misuse("Argon2 parameters above the bounds stored hashes are verified within"));
+    }
     let params = Params::new(params.m_cost, params.t_cost, params.p_cost, None)
         .map_err(|_| Error::Misuse("invalid Argon2 parameters"))?;
     Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
@@ -210,44 +222,95 @@ fn wipe(blocks: Option<&mut [Block]>) {
     blocks.into_iter().flatten().for_each(zeroize::Zeroize::zeroize);
 }
 
-/// Whether `secret` matches the PHC string, compared in constant time. A corrupt PHC
-/// string is a fault, not a mismatch.
-pub(crate) fn verify(secret: &[u8], phc: &str) -> Result<bool, Error> {
-    let parsed = PasswordHash::new(phc).map_err(|_| Error::Corrupt("password hash"))?;
-    let params = Params::try_from(&parsed).map_err(|_| Error::Corrupt("password hash parameters"))?;
-    let (Some(salt), Some(expected)) = (&parsed.salt, &parsed.hash) else {
-        return Err(Error::Corrupt("password hash"));
-    };
-    let expected = expected.as_bytes();
-    let mut buffer = [0u8; 64];
-    let out = buffer.get_mut(..expected.len()).ok_or(Error::Corrupt("password hash length"))?;
-    // Verify with what the stored hash names (an imported argon2i or v=16 hash is not a
-    // wrong password); new hashes are always Argon2id v0x13.
-    let algorithm =
-        Algorithm::try_from(parsed.algorithm.as_str()).map_err(|_| Error::Corrupt("password hash algorithm"))?;
+/// Whether `secret` matches the stored hash, compared in constant time: an Argon2 PHC
+/// string, or a hash imported from another system (see [`imported`] for the formats). A
+/// corrupt hash, or one whose costs are above the import bounds, is a fault, not a
+/// mismatch, and is never computed.
+pub(crate) fn verify(secret: &[u8], stored: &str) -> Result<bool, Error> {
+    imported::verify(secret, stored)
+}
+
+/// An Argon2 PHC string, parsed and checked against the import bounds.
+struct Argon2Hash {
+    algorithm: Algorithm,
+    version: Version,
+    params: Params,
+    salt: Salt,
+    expected: Output,
+}
+
+impl Argon2Hash {
+    /// The format its algorithm names.
+    fn format(&self) -> HashFormat {
+        match self.algorithm {
+            Algorithm::Argon2d => HashFormat::Argon2d,
+            Algorithm::Argon2i => HashFormat::Argon2i,
+            Algorithm::Argon2id => HashFormat::Argon2id,
+        }
+    }
+
+    /// Its cost parameters.
+    fn cost(&self) -> HashParams {
+        let p = &self.params;
+        HashParams { m_cost: p.m_cost(), t_cost: p.t_cost(), p_cost: p.p_cost() }
+    }
+}
+
+/// Parses an Argon2 PHC string (`$argon2id$v=19$m=…,t=…,p=…$<salt>$<hash>`; `v=`
+/// optional, meaning 0x13) and checks its costs against [`MAX_ARGON2_M_COST_KIB`] and
+/// [`MAX_ARGON2_T_COST`] and its hash length.
+fn parse_argon2(phc: &str) -> Result<Argon2Hash, ImportProblem> {
+    let malformed = ImportProblem::Malformed;
+    let parsed = PasswordHash::new(phc).map_err(|_| malformed("Argon2 PHC string"))?;
+    let algorithm = Algorithm::try_from(parsed.algorithm.as_str()).map_err(|_| malformed("Argon2 algorithm"))?;
     let version = match parsed.version {
-        Some(v) => Version::try_from(v).map_err(|_| Error::Corrupt("password hash version"))?,
+        Some(v) => Version::try_from(v).map_err(|_| malformed("Argon2 version"))?,
         None => Version::V0x13,
     };
-    let hasher = Argon2::new(algorithm, version, params.clone());
+    let params = Params::try_from(&parsed).map_err(|_| malformed("Argon2 parameters"))?;
+    if params.m_cost() > MAX_ARGON2_M_COST_KIB {
+        return Err(ImportProblem::CostTooHigh("Argon2 memory"));
+    }
+    if params.t_cost() > MAX_ARGON2_T_COST {
+        return Err(ImportProblem::CostTooHigh("Argon2 passes"));
+    }
+    let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
+        return Err(malformed("Argon2 PHC string without salt or hash"));
+    };
+    if !(MIN_HASH_BYTES..=MAX_HASH_BYTES).contains(&expected.len()) {
+        return Err(malformed("password hash length out of range"));
+    }
+    Ok(Argon2Hash { algorithm, version, params, salt, expected })
+}
+
+/// Verifies an Argon2 hash in working memory from the pool. It is computed with what
+/// the stored hash names (an imported argon2i or v=16 hash is not a wrong password); new
+/// hashes are always Argon2id v0x13.
+fn verify_argon2(secret: &[u8], hash: &Argon2Hash) -> Result<bool, Error> {
+    let expected = hash.expected.as_bytes();
+    let mut buffer = [0u8; 64];
+    let out = buffer.get_mut(..expected.len()).ok_or(Error::Corrupt("password hash length"))?;
+    let hasher = Argon2::new(hash.algorithm, hash.version, hash.params.clone());
     MEMORY
-        .with_memory(params.block_count(), |memory| hasher.hash_password_into_with_memory(secret, salt, out, memory))
+        .with_memory(hash.params.block_count(), |memory| {
+            hasher.hash_password_into_with_memory(secret, &hash.salt, out, memory)
+        })
         .map_err(|_| Error::Corrupt("password hash parameters"))?;
     let matched = bool::from(out.ct_eq(expected));
     zeroize::Zeroize::zeroize(&mut buffer);
     Ok(matched)
 }
 
-/// The parameters a PHC string was made with.
-pub(crate) fn params_of(phc: &str) -> Option<HashParams> {
-    let parsed = PasswordHash::new(phc).ok()?;
-    let p = Params::try_from(&parsed).ok()?;
-    Some(HashParams { m_cost: p.m_cost(), t_cost: p.t_cost(), p_cost: p.p_cost() })
-}
-
-/// Whether a stored hash should be replaced at the next successful login.
-pub(crate) fn needs_rehash(phc: &str, policy: &HashParams) -> bool {
-    params_of(phc).is_none_or(|p| p.weaker_than(policy))
+/// Whether a stored hash should be replaced at the next successful login: every hash
+/// but an Argon2id v0x13 PHC string at least as strong as `policy` (an imported hash of
+/// any other format, including Django's wrapped Argon2, argon2i/argon2d and v=16).
+pub(crate) fn needs_rehash(stored: &str, policy: &HashParams) -> bool {
+    match parse_argon2(stored) {
+        Ok(hash) if hash.algorithm == Algorithm::Argon2id && hash.version == Version::V0x13 => {
+            hash.cost().weaker_than(policy)
+        }
+        _ => true,
+    }
 }
 
 /// Checks a new password against NIST SP 800-63B length rules (characters, not bytes;

@@ -1,0 +1,191 @@
+//! An application that already has users adds two-factor login: two columns on its
+//! own `users` table and one trait implementation. Run it with
+//! `cargo run --example own_users`.
+//!
+//! The application keeps its table, its integer ids, its login (by email, whatever the
+//! case) and its own password check. The crate reads the user from that table at every
+//! call and writes only its two columns: a version and an opaque JSON document. Here
+//! the application checks passwords itself (the second-factor-only mode); an
+//! application that wants the crate to check them gives it the stored hashes once
+//! (`Engine::import_password_hash`, which reads bcrypt, Django and scrypt hashes)
+//! and calls `begin_login` instead.
+//!
+//! `tests/own_users.rs` runs the store conformance kit on [`AppStore`].
+
+use std::error::Error;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqlitePool, SqliteRow};
+use sqlx::{Row, query};
+use twofactor::{
+    Clock, Document, Engine, KeyRing, LoginOutcome, ManualClock, MemoryMailer, Policy, Role, SecondFactor,
+    SecondFactorOutcome, StoreError, Swap, SystemClock, Timestamp, TotpParams, UserId, UserRecord, UserStore,
+};
+
+/// The application's own table, as it was before 2FA.
+const APP_SCHEMA: &str = "CREATE TABLE users (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    email         TEXT    NOT NULL UNIQUE COLLATE NOCASE,
+    display_name  TEXT    NOT NULL,
+    is_admin      BOOLEAN NOT NULL DEFAULT FALSE,
+    password_hash TEXT    NOT NULL
+)";
+
+/// What adding 2FA takes: two columns.
+const ADD_TWOFACTOR: &str = "ALTER TABLE users ADD COLUMN twofactor_version BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE users ADD COLUMN twofactor_document TEXT";
+
+/// The crate's view of the application's users.
+#[derive(Clone)]
+pub struct AppStore {
+    pool: SqlitePool,
+}
+
+impl AppStore {
+    /// Over the application's pool.
+    pub fn new(pool: SqlitePool) -> Self {
+        AppStore { pool }
+    }
+}
+
+macro_rules! select {
+    ($by:literal) => {
+        concat!("SELECT id, email, is_admin, twofactor_version, twofactor_document FROM users WHERE ", $by)
+    };
+}
+
+fn backend(e: sqlx::Error) -> StoreError {
+    StoreError::backend(e)
+}
+
+/// The application's integer id for a crate `UserId` (`None`: not one of ours).
+fn app_id(id: UserId) -> Option<i64> {
+    id.as_str().parse().ok()
+}
+
+fn user_of(row: &SqliteRow) -> Result<UserRecord, StoreError> {
+    let email: String = row.try_get("email").map_err(backend)?;
+    let role = if row.try_get("is_admin").map_err(backend)? { Role::Admin } else { Role::User };
+    let id = UserId::from(row.try_get::<i64, _>("id").map_err(backend)?);
+    let user = UserRecord::new(id, email.clone(), email, role);
+    let version: i64 = row.try_get("twofactor_version").map_err(backend)?;
+    Ok(match row.try_get::<Option<String>, _>("twofactor_document").map_err(backend)? {
+        Some(json) => user.with_document(version as u64, Document::from_json(json)),
+        None => user,
+    })
+}
+
+impl UserStore for AppStore {
+    async fn find_by_id(&self, id: UserId) -> Result<Option<UserRecord>, StoreError> {
+        let Some(id) = app_id(id) else { return Ok(None) };
+        let row = query(select!("id = ?")).bind(id).fetch_optional(&self.pool).await.map_err(backend)?;
+        row.as_ref().map(user_of).transpose()
+    }
+
+    async fn find_by_login(&self, login: &str) -> Result<Option<UserRecord>, StoreError> {
+        let row = query(select!("email = ?")).bind(login).fetch_optional(&self.pool).await.map_err(backend)?;
+        row.as_ref().map(user_of).transpose()
+    }
+
+    async fn insert_document(&self, id: UserId, document: &Document) -> Result<Swap, StoreError> {
+        self.swap(id, 0, document).await
+    }
+
+    async fn compare_and_swap(&self, id: UserId, expected: u64, document: &Document) -> Result<Swap, StoreError> {
+        if expected == 0 {
+            return Ok(Swap::Conflict); // version 0 means "no document": only an insert writes it
+        }
+        self.swap(id, expected, document).await
+    }
+}
+
+impl AppStore {
+    /// One guarded UPDATE: the write happens only if nobody wrote since `expected`.
+    async fn swap(&self, id: UserId, expected: u64, document: &Document) -> Result<Swap, StoreError> {
+        let (Some(id), Ok(expected_sql)) = (app_id(id), i64::try_from(expected)) else { return Ok(Swap::Conflict) };
+        let done = query(
+            "UPDATE users SET twofactor_document = ?, twofactor_version = twofactor_version + 1 \
+             WHERE id = ? AND twofactor_version = ?",
+        )
+        .bind(document.as_json())
+        .bind(id)
+        .bind(expected_sql)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(if done.rows_affected() == 1 { Swap::Swapped { version: expected + 1 } } else { Swap::Conflict })
+    }
+}
+
+/// An in-memory database holding the application's table, with the 2FA columns added.
+pub async fn app_database() -> Result<SqlitePool, sqlx::Error> {
+    let pool = sqlx::sqlite::SqlitePoolOptions::new().max_connections(1).connect("sqlite::memory:").await?;
+    sqlx::raw_sql(APP_SCHEMA).execute(&pool).await?;
+    sqlx::raw_sql(ADD_TWOFACTOR).execute(&pool).await?;
+    Ok(pool)
+}
+
+/// The application's own sign-up (its own password hashing; here a placeholder).
+pub async fn sign_up(pool: &SqlitePool, email: &str, name: &str, admin: bool) -> Result<UserId, sqlx::Error> {
+    let row =
+        query("INSERT INTO users (email, display_name, is_admin, password_hash) VALUES (?, ?, ?, ?) RETURNING id")
+            .bind(email)
+            .bind(name)
+            .bind(admin)
+            .bind("(the application's own hash)")
+            .fetch_one(pool)
+            .await?;
+    Ok(UserId::from(row.get::<i64, _>(0)))
+}
+
+/// The story: sign-up in the application, enrollment, a login with the code.
+#[tokio::main(flavor = "current_thread")]
+pub async fn main() -> Result<(), Box<dyn Error>> {
+    let pool = app_database().await?;
+    let alice = sign_up(&pool, "alice@example.test", "Alice", false).await?;
+    let mailer = MemoryMailer::new();
+    // A manual clock, so the demo need not wait 30 s for the next code.
+    let clock = ManualClock::new(SystemClock.now());
+    // Tests and demos only: a real application loads its key from a file or the
+    // environment (see examples/cli.rs), or every TOTP secret is lost on restart.
+    let keys = KeyRing::ephemeral()?;
+    let policy = Policy::builder().issuer("Acme").danger_fast_hashing().build()?; // demo speed only
+    let engine = Engine::builder(AppStore::new(pool.clone()), mailer.clone(), keys)
+        .clock(clock.clone())
+        .policy(policy)
+        .build()?;
+
+    // The application checked alice's password itself; she has no 2FA yet.
+    let outcome = engine.begin_second_factor(alice, None).await?;
+    println!(
+        "before enrollment: {}",
+        if matches!(outcome, LoginOutcome::Authenticated(_)) { "signed in" } else { "?" }
+    );
+
+    // She enrolls: the app shows the QR code, her phone answers with a code.
+    let started = engine.start_enrollment(alice).await?;
+    let secret = data_encoding::BASE32_NOPAD.decode(started.secret_base32.expose().as_bytes())?;
+    let phone = |at: Timestamp| twofactor::totp::generate(&secret, &TotpParams::default(), at.0);
+    engine.confirm_enrollment(alice, phone(clock.now()).expose()).await?;
+    let to = mailer.outbox().last().map(|m| m.message.recipient().email.clone()).unwrap_or_default();
+    println!("enrolled; backup code mailed to {to}");
+
+    // Next time: the password (the app's check), then the code (the crate's).
+    clock.advance(Duration::from_secs(30)); // a code is accepted once: the next one
+    let LoginOutcome::SecondFactorRequired(pending) = engine.begin_second_factor(alice, None).await? else {
+        return Err("expected the second step".into());
+    };
+    let done = engine.finish_login(pending.token(), SecondFactor::Totp(phone(clock.now()).expose()), None).await?;
+    println!(
+        "with the code: {}",
+        if matches!(done, SecondFactorOutcome::Authenticated(_)) { "signed in" } else { "refused" }
+    );
+
+    let (version, size): (i64, i64) =
+        sqlx::query_as("SELECT twofactor_version, length(twofactor_document) FROM users WHERE id = ?")
+            .bind(app_id(alice))
+            .fetch_one(&pool)
+            .await?;
+    println!("the crate's columns for alice: version {version}, document of {size} bytes");
+    Ok(())
+}
