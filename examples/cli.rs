@@ -11,6 +11,10 @@
 //! login NAME [--code CODE | --backup-code CODE] [--remember] [--device TOKEN]
 //!                                                          password: one line on stdin
 //! reset NAME --by ACTOR --verified-by TEXT
+//! keygen                                                   adds a fresh key to PATH.key, the newest
+//! keys                                                     each key and the documents it seals
+//! reseal                                                   moves every secret to the newest key
+//! retire-key ID                                            removes key ID once no document needs it
 //! help [COMMAND]                                           the help, or one command's
 //! ```
 //!
@@ -63,6 +67,30 @@
 //! logged in as alice (password)
 //! ```
 //!
+//! # Rotating the key
+//!
+//! With alice enrolled and bob not:
+//!
+//! ```text
+//! $ cli keygen                    # key 2 seals from now on; key 1 still opens
+//! added key 2
+//! $ cli keys
+//! key 2 (newest): 0 documents
+//! key 1: 1 document
+//! without a secret: 1
+//! $ cli retire-key 1
+//! refused: key 1 still seals 1 document: run reseal first
+//! $ cli reseal                    # safe while users log in; run it again if it stops
+//! resealed 1 of 2 documents
+//! $ cli retire-key 1
+//! retired key 1
+//! ```
+//!
+//! A login re-seals its user's secret under the newest key too, so `reseal` finds less
+//! to do the longer it waits. Retiring a key ends the logins that are waiting for their
+//! second factor (those users type their password again); remembered locations are not
+//! sealed and stay. No command ever prints a key.
+//!
 //! # What it keeps
 //!
 //! - `--db PATH` (default `./twofactor-cli.db`): the SQLite database, created with mode
@@ -70,11 +98,16 @@
 //!   exist. Several invocations at once on one file are safe: the store uses WAL mode
 //!   and a busy timeout, and every change is a compare-and-swap, so of several logins
 //!   racing one backup code exactly one wins.
-//! - `PATH.key` beside it (`./twofactor-cli.db.key`): the application key, 64 hex
-//!   digits, created with mode 0600 on first use. It seals the TOTP secrets in the
-//!   database and signs pending logins: without it the enrolled secrets cannot be
-//!   opened, so keep it with the database (and, in a real application, in a secrets
-//!   manager rather than a file).
+//! - `PATH.key` beside it (`./twofactor-cli.db.key`): the application's keys, read with
+//!   [`KeyRing::from_file`]. First use creates it with mode 0600 holding one key in
+//!   0.1.0's form (64 hex digits: key 1), which every version reads. `keygen` and
+//!   `retire-key` rewrite it in the text form, one `tfk1.<id>.<key>` line per key,
+//!   newest first (comments are not kept), atomically: a temporary file with mode
+//!   0600, flushed to disk, then renamed over it. They take turns on `PATH.key.lock`,
+//!   so two of them at once never lose a key. The keys seal the TOTP secrets in the
+//!   database and pending logins: without them the enrolled secrets cannot be opened,
+//!   so back the file up with the database and keep it out of any repository (a real
+//!   application keeps its keys in a secrets manager: see README, "Keys").
 //! - `--outbox DIR` (default `./outbox`): one RFC 5322 file per mail
 //!   ([`FileOutbox`]); the names sort in sending order.
 //!
@@ -88,13 +121,14 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use qrcode::QrCode;
 use qrcode::render::unicode::Dense1x2;
 use twofactor::mail::FileOutbox;
 use twofactor::{
-    AccountView, AppKey, AuthMethod, Authenticated, Clock, ConfirmOutcome, Delivery, Engine, KeyRing, LoginOutcome,
-    MailError, Mailer, ManualClock, NewAccount, Policy, ResetOutcome, Role, SecondFactor, SecondFactorOutcome,
-    SecretString, SystemClock, Timestamp, UserStore,
+    AccountView, AppKey, AuthMethod, Authenticated, Clock, ConfirmOutcome, Delivery, Engine, KeyError, KeyRing,
+    LoginOutcome, MailError, Mailer, ManualClock, NewAccount, Policy, ResetOutcome, Role, SecondFactor,
+    SecondFactorOutcome, SecretString, SystemClock, Timestamp, UserStore,
 };
 use zeroize::Zeroizing;
 
@@ -108,6 +142,10 @@ commands:
   login NAME [--code CODE | --backup-code CODE] [--remember] [--device TOKEN]
                                                            password: one line on stdin
   reset NAME --by ACTOR --verified-by TEXT
+  keygen                                                   adds a fresh key to PATH.key, the newest
+  keys                                                     each key and the documents it seals
+  reseal                                                   moves every secret to the newest key
+  retire-key ID                                            removes key ID once no document needs it
   help [COMMAND]                                           this text, or one command's
 
 options:
@@ -191,6 +229,52 @@ options:
   --verified-by TEXT   how ACTOR checked who NAME is (kept in the audit trail)"
         ),
     ),
+    (
+        "keygen",
+        command_help!(
+            "keygen",
+            "Adds a fresh random key to the key file PATH.key (creating it if missing) as the
+newest: it seals every TOTP secret and pending login from now on, and the older keys
+still open what they sealed. Prints `added key ID`, never the key. The file is
+rewritten in the text form, one tfk1.<id>.<key> line per key, newest first (a 0.1.0
+file of 64 hex digits is key 1), through a temporary file with mode 0600 renamed over
+it. Back it up: a lost key takes every secret sealed under it with it.
+
+Then `reseal` moves the existing secrets to the new key, and `retire-key` removes the
+old one."
+        ),
+    ),
+    (
+        "keys",
+        command_help!(
+            "keys",
+            "Lists the keys in PATH.key, newest first, with how many documents hold a TOTP
+secret sealed under each (a key with 0 documents can be retired), then how many
+documents hold no secret. A key that documents need but PATH.key lacks is listed
+as `not in the key file`: put it back, or those users cannot log in."
+        ),
+    ),
+    (
+        "reseal",
+        command_help!(
+            "reseal",
+            "Re-seals every TOTP secret that is not under the newest key, document by document
+(each by compare-and-swap: safe while users log in), then prints `resealed N of M
+documents`. On a terminal, stderr shows a progress bar. Running it again is
+harmless: documents already under the newest key are left alone."
+        ),
+    ),
+    (
+        "retire-key",
+        command_help!(
+            "retire-key ID",
+            "Removes key ID from PATH.key (rewritten as `keygen` does) once no document needs
+it; refused while documents still hold secrets sealed under it (run `reseal`
+first), and for the newest key. Logins waiting for their second factor that were
+sealed under it end: those users type their password again. Remembered locations
+are not affected."
+        ),
+    ),
     ("help", command_help!("help [COMMAND]", "Prints the help of COMMAND, or of the whole program without one.")),
 ];
 
@@ -269,6 +353,10 @@ enum Command {
     Confirm { name: String, code: String },
     Login { name: String, code: Option<Code>, remember: bool, device: Option<String> },
     Reset { name: String, by: String, verified_by: String },
+    Keygen,
+    Keys,
+    Reseal,
+    RetireKey { id: u32 },
 }
 
 enum Code {
@@ -382,7 +470,7 @@ impl Parsed {
     fn expect(&self, command: &str, operands: &[&str], options: &[&str]) -> Result<(), Fail> {
         self.check_options(command, options)?;
         if self.positional.len() != operands.len() + 1 {
-            return Err(Fail::usage(format!("expected: {command} {}", operands.join(" "))));
+            return Err(Fail::usage(format!("expected: {command} {}", operands.join(" ")).trim_end().to_owned()));
         }
         Ok(())
     }
@@ -476,6 +564,24 @@ fn parse(args: impl IntoIterator<Item = OsString>, now: Option<String>) -> Resul
             p.expect("reset", &["NAME"], &["--by", "--verified-by"])?;
             Command::Reset { name: arg(1), by: p.required("--by")?, verified_by: p.required("--verified-by")? }
         }
+        Some("keygen") => {
+            p.expect("keygen", &[], &[])?;
+            Command::Keygen
+        }
+        Some("keys") => {
+            p.expect("keys", &[], &[])?;
+            Command::Keys
+        }
+        Some("reseal") => {
+            p.expect("reseal", &[], &[])?;
+            Command::Reseal
+        }
+        Some("retire-key") => {
+            p.expect("retire-key", &["ID"], &[])?;
+            let id =
+                arg(1).parse().map_err(|_| Fail::usage("retire-key takes a key id (a number, as `keys` lists)"))?;
+            Command::RetireKey { id }
+        }
         Some(other) => return Err(Fail::usage(format!("unknown command {other} (try --help)"))),
     };
     Ok(Invocation { db, transport, clock, command })
@@ -511,10 +617,20 @@ async fn run(inv: Invocation) -> Result<(), Fail> {
     };
     // Check where the database goes before creating anything there.
     check_db_path(&inv.db)?;
-    let keys = KeyRing::new(vec![app_key(&key_path(&inv.db))?]).map_err(|e| Fail::refused(e.to_string()))?;
+    let key_file = key_path(&inv.db);
+    if let Command::Keygen = inv.command {
+        return keygen(&key_file);
+    }
+    // `retire-key` writes back the ring it read: it holds the lock from the read to the
+    // write, so a `keygen` meanwhile waits instead of being overwritten.
+    let _lock = match inv.command {
+        Command::RetireKey { .. } => Some(KeyFileLock::take(&key_file)?),
+        _ => None,
+    };
+    let keys = load_keys(&key_file)?;
     create_database(&inv.db)?;
     let store = open_store(&inv.db).await?;
-    let work = Work { clock: inv.clock, keys, command: inv.command, password };
+    let work = Work { clock: inv.clock, keys, key_file, command: inv.command, password };
     // The mailer: one arm per transport.
     match inv.transport {
         Transport::Outbox(dir) => execute(store, FileOutbox::new(dir).map_err(mail_fault)?, work).await,
@@ -536,16 +652,19 @@ fn mail_fault(err: MailError) -> Fail {
 struct Work {
     clock: Arc<dyn Clock>,
     keys: KeyRing,
+    /// Where `keys` came from, `PATH.key`.
+    key_file: PathBuf,
     command: Command,
     password: Option<Zeroizing<String>>,
 }
 
 async fn execute<S: UserStore, M: Mailer + 'static>(store: S, mailer: M, work: Work) -> Result<(), Fail> {
-    let Work { clock, keys, command, password } = work;
+    let Work { clock, keys, key_file, command, password } = work;
     let engine = Engine::builder(store, mailer, keys).clock(clock).policy(Policy::default()).build()?;
     let password = password.as_ref().map_or("", |p| p.as_str());
     match command {
-        Command::Help(_) => Ok(()),
+        // Answered before the engine is built.
+        Command::Help(_) | Command::Keygen => Ok(()),
         Command::AddUser { name, email, role } => {
             engine.create_account(NewAccount::new(&name, &email, role, password)).await?;
             say!("added {role} {name}");
@@ -595,7 +714,95 @@ async fn execute<S: UserStore, M: Mailer + 'static>(store: S, mailer: M, work: W
                 ))),
             }
         }
+        Command::Keys => list_keys(&engine).await,
+        Command::Reseal => reseal(&engine, &key_file).await,
+        Command::RetireKey { id } => retire_key(&engine, &key_file, id).await,
     }
+}
+
+/// `keys`: each key of the ring, newest first, with the documents that need it.
+async fn list_keys<S: UserStore, M: Mailer, C: Clock>(engine: &Engine<S, M, C>) -> Result<(), Fail> {
+    let usage = engine.key_usage().await?;
+    let ids = engine.keys().ids();
+    for (i, id) in ids.iter().enumerate() {
+        let newest = if i == 0 { " (newest)" } else { "" };
+        say!("key {id}{newest}: {}", documents(usage.by_key.get(id).copied().unwrap_or(0)));
+    }
+    let mut missing = 0;
+    for (id, n) in usage.by_key.iter().filter(|(id, _)| !ids.contains(id)) {
+        say!("key {id} (not in the key file): {}", documents(*n));
+        missing += n;
+    }
+    say!("without a secret: {}", usage.without_secret);
+    if missing > 0 {
+        eprintln!(
+            "note: {} need keys the key file lacks: put them back, or those users cannot log in",
+            documents(missing)
+        );
+    }
+    Ok(())
+}
+
+/// `reseal`: every secret under the newest key, with a progress bar on a terminal.
+async fn reseal<S: UserStore, M: Mailer, C: Clock>(engine: &Engine<S, M, C>, key_file: &Path) -> Result<(), Fail> {
+    let bar = if std::io::stderr().is_terminal() {
+        let total = engine.key_usage().await?.documents;
+        let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+        if let Ok(style) = ProgressStyle::with_template("re-sealing {bar:40} {pos}/{len} documents") {
+            bar.set_style(style);
+        }
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+    let result = engine.reseal(None, |progress| bar.set_position(progress.scanned)).await;
+    bar.finish_and_clear();
+    match result {
+        Ok(report) => {
+            say!("resealed {} of {}", report.resealed, documents(report.scanned));
+            Ok(())
+        }
+        Err(twofactor::Error::UnknownKey { key_id }) => Err(Fail::refused(format!(
+            "a TOTP secret is sealed under key {key_id}, which {} does not hold: put that key back \
+             (below the newest), then run reseal again",
+            key_file.display()
+        ))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `retire-key ID`: the ring without key `id`, written back once no document needs it.
+async fn retire_key<S: UserStore, M: Mailer, C: Clock>(
+    engine: &Engine<S, M, C>,
+    key_file: &Path,
+    id: u32,
+) -> Result<(), Fail> {
+    let ids = engine.keys().ids();
+    if ids.first() == Some(&id) {
+        return Err(Fail::refused(format!(
+            "key {id} is the newest: it seals new secrets and cannot be retired (add a newer one with keygen first)"
+        )));
+    }
+    if !ids.contains(&id) {
+        let held: Vec<String> = ids.iter().map(u32::to_string).collect();
+        return Err(Fail::refused(format!("no key {id} in {} (it holds {})", key_file.display(), held.join(", "))));
+    }
+    match engine.retire_key(id).await {
+        Ok(ring) => {
+            write_key_file(key_file, &ring)?;
+            say!("retired key {id}");
+            Ok(())
+        }
+        Err(twofactor::Error::KeyInUse { key_id, documents: n }) => {
+            Err(Fail::refused(format!("key {key_id} still seals {}: run reseal first", documents(n))))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// "1 document", "2 documents".
+fn documents(n: u64) -> String {
+    if n == 1 { "1 document".to_owned() } else { format!("{n} documents") }
 }
 
 /// The CLI's answer to a mistyped login input, unchanged since 0.1.0 ("refused:
@@ -786,26 +993,104 @@ fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Reads the application key, creating it (mode 0600) on first use. Creation is
-/// race-free: the key is written to a temporary file and hard-linked into place, which
-/// fails if another invocation got there first, and then its key is read.
-fn app_key(path: &Path) -> Result<AppKey, Fail> {
-    let fail = |e: std::io::Error| Fail::refused(format!("application key {}: {e}", path.display()));
+/// Reads the application's keys ([`KeyRing::from_file`]: 0.1.0's 64 hex digits or
+/// `tfk1.` lines), creating the file on first use as 0.1.0 did: one key, 64 hex digits,
+/// mode 0600.
+fn load_keys(path: &Path) -> Result<KeyRing, Fail> {
     if !path.exists() {
         let mut material = Zeroizing::new([0u8; 32]);
         getrandom::fill(material.as_mut()).map_err(|e| Fail::refused(format!("no randomness: {e}")))?;
         let hex = Zeroizing::new(data_encoding::HEXLOWER.encode(material.as_ref()));
-        let temp = with_suffix(path, &format!(".{}.tmp", std::process::id()));
-        let _remove = RemoveOnDrop(&temp);
-        write_private(&temp, hex.as_bytes()).map_err(fail)?;
-        match std::fs::hard_link(&temp, path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(fail(e)),
-        }
+        create_key_file(path, hex.as_bytes())?;
     }
-    let hex = Zeroizing::new(std::fs::read_to_string(path).map_err(fail)?);
-    AppKey::from_hex(1, &hex).map_err(|e| Fail::refused(format!("application key {}: {e}", path.display())))
+    KeyRing::from_file(path).map_err(|e| key_fault(path, e))
+}
+
+/// A key file that cannot be used, named by its path; never its content.
+fn key_fault(path: &Path, err: KeyError) -> Fail {
+    match err {
+        KeyError::Read { source, .. } => Fail::refused(format!("application key {}: {source}", path.display())),
+        other => Fail::refused(format!("application key {}: {other}", path.display())),
+    }
+}
+
+fn key_file_fault(path: &Path, err: std::io::Error) -> Fail {
+    Fail::refused(format!("application key {}: {err}", path.display()))
+}
+
+/// Creates the key file holding `contents`, unless it exists (then `false`). Race-free:
+/// the key is written to a temporary file (mode 0600) and hard-linked into place,
+/// which fails if another invocation got there first; its key is then the one used.
+fn create_key_file(path: &Path, contents: &[u8]) -> Result<bool, Fail> {
+    let temp = with_suffix(path, &format!(".{}.tmp", std::process::id()));
+    let _remove = RemoveOnDrop(&temp);
+    write_private(&temp, contents).map_err(|e| key_file_fault(path, e))?;
+    match std::fs::hard_link(&temp, path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(key_file_fault(path, e)),
+    }
+}
+
+/// Replaces the key file with `ring`, one `tfk1.` line per key, newest first:
+/// atomically (a temporary file with mode 0600, flushed to disk, renamed over it, and
+/// the rename flushed too), so a reader sees the old ring or the new one, never part.
+fn write_key_file(path: &Path, ring: &KeyRing) -> Result<(), Fail> {
+    let temp = with_suffix(path, &format!(".{}.tmp", std::process::id()));
+    let _remove = RemoveOnDrop(&temp);
+    write_private(&temp, ring.to_text().as_bytes()).map_err(|e| key_file_fault(path, e))?;
+    std::fs::rename(&temp, path).map_err(|e| key_file_fault(path, e))?;
+    sync_folder(path).map_err(|e| key_file_fault(path, e))
+}
+
+/// Flushes the folder holding `path`, so a rename in it survives a power loss.
+fn sync_folder(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        let folder = path.parent().filter(|f| !f.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        std::fs::File::open(folder)?.sync_all()?;
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
+/// `keygen`: a fresh key as the newest, written to the key file (created if missing).
+fn keygen(path: &Path) -> Result<(), Fail> {
+    let _lock = KeyFileLock::take(path)?;
+    if !path.exists() {
+        let ring = KeyRing::new(vec![AppKey::generate(1)?]).map_err(twofactor::Error::from)?;
+        if create_key_file(path, ring.to_text().as_bytes())? {
+            say!("added key {}", ring.current().id());
+            return Ok(());
+        }
+        // Another invocation created it meanwhile (on first use): add to that.
+    }
+    let ring = KeyRing::from_file(path).map_err(|e| key_fault(path, e))?.with_new_key()?;
+    write_key_file(path, &ring)?;
+    say!("added key {}", ring.current().id());
+    Ok(())
+}
+
+/// `PATH.key.lock`, locked while held: `keygen` and `retire-key` hold it from reading
+/// the key file to writing it back, so neither overwrites a key the other just wrote.
+/// (Other commands only read the file, which a rename replaces whole.)
+struct KeyFileLock {
+    _file: std::fs::File,
+}
+
+impl KeyFileLock {
+    fn take(key_file: &Path) -> Result<KeyFileLock, Fail> {
+        let path = with_suffix(key_file, ".lock");
+        let fail = |e: std::io::Error| Fail::refused(format!("key file lock {}: {e}", path.display()));
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let file = options.open(&path).map_err(fail)?;
+        file.lock().map_err(fail)?;
+        Ok(KeyFileLock { _file: file })
+    }
 }
 
 fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {

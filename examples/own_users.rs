@@ -18,7 +18,7 @@ use std::time::Duration;
 use sqlx::sqlite::{SqlitePool, SqliteRow};
 use sqlx::{Row, query};
 use twofactor::{
-    Clock, Document, Engine, KeyRing, LoginOutcome, ManualClock, MemoryMailer, Policy, Role, SecondFactor,
+    Clock, Document, Engine, KeyRing, LoginOutcome, ManualClock, MemoryMailer, Policy, Role, ScanPage, SecondFactor,
     SecondFactorOutcome, StoreError, Swap, SystemClock, Timestamp, TotpParams, UserId, UserRecord, UserStore,
 };
 
@@ -96,6 +96,26 @@ impl UserStore for AppStore {
             return Ok(Swap::Conflict); // version 0 means "no document": only an insert writes it
         }
         self.swap(id, expected, document).await
+    }
+
+    /// The users with a document, in id order, for the key operations
+    /// (`Engine::key_usage`, `Engine::reseal`). The cursor is the page's last id.
+    async fn scan(&self, after: Option<&str>, limit: usize) -> Result<ScanPage, StoreError> {
+        let limit = limit.max(1);
+        let after = match after {
+            Some(cursor) => cursor.parse().map_err(|_| StoreError::Corrupt(format!("scan cursor {cursor:?}")))?,
+            None => i64::MIN,
+        };
+        let rows = query(select!("twofactor_document IS NOT NULL AND id > ? ORDER BY id LIMIT ?"))
+            .bind(after)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        let users = rows.iter().map(user_of).collect::<Result<Vec<_>, _>>()?;
+        // A full page may have more after it; a short one ends the walk.
+        let next = if users.len() >= limit { users.last().map(|u| u.id.to_string()) } else { None };
+        Ok(ScanPage::new(users, next))
     }
 }
 

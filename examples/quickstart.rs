@@ -12,7 +12,10 @@
 //! removed on the way out, however the program ends (`quickstart | head` included: it
 //! stops quietly when the reader goes away). Time is a manual clock so the story runs
 //! instantly; everything else is what an application uses: real Argon2id at OWASP
-//! strength, sealed secrets, the mail outbox.
+//! strength, sealed secrets, the mail outbox. The one exception is the key ring: a
+//! throwaway one ([`KeyRing::ephemeral`], for tests and demos only) that dies with the
+//! run, which is fine only because the database dies with it. An application loads its
+//! keys from its secrets manager, the environment or a file (README, "Keys").
 
 use std::error::Error;
 use std::io::{self, Write};
@@ -96,12 +99,20 @@ async fn story(dir: &std::path::Path, out: &mut impl Write) -> Result<(), Box<dy
     let db = dir.join("twofactor-demo.db");
     let store = SqliteStore::open(&db).await?;
     writeln!(out, "accounts are stored in {}", db.display())?;
+    // Tests and demos only: this ring lives as long as the process. It is fine here
+    // because this throwaway demo deletes its database on exit; an application using
+    // it would lose every TOTP secret at its next restart. An application loads its
+    // keys, e.g. `KeyRing::from_env("TWOFACTOR_KEYS")?`, after generating them once with
+    // `cargo run --example cli -- keygen` or `AppKey::generate(1)?.to_text()`.
+    let keys = KeyRing::ephemeral()?;
+    writeln!(out, "TOTP secrets are sealed under a throwaway key (KeyRing::ephemeral: demos and tests only),")?;
+    writeln!(out, "  fine here because this demo deletes its database on exit; an application loads")?;
+    writeln!(out, "  real keys, e.g. KeyRing::from_env(\"TWOFACTOR_KEYS\") (README, \"Keys\")")?;
     // The product name is set once, in the policy; the mail templates take it from there.
     let policy = Policy::builder().issuer("Example Co").build()?;
     let mailer = MemoryMailer::with_renderer(DefaultRenderer::for_policy(&policy).with_support("support@example.test"));
     let clock = ManualClock::new(SystemClock.now());
-    let engine =
-        Engine::builder(store, mailer.clone(), KeyRing::ephemeral()?).clock(clock.clone()).policy(policy).build()?;
+    let engine = Engine::builder(store, mailer.clone(), keys).clock(clock.clone()).policy(policy).build()?;
 
     step(out, "1. Create alice (user) and bob (admin)")?;
     let password = "correct horse battery staple";

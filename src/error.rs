@@ -37,9 +37,27 @@ pub enum Error {
     /// written by this call and it may be retried.
     #[error("too much contention on the account record; nothing was changed")]
     Contention,
-    /// A sealed secret could not be opened with any configured key.
+    /// A sealed secret could not be opened: it was altered, or sealed for another
+    /// user.
     #[error("a sealed secret could not be opened with the configured keys")]
     Unseal,
+    /// A sealed secret names a key the [`KeyRing`](crate::KeyRing) does not hold: the
+    /// key was removed, or lost, or the application runs with the wrong key file.
+    /// Nothing was changed; put the key back (see README, "Keys").
+    #[error("a secret is sealed under key {key_id}, which the key ring does not hold")]
+    UnknownKey {
+        /// The missing key's id.
+        key_id: u32,
+    },
+    /// A key cannot be retired: documents still hold secrets sealed under it
+    /// (re-seal them first with [`Engine::reseal`](crate::Engine::reseal)).
+    #[error("key {key_id} still seals {documents} documents; re-seal them before retiring it")]
+    KeyInUse {
+        /// The key's id.
+        key_id: u32,
+        /// How many documents use it.
+        documents: u64,
+    },
     /// The operating system's random number generator failed.
     #[error("the system random number generator failed")]
     Random,

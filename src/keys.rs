@@ -4,7 +4,15 @@
 //!
 //! A [`KeyRing`] holds one or more [`AppKey`]s. The newest seals; all of them open, so
 //! keys rotate without a migration: a secret sealed under an older key is re-sealed
-//! under the newest the next time it is used.
+//! under the newest the next time it is used, or at once by
+//! [`Engine::reseal`](crate::Engine::reseal), after which the old key can be retired
+//! ([`Engine::retire_key`](crate::Engine::retire_key)).
+//!
+//! A key's text form is `tfk1.<id>.<key>`: the format, the key's id in decimal, and its
+//! 32 bytes in unpadded base64url (48 characters in all for id 1). A key file or
+//! variable holds one key per line, newest first; `#` starts a comment line. 0.1.0's key
+//! files (64 hex digits) still load, as key id 1. README's "Keys" section says how to
+//! generate, keep, back up, rotate and retire them.
 
 use std::fmt;
 
@@ -23,11 +31,26 @@ const SEAL_VERSION: u8 = 1;
 const NONCE_LEN: usize = 24;
 const HEADER_LEN: usize = 1 + 4 + NONCE_LEN;
 
+/// The text form's prefix.
+const KEY_PREFIX: &str = "tfk1.";
+
 /// A 256-bit application key with a numeric id (the id is stored with each sealed
-/// secret, so the right key is found on unseal).
+/// secret, so the right key is found on unseal). Neither `Debug` nor any error shows
+/// the key; its memory is wiped when it is dropped.
+///
+/// ```
+/// use twofactor::AppKey;
+/// let key = AppKey::generate(1)?;
+/// let text = key.to_text(); // keep it in a secrets manager, never in the repository
+/// assert!(text.starts_with("tfk1.1."));
+/// assert_eq!(AppKey::from_text(&text)?.id(), 1);
+/// assert_eq!(format!("{key:?}"), "AppKey { id: 1, .. }");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Zeroize, ZeroizeOnDrop)]
 pub struct AppKey {
     id: u32,
+    material: [u8; 32],
     seal: [u8; 32],
     token: [u8; 32],
 }
@@ -36,7 +59,12 @@ impl AppKey {
     /// A key from 32 bytes of key material (from a secrets manager, say). Separate
     /// sub-keys for sealing TOTP secrets and for sealing tokens are derived from it.
     pub fn from_bytes(id: u32, material: &[u8; 32]) -> AppKey {
-        AppKey { id, seal: derive(material, b"twofactor/seal/v1"), token: derive(material, b"twofactor/token/v1") }
+        AppKey {
+            id,
+            material: *material,
+            seal: derive(material, b"twofactor/seal/v1"),
+            token: derive(material, b"twofactor/token/v1"),
+        }
     }
 
     /// A key from 64 hex digits.
@@ -57,7 +85,33 @@ impl AppKey {
         Ok(AppKey::from_bytes(id, &material))
     }
 
-    /// A fresh random key (for tests and demos; production keys must persist).
+    /// A key from its text form, `tfk1.<id>.<base64url key>` (surrounding whitespace
+    /// ignored).
+    ///
+    /// # Errors
+    /// [`InputError`] when the text is not a key (the message never quotes it).
+    pub fn from_text(text: &str) -> Result<AppKey, InputError> {
+        let bad = || InputError::malformed("key", "must be tfk1.<id>.<43 base64url characters>");
+        let rest = text.trim().strip_prefix(KEY_PREFIX).ok_or_else(bad)?;
+        let (id, key) = rest.split_once('.').ok_or_else(bad)?;
+        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        let id: u32 = id.parse().map_err(|_| bad())?;
+        let decoded = Zeroizing::new(data_encoding::BASE64URL_NOPAD.decode(key.as_bytes()).map_err(|_| bad())?);
+        let material = Zeroizing::new(<[u8; 32]>::try_from(decoded.as_slice()).map_err(|_| bad())?);
+        Ok(AppKey::from_bytes(id, &material))
+    }
+
+    /// The key's text form, `tfk1.<id>.<base64url key>`: what a key file or variable
+    /// holds. Wiped when dropped.
+    pub fn to_text(&self) -> Zeroizing<String> {
+        Zeroizing::new(format!("{KEY_PREFIX}{}.{}", self.id, data_encoding::BASE64URL_NOPAD.encode(&self.material)))
+    }
+
+    /// A fresh random key from the operating system's generator. Write its
+    /// [`to_text`](Self::to_text) down before use: a key that is lost takes every
+    /// TOTP secret sealed under it with it.
     ///
     /// # Errors
     /// [`Error::Random`] if the OS generator fails.
@@ -120,7 +174,10 @@ impl KeyRing {
         Ok(KeyRing { newest, older: keys })
     }
 
-    /// A ring with one fresh random key (tests and demos).
+    /// A ring with one fresh random key that lives as long as the process: **for tests
+    /// and demos only**. An application that uses it loses every user's TOTP secret at
+    /// its next restart (their logins then fail with [`Error::UnknownKey`]); load real
+    /// keys with [`from_env`](Self::from_env) or [`from_file`](Self::from_file).
     ///
     /// # Errors
     /// [`Error::Random`] if the OS generator fails.
@@ -128,13 +185,125 @@ impl KeyRing {
         Ok(KeyRing { newest: AppKey::generate(1)?, older: Vec::new() })
     }
 
+    /// Keys from text: one per line, **newest first** (the first line seals), each in
+    /// the text form `tfk1.<id>.<key>` or, as 0.1.0's key files hold, 64 hex digits
+    /// (key id 1). Blank lines and lines starting with `#` are ignored.
+    ///
+    /// ```
+    /// use twofactor::{AppKey, KeyRing};
+    /// let text = format!("# rotated 2026-11\n{}\n{}\n", AppKey::generate(2)?.to_text().as_str(), AppKey::generate(1)?.to_text().as_str());
+    /// let ring = KeyRing::from_text(&text)?;
+    /// assert_eq!(ring.ids(), [2, 1]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`InputError`] for a line that is not a key (the message never quotes it), no
+    /// key at all, or two keys with one id.
+    pub fn from_text(text: &str) -> Result<KeyRing, InputError> {
+        let mut keys = Vec::new();
+        for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+            let key = if line.starts_with(KEY_PREFIX) { AppKey::from_text(line)? } else { AppKey::from_hex(1, line)? };
+            keys.push(key);
+        }
+        keys.reverse();
+        KeyRing::new(keys)
+    }
+
+    /// Keys from a file in [`from_text`](Self::from_text)'s format (a key file of the
+    /// 0.1.0 CLI included).
+    ///
+    /// # Errors
+    /// [`KeyError::Read`] when the file cannot be read, [`KeyError::Invalid`] when its
+    /// text is not a key ring.
+    pub fn from_file(path: impl AsRef<std::path::Path>) -> Result<KeyRing, KeyError> {
+        let path = path.as_ref();
+        let text = Zeroizing::new(
+            std::fs::read_to_string(path).map_err(|source| KeyError::Read { path: path.to_owned(), source })?,
+        );
+        KeyRing::from_text(&text).map_err(KeyError::Invalid)
+    }
+
+    /// Keys from an environment variable in [`from_text`](Self::from_text)'s format
+    /// (newlines, or spaces, between keys).
+    ///
+    /// # Errors
+    /// [`KeyError::MissingVar`] when the variable is unset or not Unicode,
+    /// [`KeyError::Invalid`] when its text is not a key ring.
+    pub fn from_env(var: &str) -> Result<KeyRing, KeyError> {
+        let text = Zeroizing::new(std::env::var(var).map_err(|_| KeyError::MissingVar { var: var.to_owned() })?);
+        // Keys may also stand between spaces on one line; a `#` comment line stays whole,
+        // so its words are not read as keys.
+        let lines = Zeroizing::new(
+            text.lines()
+                .map(str::trim)
+                .filter(|line| !line.starts_with('#'))
+                .flat_map(str::split_whitespace)
+                .collect::<Vec<_>>()
+                .join("\n"),
+        );
+        KeyRing::from_text(&lines).map_err(KeyError::Invalid)
+    }
+
+    /// The ring's text, newest first, one `tfk1.` line per key: what
+    /// [`from_text`](Self::from_text) reads back. Wiped when dropped.
+    pub fn to_text(&self) -> Zeroizing<String> {
+        let mut out = Zeroizing::new(String::new());
+        for key in self.all() {
+            out.push_str(&key.to_text());
+            out.push('\n');
+        }
+        out
+    }
+
+    /// The keys' ids, newest (the one that seals) first.
+    pub fn ids(&self) -> Vec<u32> {
+        self.all().map(AppKey::id).collect()
+    }
+
+    /// The same ring with a fresh random key, one id above the highest, as the newest:
+    /// from now on it seals, and the others only open. Write the new ring down
+    /// ([`to_text`](Self::to_text)) before using it.
+    ///
+    /// # Errors
+    /// [`Error::Random`] if the OS generator fails; [`Error::Misuse`] when the ids are
+    /// exhausted.
+    pub fn with_new_key(&self) -> Result<KeyRing, Error> {
+        let next = self
+            .all()
+            .map(AppKey::id)
+            .max()
+            .and_then(|m| m.checked_add(1))
+            .ok_or(Error::Misuse("key ids exhausted"))?;
+        let mut older: Vec<AppKey> = self.older.clone();
+        older.push(self.newest.clone());
+        Ok(KeyRing { newest: AppKey::generate(next)?, older })
+    }
+
+    /// The same ring without the key `id`, which must not be the newest. Prefer
+    /// [`Engine::retire_key`](crate::Engine::retire_key), which first checks that no
+    /// document still needs the key.
+    ///
+    /// # Errors
+    /// [`InputError`] when `id` is the newest key or not in the ring.
+    pub fn without(&self, id: u32) -> Result<KeyRing, InputError> {
+        if self.newest.id == id {
+            return Err(InputError::malformed("key", "the newest key seals and cannot be removed"));
+        }
+        if !self.older.iter().any(|k| k.id == id) {
+            return Err(InputError::malformed("key", "no key with that id in the ring"));
+        }
+        Ok(KeyRing { newest: self.newest.clone(), older: self.older.iter().filter(|k| k.id != id).cloned().collect() })
+    }
+
     /// The key that seals.
     pub fn current(&self) -> &AppKey {
         &self.newest
     }
 
+    /// The keys, newest first.
     fn all(&self) -> impl Iterator<Item = &AppKey> {
-        std::iter::once(&self.newest).chain(self.older.iter())
+        std::iter::once(&self.newest).chain(self.older.iter().rev())
     }
 
     fn by_id(&self, id: u32) -> Option<&AppKey> {
@@ -170,7 +339,7 @@ impl KeyRing {
         let (id_bytes, nonce_bytes) = rest.split_at_checked(4).ok_or(Error::Corrupt("sealed secret"))?;
         let id = u32::from_be_bytes(id_bytes.try_into().map_err(|_| Error::Corrupt("sealed secret"))?);
         let nonce_arr: [u8; NONCE_LEN] = nonce_bytes.try_into().map_err(|_| Error::Corrupt("sealed secret"))?;
-        let key = self.by_id(id).ok_or(Error::Unseal)?;
+        let key = self.by_id(id).ok_or(Error::UnknownKey { key_id: id })?;
         let cipher = XChaCha20Poly1305::new(&key.seal.into());
         let aad = aad(account);
         let plain =
@@ -206,6 +375,36 @@ impl KeyRing {
     }
 }
 
+/// The id of the key a secret was sealed under, read from its header (`None` for a
+/// blob too short to have one).
+pub(crate) fn sealed_key_id(sealed: &SealedSecret) -> Option<u32> {
+    let id = sealed.0.get(1..5)?;
+    Some(u32::from_be_bytes(id.try_into().ok()?))
+}
+
+/// Why a key ring could not be loaded. The messages never show key material.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyError {
+    /// The key file could not be read.
+    #[error("key file {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The environment variable is unset (or not Unicode).
+    #[error("environment variable {var} holds no keys (unset or not Unicode)")]
+    MissingVar {
+        /// The variable.
+        var: String,
+    },
+    /// The text is not a key ring.
+    #[error("not a key ring: {0}")]
+    Invalid(InputError),
+}
+
 /// The associated data binding a sealed secret to its user. An id that is a canonical
 /// decimal number (every id 0.1.0 made) is bound by its 8 bytes, as 0.1.0 did, so its
 /// sealed secrets still open; any other id by its text, under a prefix of the same
@@ -220,6 +419,97 @@ fn aad(account: UserId) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_text_form_round_trips_and_names_the_id() -> Result<(), Error> {
+        let key = AppKey::generate(7)?;
+        let text = key.to_text();
+        assert!(text.starts_with("tfk1.7."), "{}", text.as_str());
+        assert_eq!(text.len(), "tfk1.7.".len() + 43);
+        let back = AppKey::from_text(&format!("  {}\n", text.as_str()))?;
+        assert_eq!(back.id(), 7);
+        // The same key: it opens what the original sealed.
+        let sealed = KeyRing::new(vec![key])?.seal(UserId::from(1_u64), b"secret")?;
+        assert_eq!(KeyRing::new(vec![back])?.unseal(UserId::from(1_u64), &sealed)?.0.as_slice(), b"secret");
+        Ok(())
+    }
+
+    #[test]
+    fn malformed_key_texts_are_refused_without_echo() -> Result<(), Error> {
+        let good = AppKey::generate(1)?.to_text();
+        let body = good.strip_prefix("tfk1.1.").unwrap_or_default().to_owned();
+        let cases = [
+            String::new(),
+            "tfk1.".to_owned(),
+            format!("tfk2.1.{body}"),
+            format!("tfk1.x.{body}"),
+            format!("tfk1.-1.{body}"),
+            format!("tfk1.4294967296.{body}"),
+            format!("tfk1.1.{}", &body[..42]),
+            format!("tfk1.1.{body}A"),
+            format!("tfk1.1.{}", body.replace(|c: char| c.is_ascii_alphanumeric(), "+")),
+            format!("tfk1.1{body}"),
+        ];
+        for text in cases {
+            let err = AppKey::from_text(&text).map(|_| ()).unwrap_err().to_string();
+            assert!(body.is_empty() || !err.contains(&body[..10]), "{err}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn a_ring_reads_newest_first_with_comments_and_0_1_0_hex() -> Result<(), Error> {
+        let (k3, k2) = (AppKey::generate(3)?, AppKey::generate(2)?);
+        let text = format!("# keys\n\n{}\n  {}  \n{}\n", k3.to_text().as_str(), k2.to_text().as_str(), "ab".repeat(32));
+        let ring = KeyRing::from_text(&text)?;
+        assert_eq!(ring.ids(), [3, 2, 1]);
+        assert_eq!(ring.current().id(), 3);
+        assert_eq!(KeyRing::from_text(&ring.to_text())?.ids(), [3, 2, 1], "to_text reads back");
+        assert!(KeyRing::from_text("# nothing\n").is_err(), "no key");
+        let twice = format!("{}\n{}\n", k2.to_text().as_str(), k2.to_text().as_str());
+        assert!(KeyRing::from_text(&twice).is_err(), "one id twice");
+        assert!(KeyRing::from_text(&format!("{}\nnot a key\n", k2.to_text().as_str())).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn rings_grow_and_shrink_but_keep_their_newest_key() -> Result<(), Error> {
+        let ring = KeyRing::from_text(&AppKey::generate(4)?.to_text())?;
+        let grown = ring.with_new_key()?;
+        assert_eq!(grown.ids(), [5, 4]);
+        assert_eq!(grown.with_new_key()?.ids(), [6, 5, 4]);
+        assert!(grown.without(5).is_err(), "the newest key seals");
+        assert!(grown.without(9).is_err(), "not in the ring");
+        assert_eq!(grown.without(4)?.ids(), [5]);
+        Ok(())
+    }
+
+    #[test]
+    fn a_secret_under_a_missing_key_names_it() -> Result<(), Error> {
+        let old = KeyRing::new(vec![AppKey::generate(1)?])?;
+        let sealed = old.seal(UserId::from(3_u64), b"secret")?;
+        assert_eq!(sealed_key_id(&sealed), Some(1));
+        let other = KeyRing::new(vec![AppKey::generate(2)?])?;
+        assert!(matches!(other.unseal(UserId::from(3_u64), &sealed), Err(Error::UnknownKey { key_id: 1 })));
+        Ok(())
+    }
+
+    #[test]
+    fn key_errors_never_show_the_key() -> Result<(), Error> {
+        let dir = std::env::temp_dir().join(format!("twofactor-keys-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|_| Error::Misuse("temp dir"))?;
+        let path = dir.join("bad.keys");
+        let text = AppKey::generate(1)?.to_text();
+        std::fs::write(&path, format!("{}x\n", text.as_str())).map_err(|_| Error::Misuse("write"))?;
+        let err = KeyRing::from_file(&path).map(|_| ()).unwrap_err();
+        for shown in [err.to_string(), format!("{err:?}")] {
+            assert!(!shown.contains(&text[7..20]), "{shown}");
+        }
+        assert!(matches!(KeyRing::from_file(dir.join("missing")), Err(KeyError::Read { .. })));
+        assert!(matches!(KeyRing::from_env("TWOFACTOR_TEST_SURELY_UNSET_VAR"), Err(KeyError::MissingVar { .. })));
+        std::fs::remove_dir_all(&dir).map_err(|_| Error::Misuse("cleanup"))?;
+        Ok(())
+    }
 
     #[test]
     fn secrets_are_bound_to_string_ids_too() -> Result<(), Error> {
@@ -258,7 +548,7 @@ mod tests {
         assert_eq!(plain.as_slice(), b"secret");
         assert!(stale);
         let without_old = KeyRing::new(vec![AppKey::generate(2)?])?;
-        assert!(matches!(without_old.unseal(UserId::from(1_u64), &sealed), Err(Error::Unseal)));
+        assert!(matches!(without_old.unseal(UserId::from(1_u64), &sealed), Err(Error::UnknownKey { key_id: 1 })));
         Ok(())
     }
 

@@ -33,13 +33,13 @@ mod username;
 pub use account::Role;
 pub use backup_code::BackupCode;
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
-pub use engine::EnrollmentStarted;
 pub use engine::{
     Engine, EngineBuilder, NewAccount, QUEUED_LOGINS_PER_HASH, SecondFactor, default_max_concurrent_hashes,
 };
+pub use engine::{EnrollmentStarted, KeyUsage, ResealProgress, ResealReport};
 pub use error::{Error, InputError, MailError, Result, StoreError};
 pub use events::{Event, EventKind, EventSink, MemorySink, NoopSink};
-pub use keys::{AppKey, KeyRing};
+pub use keys::{AppKey, KeyError, KeyRing};
 pub use mail::{BoxMailer, Delivery, Either, Mailer, MemoryMailer, Message};
 pub use outcome::{
     AccountView, AuthMethod, Authenticated, ConfirmOutcome, LocationInfo, LoginOutcome, PendingLogin, RememberToken,
@@ -55,6 +55,6 @@ pub use sqlx;
 pub use store::PostgresStore;
 #[cfg(feature = "sqlite")]
 pub use store::SqliteStore;
-pub use store::{BoxStore, Document, MemoryStore, StoredDocument, Swap, UserRecord, UserStore};
+pub use store::{BoxStore, Document, MemoryStore, ScanPage, StoredDocument, Swap, UserRecord, UserStore};
 pub use totp::{Algorithm, TotpCode, TotpParams, TotpVerification, Window};
 pub use user_id::{InvalidUserId, MAX_USER_ID_LEN, UserId};

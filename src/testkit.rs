@@ -7,8 +7,9 @@
 //! a swap bumps the version by one; a stale or future version, or a missing user, is
 //! [`Swap::Conflict`] and changes nothing; a write to one user never touches another;
 //! N tokio tasks racing one insert or one swap from the same version produce exactly
-//! one winner; and N tasks that each re-read and retry until their increment lands
-//! lose no update.
+//! one winner; N tasks that each re-read and retry until their increment lands lose
+//! no update; and a paginated [`UserStore::scan`] visits every user with a document
+//! exactly once, and no other.
 //!
 //! - [`run_conformance`] is for a store that creates users itself
 //!   ([`UserStore::create_user`], like the shipped stores). It also checks that a
@@ -216,6 +217,7 @@ impl Conformance {
         check!("racing_inserts_one_winner", |s, u| racing_inserts(s, u, tasks));
         check!("racing_swaps_one_winner", |s, u| racing_swaps(s, u, tasks));
         check!("retried_swaps_lose_no_update", |s, u| retried_swaps(s, u, tasks));
+        check!("scan_visits_every_document_once", scan_visits_every_document_once);
         Ok(Report { checks, tasks })
     }
 }
@@ -478,6 +480,67 @@ async fn retried_swaps<S: UserStore + 'static>(store: Arc<S>, users: Vec<UserRec
     winners(handles, "a retrying task").await?;
     let want = counter(tasks as u64);
     expect_document(&*store, &users[0], Some((1 + tasks as u64, &want)), "after every task's increment landed").await
+}
+
+/// Walks the whole store in pages of `limit`; the ids visited, in order.
+async fn walk<S: UserStore>(store: &S, limit: usize) -> Result<Vec<UserRecord>, String> {
+    let (mut seen, mut after) = (Vec::new(), None::<String>);
+    for _ in 0..100_000 {
+        let page = store.scan(after.as_deref(), limit).await.map_err(|e| store_err("scan", e))?;
+        if page.users.len() > limit {
+            return Err(format!("scan returned {} users for a limit of {limit}", page.users.len()));
+        }
+        seen.extend(page.users);
+        match page.next {
+            Some(next) if after.as_deref() == Some(next.as_str()) => {
+                return Err("scan returned the cursor it was given: the walk would never end".to_owned());
+            }
+            Some(next) => after = Some(next),
+            None => return Ok(seen),
+        }
+    }
+    Err("scan did not end within 100 000 pages".to_owned())
+}
+
+async fn scan_visits_every_document_once<S: UserStore>(store: Arc<S>, users: Vec<UserRecord>) -> Check {
+    // Three users get a document; the fourth has none and must not be visited.
+    for (i, user) in users.iter().take(3).enumerate() {
+        let _ = insert(&*store, user.id, &counter(i as u64)).await?;
+    }
+    let _ = swap(&*store, users[0].id, 1, &counter(7)).await?;
+    for limit in [1, 2, 1000] {
+        let seen = walk(&*store, limit).await?;
+        for (i, user) in users.iter().enumerate() {
+            let visits: Vec<&UserRecord> = seen.iter().filter(|u| u.id == user.id).collect();
+            let want = match i {
+                0 => Some((2, counter(7))),
+                1 | 2 => Some((1, counter(i as u64))),
+                _ => None,
+            };
+            match (visits.as_slice(), &want) {
+                ([], None) => {}
+                ([found], Some((version, doc))) => {
+                    let got = found.credentials.as_ref().map(|c| (c.version, &c.document));
+                    if got != Some((*version, doc)) || found.login != user.login {
+                        return Err(format!(
+                            "scan (pages of {limit}) returned user {} with other data than find_by_id",
+                            user.id
+                        ));
+                    }
+                }
+                (v, None) => {
+                    return Err(format!("scan (pages of {limit}) visited a user without a document {} times", v.len()));
+                }
+                (v, Some(_)) => {
+                    return Err(format!(
+                        "scan (pages of {limit}) visited a user with a document {} times; exactly once is due",
+                        v.len()
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn create_user_duplicates<S: UserStore>(store: Arc<S>) -> Check {

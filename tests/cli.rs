@@ -391,6 +391,10 @@ const COMMAND_USAGE: &[(&str, &str)] = &[
     ("confirm", "confirm NAME CODE"),
     ("login", "login NAME [--code CODE | --backup-code CODE] [--remember] [--device TOKEN]"),
     ("reset", "reset NAME --by ACTOR --verified-by TEXT"),
+    ("keygen", "keygen"),
+    ("keys", "keys"),
+    ("reseal", "reseal"),
+    ("retire-key", "retire-key ID"),
 ];
 
 #[test]
@@ -467,6 +471,13 @@ fn usage_errors_keep_their_wording() {
         (&["--help=yes"], "--help takes no value"),
         (&["help", "login", "enroll"], "expected: help [COMMAND]"),
         (&["help", "--code", "1"], "help does not take --code"),
+        (&["keygen", "now"], "expected: keygen"),
+        (&["keys", "--email", "a@example.test"], "keys does not take --email"),
+        (&["reseal", "all"], "expected: reseal"),
+        (&["retire-key"], "expected: retire-key ID"),
+        (&["retire-key", "1", "2"], "expected: retire-key ID"),
+        (&["retire-key", "one"], "retire-key takes a key id (a number, as `keys` lists)"),
+        (&["retire-key", "-1"], "retire-key takes a key id (a number, as `keys` lists)"),
     ] {
         let out = sh.run(args, "", T0).usage_error();
         assert_eq!(out.stderr, format!("usage error: {message}\n"), "{args:?}");
@@ -593,6 +604,10 @@ fn quickstart_stops_quietly_when_its_reader_goes_away_and_removes_its_folder() {
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{:?}: {}", out.status, String::from_utf8_lossy(&out.stderr));
     assert!(all.contains("alice is logged in"), "{all}");
+    assert!(
+        all.contains("KeyRing::ephemeral") && all.contains("deletes its database on exit"),
+        "the demo says why its throwaway key is fine here: {all}"
+    );
     assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0, "the temporary folder is gone");
 }
 
@@ -673,6 +688,275 @@ fn concurrent_first_use_creates_one_schema_and_one_key() {
         .filter(|n| n.ends_with(".tmp"))
         .collect();
     assert!(leftovers.is_empty(), "temporary key files left: {leftovers:?}");
+}
+
+/// The key file of the default database.
+const KEY_FILE: &str = "twofactor-cli.db.key";
+
+impl Shell {
+    fn key_file(&self) -> PathBuf {
+        self.dir.path().join(KEY_FILE)
+    }
+
+    /// The key file's lines.
+    fn key_lines(&self) -> Vec<String> {
+        std::fs::read_to_string(self.key_file()).unwrap().lines().map(str::to_owned).collect()
+    }
+
+    /// The `.tmp` files left in the working directory.
+    fn leftovers(&self) -> Vec<String> {
+        std::fs::read_dir(self.dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.ends_with(".tmp"))
+            .collect()
+    }
+}
+
+/// The key material of a key file's line (0.1.0's hex, or a `tfk1.` line's last part):
+/// what must never show in the CLI's output.
+fn material(line: &str) -> &str {
+    line.rsplit('.').next().unwrap()
+}
+
+/// Fails when any key's material shows in what `run` printed; returns `run`.
+#[track_caller]
+fn shows_no_key(run: Run, keys: &[String]) -> Run {
+    for key in keys {
+        let key = material(key);
+        assert!(
+            !run.stdout.contains(key) && !run.stderr.contains(key),
+            "a key was printed: {} {}",
+            run.stdout,
+            run.stderr
+        );
+    }
+    run
+}
+
+/// The 0.1.0 rotation story: a 64-hex key file gains a new key, every user still logs in
+/// (the old key opens), `keys` counts, `retire-key` waits for `reseal`, and afterwards
+/// the file holds only the new key and every user still logs in with TOTP.
+#[test]
+fn keygen_reseal_and_retire_key_rotate_a_0_1_0_key_file_while_everyone_logs_in() {
+    let sh = Shell::new();
+    sh.add_user("alice", "user", ALICE_PW);
+    sh.add_user("bob", "admin", BOB_PW);
+    sh.add_user("carol", "user", ALICE_PW);
+    let alice = sh.enroll("alice");
+    let bob = sh.enroll("bob");
+    let old = std::fs::read_to_string(sh.key_file()).unwrap();
+    assert!(old.len() == 64 && old.bytes().all(|b| b.is_ascii_hexdigit()), "first use writes 0.1.0's form");
+    let (alice_pw, bob_pw, carol_pw) = (format!("{ALICE_PW}\n"), format!("{BOB_PW}\n"), format!("{ALICE_PW}\n"));
+
+    // keygen: the old key becomes `tfk1.1.…` below the new key 2; nothing is printed but the id.
+    let out = sh.run(&["keygen"], "", T0).ok();
+    assert_eq!((out.stdout.as_str(), out.stderr.as_str()), ("added key 2\n", ""));
+    let lines = sh.key_lines();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(lines[0].starts_with("tfk1.2."), "the new key first");
+    assert_eq!(lines[1], twofactor::AppKey::from_hex(1, &old).unwrap().to_text().as_str(), "the 0.1.0 key, as key 1");
+    #[cfg(unix)]
+    assert_eq!(mode(&sh.key_file()), 0o600);
+    assert!(sh.leftovers().is_empty(), "{:?}", sh.leftovers());
+    let keys = vec![old.clone(), lines[0].clone(), lines[1].clone()];
+
+    // The old key still opens: alice logs in (and her secret moves to key 2 as she does).
+    let out = sh.run(&["login", "alice", "--code", &totp(&alice, T0 + 30)], &alice_pw, T0 + 30).ok();
+    assert_eq!(shows_no_key(out, &keys).stdout, "logged in as alice (password and authenticator code)\n");
+    let out = shows_no_key(sh.run(&["keys"], "", T0 + 30).ok(), &keys);
+    assert_eq!(out.stdout, "key 2 (newest): 1 document\nkey 1: 1 document\nwithout a secret: 1\n");
+    assert_eq!(out.stderr, "");
+
+    // Key 1 still seals bob's secret: retiring it is refused, naming the key and the count.
+    let out = shows_no_key(sh.run(&["retire-key", "1"], "", T0 + 30).refused(), &keys);
+    assert_eq!(out.stderr, "refused: key 1 still seals 1 document: run reseal first\n");
+    assert_eq!(sh.key_lines(), lines, "the key file is unchanged");
+
+    // reseal moves everything to key 2 (no progress bar: stderr is not a terminal).
+    let out = shows_no_key(sh.run(&["reseal"], "", T0 + 30).ok(), &keys);
+    assert_eq!((out.stdout.as_str(), out.stderr.as_str()), ("resealed 1 of 3 documents\n", ""));
+    let out = sh.run(&["keys"], "", T0 + 30).ok();
+    assert_eq!(out.stdout, "key 2 (newest): 2 documents\nkey 1: 0 documents\nwithout a secret: 1\n");
+    let out = sh.run(&["reseal"], "", T0 + 30).ok();
+    assert_eq!(out.stdout, "resealed 0 of 3 documents\n", "running it again is harmless");
+
+    // Now key 1 goes; the file holds key 2 alone, still private.
+    let out = shows_no_key(sh.run(&["retire-key", "1"], "", T0 + 30).ok(), &keys);
+    assert_eq!((out.stdout.as_str(), out.stderr.as_str()), ("retired key 1\n", ""));
+    assert_eq!(sh.key_lines(), [lines[0].clone()]);
+    #[cfg(unix)]
+    assert_eq!(mode(&sh.key_file()), 0o600);
+    assert!(sh.leftovers().is_empty(), "{:?}", sh.leftovers());
+    let out = sh.run(&["keys"], "", T0 + 30).ok();
+    assert_eq!(out.stdout, "key 2 (newest): 2 documents\nwithout a secret: 1\n");
+
+    // Every user still logs in, with TOTP where they have it.
+    let out = sh.run(&["login", "alice", "--code", &totp(&alice, T0 + 60)], &alice_pw, T0 + 60).ok();
+    assert_eq!(shows_no_key(out, &keys).stdout, "logged in as alice (password and authenticator code)\n");
+    let out = sh.run(&["login", "bob", "--code", &totp(&bob, T0 + 60)], &bob_pw, T0 + 60).ok();
+    assert_eq!(shows_no_key(out, &keys).stdout, "logged in as bob (password and authenticator code)\n");
+    let out = sh.run(&["login", "carol"], &carol_pw, T0 + 60).ok();
+    assert_eq!(shows_no_key(out, &keys).stdout, "logged in as carol (password)\n");
+    // And a new enrollment seals under key 2.
+    sh.add_user("dave", "user", ALICE_PW);
+    sh.enroll_at("dave", T0 + 60);
+    let out = sh.run(&["keys"], "", T0 + 60).ok();
+    assert_eq!(out.stdout, "key 2 (newest): 3 documents\nwithout a secret: 1\n");
+}
+
+#[test]
+fn keygen_creates_a_missing_key_file_in_the_text_form_and_no_database() {
+    let sh = Shell::new();
+    let out = sh.run(&["keygen"], "", T0).ok();
+    assert_eq!((out.stdout.as_str(), out.stderr.as_str()), ("added key 1\n", ""));
+    let lines = sh.key_lines();
+    assert!(lines.len() == 1 && lines[0].starts_with("tfk1.1."), "one tfk1 line");
+    assert!(twofactor::KeyRing::from_text(&lines[0]).is_ok());
+    #[cfg(unix)]
+    assert_eq!(mode(&sh.key_file()), 0o600);
+    assert!(!sh.dir.path().join("twofactor-cli.db").exists(), "keygen needs no database");
+    shows_no_key(out, &lines);
+
+    // The other commands use that file as they found it.
+    sh.add_user("alice", "user", ALICE_PW);
+    let alice = sh.enroll("alice");
+    assert_eq!(sh.key_lines(), lines);
+    sh.run(&["login", "alice", "--code", &totp(&alice, T0 + 30)], &format!("{ALICE_PW}\n"), T0 + 30).ok();
+    assert_eq!(sh.run(&["keygen"], "", T0).ok().stdout, "added key 2\n");
+    let out = sh.run(&["keys"], "", T0 + 30).ok();
+    assert_eq!(out.stdout, "key 2 (newest): 0 documents\nkey 1: 1 document\nwithout a secret: 0\n");
+}
+
+#[test]
+fn retire_key_refuses_the_newest_key_and_keys_it_does_not_hold() {
+    let sh = Shell::new();
+    sh.add_user("alice", "user", ALICE_PW);
+    let out = sh.run(&["retire-key", "1"], "", T0).refused();
+    assert_eq!(
+        out.stderr,
+        "refused: key 1 is the newest: it seals new secrets and cannot be retired (add a newer one with keygen first)\n"
+    );
+    sh.run(&["keygen"], "", T0).ok();
+    let out = sh.run(&["retire-key", "7"], "", T0).refused();
+    assert_eq!(out.stderr, format!("refused: no key 7 in {KEY_FILE} (it holds 2, 1)\n"));
+    sh.run(&["retire-key", "2"], "", T0).refused();
+    assert_eq!(sh.key_lines().len(), 2, "nothing was removed");
+    // Key 1 seals nothing: it may go at once.
+    assert_eq!(sh.run(&["retire-key", "1"], "", T0).ok().stdout, "retired key 1\n");
+    assert_eq!(sh.key_lines().len(), 1);
+}
+
+#[test]
+fn concurrent_keygens_each_add_a_key() {
+    let sh = Shell::new();
+    let children: Vec<_> = (0..8).map(|_| sh.command(&["keygen"], T0).spawn().expect("spawn")).collect();
+    let mut added: Vec<String> =
+        children.into_iter().map(|c| Run::from(c.wait_with_output().unwrap()).ok().stdout).collect();
+    added.sort_by_key(|line| line.trim_end().rsplit(' ').next().unwrap().parse::<u32>().unwrap());
+    let expected: Vec<String> = (1..=8).map(|id| format!("added key {id}\n")).collect();
+    assert_eq!(added, expected, "one key each, none lost");
+    let ids: Vec<u32> = twofactor::KeyRing::from_text(&sh.key_lines().join("\n")).unwrap().ids();
+    assert_eq!(ids, [8, 7, 6, 5, 4, 3, 2, 1], "newest first");
+    assert!(sh.leftovers().is_empty(), "{:?}", sh.leftovers());
+}
+
+/// A key file that does not parse stops every command with one line naming the file,
+/// never quoting it, exit 1, before anything is created or rewritten.
+#[test]
+fn a_key_file_with_a_bad_line_is_refused_naming_the_file_not_its_content() {
+    let good = twofactor::AppKey::generate(2).unwrap().to_text().to_string();
+    for contents in [
+        format!("{good}\ntfk1.1.not-a-key-at-all\n"),
+        format!("# keys\n{good}\nsecret-looking-junk\n"),
+        "zz".repeat(32),
+    ] {
+        let sh = Shell::new();
+        std::fs::write(sh.key_file(), &contents).unwrap();
+        let pw = format!("{ALICE_PW}\n");
+        for (args, stdin) in [
+            (&["keys"][..], ""),
+            (&["reseal"], ""),
+            (&["retire-key", "1"], ""),
+            (&["keygen"], ""),
+            (&["enroll", "alice"], ""),
+            (&["login", "alice"], pw.as_str()),
+            (&["add-user", "alice", "--email", "a@example.test"], pw.as_str()),
+        ] {
+            let out = sh.run(args, stdin, T0).refused();
+            assert!(
+                out.stderr.starts_with(&format!("refused: application key {KEY_FILE}: ")),
+                "{args:?} names the file: {}",
+                out.stderr
+            );
+            for line in contents.lines().filter(|l| !l.starts_with('#')) {
+                assert!(!out.stderr.contains(material(line)), "{args:?} quoted the file: {}", out.stderr);
+            }
+            assert!(out.stdout.is_empty(), "{args:?}: {}", out.stdout);
+        }
+        assert_eq!(std::fs::read_to_string(sh.key_file()).unwrap(), contents, "the key file is left as it was");
+        assert!(!sh.dir.path().join("twofactor-cli.db").exists(), "no database was created");
+    }
+}
+
+/// A document under a key the file lacks: `keys` says so, `reseal` stops naming the
+/// key, and putting the key back (below the newest) heals it.
+#[test]
+fn a_missing_key_is_named_and_putting_it_back_heals() {
+    let sh = Shell::new();
+    sh.add_user("alice", "user", ALICE_PW);
+    let alice = sh.enroll("alice");
+    let old = std::fs::read_to_string(sh.key_file()).unwrap();
+    let new = twofactor::AppKey::generate(2).unwrap().to_text().to_string();
+    std::fs::write(sh.key_file(), format!("{new}\n")).unwrap();
+    let keys = vec![old.clone(), new.clone()];
+
+    let out = shows_no_key(sh.run(&["keys"], "", T0).ok(), &keys);
+    assert_eq!(
+        out.stdout,
+        "key 2 (newest): 0 documents\nkey 1 (not in the key file): 1 document\nwithout a secret: 0\n"
+    );
+    assert!(out.stderr.starts_with("note: 1 document need"), "{}", out.stderr);
+    let out = shows_no_key(sh.run(&["reseal"], "", T0).refused(), &keys);
+    assert!(out.stderr.contains("key 1") && out.stderr.contains(KEY_FILE), "{}", out.stderr);
+    let pw = format!("{ALICE_PW}\n");
+    let out =
+        shows_no_key(sh.run(&["login", "alice", "--code", &totp(&alice, T0 + 30)], &pw, T0 + 30).refused(), &keys);
+    assert!(out.stderr.contains("key 1"), "the login names the missing key: {}", out.stderr);
+
+    // The backup of key 1 goes back in, below the newest.
+    let old_line = twofactor::AppKey::from_hex(1, &old).unwrap().to_text().to_string();
+    std::fs::write(sh.key_file(), format!("{new}\n{old_line}\n")).unwrap();
+    assert_eq!(sh.run(&["reseal"], "", T0 + 30).ok().stdout, "resealed 1 of 1 document\n");
+    sh.run(&["retire-key", "1"], "", T0 + 30).ok();
+    sh.run(&["login", "alice", "--code", &totp(&alice, T0 + 60)], &pw, T0 + 60).ok();
+}
+
+/// On a terminal, `reseal` draws its progress bar on stderr; stdout keeps its one line.
+#[cfg(target_os = "linux")]
+#[test]
+fn reseal_draws_a_progress_bar_only_on_a_terminal() {
+    let sh = Shell::new();
+    sh.add_user("alice", "user", ALICE_PW);
+    sh.enroll("alice");
+    sh.run(&["keygen"], "", T0).ok();
+    // `script` (util-linux; Debian's essential bsdutils) runs the command on a
+    // pseudo-terminal and copies what it shows.
+    let Ok(out) = Command::new("script")
+        .args(["-qec", &format!("{} reseal", sh.bin.display()), "/dev/null"])
+        .current_dir(sh.dir.path())
+        .env("TWOFACTOR_CLI_NOW", T0.to_string())
+        .stdin(Stdio::null())
+        .output()
+    else {
+        panic!("this test needs util-linux `script` (Debian: bsdutils)");
+    };
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{shown}");
+    assert!(shown.contains("re-sealing") && shown.contains("1/1 documents"), "a progress bar: {shown}");
+    assert!(shown.contains("resealed 1 of 1 document"), "{shown}");
+    let out = sh.run(&["keys"], "", T0).ok();
+    assert_eq!(out.stdout, "key 2 (newest): 1 document\nkey 1: 0 documents\nwithout a secret: 0\n");
 }
 
 #[cfg(feature = "smtp")]

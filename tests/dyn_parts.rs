@@ -10,8 +10,8 @@ use common::{PASSWORD, T0, email, fast_policy};
 use twofactor::mail::{CodeReason, FileOutbox, Recipient};
 use twofactor::{
     BoxMailer, BoxStore, ConfirmOutcome, Document, Either, Engine, KeyRing, LoginOutcome, Mailer, ManualClock,
-    MemoryMailer, MemoryStore, Message, NewAccount, Role, SecondFactor, SecondFactorOutcome, SecretString, StoreError,
-    Swap, Timestamp, TotpParams, UserId, UserRecord, UserStore,
+    MemoryMailer, MemoryStore, Message, NewAccount, Role, ScanPage, SecondFactor, SecondFactorOutcome, SecretString,
+    StoreError, Swap, Timestamp, TotpParams, UserId, UserRecord, UserStore,
 };
 
 /// A message to `name`.
@@ -192,11 +192,33 @@ async fn either_mailer_dispatches_to_the_chosen_side_only() {
 }
 
 /// A store over "the application's own users": it forwards the four document
-/// methods and leaves `create_user` at the trait's default.
+/// methods and `scan`, and leaves `create_user` at the trait's default.
 #[derive(Clone, Default)]
 struct AppUsers(MemoryStore);
 
 impl UserStore for AppUsers {
+    async fn find_by_id(&self, id: UserId) -> Result<Option<UserRecord>, StoreError> {
+        self.0.find_by_id(id).await
+    }
+    async fn find_by_login(&self, login: &str) -> Result<Option<UserRecord>, StoreError> {
+        self.0.find_by_login(login).await
+    }
+    async fn insert_document(&self, id: UserId, document: &Document) -> Result<Swap, StoreError> {
+        self.0.insert_document(id, document).await
+    }
+    async fn compare_and_swap(&self, id: UserId, expected: u64, document: &Document) -> Result<Swap, StoreError> {
+        self.0.compare_and_swap(id, expected, document).await
+    }
+    async fn scan(&self, after: Option<&str>, limit: usize) -> Result<ScanPage, StoreError> {
+        self.0.scan(after, limit).await
+    }
+}
+
+/// The same without `scan` (the trait's default, `Unsupported`).
+#[derive(Clone, Default)]
+struct NoScan(MemoryStore);
+
+impl UserStore for NoScan {
     async fn find_by_id(&self, id: UserId) -> Result<Option<UserRecord>, StoreError> {
         self.0.find_by_id(id).await
     }
@@ -260,6 +282,18 @@ async fn boxed_and_either_stores_forward_every_method() {
         assert!(boxed.find_by_login(&bare_login).await.expect("store").expect("bare").credentials.is_none());
         assert_eq!(boxed.insert_document(bare, &document).await.expect("insert"), Swap::Swapped { version: 1 });
 
+        // scan walks the wrapped store, page by page, with its cursors.
+        let whole = inner.scan(None, 100).await.expect("scan");
+        assert_eq!(boxed.scan(None, 100).await.expect("scan"), whole);
+        assert!(whole.users.iter().any(|u| u.id == bare) && whole.next.is_none());
+        let first = boxed.scan(None, 1).await.expect("scan");
+        assert_eq!(first, inner.scan(None, 1).await.expect("scan"));
+        let cursor = first.next.as_deref().expect("more than one page");
+        assert_eq!(
+            boxed.scan(Some(cursor), 100).await.expect("scan"),
+            inner.scan(Some(cursor), 100).await.expect("scan")
+        );
+
         // It all landed in the wrapped store.
         let seen = inner.find_by_id(id).await.expect("store").expect("in the inner store");
         assert_eq!(seen.credentials.map(|c| (c.version, c.document)), Some((2, changed)));
@@ -309,6 +343,34 @@ async fn boxed_and_either_stores_forward_an_unsupported_create_user() {
     assert_eq!(inner.find_by_id(user.id).await.expect("store").and_then(|u| u.credentials).map(|c| c.version), Some(3));
 }
 
+/// `scan` is forwarded too: a wrapped store without it answers `Unsupported` through
+/// `BoxStore` and `Either`, and the key operations report that store error.
+#[tokio::test]
+async fn boxed_and_either_stores_forward_an_unsupported_scan() {
+    let inner = MemoryStore::new();
+    inner.add_user(UserId::from(5_u64), "eve", "eve@example.test", Role::User).expect("add");
+    let _ = inner.insert_document(UserId::from(5_u64), &Document::from_json(r#"{"format":1}"#)).await.expect("insert");
+    let wrapped: Vec<BoxStore> = vec![
+        BoxStore::new(NoScan(inner.clone())),
+        BoxStore::new(Either::<NoScan, MemoryStore>::Left(NoScan(inner.clone()))),
+        BoxStore::new(Either::<MemoryStore, NoScan>::Right(NoScan(inner.clone()))),
+    ];
+    for store in wrapped {
+        assert!(matches!(store.scan(None, 10).await, Err(StoreError::Unsupported(_))), "{store:?}");
+        let engine = Engine::builder(store, MemoryMailer::new(), KeyRing::ephemeral().expect("keys"))
+            .policy(fast_policy().build().expect("policy"))
+            .build()
+            .expect("engine");
+        let usage = engine.key_usage().await;
+        assert!(matches!(usage, Err(twofactor::Error::Store(StoreError::Unsupported(_)))), "{usage:?}");
+        let resealed = engine.reseal(None, |_| {}).await;
+        assert!(matches!(resealed, Err(twofactor::Error::Store(StoreError::Unsupported(_)))), "{resealed:?}");
+    }
+    // While a store that has it answers through the same wrappers.
+    let direct: Either<NoScan, AppUsers> = Either::Right(AppUsers(inner.clone()));
+    assert_eq!(direct.scan(None, 10).await.expect("scan").users.len(), 1);
+}
+
 #[cfg(feature = "testkit")]
 mod conformance {
     use twofactor::testkit::{Conformance, DEFAULT_TASKS, SEEDED_USERS, run_conformance};
@@ -316,15 +378,18 @@ mod conformance {
 
     use super::AppUsers;
 
-    fn passed(report: Result<twofactor::testkit::Report, twofactor::testkit::Failure>) {
+    /// The full kit runs 13 checks, the seeded one 10; both end their document checks
+    /// with the scan.
+    fn passed(report: Result<twofactor::testkit::Report, twofactor::testkit::Failure>, checks: usize) {
         let report = report.unwrap_or_else(|failure| panic!("{failure}"));
         assert_eq!(report.tasks, DEFAULT_TASKS, "{report}");
-        assert!(!report.checks.is_empty(), "{report}");
+        assert_eq!(report.checks.len(), checks, "{report}");
+        assert_eq!(report.checks[9], "scan_visits_every_document_once", "{report}");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn box_store_conforms() {
-        passed(run_conformance(|| async { Ok::<_, StoreError>(BoxStore::new(MemoryStore::new())) }).await);
+        passed(run_conformance(|| async { Ok::<_, StoreError>(BoxStore::new(MemoryStore::new())) }).await, 13);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -334,12 +399,14 @@ mod conformance {
                 Ok::<_, StoreError>(Either::<MemoryStore, BoxStore>::Left(MemoryStore::new()))
             })
             .await,
+            13,
         );
         passed(
             run_conformance(|| async {
                 Ok::<_, StoreError>(Either::<MemoryStore, BoxStore>::Right(BoxStore::new(MemoryStore::new())))
             })
             .await,
+            13,
         );
     }
 
@@ -361,6 +428,6 @@ mod conformance {
                 async move { Ok::<_, StoreError>((store, ids)) }
             })
             .await;
-        passed(report);
+        passed(report, 10);
     }
 }

@@ -5,9 +5,15 @@
 #[allow(dead_code)]
 mod own_users;
 
+use std::collections::BTreeMap;
+use std::time::Duration;
+
 use own_users::{AppStore, app_database, sign_up};
 use twofactor::testkit::{Conformance, SEEDED_USERS};
-use twofactor::{Role, UserId, UserStore};
+use twofactor::{
+    Engine, KeyRing, LoginOutcome, ManualClock, MemoryMailer, Policy, Role, SecondFactor, SecondFactorOutcome,
+    Timestamp, TotpParams, UserId, UserStore,
+};
 
 /// The store conformance kit passes on the application's store.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -23,7 +29,8 @@ async fn app_store_conforms() {
         })
         .await
         .unwrap_or_else(|failure| panic!("{failure}"));
-    assert_eq!(report.checks.len(), 9, "{report}");
+    assert_eq!(report.checks.len(), 10, "{report}");
+    assert_eq!(report.checks.last(), Some(&"scan_visits_every_document_once"), "{report}");
 }
 
 /// Logins are the application's: by email, in any case; ids are its integers.
@@ -37,6 +44,94 @@ async fn login_and_ids_are_the_applications() -> Result<(), Box<dyn std::error::
     assert!(found.credentials.is_none(), "the crate has written nothing yet");
     assert!(store.find_by_id(UserId::new("not-a-number")?).await?.is_none());
     Ok(())
+}
+
+/// The key operations walk the application's table through its `scan`: in integer id
+/// order across page boundaries (10 after 9, not after 1), skipping the users the crate
+/// never wrote for; a new key re-seals every secret, the old key retires, and the
+/// users log in under the new ring.
+#[tokio::test]
+async fn key_operations_walk_the_applications_table() -> Result<(), Box<dyn std::error::Error>> {
+    let pool = app_database().await?;
+    let store = AppStore::new(pool.clone());
+    let clock = ManualClock::new(Timestamp(1_800_000_000));
+    let engine = |keys: &KeyRing| {
+        Engine::builder(store.clone(), MemoryMailer::new(), keys.clone())
+            .clock(clock.clone())
+            .policy(Policy::builder().danger_fast_hashing().build().expect("policy"))
+            .build()
+            .expect("engine")
+    };
+    let old_ring = KeyRing::ephemeral()?;
+    let old = engine(&old_ring);
+    let (mut written, mut enrolled) = (Vec::new(), Vec::new());
+    for i in 0..12_u8 {
+        let id = sign_up(&pool, &format!("user{i}@example.test"), "User", false).await?;
+        match i % 4 {
+            // Never seen by the crate: no document.
+            3 => {}
+            // A document without a secret.
+            2 => {
+                old.record_password_failure(id).await?;
+                written.push(id);
+            }
+            _ => {
+                let secret = [i + 1; 20];
+                let uri = format!(
+                    "otpauth://totp/Acme:user{i}?secret={}&issuer=Acme",
+                    data_encoding::BASE32_NOPAD.encode(&secret)
+                );
+                old.import_enrollment(id, &uri).await?;
+                let code = twofactor::totp::generate(&secret, &TotpParams::default(), clock_now(&clock));
+                old.confirm_enrollment(id, code.expose()).await?;
+                written.push(id);
+                enrolled.push((id, secret));
+            }
+        }
+    }
+    let as_numbers = |ids: &[UserId]| ids.iter().map(|id| id.as_u64().expect("an integer id")).collect::<Vec<_>>();
+    let (mut walked, mut after, mut pages) = (Vec::new(), None::<String>, 0);
+    loop {
+        let page = store.scan(after.as_deref(), 2).await?;
+        assert!(page.users.len() <= 2);
+        assert!(page.users.iter().all(|u| u.credentials.is_some()));
+        walked.extend(page.users.iter().map(|u| u.id));
+        pages += 1;
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(as_numbers(&walked), as_numbers(&written), "every written user once, in id order");
+    assert!(pages >= 5, "{pages} pages of 2 for {} users", written.len());
+
+    let usage = old.key_usage().await?;
+    assert_eq!((usage.documents, usage.without_secret), (9, 3));
+    assert_eq!(usage.by_key, BTreeMap::from([(1, 6)]));
+
+    let new_ring = old_ring.with_new_key()?;
+    let new = engine(&new_ring);
+    let report = new.reseal(None, |_| {}).await?;
+    assert_eq!((report.scanned, report.resealed, report.already_current, report.without_secret), (9, 6, 0, 3));
+    assert_eq!(new.key_usage().await?.by_key, BTreeMap::from([(2, 6)]));
+    let retired = new.retire_key(1).await?;
+    assert_eq!(retired.ids(), [2]);
+
+    clock.advance(Duration::from_secs(30));
+    let newest = engine(&retired);
+    for (id, secret) in &enrolled {
+        let LoginOutcome::SecondFactorRequired(pending) = newest.begin_second_factor(*id, None).await? else {
+            panic!("{id}: expected the second step");
+        };
+        let code = twofactor::totp::generate(secret, &TotpParams::default(), clock_now(&clock));
+        let done = newest.finish_login(pending.token(), SecondFactor::Totp(code.expose()), None).await?;
+        assert!(matches!(done, SecondFactorOutcome::Authenticated(_)), "{id}: {done:?}");
+    }
+    Ok(())
+}
+
+fn clock_now(clock: &ManualClock) -> u64 {
+    twofactor::Clock::now(clock).0
 }
 
 /// The example's whole story runs (second-factor-only mode on the app's table).

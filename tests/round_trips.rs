@@ -1,6 +1,7 @@
 //! Store round trips per login step, counted by a wrapper around `MemoryStore`: the
 //! password step needs at most one read and no write; the second step at most one
-//! read and one conditional write (single-threaded, so no swap is retried).
+//! read and one conditional write (single-threaded, so no swap is retried). The key
+//! operations read by pages of `scan` and write only the documents they re-seal.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -8,8 +9,8 @@ use std::time::Duration;
 
 use twofactor::{
     Clock, ConfirmOutcome, Document, Engine, KeyRing, LoginOutcome, ManualClock, MemoryMailer, MemoryStore, NewAccount,
-    Policy, Role, SecondFactor, SecondFactorOutcome, StoreError, Swap, Timestamp, TotpParams, UserId, UserRecord,
-    UserStore,
+    Policy, Role, ScanPage, SecondFactor, SecondFactorOutcome, StoreError, Swap, Timestamp, TotpParams, UserId,
+    UserRecord, UserStore,
 };
 
 const PASSWORD: &str = "correct horse battery staple";
@@ -21,6 +22,7 @@ struct Counting {
     reads: Arc<AtomicUsize>,
     inserts: Arc<AtomicUsize>,
     swaps: Arc<AtomicUsize>,
+    scans: Arc<AtomicUsize>,
 }
 
 /// (reads, inserts, swaps) since the last call.
@@ -31,6 +33,11 @@ impl Counting {
             self.inserts.swap(0, Ordering::SeqCst),
             self.swaps.swap(0, Ordering::SeqCst),
         )
+    }
+
+    /// Pages scanned since the last call.
+    fn take_scans(&self) -> usize {
+        self.scans.swap(0, Ordering::SeqCst)
     }
 }
 
@@ -54,6 +61,10 @@ impl UserStore for Counting {
     async fn compare_and_swap(&self, id: UserId, expected: u64, document: &Document) -> Result<Swap, StoreError> {
         self.swaps.fetch_add(1, Ordering::SeqCst);
         self.inner.compare_and_swap(id, expected, document).await
+    }
+    async fn scan(&self, after: Option<&str>, limit: usize) -> Result<ScanPage, StoreError> {
+        self.scans.fetch_add(1, Ordering::SeqCst);
+        self.inner.scan(after, limit).await
     }
 }
 
@@ -141,4 +152,57 @@ async fn a_wrong_code_is_one_read_and_one_swap() {
     let outcome = s.engine.finish_login(&pending, SecondFactor::Totp(&wrong), None).await.unwrap();
     assert!(matches!(outcome, SecondFactorOutcome::Denied { .. }), "{outcome:?}");
     assert_eq!(s.store.take(), (1, 0, 1));
+}
+
+/// An engine over the same store and clock with another key ring.
+fn with_keys(s: &Setup, keys: KeyRing) -> Engine<Counting, MemoryMailer, ManualClock> {
+    Engine::builder(s.store.clone(), s.mailer.clone(), keys)
+        .clock(s.clock.clone())
+        .policy(Policy::builder().danger_fast_hashing().build().expect("policy"))
+        .build()
+        .expect("engine")
+}
+
+/// Key usage and re-seal read page by page (200 users a page: 201 documents are two
+/// pages) and never by id; re-seal swaps once per secret not under the newest key, and
+/// nothing at all when run again.
+#[tokio::test]
+async fn key_operations_read_by_pages_and_swap_only_stale_secrets() {
+    let s = setup("frank").await;
+    for i in 0..200 {
+        let name = format!("plain{i}");
+        s.engine.create_account(NewAccount::new(&name, "p@example.test", Role::User, PASSWORD)).await.expect("create");
+    }
+    s.store.take();
+    s.store.take_scans();
+
+    let usage = s.engine.key_usage().await.expect("usage");
+    assert_eq!((usage.documents, usage.without_secret), (201, 200));
+    assert_eq!((s.store.take(), s.store.take_scans()), ((0, 0, 0), 2), "key usage: (reads, inserts, swaps), scans");
+
+    let rotated = with_keys(&s, s.engine.keys().with_new_key().expect("new key"));
+    let report = rotated.reseal(None, |_| {}).await.expect("reseal");
+    assert_eq!((report.scanned, report.resealed, report.without_secret), (201, 1, 200));
+    assert_eq!((s.store.take(), s.store.take_scans()), ((0, 0, 1), 2), "reseal: one swap for frank's secret");
+
+    let again = rotated.reseal(None, |_| {}).await.expect("reseal again");
+    assert_eq!((again.resealed, again.already_current), (0, 1));
+    assert_eq!((s.store.take(), s.store.take_scans()), ((0, 0, 0), 2), "nothing to re-seal: no write");
+}
+
+/// A login under a ring with a newer key re-seals the secret in the swap it makes
+/// anyway: still one read and one swap, and the document is then under the new key.
+#[tokio::test]
+async fn a_login_under_a_new_key_reseals_within_its_one_swap() {
+    let s = setup("grace").await;
+    let rotated = with_keys(&s, s.engine.keys().with_new_key().expect("new key"));
+    let outcome = rotated.begin_login("grace", PASSWORD, None).await.expect("login");
+    let LoginOutcome::SecondFactorRequired(pending) = outcome else { panic!("expected a second factor: {outcome:?}") };
+    s.store.take();
+    let code = twofactor::totp::generate(&s.secret, &TotpParams::default(), s.clock.now().0).expose().to_owned();
+    let outcome = rotated.finish_login(pending.token(), SecondFactor::Totp(&code), None).await.expect("finish");
+    assert!(matches!(outcome, SecondFactorOutcome::Authenticated(_)), "{outcome:?}");
+    assert_eq!(s.store.take(), (1, 0, 1), "TOTP step under a new key: (reads, inserts, swaps)");
+    let usage = rotated.key_usage().await.expect("usage");
+    assert_eq!(usage.by_key, std::collections::BTreeMap::from([(2, 1)]));
 }

@@ -3,7 +3,9 @@
 //! parallel, including migration 3, which turns 0.1.0's schema-2 rows into credential
 //! documents; documents kept byte for byte; corrupt rows are errors, never panics, and
 //! the table's CHECK refuses a version without its document; a fault changes nothing;
-//! and pools and processes sharing one SQLite file have exactly one winner per version.
+//! pools and processes sharing one SQLite file have exactly one winner per version; and
+//! `scan` walks the users with a document in id order, resuming from a cursor that is
+//! a value, not a position.
 
 mod sql_support;
 mod store_support;
@@ -350,6 +352,7 @@ async fn a_closed_pool_is_an_error() {
     assert!(matches!(store.find_by_login("closed").await, Err(StoreError::Backend(_))));
     assert!(matches!(store.insert_document(id, &counter(1)).await, Err(StoreError::Backend(_))));
     assert!(matches!(store.compare_and_swap(id, 1, &counter(1)).await, Err(StoreError::Backend(_))));
+    assert!(matches!(store.scan(None, 10).await, Err(StoreError::Backend(_))));
 }
 
 /// Row corruptions a SQL client can write despite the schema; each must read as
@@ -385,7 +388,16 @@ async fn sqlite_corrupt_rows_are_errors_not_panics() {
             assert!(matches!(by_id, Err(StoreError::Corrupt(_))), "{corruption}: {by_id:?}");
         }
     }
+    scan_reports_corrupt_rows(&store).await;
     engine_reports_corrupt_documents(&store).await;
+}
+
+/// A walk over corrupt rows is an error too, at the store and through the engine.
+async fn scan_reports_corrupt_rows<S: UserStore + Clone>(store: &S) {
+    let scanned = store.scan(None, 1000).await;
+    assert!(matches!(scanned, Err(StoreError::Corrupt(_))), "{scanned:?}");
+    let usage = fast_engine(store.clone()).key_usage().await;
+    assert!(matches!(usage, Err(Error::Store(StoreError::Corrupt(_)))), "{usage:?}");
 }
 
 /// Documents the store keeps faithfully but the engine cannot read.
@@ -456,6 +468,102 @@ async fn sqlite_version_and_document_must_agree() {
         let found = store.find_by_id(UserId::from(id)).await;
         assert!(matches!(found, Err(StoreError::Corrupt(_))), "{id}: {found:?}");
     }
+}
+
+/// Walks the whole store in pages of `limit` from `after`: the users, and how many
+/// pages it took.
+async fn walk<S: UserStore>(store: &S, mut after: Option<String>, limit: usize) -> (Vec<UserRecord>, usize) {
+    let (mut users, mut pages) = (Vec::new(), 0);
+    loop {
+        let page = store.scan(after.as_deref(), limit).await.expect("scan");
+        pages += 1;
+        assert!(page.users.len() <= limit.max(1), "{} users for a limit of {limit}", page.users.len());
+        assert!(!page.users.is_empty() || (pages == 1 && page.next.is_none()), "an empty page in the middle");
+        users.extend(page.users);
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return (users, pages),
+        }
+    }
+}
+
+fn ids_of(users: &[UserRecord]) -> Vec<String> {
+    users.iter().map(|u| u.id.to_string()).collect()
+}
+
+/// `scan` walks the users with a document in the table's id order (text: "10" before
+/// "9"), each once with what `find_by_id` reads, and skips users without one (also a
+/// row the application inserted itself at version 0); a limit of 0 reads as 1, and no
+/// walk ends on an empty page. The cursor is the last id, a value: a walk resumes past
+/// rows deleted or added meanwhile (the cursor row itself included). `sql` runs a
+/// statement on the table, `ordered` lists the ids with a document as the database
+/// sorts them.
+async fn scan_walks_in_id_order<S: UserStore>(
+    store: &S,
+    sql: impl AsyncFn(&str),
+    ordered: impl AsyncFn() -> Vec<String>,
+) {
+    let with_document = ["9", "10", "1", "100", "abc", "Zoë", "zz", "2"];
+    for (i, id) in with_document.iter().enumerate() {
+        let u = UserRecord::new(UserId::new(id).unwrap(), format!("scan-{i}"), "s@example.test", Role::User)
+            .with_document(1 + i as u64, counter(i as u64));
+        store.create_user(&u).await.unwrap();
+    }
+    store.create_user(&user(5, "no-document")).await.unwrap();
+    sql("INSERT INTO twofactor_users (id, login, email, role, version) VALUES ('50', 'app-row', 'a@example.test', 'user', 0)")
+        .await;
+
+    let expected = ordered().await;
+    let mut sorted = expected.clone();
+    sorted.sort();
+    let mut given: Vec<String> = with_document.iter().map(|s| s.to_string()).collect();
+    given.sort();
+    assert_eq!(sorted, given, "exactly the users with a document");
+    for limit in [0, 1, 3, 7, 8, 100] {
+        let (users, pages) = walk(store, None, limit).await;
+        assert_eq!(ids_of(&users), expected, "pages of {limit}");
+        assert_eq!(pages, expected.len().div_ceil(limit.max(1)), "pages of {limit}");
+        for u in &users {
+            assert_eq!(Some(u), store.find_by_id(u.id).await.unwrap().as_ref(), "scan reads what find_by_id reads");
+        }
+    }
+
+    let first = store.scan(None, 3).await.unwrap();
+    assert_eq!(ids_of(&first.users), expected[..3]);
+    let cursor = first.next.expect("more pages");
+    assert_eq!(cursor, expected[2], "the cursor is the page's last id");
+    for gone in [&expected[2], &expected[3]] {
+        sql(&format!("DELETE FROM twofactor_users WHERE id = '{gone}'")).await;
+    }
+    sql("INSERT INTO twofactor_users (id, login, email, role, version, document) \
+         VALUES ('zzz', 'late', 'l@example.test', 'user', 1, '{\"format\":1,\"n\":99}')")
+    .await;
+    let (rest, _) = walk(store, Some(cursor), 2).await;
+    let mut want = expected[4..].to_vec();
+    want.push("zzz".to_owned());
+    assert_eq!(ids_of(&rest), want);
+}
+
+#[tokio::test]
+async fn sqlite_scan_walks_in_id_order() {
+    let (_dir, path) = temp_db();
+    let store = SqliteStore::open(&path).await.unwrap();
+    let sql = async |statement: &str| {
+        sqlx::query(sqlx::AssertSqlSafe(statement.to_owned())).execute(store.pool()).await.expect(statement);
+    };
+    let ordered = async || {
+        let ids: Vec<String> =
+            sqlx::query_scalar("SELECT id FROM twofactor_users WHERE document IS NOT NULL ORDER BY id")
+                .fetch_all(store.pool())
+                .await
+                .unwrap();
+        // SQLite compares text byte by byte.
+        let mut bytewise = ids.clone();
+        bytewise.sort();
+        assert_eq!(ids, bytewise);
+        ids
+    };
+    scan_walks_in_id_order(&store, sql, ordered).await;
 }
 
 const TASKS_PER_PROCESS: u32 = 4;
@@ -901,6 +1009,21 @@ mod postgres {
     }
 
     #[tokio::test]
+    async fn postgres_scan_walks_in_id_order() {
+        let store = store().await;
+        let sql = async |statement: &str| {
+            sqlx::query(sqlx::AssertSqlSafe(statement.to_owned())).execute(store.pool()).await.expect(statement);
+        };
+        let ordered = async || -> Vec<String> {
+            sqlx::query_scalar("SELECT id FROM twofactor_users WHERE document IS NOT NULL ORDER BY id")
+                .fetch_all(store.pool())
+                .await
+                .unwrap()
+        };
+        scan_walks_in_id_order(&store, sql, ordered).await;
+    }
+
+    #[tokio::test]
     async fn postgres_closed_pool_and_dropped_table_are_errors() {
         let store = store().await;
         let closed = user(9, "closed").with_document(1, counter(1));
@@ -909,7 +1032,9 @@ mod postgres {
         assert!(matches!(store.compare_and_swap(closed.id, 1, &counter(2)).await, Err(StoreError::Backend(_))));
         assert!(matches!(store.find_by_id(closed.id).await, Err(StoreError::Backend(_))));
         assert!(matches!(store.create_user(&user(10, "x")).await, Err(StoreError::Backend(_))));
+        assert!(matches!(store.scan(None, 10).await, Err(StoreError::Backend(_))));
         store.pool().close().await;
+        assert!(matches!(store.scan(None, 10).await, Err(StoreError::Backend(_))));
         assert!(matches!(store.find_by_id(closed.id).await, Err(StoreError::Backend(_))));
         assert!(matches!(store.find_by_login("closed").await, Err(StoreError::Backend(_))));
         assert!(matches!(store.insert_document(closed.id, &counter(1)).await, Err(StoreError::Backend(_))));
@@ -933,6 +1058,7 @@ mod postgres {
             let found = store.find_by_login(&login).await;
             assert!(matches!(found, Err(StoreError::Corrupt(_))), "{corruption}: {found:?}");
         }
+        scan_reports_corrupt_rows(&store).await;
         engine_reports_corrupt_documents(&store).await;
     }
 

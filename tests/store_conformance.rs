@@ -11,10 +11,10 @@ use std::sync::{Arc, Mutex};
 
 use store_support::temp_db;
 use twofactor::testkit::{Conformance, DEFAULT_TASKS, Failure, Report, SEEDED_USERS, run_conformance};
-use twofactor::{Document, MemoryStore, Role, SqliteStore, StoreError, Swap, UserId, UserRecord, UserStore};
+use twofactor::{Document, MemoryStore, Role, ScanPage, SqliteStore, StoreError, Swap, UserId, UserRecord, UserStore};
 
 /// The document checks (`run_seeded`).
-const SEEDED_CHECKS: [&str; 9] = [
+const SEEDED_CHECKS: [&str; 10] = [
     "reads_users",
     "first_document_inserted_once",
     "swap_bumps_version",
@@ -24,6 +24,7 @@ const SEEDED_CHECKS: [&str; 9] = [
     "racing_inserts_one_winner",
     "racing_swaps_one_winner",
     "retried_swaps_lose_no_update",
+    "scan_visits_every_document_once",
 ];
 /// What `run` checks beyond them, on a store that creates users.
 const CREATE_CHECKS: [&str; 3] = ["create_user_duplicates", "logins_compare_exactly", "racing_creates_one_winner"];
@@ -126,9 +127,9 @@ async fn postgres_store_conforms_seeded() {
     );
 }
 
-/// A store over "the application's own users table": the four document methods,
-/// forwarded to a `MemoryStore` the test fills with `add_user`; `create_user` is left
-/// at the trait's default (`Unsupported`).
+/// A store over "the application's own users table": the four document methods and
+/// `scan`, forwarded to a `MemoryStore` the test fills with `add_user`; `create_user`
+/// is left at the trait's default (`Unsupported`).
 #[derive(Clone, Default)]
 struct AppUsers(MemoryStore);
 
@@ -144,6 +145,9 @@ impl UserStore for AppUsers {
     }
     async fn compare_and_swap(&self, id: UserId, expected: u64, document: &Document) -> Result<Swap, StoreError> {
         self.0.compare_and_swap(id, expected, document).await
+    }
+    async fn scan(&self, after: Option<&str>, limit: usize) -> Result<ScanPage, StoreError> {
+        self.0.scan(after, limit).await
     }
 }
 
@@ -246,6 +250,12 @@ enum Mode {
     EscapesNonAscii,
     /// find_by_login ignores case.
     CaseInsensitiveLogin,
+    /// scan's cursor is the first user of the next page instead of the last of this
+    /// one, so the walk skips one user at every page boundary.
+    ScanSkips,
+    /// scan's cursor is the last user but one of the page, so the walk visits the
+    /// page's last user again on the next page.
+    ScanRepeats,
 }
 
 #[derive(Clone)]
@@ -336,6 +346,28 @@ impl UserStore for Broken {
         self.inner.compare_and_swap(id, expected, &document).await
     }
 
+    async fn scan(&self, after: Option<&str>, limit: usize) -> Result<ScanPage, StoreError> {
+        let limit = limit.max(1);
+        match self.mode {
+            Mode::ScanSkips => {
+                // Reads one user too many and resumes after it.
+                let mut page = self.inner.scan(after, limit + 1).await?;
+                let next = (page.users.len() > limit).then(|| page.users[limit].id.to_string());
+                page.users.truncate(limit);
+                Ok(ScanPage::new(page.users, next))
+            }
+            Mode::ScanRepeats => {
+                let page = self.inner.scan(after, limit).await?;
+                let next = match (&page.next, page.users.len()) {
+                    (Some(_), n) if n >= 2 => Some(page.users[n - 2].id.to_string()),
+                    (next, _) => next.clone(),
+                };
+                Ok(ScanPage::new(page.users, next))
+            }
+            _ => self.inner.scan(after, limit).await,
+        }
+    }
+
     async fn create_user(&self, user: &UserRecord) -> Result<(), StoreError> {
         let stored = match &user.credentials {
             Some(c) => UserRecord::new(user.id, user.login.as_str(), user.email.as_str(), user.role)
@@ -379,14 +411,65 @@ async fn the_kit_rejects_broken_stores() {
         (Mode::Truncates, "swap_bumps_version"),
         (Mode::ReEncodes, "first_document_inserted_once"),
         (Mode::EscapesNonAscii, "first_document_inserted_once"),
+        (Mode::ScanSkips, "scan_visits_every_document_once"),
+        (Mode::ScanRepeats, "scan_visits_every_document_once"),
     ];
     for (mode, check) in cases {
         let failure = failed(full_kit(mode).await, check);
-        if mode == Mode::LastWriterWins {
-            assert!(failure.detail.contains("was not a Conflict"), "{failure}");
+        let seeded = failed(Conformance::new().run_seeded(seeded(mode)).await, check);
+        let expect = match mode {
+            Mode::LastWriterWins => Some("was not a Conflict"),
+            Mode::ScanSkips => Some("visited a user with a document 0 times"),
+            Mode::ScanRepeats => Some("visited a user with a document 2 times"),
+            _ => None,
+        };
+        if let Some(expect) = expect {
+            assert!(failure.detail.contains(expect), "{failure}");
+            assert!(seeded.detail.contains(expect), "{seeded}");
         }
-        failed(Conformance::new().run_seeded(seeded(mode)).await, check);
     }
+}
+
+/// A store that cannot walk its documents (`scan` left at the trait's default,
+/// `Unsupported`) is right by every other check; the scan check fails on it, saying so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_kit_rejects_a_store_without_scan() {
+    /// A `MemoryStore` with every method but `scan`.
+    #[derive(Clone, Default)]
+    struct NoScan(MemoryStore);
+    impl UserStore for NoScan {
+        async fn find_by_id(&self, id: UserId) -> Result<Option<UserRecord>, StoreError> {
+            self.0.find_by_id(id).await
+        }
+        async fn find_by_login(&self, login: &str) -> Result<Option<UserRecord>, StoreError> {
+            self.0.find_by_login(login).await
+        }
+        async fn insert_document(&self, id: UserId, document: &Document) -> Result<Swap, StoreError> {
+            self.0.insert_document(id, document).await
+        }
+        async fn compare_and_swap(&self, id: UserId, expected: u64, document: &Document) -> Result<Swap, StoreError> {
+            self.0.compare_and_swap(id, expected, document).await
+        }
+        async fn create_user(&self, user: &UserRecord) -> Result<(), StoreError> {
+            self.0.create_user(user).await
+        }
+    }
+    assert!(matches!(NoScan::default().scan(None, 10).await, Err(StoreError::Unsupported(_))));
+    let full = failed(
+        run_conformance(|| async { Ok::<_, StoreError>(NoScan::default()) }).await,
+        "scan_visits_every_document_once",
+    );
+    assert!(full.detail.contains("scan"), "{full}");
+    let seeded = failed(
+        Conformance::new()
+            .run_seeded(|| {
+                let (inner, ids) = app_users(SEEDED_USERS);
+                async move { Ok::<_, StoreError>((NoScan(inner), ids)) }
+            })
+            .await,
+        "scan_visits_every_document_once",
+    );
+    assert!(seeded.detail.contains("scan"), "{seeded}");
 }
 
 /// A store whose logins ignore case is right by every document check; only the full
@@ -435,6 +518,11 @@ async fn the_kit_rejects_a_check_then_create_store() {
         }
         async fn compare_and_swap(&self, id: UserId, expected: u64, document: &Document) -> Result<Swap, StoreError> {
             self.rows.compare_and_swap(id, expected, document).await
+        }
+        async fn scan(&self, after: Option<&str>, limit: usize) -> Result<ScanPage, StoreError> {
+            let page = self.rows.scan(after, limit).await?;
+            let users = page.users.into_iter().filter_map(|user| self.named(Some(user))).collect();
+            Ok(ScanPage::new(users, page.next))
         }
         async fn create_user(&self, user: &UserRecord) -> Result<(), StoreError> {
             if self.logins.lock().unwrap().contains_key(&user.login) {

@@ -12,7 +12,8 @@
 //! recently used session. The session id is cycled at every login step (password,
 //! code, enrollment that had to come first). And the process: a busy port is named
 //! with the setting to change, and neither that nor Ctrl-C or SIGTERM leaves the run's
-//! temp folder (with its mailed backup codes) behind.
+//! temp folder (with its mailed backup codes) behind. The keys come from
+//! `TWOFACTOR_KEYS`, or else from a key file with mode 0600 beside the database.
 //!
 //! Runs under the `browser-tests` feature (so a plain `cargo test` needs no browser):
 //! `cargo build --example web && cargo test --features browser-tests --test web_browser`
@@ -632,4 +633,88 @@ fn a_busy_port_is_named_and_no_exit_leaves_the_temp_folder_behind() {
         assert!(!data.exists(), "{signal} removed {}", data.display());
         assert_eq!(left(), Vec::<std::path::PathBuf>::new());
     }
+}
+
+/// The demo's keys: `TWOFACTOR_KEYS` when it is set (nothing written), else a key file
+/// beside the database, created with mode 0600; the console says which, never a key.
+#[test]
+fn keys_come_from_twofactor_keys_or_a_private_key_file_beside_the_database() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let web = |data: &std::path::Path, keys: Option<&str>| {
+        let mut command = std::process::Command::new(web_support::web_binary());
+        command.env("TWOFACTOR_WEB_ADDR", "127.0.0.1:0").env("TWOFACTOR_WEB_DATA_DIR", data);
+        match keys {
+            Some(keys) => command.env("TWOFACTOR_KEYS", keys),
+            None => command.env_remove("TWOFACTOR_KEYS"),
+        };
+        command.stdout(Stdio::piped()).stderr(Stdio::piped());
+        command
+    };
+    // The lines printed up to `listening on`; then the demo is stopped.
+    let started = |mut command: std::process::Command| -> Vec<String> {
+        let mut child = command.spawn().unwrap();
+        let mut lines = Vec::new();
+        for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+            let line = line.unwrap();
+            let listening = line.starts_with("listening on ");
+            lines.push(line);
+            if listening {
+                break;
+            }
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(lines.last().is_some_and(|l| l.starts_with("listening on ")), "{lines:?}");
+        lines
+    };
+
+    // Unset: a fresh key file beside the database, private, and where it is.
+    let data = web_support::TempDir::new("web-keys-file");
+    let lines = started(web(&data.0, None));
+    let file = data.0.join("twofactor.db.key");
+    let said = format!("keys in {} (a new key, mode 0600", file.display());
+    assert!(lines.iter().any(|l| l.starts_with(&said)), "{lines:?}");
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(twofactor::KeyRing::from_text(&text).unwrap().ids(), [1]);
+    let material = text.trim().rsplit('.').next().unwrap().to_owned();
+    assert!(lines.iter().all(|l| !l.contains(&material)), "the key was printed: {lines:?}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+
+    // Set: those keys (newest first, space-separated here), and no file.
+    let data = web_support::TempDir::new("web-keys-env");
+    let (new, old) = (twofactor::AppKey::generate(2).unwrap(), twofactor::AppKey::generate(1).unwrap());
+    let keys = format!("{} {}", new.to_text().as_str(), old.to_text().as_str());
+    let lines = started(web(&data.0, Some(&keys)));
+    assert!(lines.iter().any(|l| l == "keys from TWOFACTOR_KEYS"), "{lines:?}");
+    assert!(!data.0.join("twofactor.db.key").exists(), "no key file when the variable is set");
+    for key in keys.split(' ') {
+        let material = key.rsplit('.').next().unwrap();
+        assert!(lines.iter().all(|l| !l.contains(material)), "a key was printed: {lines:?}");
+    }
+
+    // Set but not keys: the demo stops, naming the variable and not its value.
+    let data = web_support::TempDir::new("web-keys-bad");
+    let mut child = web(&data.0, Some("tfk1.1.not-a-real-key")).spawn().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the demo started with a bad TWOFACTOR_KEYS");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("TWOFACTOR_KEYS") && !stderr.contains("not-a-real-key"), "{stderr}");
+    assert!(!data.0.join("twofactor.db").exists(), "the keys are checked before the database is created");
 }

@@ -10,9 +10,15 @@
 //! - `TWOFACTOR_WEB_ADDR` — listen address (default `127.0.0.1:3000`; port 0 picks a
 //!   free port). The actual URL is printed as `listening on http://…`; an address in
 //!   use stops the demo with a message saying so, before anything is written.
-//! - `TWOFACTOR_WEB_DATA_DIR` — where the run keeps its SQLite database and its file
-//!   outbox (default: a fresh temp directory, removed on every exit: Ctrl-C, SIGTERM or
-//!   an error). Every run starts empty, so the demo's key ring is ephemeral.
+//! - `TWOFACTOR_WEB_DATA_DIR` — where the run keeps its SQLite database, its key file
+//!   and its file outbox (default: a fresh temp directory, removed on every exit:
+//!   Ctrl-C, SIGTERM or an error). Every run starts with an empty database.
+//! - `TWOFACTOR_KEYS` — the keys that seal TOTP secrets and pending logins, `tfk1.`
+//!   keys newest first, separated by newlines or spaces (make one with
+//!   `cargo run --example cli -- keygen`, which writes `twofactor-cli.db.key`, or
+//!   `AppKey::generate(1)?.to_text()`). Unset, the demo uses the key file
+//!   `twofactor.db.key` beside its database, created with mode 0600 when missing, and
+//!   prints where it is.
 //! - `TWOFACTOR_WEB_SECURE_COOKIES=1` — mark cookies `Secure`. Set it whenever the app
 //!   is reached over HTTPS (e.g. behind a TLS-terminating proxy); the demo itself
 //!   serves plain HTTP on 127.0.0.1, where browsers would drop `Secure` cookies.
@@ -49,7 +55,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use tokio::sync::watch;
-use twofactor::{Engine, KeyRing, NewAccount, Policy, Role};
+use twofactor::{Engine, NewAccount, Policy, Role};
 
 /// Settings read from the environment.
 struct Config {
@@ -146,11 +152,12 @@ async fn run() -> Result<(), Box<dyn Error>> {
         _ => format!("cannot listen on {} (TWOFACTOR_WEB_ADDR): {e}", config.addr),
     })?;
     let data = DataDir::create(config.data_dir.clone())?;
-    let router = tokio::select! {
-        router = set_up(&config, &data) => router?,
+    let (router, keys) = tokio::select! {
+        set = set_up(&config, &data) => set?,
         _ = stopped.wait_for(|s| *s) => return Ok(()),
     };
     println!("data in {}", data.path.display());
+    println!("{keys}");
     if config.require_two_factor {
         println!("two-factor authentication is required for every account");
     }
@@ -163,14 +170,17 @@ async fn run() -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
-/// The store, mailer, engine, demo accounts and routes, in `data`.
-async fn set_up(config: &Config, data: &DataDir) -> Result<axum::Router, Box<dyn Error>> {
+/// The keys, store, mailer, engine, demo accounts and routes, in `data`; and the line
+/// saying where the keys came from.
+async fn set_up(config: &Config, data: &DataDir) -> Result<(axum::Router, String), Box<dyn Error>> {
     let policy = Policy::builder().issuer("Example Co").require_two_factor(config.require_two_factor).build()?;
+    // The keys first: a bad TWOFACTOR_KEYS then leaves no database behind.
+    let (keys, from) = parts::keys(&data.path)?;
     let (store, mailer, mailbox) = parts::open(&data.path, &policy).await?;
-    let engine = Engine::builder(store, mailer, KeyRing::ephemeral()?).policy(policy).build()?;
+    let engine = Engine::builder(store, mailer, keys).policy(policy).build()?;
     seed(&engine).await?;
     let app = app::App { engine, mailbox: config.mailbox.then_some(mailbox), secure: config.secure_cookies };
-    Ok(app::router(Arc::new(app), config.max_sessions))
+    Ok((app::router(Arc::new(app), config.max_sessions), from))
 }
 
 /// Turns true on Ctrl-C (SIGINT) or SIGTERM. The handlers are installed before this

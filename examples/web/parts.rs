@@ -1,16 +1,22 @@
-//! The demo's store and mailer: the one place to switch parts. (Hashing runs on the
-//! engine's own threads, its default.)
+//! The demo's store, mailer and keys: the one place to switch parts. (Hashing runs on
+//! the engine's own threads, its default.)
 //!
 //! Every run starts empty: a SQLite file and a file outbox (one `.eml` per mail) in
-//! the run's data directory, under an ephemeral key ring (nothing outlives the run, so
-//! there is no key file to keep). With `--features smtp` and `TWOFACTOR_WEB_SMTP_URL`
-//! set, mail goes through that SMTP server instead (the demo mailbox then stays empty).
+//! the run's data directory. With `--features smtp` and `TWOFACTOR_WEB_SMTP_URL` set,
+//! mail goes through that SMTP server instead (the demo mailbox then stays empty).
+//!
+//! The keys that seal the TOTP secrets and pending logins are real ones, loaded as an
+//! application loads them: from `TWOFACTOR_KEYS` ([`KeyRing::from_env`]: `tfk1.` keys,
+//! newest first, separated by newlines or spaces) or, when it is unset, from the key
+//! file `twofactor.db.key` beside the database ([`KeyRing::from_file`]), created with
+//! one fresh key and mode 0600 when missing. In the default temporary data directory
+//! that file goes with the database at the end of the run.
 
 use std::error::Error;
 use std::path::{Path, PathBuf};
 
 use twofactor::mail::{DefaultRenderer, FileOutbox};
-use twofactor::{BoxMailer, Engine, Policy, SqliteStore};
+use twofactor::{AppKey, BoxMailer, Engine, KeyRing, Policy, SqliteStore};
 
 /// The store the demo runs on.
 pub type DemoStore = SqliteStore;
@@ -35,6 +41,56 @@ fn mailer(outbox: &Path, policy: &Policy) -> Result<DemoMailer, Box<dyn Error>> 
 
 /// The engine over them.
 pub type DemoEngine = Engine<DemoStore, DemoMailer>;
+
+/// The variable the keys are read from.
+pub const KEYS_VAR: &str = "TWOFACTOR_KEYS";
+
+/// The key file's name in the data directory, beside the database (as the CLI keeps
+/// `PATH.key` beside `PATH`).
+const KEY_FILE: &str = "twofactor.db.key";
+
+/// The demo's keys, and a line for the console saying where they came from:
+/// `TWOFACTOR_KEYS` when it is set, else the key file in `data_dir`.
+pub fn keys(data_dir: &Path) -> Result<(KeyRing, String), Box<dyn Error>> {
+    if std::env::var_os(KEYS_VAR).is_some() {
+        // The message names the variable, never its value.
+        let ring = KeyRing::from_env(KEYS_VAR).map_err(|e| format!("{KEYS_VAR}: {e}"))?;
+        return Ok((ring, format!("keys from {KEYS_VAR}")));
+    }
+    key_file(&data_dir.join(KEY_FILE))
+}
+
+/// The keys in the file at `path`, created (one fresh key, mode 0600) when missing.
+fn key_file(path: &Path) -> Result<(KeyRing, String), Box<dyn Error>> {
+    let created = create_key_file(path)?;
+    let ring = KeyRing::from_file(path).map_err(|e| match e {
+        twofactor::KeyError::Read { .. } => e.to_string(),
+        other => format!("key file {}: {other}", path.display()),
+    })?;
+    let how = if created { "a new key, mode 0600: keep it with the database" } else { "the existing key file" };
+    Ok((ring, format!("keys in {} ({how}; set {KEYS_VAR} to use your own)", path.display())))
+}
+
+/// Writes a fresh key to `path` unless something is there already; `true` if it did.
+fn create_key_file(path: &Path) -> Result<bool, Box<dyn Error>> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = match options.open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
+        Err(e) => return Err(format!("cannot create the key file {}: {e}", path.display()).into()),
+    };
+    let text = AppKey::generate(1)?.to_text();
+    if let Err(e) = file.write_all(text.as_bytes()).and_then(|()| file.write_all(b"\n")).and_then(|()| file.sync_all())
+    {
+        let _ = std::fs::remove_file(path);
+        return Err(format!("cannot write the key file {}: {e}", path.display()).into());
+    }
+    Ok(true)
+}
 
 /// Opens the store and the mailer under `data_dir`, and the mailbox view of what was sent.
 pub async fn open(data_dir: &Path, policy: &Policy) -> Result<(DemoStore, DemoMailer, Mailbox), Box<dyn Error>> {
@@ -136,4 +192,39 @@ fn decode_quoted_printable(body: &str) -> Option<String> {
         }
     }
     String::from_utf8(bytes).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_key_file_is_created_private_and_then_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(KEY_FILE);
+        let (ring, said) = key_file(&path).unwrap();
+        assert_eq!(ring.ids(), [1]);
+        assert!(said.contains(&path.display().to_string()) && said.contains("a new key"), "{said}");
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text, ring.to_text().as_str(), "one tfk1 line");
+        assert!(!said.contains(text.trim()), "the key is never shown");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        }
+        let (again, said) = key_file(&path).unwrap();
+        assert_eq!(again.to_text(), ring.to_text(), "the next run reads the same key");
+        assert!(said.contains("the existing key file"), "{said}");
+    }
+
+    #[test]
+    fn a_bad_key_file_is_an_error_naming_the_file_not_its_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(KEY_FILE);
+        std::fs::write(&path, "tfk1.1.this-is-no-key\n").unwrap();
+        let err = key_file(&path).err().expect("refused").to_string();
+        assert!(err.contains(&path.display().to_string()), "{err}");
+        assert!(!err.contains("this-is-no-key"), "{err}");
+    }
 }

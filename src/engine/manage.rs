@@ -233,13 +233,25 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
         let codes = self.new_backup_codes(now).await?;
         let t = self
             .update(snapshot, |fresh| {
-                manage::confirm_enrollment(fresh, &sealed, step, codes.clone(), now).map_err(Error::Misuse)
+                // A re-seal under a new key changes the sealed bytes, not the secret
+                // they hold: the enrollment is the same if its secret is.
+                let expected = match &fresh.two_factor {
+                    TwoFactor::Enrolling(e) if e.secret != sealed && self.holds(id, &e.secret, &secret) => &e.secret,
+                    _ => &sealed,
+                };
+                manage::confirm_enrollment(fresh, expected, step, codes.clone(), now).map_err(Error::Misuse)
             })
             .await?;
         let deliveries = self.dispatch(id, t.effects).await;
         Ok(ConfirmOutcome::Confirmed {
             backup_code_delivery: code_delivery(&deliveries).unwrap_or(Delivery::Failed("not sent".to_owned())),
         })
+    }
+
+    /// Whether `sealed` opens to `secret` (compared in constant time).
+    fn holds(&self, id: UserId, sealed: &crate::account::SealedSecret, secret: &[u8]) -> bool {
+        use subtle::ConstantTimeEq;
+        self.keys.unseal(id, sealed).is_ok_and(|(plain, _)| bool::from(plain.as_slice().ct_eq(secret)))
     }
 
     /// Replaces the account's backup code(s) with fresh ones and mails them; the old

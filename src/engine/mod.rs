@@ -2,6 +2,7 @@
 //! do, writes by compare-and-swap, then sends mail and records events.
 
 mod admission;
+mod keys;
 mod login;
 mod lookup;
 mod manage;
@@ -26,6 +27,7 @@ use crate::policy::Policy;
 use crate::semaphore::{Lane, Semaphore};
 use crate::store::{Swap, UserRecord, UserStore};
 
+pub use keys::{KeyUsage, ResealProgress, ResealReport};
 pub use login::SecondFactor;
 pub use manage::{EnrollmentStarted, NewAccount};
 

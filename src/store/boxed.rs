@@ -10,7 +10,7 @@ use std::sync::Arc;
 use crate::UserId;
 use crate::error::StoreError;
 use crate::mail::Either;
-use crate::store::{Document, Swap, UserRecord, UserStore};
+use crate::store::{Document, ScanPage, Swap, UserRecord, UserStore};
 
 /// A boxed store future.
 type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
@@ -30,6 +30,8 @@ trait DynStore: Send + Sync {
     -> StoreFuture<'a, Swap>;
     /// [`UserStore::create_user`], boxed.
     fn create_user_boxed<'a>(&'a self, user: &'a UserRecord) -> StoreFuture<'a, ()>;
+    /// [`UserStore::scan`], boxed.
+    fn scan_boxed<'a>(&'a self, after: Option<&'a str>, limit: usize) -> StoreFuture<'a, ScanPage>;
 }
 
 impl<S: UserStore> DynStore for S {
@@ -56,6 +58,10 @@ impl<S: UserStore> DynStore for S {
 
     fn create_user_boxed<'a>(&'a self, user: &'a UserRecord) -> StoreFuture<'a, ()> {
         Box::pin(self.create_user(user))
+    }
+
+    fn scan_boxed<'a>(&'a self, after: Option<&'a str>, limit: usize) -> StoreFuture<'a, ScanPage> {
+        Box::pin(self.scan(after, limit))
     }
 }
 
@@ -131,6 +137,10 @@ impl UserStore for BoxStore {
     async fn create_user(&self, user: &UserRecord) -> Result<(), StoreError> {
         self.inner.create_user_boxed(user).await
     }
+
+    async fn scan(&self, after: Option<&str>, limit: usize) -> Result<ScanPage, StoreError> {
+        self.inner.scan_boxed(after, limit).await
+    }
 }
 
 /// Picks the side's method.
@@ -162,5 +172,9 @@ impl<L: UserStore, R: UserStore> UserStore for Either<L, R> {
 
     async fn create_user(&self, user: &UserRecord) -> Result<(), StoreError> {
         either!(self, s => s.create_user(user))
+    }
+
+    async fn scan(&self, after: Option<&str>, limit: usize) -> Result<ScanPage, StoreError> {
+        either!(self, s => s.scan(after, limit))
     }
 }

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use crate::UserId;
 use crate::account::Role;
 use crate::error::StoreError;
-use crate::store::{Document, StoredDocument, Swap, UserRecord, UserStore};
+use crate::store::{Document, ScanPage, StoredDocument, Swap, UserRecord, UserStore};
 
 #[derive(Debug, Default)]
 struct Tables {
@@ -117,6 +117,22 @@ impl UserStore for MemoryStore {
             return Ok(Swap::Conflict);
         }
         Ok(self.swap(id, expected, document))
+    }
+
+    async fn scan(&self, after: Option<&str>, limit: usize) -> Result<ScanPage, StoreError> {
+        let limit = limit.max(1);
+        let t = self.lock();
+        let mut ids: Vec<&UserId> = t
+            .by_id
+            .iter()
+            .filter(|(id, u)| u.credentials.is_some() && after.is_none_or(|a| id.as_str() > a))
+            .map(|(id, _)| id)
+            .collect();
+        ids.sort();
+        let more = ids.len() > limit;
+        let users: Vec<UserRecord> = ids.into_iter().take(limit).filter_map(|id| t.by_id.get(id).cloned()).collect();
+        let next = users.last().filter(|_| more).map(|u| u.id.to_string());
+        Ok(ScanPage::new(users, next))
     }
 
     async fn create_user(&self, user: &UserRecord) -> Result<(), StoreError> {

@@ -87,6 +87,23 @@ pub struct StoredDocument {
     pub document: Document,
 }
 
+/// One page of a walk over every user that has a document ([`UserStore::scan`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ScanPage {
+    /// The users of this page, each with its document.
+    pub users: Vec<UserRecord>,
+    /// Where the next page starts (pass it as `after`); `None` when the walk is done.
+    pub next: Option<String>,
+}
+
+impl ScanPage {
+    /// A page of `users`, followed by the page after `next`.
+    pub fn new(users: Vec<UserRecord>, next: Option<String>) -> ScanPage {
+        ScanPage { users, next }
+    }
+}
+
 /// The result of a [`UserStore::compare_and_swap`] or [`UserStore::insert_document`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[must_use]
@@ -123,9 +140,10 @@ pub trait UserStore: Send + Sync {
     /// A backend error.
     fn find_by_id(&self, id: UserId) -> impl Future<Output = Result<Option<UserRecord>, StoreError>> + Send;
 
-    /// Reads a user by the exact name they log in with (the crate normalizes what a
-    /// person typed before asking; see [`crate::username`] for 0.1.0's names). An
-    /// application whose login is case-insensitive, or by email, looks up accordingly.
+    /// Reads a user by the name they log in with. The crate asks for what a person
+    /// typed in Unicode NFC and, when that differs, as typed (0.1.0 stored names
+    /// unnormalized). The shipped stores compare exactly; an application whose login
+    /// is case-insensitive, or by email, looks up accordingly.
     ///
     /// # Errors
     /// A backend error.
@@ -149,6 +167,23 @@ pub trait UserStore: Send + Sync {
         expected: u64,
         document: &Document,
     ) -> impl Future<Output = Result<Swap, StoreError>> + Send;
+
+    /// Walks the users that have a document, a page at a time (`limit` of at least 1;
+    /// 0 counts as 1), for the operations that
+    /// visit every document (key usage, bulk re-seal: see [`crate::KeyRing`]). Returns
+    /// at most `limit` users after the cursor `after` (`None`: from the start) in an
+    /// order of the store's choosing that stays the same, and the cursor of the next
+    /// page (any text the store can resume from, typically the last id). A user present
+    /// for the whole walk is visited exactly once; users without a document are skipped.
+    /// The default answers [`StoreError::Unsupported`]; the conformance kit requires a
+    /// real one.
+    ///
+    /// # Errors
+    /// A backend error; [`StoreError::Unsupported`] by default.
+    fn scan(&self, after: Option<&str>, limit: usize) -> impl Future<Output = Result<ScanPage, StoreError>> + Send {
+        let _ = (after, limit);
+        std::future::ready(Err(StoreError::Unsupported("this store cannot walk its documents")))
+    }
 
     /// Creates a user with its first document (at version 1), for stores that keep
     /// the users themselves (the shipped stores) and so back
@@ -194,5 +229,9 @@ impl<S: UserStore + ?Sized> UserStore for std::sync::Arc<S> {
 
     fn create_user(&self, user: &UserRecord) -> impl Future<Output = Result<(), StoreError>> + Send {
         (**self).create_user(user)
+    }
+
+    fn scan(&self, after: Option<&str>, limit: usize) -> impl Future<Output = Result<ScanPage, StoreError>> + Send {
+        (**self).scan(after, limit)
     }
 }

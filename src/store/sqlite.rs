@@ -13,7 +13,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::error::StoreError;
 use crate::store::sql::legacy::to_sql;
 use crate::store::sql::{Key, SQLITE_MIGRATIONS, store_error};
-use crate::store::{Document, Swap, UserRecord, UserStore};
+use crate::store::{Document, ScanPage, Swap, UserRecord, UserStore};
 
 mod ops {
     crate::store::sql::ops::sql_ops!(sqlx::Sqlite);
@@ -190,6 +190,11 @@ impl UserStore for SqliteStore {
             return Ok(Swap::Conflict);
         }
         self.swap(id, expected, document).await
+    }
+
+    async fn scan(&self, after: Option<&str>, limit: usize) -> Result<ScanPage, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(store_error)?;
+        ops::scan(&mut conn, after, limit).await
     }
 
     async fn create_user(&self, user: &UserRecord) -> Result<(), StoreError> {

@@ -10,6 +10,8 @@ macro_rules! user_columns {
 }
 pub(crate) const SELECT_BY_ID: &str = concat!(user_columns!(), "id = $1");
 pub(crate) const SELECT_BY_LOGIN: &str = concat!(user_columns!(), "login = $1");
+/// A page of the walk over users with a document, in id order after `$1`.
+pub(crate) const SCAN: &str = concat!(user_columns!(), "document IS NOT NULL AND id > $1 ORDER BY id LIMIT $2");
 /// The compare-and-swap (also the first insert, from version 0): one guarded update.
 pub(crate) const SWAP_DOCUMENT: &str =
     "UPDATE twofactor_users SET document = $3, version = version + 1 WHERE id = $1 AND version = $2";
@@ -47,7 +49,7 @@ macro_rules! sql_ops {
         use $crate::store::sql::legacy::{self, AccountRow, BackupCodeRow, LocationRow, Rows};
         use $crate::store::sql::ops::*;
         use $crate::store::sql::{Key, Migration, schema_too_new, store_error};
-        use $crate::store::{Document, Swap, UserRecord};
+        use $crate::store::{Document, ScanPage, Swap, UserRecord};
 
         type Conn = <$db as sqlx::Database>::Connection;
 
@@ -81,6 +83,19 @@ macro_rules! sql_ops {
             }
             .map_err(store_error)?;
             found.as_ref().map(decode).transpose()
+        }
+
+        /// A page of users with a document after the cursor (the last id of the page
+        /// before; every id sorts after the empty text).
+        pub(crate) async fn scan(conn: &mut Conn, after: Option<&str>, limit: usize) -> Result<ScanPage, StoreError> {
+            let limit = limit.max(1);
+            let fetch = i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX);
+            let rows =
+                query(SCAN).bind(after.unwrap_or("")).bind(fetch).fetch_all(&mut *conn).await.map_err(store_error)?;
+            let more = rows.len() > limit;
+            let users = rows.iter().take(limit).map(decode).collect::<Result<Vec<_>, _>>()?;
+            let next = users.last().filter(|_| more).map(|u| u.id.to_string());
+            Ok(ScanPage::new(users, next))
         }
 
         /// Writes `document` over version `expected` (0: the first document), in one

@@ -1,0 +1,195 @@
+//! Operating the key ring over every document: which keys are in use, the bulk
+//! re-seal under the newest key, and retiring an old key.
+
+use std::collections::BTreeMap;
+
+use crate::account::{Account, TwoFactor};
+use crate::clock::Clock;
+use crate::core::Transition;
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::keys::{KeyRing, sealed_key_id};
+use crate::mail::Mailer;
+use crate::store::UserStore;
+
+/// How many users one page of a walk reads.
+const PAGE: usize = 200;
+
+/// Which keys the stored documents need ([`Engine::key_usage`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct KeyUsage {
+    /// Documents visited.
+    pub documents: u64,
+    /// For each key id, how many documents hold a TOTP secret sealed under it.
+    pub by_key: BTreeMap<u32, u64>,
+    /// Documents without a sealed secret (2FA off).
+    pub without_secret: u64,
+}
+
+/// Where a re-seal stands, reported after each page ([`Engine::reseal`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ResealProgress {
+    /// Documents visited so far (in this call).
+    pub scanned: u64,
+    /// Of those, re-sealed by this call.
+    pub resealed: u64,
+    /// Where to resume (pass it as `from`) if the walk stops now; `None` at the end.
+    pub cursor: Option<String>,
+}
+
+/// What a finished re-seal did ([`Engine::reseal`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ResealReport {
+    /// Documents visited.
+    pub scanned: u64,
+    /// Re-sealed under the newest key by this call.
+    pub resealed: u64,
+    /// Already under the newest key (by an earlier call, or a login that re-sealed).
+    pub already_current: u64,
+    /// Without a sealed secret.
+    pub without_secret: u64,
+}
+
+/// The secret a document holds, if any.
+fn secret_key_id(account: &Account) -> Option<Option<u32>> {
+    match &account.two_factor {
+        TwoFactor::Disabled => None,
+        TwoFactor::Enrolling(e) => Some(sealed_key_id(&e.secret)),
+        TwoFactor::Enabled(e) => Some(sealed_key_id(&e.secret)),
+    }
+}
+
+/// What re-sealing one document found.
+enum Resealed {
+    Done,
+    AlreadyCurrent,
+    NoSecret,
+}
+
+/// The document with its secret sealed under the ring's newest key, or no write when
+/// it already is (or holds none). Cheap (one XChaCha20 open and seal), so it runs
+/// again on the freshest document after a lost race.
+fn reseal_one(account: &Account, keys: &KeyRing) -> Result<Transition<Resealed>> {
+    let newest = keys.current().id();
+    let secret = match &account.two_factor {
+        TwoFactor::Disabled => return Ok(Transition::unchanged(Resealed::NoSecret, Default::default())),
+        TwoFactor::Enrolling(e) => &e.secret,
+        TwoFactor::Enabled(e) => &e.secret,
+    };
+    if sealed_key_id(secret) == Some(newest) {
+        return Ok(Transition::unchanged(Resealed::AlreadyCurrent, Default::default()));
+    }
+    let (plain, _) = keys.unseal(account.id, secret)?;
+    let sealed = keys.seal(account.id, &plain)?;
+    let mut next = account.clone();
+    match &mut next.two_factor {
+        TwoFactor::Enrolling(e) => e.secret = sealed,
+        TwoFactor::Enabled(e) => e.secret = sealed,
+        TwoFactor::Disabled => {}
+    }
+    Ok(Transition { next: Some(next), outcome: Resealed::Done, effects: Default::default() })
+}
+
+impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
+    /// Counts, for each key id, the documents whose TOTP secret is sealed under it, by
+    /// walking every document ([`UserStore::scan`]). Check it before retiring a key:
+    /// a key that still seals documents is needed.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+    /// use twofactor::{Engine, KeyRing, MemoryMailer, MemoryStore, Policy};
+    /// let engine = Engine::builder(MemoryStore::new(), MemoryMailer::new(), KeyRing::ephemeral()? /* tests only */)
+    ///     .policy(Policy::builder().danger_fast_hashing().build()?)
+    ///     .build()?;
+    /// let usage = engine.key_usage().await?;
+    /// assert_eq!(usage.documents, 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(()) })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// Store faults ([`StoreError::Unsupported`](crate::StoreError::Unsupported) from a
+    /// store without `scan`); a corrupt document.
+    pub async fn key_usage(&self) -> Result<KeyUsage> {
+        let mut usage = KeyUsage::default();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.store.scan(after.as_deref(), PAGE).await?;
+            for user in page.users {
+                let account = self.account_of(user)?.record;
+                usage.documents += 1;
+                match secret_key_id(&account) {
+                    None => usage.without_secret += 1,
+                    Some(Some(id)) => *usage.by_key.entry(id).or_default() += 1,
+                    Some(None) => return Err(Error::Corrupt("sealed secret")),
+                }
+            }
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return Ok(usage),
+            }
+        }
+    }
+
+    /// Re-seals every TOTP secret that is not under the ring's newest key, so older
+    /// keys can be retired. Each document is rewritten by compare-and-swap, so it is
+    /// safe while users log in (a document a login changed meanwhile is re-read and
+    /// re-sealed). `progress` hears after each page, with the cursor to pass as `from`
+    /// to resume after an interruption (`None`: from the start); re-running from the
+    /// start is harmless too, since documents already under the newest key are left
+    /// alone.
+    ///
+    /// # Errors
+    /// [`Error::UnknownKey`] naming the key of a document the ring cannot open (nothing
+    /// is written for that document; the ones before it stay re-sealed); store faults;
+    /// [`Error::Contention`] for a document that kept changing.
+    pub async fn reseal(&self, from: Option<&str>, mut progress: impl FnMut(&ResealProgress)) -> Result<ResealReport> {
+        let mut report = ResealReport::default();
+        let mut after = from.map(str::to_owned);
+        loop {
+            let page = self.store.scan(after.as_deref(), PAGE).await?;
+            for user in page.users {
+                let snapshot = self.account_of(user)?;
+                let t = self.update(snapshot, |fresh| reseal_one(fresh, &self.keys)).await?;
+                report.scanned += 1;
+                match t.outcome {
+                    Resealed::Done => report.resealed += 1,
+                    Resealed::AlreadyCurrent => report.already_current += 1,
+                    Resealed::NoSecret => report.without_secret += 1,
+                }
+            }
+            progress(&ResealProgress { scanned: report.scanned, resealed: report.resealed, cursor: page.next.clone() });
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return Ok(report),
+            }
+        }
+    }
+
+    /// The engine's key ring without key `key_id`, once no document needs it: write
+    /// the result ([`KeyRing::to_text`]) where the application loads its keys from, and
+    /// build engines with it. Pending logins sealed under the retired key (they live
+    /// at most the policy's pending lifetime) then answer `Expired`, and those users
+    /// type their password again.
+    ///
+    /// # Errors
+    /// [`Error::KeyInUse`] while documents hold secrets sealed under the key (re-seal
+    /// first); [`Error::InvalidInput`] for the newest key or an id not in the ring; store
+    /// faults.
+    pub async fn retire_key(&self, key_id: u32) -> Result<KeyRing> {
+        let remaining = self.keys.without(key_id)?;
+        let usage = self.key_usage().await?;
+        match usage.by_key.get(&key_id).copied().unwrap_or(0) {
+            0 => Ok(remaining),
+            documents => Err(Error::KeyInUse { key_id, documents }),
+        }
+    }
+
+    /// The engine's key ring.
+    pub fn keys(&self) -> &KeyRing {
+        &self.keys
+    }
+}
