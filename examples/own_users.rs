@@ -18,7 +18,7 @@ use std::time::Duration;
 use sqlx::sqlite::{SqlitePool, SqliteRow};
 use sqlx::{Row, query};
 use twofactor::{
-    Clock, Document, Engine, KeyRing, LoginOutcome, ManualClock, MemoryMailer, Policy, Role, ScanPage, SecondFactor,
+    Clock, Document, Engine, KeyError, KeyRing, LoginOutcome, ManualClock, MemoryMailer, Policy, Role, ScanPage, SecondFactor,
     SecondFactorOutcome, StoreError, Swap, SystemClock, Timestamp, TotpParams, UserId, UserRecord, UserStore,
 };
 
@@ -166,9 +166,18 @@ pub async fn main() -> Result<(), Box<dyn Error>> {
     let mailer = MemoryMailer::new();
     // A manual clock, so the demo need not wait 30 s for the next code.
     let clock = ManualClock::new(SystemClock.now());
-    // Tests and demos only: a real application loads its key from a file or the
-    // environment (see examples/cli.rs), or every TOTP secret is lost on restart.
-    let keys = KeyRing::ephemeral()?;
+    // The application's keys, from the environment (README, "Keys"). This demo's
+    // database lives in memory and dies with it, so without the variable a throwaway
+    // key will do; a real application stops instead, or its users' TOTP secrets die
+    // at the next restart.
+    let keys = match KeyRing::from_env("TWOFACTOR_KEYS") {
+        Ok(keys) => keys,
+        Err(KeyError::MissingVar { .. }) => {
+            println!("TWOFACTOR_KEYS is unset: a throwaway key for this in-memory demo");
+            KeyRing::ephemeral()?
+        }
+        Err(e) => return Err(e.into()),
+    };
     let policy = Policy::builder().issuer("Acme").danger_fast_hashing().build()?; // demo speed only
     let engine = Engine::builder(AppStore::new(pool.clone()), mailer.clone(), keys)
         .clock(clock.clone())
