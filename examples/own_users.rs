@@ -18,8 +18,9 @@ use std::time::Duration;
 use sqlx::sqlite::{SqlitePool, SqliteRow};
 use sqlx::{Row, query};
 use twofactor::{
-    Clock, Document, Engine, KeyError, KeyRing, LoginOutcome, ManualClock, MemoryMailer, Policy, Role, ScanPage, SecondFactor,
-    SecondFactorOutcome, StoreError, Swap, SystemClock, Timestamp, TotpParams, UserId, UserRecord, UserStore,
+    Clock, Document, Engine, KeyError, KeyRing, LoginOutcome, ManualClock, MemoryMailer, Policy, Role, ScanPage,
+    SecondFactor, SecondFactorOutcome, StoreError, Swap, SystemClock, Timestamp, TotpParams, UserId, UserRecord,
+    UserStore,
 };
 
 /// The application's own table, as it was before 2FA.
