@@ -2,6 +2,7 @@
 //! dispatch to the part that was picked, and pass errors through unchanged.
 
 mod common;
+mod wrapper_stores;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,9 +11,10 @@ use common::{PASSWORD, T0, email, fast_policy};
 use twofactor::mail::{CodeReason, FileOutbox, Recipient};
 use twofactor::{
     BoxMailer, BoxStore, ConfirmOutcome, Document, Either, Engine, KeyRing, LoginOutcome, Mailer, ManualClock,
-    MemoryMailer, MemoryStore, Message, NewAccount, Role, ScanPage, SecondFactor, SecondFactorOutcome, SecretString,
-    StoreError, Swap, Timestamp, TotpParams, UserId, UserRecord, UserStore,
+    MemoryMailer, MemoryStore, Message, NewAccount, Role, SecondFactor, SecondFactorOutcome, SecretString, StoreError,
+    Swap, Timestamp, TotpParams, UserId, UserRecord, UserStore,
 };
+use wrapper_stores::{AppUsers, NoScan};
 
 /// A message to `name`.
 fn message(name: &str) -> Message {
@@ -189,48 +191,6 @@ async fn either_mailer_dispatches_to_the_chosen_side_only() {
     pick(false).send(&message("frank")).await.expect("sent");
     pick(false).send(&message("frank")).await.expect("sent");
     assert_eq!((left.outbox().len(), right.outbox().len()), (1, 2));
-}
-
-/// A store over "the application's own users": it forwards the four document
-/// methods and `scan`, and leaves `create_user` at the trait's default.
-#[derive(Clone, Default)]
-struct AppUsers(MemoryStore);
-
-impl UserStore for AppUsers {
-    async fn find_by_id(&self, id: UserId) -> Result<Option<UserRecord>, StoreError> {
-        self.0.find_by_id(id).await
-    }
-    async fn find_by_login(&self, login: &str) -> Result<Option<UserRecord>, StoreError> {
-        self.0.find_by_login(login).await
-    }
-    async fn insert_document(&self, id: UserId, document: &Document) -> Result<Swap, StoreError> {
-        self.0.insert_document(id, document).await
-    }
-    async fn compare_and_swap(&self, id: UserId, expected: u64, document: &Document) -> Result<Swap, StoreError> {
-        self.0.compare_and_swap(id, expected, document).await
-    }
-    async fn scan(&self, after: Option<&str>, limit: usize) -> Result<ScanPage, StoreError> {
-        self.0.scan(after, limit).await
-    }
-}
-
-/// The same without `scan` (the trait's default, `Unsupported`).
-#[derive(Clone, Default)]
-struct NoScan(MemoryStore);
-
-impl UserStore for NoScan {
-    async fn find_by_id(&self, id: UserId) -> Result<Option<UserRecord>, StoreError> {
-        self.0.find_by_id(id).await
-    }
-    async fn find_by_login(&self, login: &str) -> Result<Option<UserRecord>, StoreError> {
-        self.0.find_by_login(login).await
-    }
-    async fn insert_document(&self, id: UserId, document: &Document) -> Result<Swap, StoreError> {
-        self.0.insert_document(id, document).await
-    }
-    async fn compare_and_swap(&self, id: UserId, expected: u64, document: &Document) -> Result<Swap, StoreError> {
-        self.0.compare_and_swap(id, expected, document).await
-    }
 }
 
 /// Every store method through `BoxStore` and both sides of `Either`, against the

@@ -192,23 +192,6 @@ async fn key_usage_counts_documents_per_key<S: UserStore + Clone + 'static>(stor
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn memory_key_usage_counts_documents_per_key() {
-    key_usage_counts_documents_per_key(MemoryStore::new()).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn sqlite_key_usage_counts_documents_per_key() {
-    let (_dir, path) = temp_db();
-    key_usage_counts_documents_per_key(SqliteStore::open(&path).await.expect("open")).await;
-}
-
-#[cfg(feature = "postgres")]
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn postgres_key_usage_counts_documents_per_key() {
-    key_usage_counts_documents_per_key(postgres().await).await;
-}
-
 // ---------------------------------------------------------------- re-seal while users log in
 
 const USERS: usize = 40;
@@ -299,23 +282,6 @@ async fn reseal_while_users_log_in<S: UserStore + Clone + 'static>(store: S) {
     assert!(matches!(stale, Err(Error::UnknownKey { key_id: 2 })), "{stale:?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn memory_reseal_while_users_log_in() {
-    reseal_while_users_log_in(MemoryStore::new()).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn sqlite_reseal_while_users_log_in() {
-    let (_dir, path) = temp_db();
-    reseal_while_users_log_in(SqliteStore::open(&path).await.expect("open")).await;
-}
-
-#[cfg(feature = "postgres")]
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn postgres_reseal_while_users_log_in() {
-    reseal_while_users_log_in(postgres().await).await;
-}
-
 // ---------------------------------------------------------------- a missing key
 
 /// A ring without the key a document is sealed under: the TOTP login, the confirmation
@@ -366,23 +332,6 @@ async fn a_missing_key_is_named_and_changes_nothing<S: UserStore + Clone + 'stat
     // With key 1 back, the same pending login and code go through.
     let outcome = e2.finish_login(pending.token(), SecondFactor::Totp(&alice_code), None).await;
     authenticated(&alice, outcome);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn memory_a_missing_key_is_named_and_changes_nothing() {
-    a_missing_key_is_named_and_changes_nothing(MemoryStore::new()).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn sqlite_a_missing_key_is_named_and_changes_nothing() {
-    let (_dir, path) = temp_db();
-    a_missing_key_is_named_and_changes_nothing(SqliteStore::open(&path).await.expect("open")).await;
-}
-
-#[cfg(feature = "postgres")]
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn postgres_a_missing_key_is_named_and_changes_nothing() {
-    a_missing_key_is_named_and_changes_nothing(postgres().await).await;
 }
 
 // ---------------------------------------------------------------- resuming a re-seal
@@ -487,23 +436,6 @@ async fn an_interrupted_reseal_resumes_from_its_cursor<S: UserStore + Clone + 's
     let scanned: Vec<u64> = third.iter().map(|p: &ResealProgress| p.scanned).collect();
     assert_eq!(scanned, [200, 400, 450], "progress after each page");
     assert!(e2.retire_key(1).await.is_ok());
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn memory_an_interrupted_reseal_resumes_from_its_cursor() {
-    an_interrupted_reseal_resumes_from_its_cursor(MemoryStore::new()).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn sqlite_an_interrupted_reseal_resumes_from_its_cursor() {
-    let (_dir, path) = temp_db();
-    an_interrupted_reseal_resumes_from_its_cursor(SqliteStore::open(&path).await.expect("open")).await;
-}
-
-#[cfg(feature = "postgres")]
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn postgres_an_interrupted_reseal_resumes_from_its_cursor() {
-    an_interrupted_reseal_resumes_from_its_cursor(postgres().await).await;
 }
 
 #[cfg(feature = "postgres")]
@@ -856,3 +788,37 @@ async fn confirming_an_enrollment_during_a_reseal_succeeds() {
     assert!(matches!(confirmed, Ok(ConfirmOutcome::Confirmed { .. })), "{confirmed:?}");
     assert_eq!(site.engine(&ring2).key_usage().await.expect("usage").by_key, counts(&[(2, 1)]));
 }
+
+/// Runs each generic test body above on MemoryStore, a SQLite file and PostgreSQL, as
+/// `memory::<body>`, `sqlite::<body>` and `postgres::<body>`.
+macro_rules! on_every_store {
+    ($($body:ident),* $(,)?) => {
+        mod memory {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $body() {
+                super::$body(twofactor::MemoryStore::new()).await;
+            })*
+        }
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $body() {
+                let (_dir, path) = super::temp_db();
+                super::$body(twofactor::SqliteStore::open(&path).await.expect("open")).await;
+            })*
+        }
+        #[cfg(feature = "postgres")]
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $body() {
+                super::$body(super::postgres().await).await;
+            })*
+        }
+    };
+}
+
+on_every_store!(
+    key_usage_counts_documents_per_key,
+    reseal_while_users_log_in,
+    a_missing_key_is_named_and_changes_nothing,
+    an_interrupted_reseal_resumes_from_its_cursor,
+);

@@ -4,6 +4,7 @@
 //! each broken store below must fail, naming the check that caught it.
 
 mod store_support;
+mod wrapper_stores;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -12,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use store_support::temp_db;
 use twofactor::testkit::{Conformance, DEFAULT_TASKS, Failure, Report, SEEDED_USERS, run_conformance};
 use twofactor::{Document, MemoryStore, Role, ScanPage, SqliteStore, StoreError, Swap, UserId, UserRecord, UserStore};
+use wrapper_stores::{AppUsers, NoScan};
 
 /// The document checks (`run_seeded`).
 const SEEDED_CHECKS: [&str; 10] = [
@@ -125,30 +127,6 @@ async fn postgres_store_conforms_seeded() {
             })
             .await,
     );
-}
-
-/// A store over "the application's own users table": the four document methods and
-/// `scan`, forwarded to a `MemoryStore` the test fills with `add_user`; `create_user`
-/// is left at the trait's default (`Unsupported`).
-#[derive(Clone, Default)]
-struct AppUsers(MemoryStore);
-
-impl UserStore for AppUsers {
-    async fn find_by_id(&self, id: UserId) -> Result<Option<UserRecord>, StoreError> {
-        self.0.find_by_id(id).await
-    }
-    async fn find_by_login(&self, login: &str) -> Result<Option<UserRecord>, StoreError> {
-        self.0.find_by_login(login).await
-    }
-    async fn insert_document(&self, id: UserId, document: &Document) -> Result<Swap, StoreError> {
-        self.0.insert_document(id, document).await
-    }
-    async fn compare_and_swap(&self, id: UserId, expected: u64, document: &Document) -> Result<Swap, StoreError> {
-        self.0.compare_and_swap(id, expected, document).await
-    }
-    async fn scan(&self, after: Option<&str>, limit: usize) -> Result<ScanPage, StoreError> {
-        self.0.scan(after, limit).await
-    }
 }
 
 /// A `MemoryStore` holding `n` users without a document, as an application adds them;
@@ -434,26 +412,6 @@ async fn the_kit_rejects_broken_stores() {
 /// `Unsupported`) is right by every other check; the scan check fails on it, saying so.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_kit_rejects_a_store_without_scan() {
-    /// A `MemoryStore` with every method but `scan`.
-    #[derive(Clone, Default)]
-    struct NoScan(MemoryStore);
-    impl UserStore for NoScan {
-        async fn find_by_id(&self, id: UserId) -> Result<Option<UserRecord>, StoreError> {
-            self.0.find_by_id(id).await
-        }
-        async fn find_by_login(&self, login: &str) -> Result<Option<UserRecord>, StoreError> {
-            self.0.find_by_login(login).await
-        }
-        async fn insert_document(&self, id: UserId, document: &Document) -> Result<Swap, StoreError> {
-            self.0.insert_document(id, document).await
-        }
-        async fn compare_and_swap(&self, id: UserId, expected: u64, document: &Document) -> Result<Swap, StoreError> {
-            self.0.compare_and_swap(id, expected, document).await
-        }
-        async fn create_user(&self, user: &UserRecord) -> Result<(), StoreError> {
-            self.0.create_user(user).await
-        }
-    }
     assert!(matches!(NoScan::default().scan(None, 10).await, Err(StoreError::Unsupported(_))));
     let full = failed(
         run_conformance(|| async { Ok::<_, StoreError>(NoScan::default()) }).await,
