@@ -18,9 +18,9 @@ use std::time::Duration;
 use sqlx::sqlite::{SqlitePool, SqliteRow};
 use sqlx::{Row, query};
 use twofactor::{
-    Clock, Document, Engine, KeyError, KeyRing, LoginOutcome, ManualClock, MemoryMailer, Policy, Role, ScanPage,
-    SecondFactor, SecondFactorOutcome, StoreError, Swap, SystemClock, Timestamp, TotpParams, UserId, UserRecord,
-    UserStore,
+    Clock, Document, Engine, KeyError, KeyRing, LoginOutcome, ManualClock, MemoryMailer, PasswordAttempt, Policy, Role,
+    ScanPage, SecondFactor, SecondFactorOutcome, StoreError, Swap, SystemClock, Timestamp, TotpParams, UserId,
+    UserRecord, UserStore,
 };
 
 /// The application's own table, as it was before 2FA.
@@ -159,6 +159,21 @@ pub async fn sign_up(pool: &SqlitePool, email: &str, name: &str, admin: bool) ->
     Ok(UserId::from(row.get::<i64, _>(0)))
 }
 
+/// The application's password step: its own check (`password_is_right`, standing for
+/// its hash verification), run only when the crate's budget allows, then the crate's
+/// second step.
+async fn sign_in<M: twofactor::Mailer, C: Clock>(
+    engine: &Engine<AppStore, M, C>,
+    id: UserId,
+    password_is_right: impl Fn(&str) -> bool,
+) -> twofactor::Result<LoginOutcome> {
+    match engine.password_attempt(id).await? {
+        PasswordAttempt::Check(check) if password_is_right("her password") => check.succeeded(None).await,
+        PasswordAttempt::Check(check) => check.failed().await.map(|()| LoginOutcome::Denied),
+        _ => Ok(LoginOutcome::Denied), // throttled: not checked, answered as a wrong password
+    }
+}
+
 /// The story: sign-up in the application, enrollment, a login with the code.
 #[tokio::main(flavor = "current_thread")]
 pub async fn main() -> Result<(), Box<dyn Error>> {
@@ -185,8 +200,9 @@ pub async fn main() -> Result<(), Box<dyn Error>> {
         .policy(policy)
         .build()?;
 
-    // The application checked alice's password itself; she has no 2FA yet.
-    let outcome = engine.begin_second_factor(alice, None).await?;
+    // The application checks alice's password itself, under the crate's failure
+    // budget: no check while she is throttled, one check at a time. No 2FA yet.
+    let outcome = sign_in(&engine, alice, |typed| typed == "her password").await?;
     println!(
         "before enrollment: {}",
         if matches!(outcome, LoginOutcome::Authenticated(_)) { "signed in" } else { "?" }
@@ -202,7 +218,7 @@ pub async fn main() -> Result<(), Box<dyn Error>> {
 
     // Next time: the password (the app's check), then the code (the crate's).
     clock.advance(Duration::from_secs(30)); // a code is accepted once: the next one
-    let LoginOutcome::SecondFactorRequired(pending) = engine.begin_second_factor(alice, None).await? else {
+    let LoginOutcome::SecondFactorRequired(pending) = sign_in(&engine, alice, |_| true).await? else {
         return Err("expected the second step".into());
     };
     let done = engine.finish_login(pending.token(), SecondFactor::Totp(phone(clock.now()).expose()), None).await?;

@@ -11,6 +11,7 @@ use std::fmt;
 
 use crate::UserId;
 use crate::clock::Timestamp;
+use crate::outcome::TwoFactorState;
 use crate::totp::TotpParams;
 
 /// What an account may do to others. See [`Role::may_reset`].
@@ -101,12 +102,12 @@ pub(crate) enum TwoFactor {
 }
 
 impl TwoFactor {
-    /// The state's name: `disabled`, `enrolling` or `enabled`.
-    pub fn name(&self) -> &'static str {
+    /// The state, without its data.
+    pub fn state(&self) -> TwoFactorState {
         match self {
-            TwoFactor::Disabled => "disabled",
-            TwoFactor::Enrolling(_) => "enrolling",
-            TwoFactor::Enabled(_) => "enabled",
+            TwoFactor::Disabled => TwoFactorState::Disabled,
+            TwoFactor::Enrolling(_) => TwoFactorState::Enrolling,
+            TwoFactor::Enabled(_) => TwoFactorState::Enabled,
         }
     }
 }
@@ -301,7 +302,7 @@ impl fmt::Debug for Account {
             .field("id", &self.id)
             .field("username", &self.username)
             .field("role", &self.role)
-            .field("two_factor", &self.two_factor.name())
+            .field("two_factor", &self.two_factor.state().as_str())
             .field("throttle", &self.throttle)
             .field("locations", &self.locations.len())
             .finish_non_exhaustive()

@@ -2,8 +2,10 @@
 //!
 //! A wrong password, a wrong code, an expired pending login or a throttled account
 //! are ordinary outcomes (see [`crate::LoginOutcome`]); they never come back as an
-//! [`Error`]. An `Err` means a store or mailer failed, the input was malformed, or the
-//! application called the engine in a way that cannot make sense.
+//! [`Error`]. Nor does a failed mail: the engine reports it as a
+//! [`Delivery`](crate::Delivery) and an event. An `Err` means the store failed, the
+//! input was malformed, the call does not fit the account's state ([`Refusal`]), or
+//! something inside the crate failed ([`InternalError`]).
 //!
 //! No variant carries a secret: error messages are safe to log.
 
@@ -16,16 +18,13 @@ pub enum Error {
     /// The [`UserStore`](crate::UserStore) failed. Nothing was changed by this call.
     #[error("store failure: {0}")]
     Store(#[from] StoreError),
-    /// The [`Mailer`](crate::Mailer) failed to send a message.
-    #[error("mail failure: {0}")]
-    Mail(#[from] MailError),
     /// An input was rejected before anything was read or written.
     #[error("invalid input: {0}")]
     InvalidInput(#[from] InputError),
     /// The call does not fit the account's state (for example confirming an enrollment
-    /// that was never started).
+    /// that was never started); the [`Refusal`] says how.
     #[error("misuse: {0}")]
-    Misuse(&'static str),
+    Misuse(#[from] Refusal),
     /// A username that already exists was used to create an account.
     #[error("the username is already taken")]
     UsernameTaken,
@@ -64,6 +63,60 @@ pub enum Error {
     /// A stored value (hash, sealed blob, token) is corrupt.
     #[error("corrupt stored value: {0}")]
     Corrupt(&'static str),
+    /// Something inside the crate or its runtime failed (hashing, sealing, the hashing
+    /// threads); not caused by the call's input or the account's state. Nothing was
+    /// changed by this call.
+    #[error("internal failure: {0}")]
+    Internal(#[from] InternalError),
+}
+
+/// Why a call does not fit the account's state ([`Error::Misuse`]). The `Display`
+/// text is a sentence safe to log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// An enrollment was started while two-factor authentication is active (it needs a
+    /// reset first).
+    #[error("two-factor authentication is already active; reset it first")]
+    TwoFactorActive,
+    /// The call needs active two-factor authentication (reissuing backup codes).
+    #[error("two-factor authentication is not active")]
+    TwoFactorNotActive,
+    /// An enrollment was confirmed, but none is waiting for confirmation.
+    #[error("no enrollment is waiting for confirmation")]
+    NoEnrollment,
+    /// The enrollment was replaced (a new secret) while it was being confirmed.
+    #[error("the enrollment changed while confirming; start again")]
+    EnrollmentChanged,
+    /// The confirming code's time step was already accepted before a reset, so it
+    /// cannot confirm (a captured code does not replay).
+    #[error("the confirming code's time step was already used before a reset")]
+    StepUsedBeforeReset,
+    /// A password hash was imported for a user the crate already keeps a password for
+    /// (a migration run twice must not put back a password the user has changed since;
+    /// [`Engine::change_password`](crate::Engine::change_password) replaces one).
+    #[error("the user already has a password; an import does not replace it")]
+    PasswordAlreadySet,
+}
+
+/// What failed inside the crate ([`Error::Internal`]). None of these depends on the
+/// input: retrying may help, and a repeated one is worth reporting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InternalError {
+    /// Argon2 failed to hash (or to encode its result).
+    #[error("Argon2 hashing failed")]
+    Hashing,
+    /// Sealing a secret or a token failed.
+    #[error("sealing failed")]
+    Sealing,
+    /// The [`Offload`](crate::offload::Offload) finished without running the hashing
+    /// job (it dropped the job, or the job panicked).
+    #[error("the offloaded hashing job did not run")]
+    OffloadedJobLost,
+    /// The engine's default hashing threads could not be started.
+    #[error("the hashing threads could not be started")]
+    HashThreads,
 }
 
 /// A failure of a [`UserStore`](crate::UserStore) implementation.

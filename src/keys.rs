@@ -24,7 +24,7 @@ use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use crate::UserId;
 use crate::account::SealedSecret;
-use crate::error::{Error, InputError};
+use crate::error::{Error, InputError, InternalError};
 use crate::random;
 
 const SEAL_VERSION: u8 = 1;
@@ -106,7 +106,16 @@ impl AppKey {
     /// The key's text form, `tfk1.<id>.<base64url key>`: what a key file or variable
     /// holds. Wiped when dropped.
     pub fn to_text(&self) -> Zeroizing<String> {
-        Zeroizing::new(format!("{KEY_PREFIX}{}.{}", self.id, data_encoding::BASE64URL_NOPAD.encode(&self.material)))
+        let encoding = data_encoding::BASE64URL_NOPAD;
+        let mut key = Zeroizing::new(vec![0u8; encoding.encode_len(self.material.len())]);
+        encoding.encode_mut(&self.material, &mut key);
+        let mut text = Zeroizing::new(String::with_capacity(KEY_PREFIX.len() + 11 + key.len()));
+        text.push_str(KEY_PREFIX);
+        text.push_str(&self.id.to_string());
+        text.push('.');
+        // Base64url is ASCII, so every byte is a char; no copy outlives the buffers.
+        text.extend(key.iter().map(|&b| char::from(b)));
+        text
     }
 
     /// A fresh random key from the operating system's generator. Write its
@@ -248,7 +257,8 @@ impl KeyRing {
     /// The ring's text, newest first, one `tfk1.` line per key: what
     /// [`from_text`](Self::from_text) reads back. Wiped when dropped.
     pub fn to_text(&self) -> Zeroizing<String> {
-        let mut out = Zeroizing::new(String::new());
+        // Sized up front, so pushing never reallocates and leaves a copy behind.
+        let mut out = Zeroizing::new(String::with_capacity(self.all().count() * 64));
         for key in self.all() {
             out.push_str(&key.to_text());
             out.push('\n');
@@ -266,15 +276,15 @@ impl KeyRing {
     /// ([`to_text`](Self::to_text)) before using it.
     ///
     /// # Errors
-    /// [`Error::Random`] if the OS generator fails; [`Error::Misuse`] when the ids are
-    /// exhausted.
+    /// [`Error::Random`] if the OS generator fails; [`Error::InvalidInput`] when the
+    /// ring already holds the highest possible key id.
     pub fn with_new_key(&self) -> Result<KeyRing, Error> {
         let next = self
             .all()
             .map(AppKey::id)
             .max()
             .and_then(|m| m.checked_add(1))
-            .ok_or(Error::Misuse("key ids exhausted"))?;
+            .ok_or(InputError::malformed("key", "the ring holds the highest possible key id; no id is left"))?;
         let mut older: Vec<AppKey> = self.older.clone();
         older.push(self.newest.clone());
         Ok(KeyRing { newest: AppKey::generate(next)?, older })
@@ -317,8 +327,7 @@ impl KeyRing {
         let nonce = XNonce::from(nonce_bytes);
         let cipher = XChaCha20Poly1305::new(&key.seal.into());
         let aad = aad(account);
-        let ct =
-            cipher.encrypt(&nonce, Payload { msg: secret, aad: &aad }).map_err(|_| Error::Misuse("sealing failed"))?;
+        let ct = cipher.encrypt(&nonce, Payload { msg: secret, aad: &aad }).map_err(|_| InternalError::Sealing)?;
         let mut out = Vec::with_capacity(HEADER_LEN + ct.len());
         out.push(SEAL_VERSION);
         out.extend_from_slice(&key.id.to_be_bytes());
@@ -356,7 +365,7 @@ impl KeyRing {
         let cipher = XChaCha20Poly1305::new(&self.current().token.into());
         let ct = cipher
             .encrypt(&XNonce::from(nonce_bytes), Payload { msg: plain, aad: label })
-            .map_err(|_| Error::Misuse("sealing failed"))?;
+            .map_err(|_| InternalError::Sealing)?;
         let mut out = Vec::with_capacity(NONCE_LEN + ct.len());
         out.extend_from_slice(&nonce_bytes);
         out.extend_from_slice(&ct);
@@ -497,24 +506,24 @@ mod tests {
     #[test]
     fn key_errors_never_show_the_key() -> Result<(), Error> {
         let dir = std::env::temp_dir().join(format!("twofactor-keys-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).map_err(|_| Error::Misuse("temp dir"))?;
+        std::fs::create_dir_all(&dir).map_err(|_| Error::Corrupt("temp dir"))?;
         let path = dir.join("bad.keys");
         let text = AppKey::generate(1)?.to_text();
-        std::fs::write(&path, format!("{}x\n", text.as_str())).map_err(|_| Error::Misuse("write"))?;
+        std::fs::write(&path, format!("{}x\n", text.as_str())).map_err(|_| Error::Corrupt("write"))?;
         let err = KeyRing::from_file(&path).map(|_| ()).unwrap_err();
         for shown in [err.to_string(), format!("{err:?}")] {
             assert!(!shown.contains(&text[7..20]), "{shown}");
         }
         assert!(matches!(KeyRing::from_file(dir.join("missing")), Err(KeyError::Read { .. })));
         assert!(matches!(KeyRing::from_env("TWOFACTOR_TEST_SURELY_UNSET_VAR"), Err(KeyError::MissingVar { .. })));
-        std::fs::remove_dir_all(&dir).map_err(|_| Error::Misuse("cleanup"))?;
+        std::fs::remove_dir_all(&dir).map_err(|_| Error::Corrupt("cleanup"))?;
         Ok(())
     }
 
     #[test]
     fn secrets_are_bound_to_string_ids_too() -> Result<(), Error> {
         let ring = KeyRing::ephemeral()?;
-        let id = |t: &str| UserId::new(t).map_err(|_| Error::Misuse("id"));
+        let id = |t: &str| UserId::new(t).map_err(|_| Error::Corrupt("id"));
         let sealed = ring.seal(id("6f1e2a34-0d5c-4c7b-9a61-2f0e8b1d3c55")?, b"secret")?;
         assert_eq!(ring.unseal(id("6f1e2a34-0d5c-4c7b-9a61-2f0e8b1d3c55")?, &sealed)?.0.as_slice(), b"secret");
         for other in ["6f1e2a34-0d5c-4c7b-9a61-2f0e8b1d3c56", "6F1E2A34-0D5C-4C7B-9A61-2F0E8B1D3C55"] {
@@ -585,7 +594,7 @@ mod tests {
         let sealed = ring.seal_token(b"label", b"claims")?;
         let cipher = XChaCha20Poly1305::new(&key.seal.into());
         let (nonce, ct) = sealed.split_at(NONCE_LEN);
-        let nonce = XNonce::from(<[u8; NONCE_LEN]>::try_from(nonce).map_err(|_| Error::Misuse("nonce"))?);
+        let nonce = XNonce::from(<[u8; NONCE_LEN]>::try_from(nonce).map_err(|_| Error::Corrupt("nonce"))?);
         assert!(cipher.decrypt(&nonce, Payload { msg: ct, aad: b"label" }).is_err());
         Ok(())
     }

@@ -34,16 +34,17 @@ pub use account::Role;
 pub use backup_code::BackupCode;
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use engine::{
-    Engine, EngineBuilder, NewAccount, QUEUED_LOGINS_PER_HASH, SecondFactor, default_max_concurrent_hashes,
+    Engine, EngineBuilder, NewAccount, PasswordAttempt, PasswordCheck, QUEUED_LOGINS_PER_HASH, SecondFactor,
+    default_max_concurrent_hashes,
 };
 pub use engine::{EnrollmentStarted, KeyUsage, ResealProgress, ResealReport};
-pub use error::{Error, InputError, MailError, Result, StoreError};
+pub use error::{Error, InputError, InternalError, MailError, Refusal, Result, StoreError};
 pub use events::{Event, EventKind, EventSink, MemorySink, NoopSink};
 pub use keys::{AppKey, KeyError, KeyRing};
-pub use mail::{BoxMailer, Delivery, Either, Mailer, MemoryMailer, Message};
+pub use mail::{BoxMailer, Delivery, Either, Mailer, MemoryMailer, Message, MessageKind};
 pub use outcome::{
     AccountView, AuthMethod, Authenticated, ConfirmOutcome, LocationInfo, LoginOutcome, PendingLogin, RememberToken,
-    ResetOutcome, SecondFactorOutcome,
+    ResetOutcome, SecondFactorOutcome, TwoFactorState,
 };
 pub use policy::{BackupCodePolicy, HashParams, LocationPolicy, PasswordPolicy, Policy, PolicyBuilder, ThrottlePolicy};
 pub use secret::{SecretBytes, SecretString};

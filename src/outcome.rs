@@ -244,13 +244,48 @@ pub struct LocationInfo {
     pub expires_at: Timestamp,
 }
 
+/// Where an account's two-factor authentication stands ([`AccountView::two_factor`]):
+/// `Disabled` → `Enrolling` (a secret issued, not yet confirmed) → `Enabled`, and back
+/// to `Disabled` by a reset.
+///
+/// [`as_str`](Self::as_str) (also `Display`) is a stable name: `disabled`, `enrolling`
+/// or `enabled`; with the `serde` feature the state serializes as that name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize), serde(rename_all = "snake_case"))]
+#[non_exhaustive]
+pub enum TwoFactorState {
+    /// No second factor: the password alone logs in.
+    Disabled,
+    /// An enrollment was started; login ignores it until it is confirmed.
+    Enrolling,
+    /// Active: login asks for a code.
+    Enabled,
+}
+
+impl TwoFactorState {
+    /// The stable name: `disabled`, `enrolling` or `enabled`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TwoFactorState::Disabled => "disabled",
+            TwoFactorState::Enrolling => "enrolling",
+            TwoFactorState::Enabled => "enabled",
+        }
+    }
+}
+
+impl fmt::Display for TwoFactorState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// What an application may show about an account.
 ///
 /// With the `serde` feature:
 /// `{"id":"5468115731402263511","username":"alice","email":"alice@example.test","role":"user","two_factor":"enabled","backup_codes":1,"remembered_locations":0,"locked":false}`
-/// (the id is a string, see [`UserId`]).
+/// (the id is a string, see [`UserId`]; `two_factor` is [`TwoFactorState::as_str`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub struct AccountView {
     /// Id.
@@ -261,54 +296,12 @@ pub struct AccountView {
     pub email: String,
     /// Role.
     pub role: Role,
-    /// `disabled`, `enrolling` or `enabled`.
-    pub two_factor: &'static str,
+    /// Whether 2FA is disabled, enrolling or enabled.
+    pub two_factor: TwoFactorState,
     /// How many backup codes are valid.
     pub backup_codes: usize,
     /// How many locations are remembered.
     pub remembered_locations: usize,
     /// Whether the second factor is locked after too many failures.
     pub locked: bool,
-}
-
-/// `Deserialize` for [`AccountView`], through a mirror whose `two_factor` is owned (a
-/// derived impl would borrow the `&'static str` and so accept only `'static` input).
-#[cfg(feature = "serde")]
-impl<'de> serde::Deserialize<'de> for AccountView {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        #[derive(serde::Deserialize)]
-        struct Mirror {
-            id: UserId,
-            username: String,
-            email: String,
-            role: Role,
-            two_factor: String,
-            backup_codes: usize,
-            remembered_locations: usize,
-            locked: bool,
-        }
-        let m = Mirror::deserialize(deserializer)?;
-        // The names of `TwoFactor::name`.
-        let two_factor = match m.two_factor.as_str() {
-            "disabled" => "disabled",
-            "enrolling" => "enrolling",
-            "enabled" => "enabled",
-            other => {
-                return Err(serde::de::Error::invalid_value(
-                    serde::de::Unexpected::Str(other),
-                    &"`disabled`, `enrolling` or `enabled`",
-                ));
-            }
-        };
-        Ok(AccountView {
-            id: m.id,
-            username: m.username,
-            email: m.email,
-            role: m.role,
-            two_factor,
-            backup_codes: m.backup_codes,
-            remembered_locations: m.remembered_locations,
-            locked: m.locked,
-        })
-    }
 }

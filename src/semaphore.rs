@@ -10,9 +10,39 @@
 //! dropped after a permit was handed to it but before it saw it passes that permit
 //! on, so no permit leaks and no wakeup is lost.
 //!
-//! Hand-written rather than taken from a crate: the core must not depend on a runtime
-//! (tokio's semaphore is tokio's), and none of the maintained runtime-agnostic ones
-//! (`async-lock`, `event-listener` based) has priority lanes.
+//! # Why not a maintained crate
+//!
+//! Hand-written because of one property: a [`Lane::Priority`] waiter is served before
+//! *every* queued [`Lane::Normal`] waiter. That is what keeps a user with a valid
+//! remembered-location token logging in under a flood (issue 17): the availability part
+//! of `benches/flood.rs` (BENCHMARKS.md §6, goal: the remembered user's p99 ≤ 3 × its
+//! idle median; 2.82 × with this module, 27–29 × with a first-come-first-served queue),
+//! pinned by `tests/availability.rs`
+//! (`a_remembered_location_is_hashed_ahead_of_everyone_waiting`) and by
+//! `the_priority_lane_goes_first_and_each_lane_keeps_its_order` below.
+//!
+//! - `tokio::sync::Semaphore` is fair: one FIFO queue, so nothing can overtake a waiter
+//!   already queued. The smallest two-lane construction on it was tried (2026-11-30):
+//!   a normal waiter first takes the single permit of a second tokio semaphore, so at
+//!   most one normal waiter sits in the hashing queue, and a priority waiter joins that
+//!   queue directly. That one normal waiter is still served first: with it,
+//!   `tests/availability.rs` fails (the queued normal step is hashed before the
+//!   remembered user), and a priority waiter waits for the second permit released
+//!   instead of the first (with the default bound of 2, about 2/3 of a hash instead of
+//!   1/3 on average). The flood bench shows it (`TWOFACTOR_FLOOD_SECONDS=20 cargo bench
+//!   --features tokio --bench flood`, the two builds run alternately, load average
+//!   3.0–5.2 on 2 cores): this module p99 2.90 × and 2.98 × the idle median (goal met),
+//!   p50 20.5 and 20.9 ms; the tokio construction p99 3.09 × and 3.43 × (goal missed),
+//!   p50 28.6 and 27.9 ms. An exact construction (a normal waiter that gets a permit
+//!   while a priority waiter is counted hands it back and queues again) races between
+//!   counting and queueing and must spin; it is no smaller than this module.
+//! - `async-lock`'s `Semaphore` has no lanes and is not even FIFO: `acquire` loops on `try_acquire`, so a newcomer can take a released
+//!   permit before the waiter it woke (smol-rs/async-lock#23, open). The per-name gate
+//!   (`engine::name_gate`) relies on arrival order, so it could not use it either.
+//! - The core is runtime-agnostic: tokio is an optional dependency and the default
+//!   offload (`HashThreads`) needs no runtime. `tokio::sync` itself runs under any
+//!   executor, but taking it would make tokio a required dependency, and a build
+//!   without tokio would still need this module, since `async-lock` cannot stand in.
 
 use std::collections::BTreeMap;
 use std::future::Future;

@@ -310,16 +310,16 @@ mod tests {
         let ids = [
             UserId::from(0_u64),
             UserId::from(u64::MAX),
-            UserId::new("007").map_err(|_| Error::Misuse("id"))?, // not canonical: kept as text
-            UserId::new("6f1e2a34-0d5c-4c7b-9a61-2f0e8b1d3c55").map_err(|_| Error::Misuse("id"))?,
-            UserId::new("üser-1").map_err(|_| Error::Misuse("id"))?,
-            UserId::new(&"x".repeat(MAX_USER_ID_LEN)).map_err(|_| Error::Misuse("id"))?,
+            UserId::new("007").map_err(|_| Error::Corrupt("id"))?, // not canonical: kept as text
+            UserId::new("6f1e2a34-0d5c-4c7b-9a61-2f0e8b1d3c55").map_err(|_| Error::Corrupt("id"))?,
+            UserId::new("üser-1").map_err(|_| Error::Corrupt("id"))?,
+            UserId::new(&"x".repeat(MAX_USER_ID_LEN)).map_err(|_| Error::Corrupt("id"))?,
         ];
         for account in ids {
             let c = PendingClaims { account, ..claims(1) };
             let s = c.seal(&keys)?;
             assert!(s.len() <= MAX_TOKEN_LEN, "{} characters", s.len());
-            let opened = PendingClaims::open(&s, &keys)?.ok_or(Error::Misuse("did not open"))?;
+            let opened = PendingClaims::open(&s, &keys)?.ok_or(Error::Corrupt("did not open"))?;
             assert_eq!(opened.account.as_str(), account.as_str());
             assert_eq!(opened, c);
         }

@@ -30,7 +30,10 @@ async fn creates_users_with_each_role() {
     for (name, role) in [("u", Role::User), ("a", Role::Admin), ("s", Role::Support)] {
         let id = f.user(name, role).await;
         let view = f.engine.account(id).await.unwrap().unwrap();
-        assert_eq!((view.username.as_str(), view.role, view.two_factor), (name, role, "disabled"));
+        assert_eq!(
+            (view.username.as_str(), view.role, view.two_factor),
+            (name, role, twofactor::TwoFactorState::Disabled)
+        );
         assert_eq!(view.email, email(name));
     }
 }

@@ -41,7 +41,7 @@ async fn unconfirmed_enrollment_is_ignored_at_login() {
     f.engine.start_enrollment(id).await.unwrap();
     let out = f.engine.begin_login("alice", PASSWORD, None).await.unwrap();
     assert!(matches!(out, LoginOutcome::Authenticated(_)), "no code asked for: {out:?}");
-    assert_eq!(f.engine.account(id).await.unwrap().unwrap().two_factor, "enrolling");
+    assert_eq!(f.engine.account(id).await.unwrap().unwrap().two_factor, twofactor::TwoFactorState::Enrolling);
     assert!(f.mailer.outbox().is_empty(), "no backup code before confirmation");
 }
 
@@ -69,7 +69,7 @@ async fn confirming_activates_2fa_and_mails_the_first_backup_code() {
     assert_eq!(doc.pointer("/second_factor/state").and_then(|s| s.as_str()), Some("enabled"), "{doc}");
     let outbox = f.mailer.outbox();
     assert_eq!(outbox.len(), 1);
-    assert_eq!(outbox[0].message.kind(), "backup_code.setup");
+    assert_eq!(outbox[0].message.kind(), twofactor::MessageKind::BackupCodeSetup);
     assert_eq!(outbox[0].message.recipient().email, email("alice"));
     let code = f.backup_code("alice");
     assert!(outbox[0].rendered.text.lines().any(|l| l == code), "code on a line of its own");
@@ -101,8 +101,10 @@ async fn the_confirmation_code_cannot_be_replayed_at_login() {
 async fn enrollment_over_active_2fa_is_refused() {
     let f = fixture();
     let (id, _) = f.enrolled("alice").await;
-    assert!(matches!(f.engine.start_enrollment(id).await, Err(Error::Misuse(_))));
-    assert!(matches!(f.engine.confirm_enrollment(id, "123456").await, Err(Error::Misuse(_))));
+    let started = f.engine.start_enrollment(id).await;
+    assert!(matches!(started, Err(Error::Misuse(twofactor::Refusal::TwoFactorActive))), "{started:?}");
+    let confirmed = f.engine.confirm_enrollment(id, "123456").await;
+    assert!(matches!(confirmed, Err(Error::Misuse(twofactor::Refusal::NoEnrollment))), "{confirmed:?}");
 }
 
 #[tokio::test]
@@ -141,12 +143,12 @@ async fn imported_secrets_need_128_bits_unless_a_danger_option_allows_80() {
     let short = twofactor::otpauth::otpauth_uri("Old", "alice", &[7u8; 10], &params).unwrap();
     let r = f.engine.import_enrollment(id, short.expose()).await;
     assert!(matches!(r, Err(Error::InvalidInput(_))), "{r:?}");
-    assert_eq!(f.engine.account(id).await.unwrap().unwrap().two_factor, "disabled");
+    assert_eq!(f.engine.account(id).await.unwrap().unwrap().two_factor, twofactor::TwoFactorState::Disabled);
 
     let secret = [9u8; 16];
     let ok = twofactor::otpauth::otpauth_uri("Old", "alice", &secret, &params).unwrap();
     f.engine.import_enrollment(id, ok.expose()).await.unwrap();
-    assert_eq!(f.engine.account(id).await.unwrap().unwrap().two_factor, "enrolling");
+    assert_eq!(f.engine.account(id).await.unwrap().unwrap().two_factor, twofactor::TwoFactorState::Enrolling);
     let out = f.engine.confirm_enrollment(id, &f.code(&secret)).await.unwrap();
     assert!(matches!(out, ConfirmOutcome::Confirmed { .. }));
 

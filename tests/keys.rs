@@ -509,7 +509,7 @@ async fn the_0_1_0_key_file_opens_the_migrated_database() {
             let e = engine(keys, &a.policy);
             let view = e.account(UserId::from(a.id)).await.expect("view").expect("the account");
             match view.two_factor {
-                "enrolling" => {
+                twofactor::TwoFactorState::Enrolling => {
                     let confirmed = e.confirm_enrollment(UserId::from(a.id), &code_at(&secret, &params, t)).await;
                     assert!(matches!(confirmed, Ok(ConfirmOutcome::Confirmed { .. })), "{}: {confirmed:?}", a.key);
                 }
@@ -765,8 +765,8 @@ impl UserStore for Hooked {
 /// A user confirming an enrollment while `reseal` re-seals the enrolling secret (the
 /// same secret, under the new key) must be confirmed: re-seal promises to be safe
 /// while users use the site. (It once compared the sealed bytes it read with the fresh
-/// document's and answered `Misuse("the enrollment changed while confirming; start
-/// again")`.)
+/// document's and answered `Misuse(Refusal::EnrollmentChanged)`: "the enrollment
+/// changed while confirming; start again".)
 #[tokio::test]
 async fn confirming_an_enrollment_during_a_reseal_succeeds() {
     let hooked = Hooked::default();

@@ -266,7 +266,9 @@ async fn a_new_location_notice_is_mailed_only_when_the_policy_asks() {
     let policy = fast_policy().locations(LocationPolicy { notify_new_location: true, ..LocationPolicy::default() });
     let f = fixture_with(policy.build().unwrap());
     let (_, secret) = f.enrolled("notified").await;
-    let notices = |f: &Fixture| f.mailer.outbox().into_iter().filter(|m| m.message.kind() == "new_location").count();
+    let notices = |f: &Fixture| {
+        f.mailer.outbox().into_iter().filter(|m| m.message.kind() == twofactor::MessageKind::NewLocation).count()
+    };
     let token = remember(&f, "notified", &secret, "Chrome on Windows").await;
     assert_eq!(notices(&f), 1);
     assert!(f.mailer.outbox().last().unwrap().rendered.text.contains("Chrome on Windows"));

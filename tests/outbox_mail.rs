@@ -10,7 +10,7 @@ use std::path::Path;
 
 use maildir::{Mail, Part};
 use twofactor::mail::{CodeReason, DefaultRenderer, FileOutbox, Recipient};
-use twofactor::{Mailer, Message, Policy, Role, SecretString, Timestamp};
+use twofactor::{Mailer, Message, MessageKind, Policy, Role, SecretString, Timestamp};
 
 const CODE: &str = "K7QX-M2PD-9WRT-H4NB";
 const AT: Timestamp = Timestamp(1_800_000_000);
@@ -116,11 +116,14 @@ async fn every_line_of_every_default_mail_fits_in_78_characters_and_every_mail_p
         let html = mail.part("text/html").body;
         assert!(text.contains(&username) && html.contains(&username), "{name}");
         assert!(text.trim_end().ends_with(&product), "{name}: the signature is the product name");
-        if kind.starts_with("backup_code") {
+        if matches!(
+            kind,
+            MessageKind::BackupCodeSetup | MessageKind::BackupCodeRotated | MessageKind::BackupCodeReissued
+        ) {
             assert_eq!(mail.codes(), [CODE], "{name}: the code alone on its line");
             assert!(raw.lines().any(|l| l.trim() == CODE), "{name}: the code is readable in the raw file");
         }
-        if *kind == "new_location" {
+        if *kind == MessageKind::NewLocation {
             let one_line = location.replace(['\t', '\n'], " ");
             assert!(text.contains(&one_line), "{name}: the location, on one line:\n{text}");
         }

@@ -98,7 +98,7 @@ async fn second_factor_only_backup_code_works_once_and_is_mailed_again() {
         other => panic!("the backup code logs in: {other:?}"),
     }
     let last = f.mailer.outbox().last().unwrap().clone();
-    assert_eq!(last.message.kind(), "backup_code.rotated");
+    assert_eq!(last.message.kind(), twofactor::MessageKind::BackupCodeRotated);
     assert_eq!(last.message.recipient().email, email("sso-bob"));
     let rotated = f.backup_code("sso-bob");
     assert_ne!(rotated, code, "a new code was mailed");
@@ -156,7 +156,7 @@ async fn application_password_failures_throttle_but_never_lock_the_second_factor
     let wrong: Vec<_> = login_failures(&f, before);
     assert_eq!(wrong, vec![(Some(id), FailureClass::WrongPassword); threshold as usize]);
     assert!(f.events.events()[before..].iter().any(|e| matches!(e.kind, EventKind::Throttled { .. })));
-    assert_eq!(f.mailer.outbox().iter().filter(|m| m.message.kind() == "throttled").count(), 1);
+    assert_eq!(f.mailer.outbox().iter().filter(|m| m.message.kind() == twofactor::MessageKind::Throttled).count(), 1);
 
     let before = f.events.events().len();
     let out = f.engine.begin_second_factor(id, None).await.unwrap();
@@ -430,16 +430,29 @@ async fn imported_django_and_bcrypt_hashes_log_in_and_are_rehashed_to_argon2id()
     }
 }
 
+/// A migration run twice must not put back a password the user changed since: an
+/// import never replaces a password the crate keeps, and changes nothing then.
 #[tokio::test]
-async fn an_imported_hash_replaces_the_password_the_crate_kept() {
+async fn an_import_never_replaces_a_password_the_crate_keeps() {
     let f = fixture();
     let id = f.user("has-password", Role::User).await;
+    let before = stored(&f, id).await;
     let bcrypt = vector("htpasswd", "bcrypt", "p@ss:w$rd with spaces", "$2y$");
-    f.engine.import_password_hash(id, &bcrypt).await.unwrap();
+    let r = f.engine.import_password_hash(id, &bcrypt).await;
+    assert!(matches!(r, Err(Error::Misuse(twofactor::Refusal::PasswordAlreadySet))), "{r:?}");
+    assert_eq!(stored(&f, id).await, before, "nothing changed");
     let out = f.engine.begin_login("has-password", PASSWORD, None).await.unwrap();
-    assert!(matches!(out, LoginOutcome::Denied), "the old password is replaced: {out:?}");
+    assert!(matches!(out, LoginOutcome::Authenticated(_)), "the kept password still works: {out:?}");
     let out = f.engine.begin_login("has-password", "p@ss:w$rd with spaces", None).await.unwrap();
-    assert!(matches!(out, LoginOutcome::Authenticated(_)), "{out:?}");
+    assert!(matches!(out, LoginOutcome::Denied), "{out:?}");
+    // Imported once, then changed by the user: a second run of the import is refused.
+    let fresh = uuid();
+    add(&f, fresh, "migrated", Role::User);
+    f.engine.import_password_hash(fresh, &bcrypt).await.unwrap();
+    f.engine.change_password(fresh, "a brand new password").await.unwrap();
+    assert!(f.engine.import_password_hash(fresh, &bcrypt).await.is_err(), "the old password is not put back");
+    let out = f.engine.begin_login("migrated", "p@ss:w$rd with spaces", None).await.unwrap();
+    assert!(matches!(out, LoginOutcome::Denied), "{out:?}");
 }
 
 #[tokio::test]

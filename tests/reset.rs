@@ -116,7 +116,7 @@ async fn reset_mails_the_user_who_did_it() {
     let bob = f.user("bob", Role::Admin).await;
     f.engine.reset(bob, alice, "in person").await.unwrap();
     let mail = f.mailer.outbox().last().unwrap().clone();
-    assert_eq!(mail.message.kind(), "reset");
+    assert_eq!(mail.message.kind(), twofactor::MessageKind::TwoFactorReset);
     assert_eq!(mail.message.recipient().email, email("alice"));
     assert!(mail.rendered.text.contains("bob"), "{}", mail.rendered.text);
     assert!(f.events.names().contains(&"two_factor.reset"));

@@ -20,10 +20,30 @@ fn seed(algorithm: Algorithm) -> &'static [u8] {
 
 // ---- RFC 6238 Appendix B -------------------------------------------------------
 
+/// The code totp-lite (the independent oracle: `hmac` + RustCrypto hashes, its own
+/// truncation and formatting) computes for `params` at `time`. It takes any period and
+/// digit count, so it expresses every case our parameters allow.
+fn oracle(secret: &[u8], params: &TotpParams, time: u64) -> String {
+    let (period, digits) = (u64::from(params.period), u32::from(params.digits));
+    match params.algorithm {
+        Algorithm::Sha1 => totp_lite::totp_custom::<totp_lite::Sha1>(period, digits, secret, time),
+        Algorithm::Sha256 => totp_lite::totp_custom::<totp_lite::Sha256>(period, digits, secret, time),
+        Algorithm::Sha512 => totp_lite::totp_custom::<totp_lite::Sha512>(period, digits, secret, time),
+        other => panic!("no oracle for {other:?}"),
+    }
+}
+
+/// Checks the RFC 6238 Appendix B vector (8 digits) for ours and totp-lite, then the
+/// same time at 6 digits (the vector's last 6 digits) for both.
 fn check_rfc6238(algorithm: Algorithm, time: u64, expected: &str) {
     let params = TotpParams::new(algorithm, 8, 30).unwrap();
     let got = generate(seed(algorithm), &params, time);
     assert_eq!(got.expose(), expected, "RFC 6238 {algorithm:?} at T={time}");
+    assert_eq!(oracle(seed(algorithm), &params, time), expected, "totp-lite, RFC 6238 {algorithm:?} at T={time}");
+    let six = TotpParams::new(algorithm, 6, 30).unwrap();
+    let suffix = &expected[2..];
+    assert_eq!(generate(seed(algorithm), &six, time).expose(), suffix, "6 digits, {algorithm:?} at T={time}");
+    assert_eq!(oracle(seed(algorithm), &six, time), suffix, "totp-lite, 6 digits, {algorithm:?} at T={time}");
 }
 
 macro_rules! rfc6238 {
@@ -476,6 +496,24 @@ proptest! {
         prop_assert_eq!(&parsed.account, &account);
         prop_assert_eq!(parsed.secret.expose(), secret.as_slice());
         prop_assert_eq!(parsed.params, params);
+    }
+
+    /// Ours against totp-lite for every algorithm and digit count, on random secrets
+    /// (1–64 bytes), times (0..2^40) and periods (15..=300 s, the range
+    /// `TotpParams::new` accepts). totp-lite can express every one of these cases.
+    #[test]
+    fn codes_equal_totp_lite(
+        secret in prop::collection::vec(any::<u8>(), 1..=64),
+        time in 0u64..1 << 40,
+        period in 15u32..=300,
+    ) {
+        for algorithm in [Algorithm::Sha1, Algorithm::Sha256, Algorithm::Sha512] {
+            for digits in [6u8, 8] {
+                let params = TotpParams::new(algorithm, digits, period).unwrap();
+                let ours = generate(&secret, &params, time);
+                prop_assert_eq!(ours.expose(), oracle(&secret, &params, time), "{:?}, {} digits", algorithm, digits);
+            }
+        }
     }
 
     #[test]

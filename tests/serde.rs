@@ -12,7 +12,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use twofactor::events::{EventKind, Factor, FailureClass, InputProblem};
 use twofactor::{
-    AccountView, Clock, Event, LocationInfo, LoginOutcome, Role, SecondFactor, SecondFactorOutcome, Timestamp, UserId,
+    AccountView, Clock, Event, LocationInfo, LoginOutcome, MessageKind, Role, SecondFactor, SecondFactorOutcome,
+    Timestamp, TwoFactorState, UserId,
 };
 
 fn json<T: Serialize>(value: &T) -> String {
@@ -116,11 +117,16 @@ fn account_view_shape() {
     let text = r#"{"id":"5468115731402263511","username":"alice","email":"alice@example.test","role":"user","two_factor":"enabled","backup_codes":1,"remembered_locations":0,"locked":false}"#;
     let view: AccountView = serde_json::from_str(text).unwrap();
     assert_eq!(view.id, UserId::from(5_468_115_731_402_263_511_u64));
-    assert_eq!((view.role, view.two_factor, view.backup_codes, view.locked), (Role::User, "enabled", 1, false));
+    assert_eq!(
+        (view.role, view.two_factor, view.backup_codes, view.locked),
+        (Role::User, TwoFactorState::Enabled, 1, false)
+    );
     shape(&view, text);
-    for state in ["disabled", "enrolling", "enabled"] {
-        let text = text.replace("\"enabled\"", &format!("\"{state}\""));
+    for state in [TwoFactorState::Disabled, TwoFactorState::Enrolling, TwoFactorState::Enabled] {
+        let text = text.replace("\"enabled\"", &format!("\"{}\"", state.as_str()));
         assert_eq!(serde_json::from_str::<AccountView>(&text).unwrap().two_factor, state);
+        assert_eq!(serde_json::to_value(state).unwrap(), state.as_str(), "serializes as its stable name");
+        assert_eq!(state.to_string(), state.as_str());
     }
     assert!(serde_json::from_str::<AccountView>(&text.replace("\"enabled\"", "\"maybe\"")).is_err());
 }
@@ -151,7 +157,7 @@ fn every_kind() -> Vec<EventKind> {
         EventKind::LocationRevoked { location: "9f86d081884c7d659a2feaa0c55ad015".into() },
         EventKind::PasswordChanged,
         EventKind::PasswordImported,
-        EventKind::MailFailed { kind: "backup_code.rotated" },
+        EventKind::MailFailed { kind: MessageKind::BackupCodeRotated },
         EventKind::HashingUnoptimized { millis: 1_100 },
     ]
 }
@@ -212,7 +218,7 @@ fn event_shapes() {
         r#"{"at":1764498000,"account":"5468115731402263511","event":"throttle.started","until":1764498060}"#,
     );
     shape(
-        &Event { at, account: alice, kind: EventKind::MailFailed { kind: "reset" } },
+        &Event { at, account: alice, kind: EventKind::MailFailed { kind: MessageKind::TwoFactorReset } },
         r#"{"at":1764498000,"account":"5468115731402263511","event":"mail.failed","kind":"reset"}"#,
     );
     shape(

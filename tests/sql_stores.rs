@@ -684,12 +684,15 @@ fn parsed(rows: Vec<Row>) -> Vec<(String, String, String, String, i64, Value)> {
 async fn engine_reads_the_migrated_account<S: UserStore>(store: S) {
     let engine = fast_engine(store);
     let view = engine.account(UserId::from(7_u64)).await.unwrap().expect("alice");
-    assert_eq!((view.username.as_str(), view.role, view.two_factor), ("alice", Role::Admin, "enabled"));
+    assert_eq!(
+        (view.username.as_str(), view.role, view.two_factor),
+        ("alice", Role::Admin, twofactor::TwoFactorState::Enabled)
+    );
     assert_eq!((view.backup_codes, view.remembered_locations, view.locked), (2, 2, true));
     let view = engine.account(UserId::from(9_u64)).await.unwrap().expect("carol");
-    assert_eq!(view.two_factor, "enrolling");
+    assert_eq!(view.two_factor, twofactor::TwoFactorState::Enrolling);
     let view = engine.account_by_username("bob").await.unwrap().expect("bob");
-    assert_eq!((view.id.as_str(), view.two_factor), ("18446744073709551611", "disabled"));
+    assert_eq!((view.id.as_str(), view.two_factor), ("18446744073709551611", twofactor::TwoFactorState::Disabled));
 }
 
 async fn sqlite_schema_2(path: &Path, accounts: &[LegacyAccount]) {

@@ -45,7 +45,7 @@ async fn failures(f: &Fixture, id: UserId) -> u32 {
 }
 
 fn throttled_mails(f: &Fixture) -> usize {
-    f.mailer.outbox().iter().filter(|m| m.message.kind() == "throttled").count()
+    f.mailer.outbox().iter().filter(|m| m.message.kind() == twofactor::MessageKind::Throttled).count()
 }
 
 #[tokio::test]
@@ -153,7 +153,7 @@ async fn the_second_factor_locks_at_100_consecutive_failures_until_an_admin_rese
     assert!(matches!(out, SecondFactorOutcome::Locked { until: None }), "the 100th failure locks: {out:?}");
     assert!(f.engine.account(id).await.unwrap().unwrap().locked);
     assert!(f.events.names().contains(&"second_factor.locked"));
-    assert!(f.mailer.outbox().iter().any(|m| m.message.kind() == "second_factor_locked"));
+    assert!(f.mailer.outbox().iter().any(|m| m.message.kind() == twofactor::MessageKind::SecondFactorLocked));
 
     f.clock.advance(Duration::from_secs(30));
     let right = f.code(&secret);
@@ -531,7 +531,7 @@ async fn a_right_password_checked_before_a_concurrent_throttle_is_refused_after_
 #[derive(Clone)]
 struct HeldMailer {
     open: Arc<tokio::sync::Semaphore>,
-    sent: Arc<std::sync::Mutex<Vec<&'static str>>>,
+    sent: Arc<std::sync::Mutex<Vec<twofactor::MessageKind>>>,
 }
 
 impl twofactor::Mailer for HeldMailer {
@@ -583,7 +583,7 @@ async fn a_failed_attempt_never_waits_on_its_notice() {
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    assert_eq!(*mailer.sent.lock().unwrap(), ["throttled"], "the notice went out on its own");
+    assert_eq!(*mailer.sent.lock().unwrap(), [twofactor::MessageKind::Throttled], "the notice went out on its own");
 }
 
 /// Runs `record_password_failure` for `id` from 32 tasks at once (on a multi-threaded

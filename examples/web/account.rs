@@ -3,7 +3,7 @@
 
 use axum::extract::{Form, State};
 use serde::Deserialize;
-use twofactor::{Delivery, Error};
+use twofactor::{Delivery, Error, Refusal, TwoFactorState};
 
 use crate::app::{Result, Shared, check_csrf, redirect, signed_in};
 use crate::html::{csrf_field, esc, when};
@@ -19,7 +19,7 @@ pub async fn show(State(app): State<Shared>, mut ctx: Ctx) -> Result {
     let notice = ctx.take_notice().await?;
     let csrf = csrf_field(&ctx.data);
     let two_factor = match view.two_factor {
-        "enabled" => {
+        TwoFactorState::Enabled => {
             let warning = if view.backup_codes == 0 {
                 r#"<p class="msg error">You have no valid backup code. Ask for a new one.</p>"#
             } else {
@@ -85,7 +85,9 @@ pub async fn reissue(State(app): State<Shared>, mut ctx: Ctx, Form(f): Form<Csrf
     let notice = match app.engine.reissue_backup_code(user.id).await {
         Ok(Delivery::Sent) => "We emailed you a new backup code. The previous one no longer works.",
         Ok(_) => "We could not email your new backup code. Please try again in a moment.",
-        Err(Error::Misuse(_)) => "Two-factor authentication is not on, so there is no backup code.",
+        Err(Error::Misuse(Refusal::TwoFactorNotActive)) => {
+            "Two-factor authentication is not on, so there is no backup code."
+        }
         Err(e) => return Err(e.into()),
     };
     ctx.set(|d| d.notice = Some(notice.to_owned())).await?;

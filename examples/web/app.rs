@@ -70,7 +70,7 @@ pub enum AppError {
     Csrf,
     /// The session could not be read or written.
     Session(tower_sessions::session::Error),
-    /// An engine fault (store, mail transport, misuse).
+    /// An engine fault (store, misuse, internal failure).
     Engine(twofactor::Error),
     /// Answer with this instead (e.g. a redirect to the sign-in page).
     Respond(Box<Response>),

@@ -10,7 +10,7 @@ use axum::response::Response;
 use qrcode::QrCode;
 use qrcode::render::svg;
 use serde::Deserialize;
-use twofactor::{ConfirmOutcome, Delivery, Error};
+use twofactor::{ConfirmOutcome, Delivery, Error, TwoFactorState};
 
 use crate::app::{App, Result, Shared, check_csrf, enrolling, redirect};
 use crate::html::{csrf_field, esc, message};
@@ -19,7 +19,7 @@ use crate::session::{Ctx, Login, Shown};
 /// The enrollment page (starts an enrollment unless one is on screen already).
 pub async fn form(State(app): State<Shared>, mut ctx: Ctx) -> Result {
     let (user, must_enroll) = enrolling(&ctx)?;
-    if app.engine.account(user.id).await?.is_some_and(|a| a.two_factor == "enabled") {
+    if app.engine.account(user.id).await?.is_some_and(|a| a.two_factor == TwoFactorState::Enabled) {
         if must_enroll {
             // Enrolled elsewhere meanwhile: this session never passed a second factor.
             ctx.end(Some("Two-factor authentication is on. Please sign in again.")).await?;

@@ -429,14 +429,14 @@ pub(crate) mod tests {
         // A newer step logs in and consumes the pending login.
         let t = step(&a, &claims, totp(11), &p, now);
         assert!(matches!(t.outcome, SecondFactorOutcome::Authenticated(_)));
-        let after = t.next.ok_or(crate::Error::Misuse("no write"))?;
+        let after = t.next.ok_or(crate::Error::Corrupt("no write"))?;
         let again = step(&after, &claims, totp(12), &p, now);
         assert!(matches!(again.outcome, SecondFactorOutcome::Expired), "single use");
 
         // The backup code is replaced in the same write and its mail queued.
         let t = step(&a, &claims, CodeVerdict::BackupMatched("H1".into()), &p, now);
-        let after = t.next.ok_or(crate::Error::Misuse("no write"))?;
-        let TwoFactor::Enabled(e) = &after.two_factor else { return Err(crate::Error::Misuse("state")) };
+        let after = t.next.ok_or(crate::Error::Corrupt("no write"))?;
+        let TwoFactor::Enabled(e) = &after.two_factor else { return Err(crate::Error::Corrupt("state")) };
         assert_eq!(e.backup_codes.iter().map(|c| c.phc.as_str()).collect::<Vec<_>>(), ["H2"]);
         assert_eq!(t.effects.mails.len(), 1);
 
@@ -463,7 +463,7 @@ pub(crate) mod tests {
         let mut a = enabled();
         let now = Timestamp(1000);
         let used = issue_pending(&a, [0; 16], now, &p);
-        a = step(&a, &used, totp(11), &p, now).next.ok_or(crate::Error::Misuse("no write"))?;
+        a = step(&a, &used, totp(11), &p, now).next.ok_or(crate::Error::Corrupt("no write"))?;
         // Fill the marks past the bound: consumed ones (later steps) and open ones.
         for i in 1..=(2 * MAX_PENDING_MARKS as u8) {
             let claims = issue_pending(&a, [i; 16], now, &p);

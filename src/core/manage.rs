@@ -4,6 +4,7 @@
 use crate::account::{Account, BackupCodeHash, Enabled, Enrolling, ResetRecord, SealedSecret, Throttle, TwoFactor};
 use crate::clock::Timestamp;
 use crate::core::{Effects, Transition, recipient};
+use crate::error::Refusal;
 use crate::events::EventKind;
 use crate::mail::{CodeReason, Message};
 use crate::secret::SecretString;
@@ -16,9 +17,9 @@ pub(crate) fn start_enrollment(
     secret: SealedSecret,
     params: TotpParams,
     now: Timestamp,
-) -> Result<Transition<()>, &'static str> {
+) -> Result<Transition<()>, Refusal> {
     if matches!(account.two_factor, TwoFactor::Enabled(_)) {
-        return Err("two-factor authentication is already active; reset it first");
+        return Err(Refusal::TwoFactorActive);
     }
     let mut next = account.clone();
     next.two_factor = TwoFactor::Enrolling(Enrolling { secret, params, started_at: now });
@@ -35,15 +36,15 @@ pub(crate) fn confirm_enrollment(
     step: u64,
     codes: Vec<(SecretString, BackupCodeHash)>,
     now: Timestamp,
-) -> Result<Transition<()>, &'static str> {
+) -> Result<Transition<()>, Refusal> {
     let TwoFactor::Enrolling(enrolling) = &account.two_factor else {
-        return Err("no enrollment is waiting for confirmation");
+        return Err(Refusal::NoEnrollment);
     };
     if &enrolling.secret != expected_secret {
-        return Err("the enrollment changed while confirming; start again");
+        return Err(Refusal::EnrollmentChanged);
     }
     if step <= account.retired_totp_step {
-        return Err("the confirming code's time step was already used before a reset");
+        return Err(Refusal::StepUsedBeforeReset);
     }
     let mut next = account.clone();
     let expires_at = codes.first().and_then(|(_, h)| h.expires_at);
@@ -67,10 +68,10 @@ pub(crate) fn reissue(
     account: &Account,
     codes: Vec<(SecretString, BackupCodeHash)>,
     now: Timestamp,
-) -> Result<Transition<()>, &'static str> {
+) -> Result<Transition<()>, Refusal> {
     let mut next = account.clone();
     let TwoFactor::Enabled(enabled) = &mut next.two_factor else {
-        return Err("two-factor authentication is not active");
+        return Err(Refusal::TwoFactorNotActive);
     };
     let expires_at = codes.first().and_then(|(_, h)| h.expires_at);
     let (shown, hashes): (Vec<_>, Vec<_>) = codes.into_iter().unzip();
@@ -141,15 +142,19 @@ pub(crate) fn change_password(account: &Account, phc: String, new_stamp: u64, no
     Transition { next: Some(next), outcome: (), effects: fx }
 }
 
-/// Keeps a password hash imported from another system (checked by the caller) in
-/// place of any the account had. Nothing else changes: an import sets a user up, it
-/// ends no session.
-pub(crate) fn import_password(account: &Account, hash: String, now: Timestamp) -> Transition<()> {
+/// Keeps a password hash imported from another system (checked by the caller) for an
+/// account the crate keeps no password for yet; refused when it does, so a migration
+/// run twice cannot put back a password the user has changed since. Nothing else
+/// changes: an import sets a user up, it ends no session.
+pub(crate) fn import_password(account: &Account, hash: String, now: Timestamp) -> Result<Transition<()>, Refusal> {
+    if account.password_hash.is_some() {
+        return Err(Refusal::PasswordAlreadySet);
+    }
     let mut next = account.clone();
     next.password_hash = Some(hash);
     let mut fx = Effects::default();
     fx.event(now, account, EventKind::PasswordImported);
-    Transition { next: Some(next), outcome: (), effects: fx }
+    Ok(Transition { next: Some(next), outcome: (), effects: fx })
 }
 
 /// Revokes one remembered location. The outcome says whether it existed.
@@ -192,7 +197,10 @@ mod tests {
     #[test]
     fn enrollment_cannot_restart_over_active_2fa() {
         let a = enabled();
-        assert!(start_enrollment(&a, SealedSecret(vec![2]), TotpParams::default(), Timestamp(1)).is_err());
-        assert!(confirm_enrollment(&a, &SealedSecret(vec![]), 11, vec![], Timestamp(1)).is_err());
+        let started = start_enrollment(&a, SealedSecret(vec![2]), TotpParams::default(), Timestamp(1));
+        assert_eq!(started.err(), Some(Refusal::TwoFactorActive));
+        let confirmed = confirm_enrollment(&a, &SealedSecret(vec![]), 11, vec![], Timestamp(1));
+        assert_eq!(confirmed.err(), Some(Refusal::NoEnrollment));
+        assert_eq!(reissue(&account(), vec![], Timestamp(1)).err(), Some(Refusal::TwoFactorNotActive));
     }
 }

@@ -109,7 +109,24 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
         // wrote and a burst of guesses is evaluated one by one against the budget.
         let gate_key = crate::username::for_login(username).unwrap_or(std::borrow::Cow::Borrowed(username));
         let _turn = self.name_gate.turn(&gate_key).await;
-        let snapshot = self.find_by_login_name(username).await?;
+        let mut snapshot = self.find_by_login_name(username).await?;
+        // The store may find the user under another spelling than the one typed (an
+        // application's case-insensitive login, say): then also take the turn of the
+        // login it found, in which every exact spelling waits, and read again under it,
+        // so every spelling of one user waits in one line. (A turn is only ever taken
+        // second on a stored login, whose own holders take no second turn: no cycle.)
+        let _found_turn = match &snapshot {
+            Some(found) if found.record.username != *gate_key => {
+                let turn = self.name_gate.turn(&found.record.username).await;
+                let id = found.record.id;
+                snapshot = match self.store.find_by_id(id).await? {
+                    Some(user) => Some(self.account_of(user)?),
+                    None => None,
+                };
+                Some(turn)
+            }
+            _ => None,
+        };
         let now = self.clock.now();
         // A valid remembered location is hashed first and never shed; anyone else needs
         // a ticket (taken now if the token turned out invalid).
@@ -162,28 +179,30 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
     }
 
     /// The second-factor-only mode's first call: the application (or its single
-    /// sign-on) has already checked the user's password, and the user now needs the
-    /// crate's second step. Answers what [`begin_login`](Self::begin_login) answers after
-    /// a right password, under the same rules: a throttled or locked account is
+    /// sign-on) has already checked the user, and the user now needs the crate's second
+    /// step. Answers what [`begin_login`](Self::begin_login) answers after a right
+    /// password, under the same rules: a throttled or locked account is
     /// [`LoginOutcome::Denied`], a valid remembered-location token skips the code, an
     /// account without 2FA is [`LoginOutcome::Authenticated`] (or
     /// [`LoginOutcome::EnrollmentRequired`] when the policy requires 2FA), and otherwise
     /// the answer is [`LoginOutcome::SecondFactorRequired`] with a pending login for
     /// [`finish_login`](Self::finish_login), with the same attempts, backup code,
-    /// remembered locations and events. The crate need not keep a password for the
-    /// user; report the application's own wrong passwords with
-    /// [`record_password_failure`](Self::record_password_failure) so they count in the
-    /// same budget.
+    /// remembered locations and events.
+    ///
+    /// For a single sign-on, call it after the sign-on. When the application checks
+    /// passwords itself, use [`password_attempt`](Self::password_attempt) instead: it
+    /// refuses a check while the account is throttled and lets one check per user run
+    /// at a time, so the shared budget limits the application's guesses too.
     ///
     /// ```
     /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
     /// use twofactor::{Engine, KeyRing, LoginOutcome, MemoryMailer, MemoryStore, Policy, Role, UserId};
     /// let store = MemoryStore::new();
     /// store.add_user(UserId::from(42_u64), "alice", "alice@example.test", Role::User)?; // the app's user
-    /// let engine = Engine::builder(store, MemoryMailer::new(), KeyRing::ephemeral()?)
+    /// let engine = Engine::builder(store, MemoryMailer::new(), KeyRing::ephemeral()? /* tests only */)
     ///     .policy(Policy::builder().danger_fast_hashing().build()?)
     ///     .build()?;
-    /// // The application checked alice's password (or her single sign-on) itself.
+    /// // alice signed in through the single sign-on.
     /// let outcome = engine.begin_second_factor(UserId::from(42_u64), None).await?;
     /// assert!(matches!(outcome, LoginOutcome::Authenticated(_)), "no 2FA enrolled yet");
     /// # Ok::<(), Box<dyn std::error::Error>>(()) })?;
@@ -193,6 +212,78 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
     /// # Errors
     /// [`Error::NoSuchAccount`] when the store has no such user; store faults.
     pub async fn begin_second_factor(&self, id: UserId, remembered: Option<&str>) -> Result<LoginOutcome> {
+        let _turn = self.name_gate.turn(&user_turn(id)).await;
+        self.second_factor_after_check(id, remembered).await
+    }
+
+    /// Lets the application check a user's password itself under the crate's failure
+    /// budget. Returns [`PasswordAttempt::Refused`] while the account is throttled or
+    /// locked: do not check the password then, and answer as for a wrong one. Otherwise
+    /// [`PasswordAttempt::Check`] holds this user's turn (one check per user at a time
+    /// in this engine, so a burst of concurrent guesses meets the budget one by one):
+    /// check the password, then report the result with [`PasswordCheck::failed`] or
+    /// [`PasswordCheck::succeeded`] (which answers like
+    /// [`begin_second_factor`](Self::begin_second_factor)). Dropping the check without
+    /// reporting counts nothing.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+    /// use twofactor::{Engine, KeyRing, LoginOutcome, MemoryMailer, MemoryStore, PasswordAttempt, Policy, Role, UserId};
+    /// # let store = MemoryStore::new();
+    /// # store.add_user(UserId::from(42_u64), "alice", "alice@example.test", Role::User)?;
+    /// # let engine = Engine::builder(store, MemoryMailer::new(), KeyRing::ephemeral()?)
+    /// #     .policy(Policy::builder().danger_fast_hashing().build()?).build()?;
+    /// # let app_password_is_right = |_: &str| false;
+    /// let outcome = match engine.password_attempt(UserId::from(42_u64)).await? {
+    ///     PasswordAttempt::Check(check) if app_password_is_right("typed password") => check.succeeded(None).await?,
+    ///     PasswordAttempt::Check(check) => {
+    ///         check.failed().await?;
+    ///         LoginOutcome::Denied
+    ///     }
+    ///     _ => LoginOutcome::Denied, // Refused: the same answer as a wrong password
+    /// };
+    /// assert!(matches!(outcome, LoginOutcome::Denied));
+    /// # Ok::<(), Box<dyn std::error::Error>>(()) })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::NoSuchAccount`]; store faults.
+    pub async fn password_attempt(&self, id: UserId) -> Result<PasswordAttempt<'_, S, M, C>> {
+        let turn = self.name_gate.turn(&user_turn(id)).await;
+        let snapshot = self.load(id).await?;
+        let now = self.clock.now();
+        if throttle::blocked(&snapshot.record, now).is_some() {
+            self.record(Some(id), EventKind::LoginFailed { reason: throttle::refusal(&snapshot.record) });
+            return Ok(PasswordAttempt::Refused);
+        }
+        Ok(PasswordAttempt::Check(PasswordCheck { engine: self, id, _turn: turn }))
+    }
+
+    /// Counts a wrong password that the application checked itself in the user's
+    /// shared failure budget, exactly as a wrong password given to
+    /// [`begin_login`](Self::begin_login) counts: it throttles the account (and mails
+    /// the throttle notice without waiting for it), but never locks the second factor.
+    /// A failure reported while the account is throttled is not counted. Prefer
+    /// [`password_attempt`](Self::password_attempt), which also keeps the application
+    /// from checking passwords while the account is throttled.
+    ///
+    /// # Errors
+    /// [`Error::NoSuchAccount`]; store faults.
+    pub async fn record_password_failure(&self, id: UserId) -> Result<()> {
+        let _turn = self.name_gate.turn(&user_turn(id)).await;
+        self.count_password_failure(id).await
+    }
+
+    async fn count_password_failure(&self, id: UserId) -> Result<()> {
+        let snapshot = self.load(id).await?;
+        let now = self.clock.now();
+        let t = self.update(snapshot, |fresh| Ok(apply_password_failure(fresh, &self.policy, now))).await?;
+        self.dispatch_notices(id, t.effects).await;
+        Ok(())
+    }
+
+    async fn second_factor_after_check(&self, id: UserId, remembered: Option<&str>) -> Result<LoginOutcome> {
         let snapshot = self.load(id).await?;
         let now = self.clock.now();
         if throttle::blocked(&snapshot.record, now).is_some() {
@@ -201,21 +292,6 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
         }
         let location_token = remembered.and_then(|t| LocationToken::decode(t).ok());
         self.after_first_factor(snapshot, location_token.as_ref(), None, None, now).await
-    }
-
-    /// Counts a wrong password that the application checked itself (second-factor-only
-    /// mode) in the user's shared failure budget, exactly as a wrong password given to
-    /// [`begin_login`](Self::begin_login) counts: it throttles the account (and mails
-    /// the throttle notice without waiting for it), but never locks the second factor.
-    ///
-    /// # Errors
-    /// [`Error::NoSuchAccount`]; store faults.
-    pub async fn record_password_failure(&self, id: UserId) -> Result<()> {
-        let snapshot = self.load(id).await?;
-        let now = self.clock.now();
-        let t = self.update(snapshot, |fresh| Ok(apply_password_failure(fresh, &self.policy, now))).await?;
-        self.dispatch_notices(id, t.effects).await;
-        Ok(())
     }
 
     /// What follows a right first factor (the crate's password check, or the
@@ -478,5 +554,65 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
         let phc = self.blocking(move || password::hash(code.canonical(), &params)).await??;
         let expires_at = self.policy.backup.lifetime.map(|d| now.plus(d));
         Ok((shown, BackupCodeHash { phc, issued_at: now, expires_at }))
+    }
+}
+
+/// The name-gate key of a user's turn in the second-factor-only calls: a control
+/// character no login name holds keeps it apart from the password step's keys.
+fn user_turn(id: UserId) -> String {
+    format!("\u{1}user:{id}")
+}
+
+/// What [`Engine::password_attempt`] allows.
+#[non_exhaustive]
+pub enum PasswordAttempt<'e, S, M, C> {
+    /// Check the password now, then report the result.
+    Check(PasswordCheck<'e, S, M, C>),
+    /// The account is throttled or locked: do not check the password; answer as for a
+    /// wrong one.
+    Refused,
+}
+
+impl<S, M, C> std::fmt::Debug for PasswordAttempt<'_, S, M, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PasswordAttempt::Check(_) => "Check",
+            PasswordAttempt::Refused => "Refused",
+        })
+    }
+}
+
+/// A password check the application runs under this user's turn
+/// ([`Engine::password_attempt`]). Report its result; dropping it counts nothing.
+#[must_use = "report the check's result with `failed` or `succeeded`"]
+pub struct PasswordCheck<'e, S, M, C> {
+    engine: &'e Engine<S, M, C>,
+    id: UserId,
+    _turn: crate::engine::name_gate::Turn<'e>,
+}
+
+impl<S, M, C> std::fmt::Debug for PasswordCheck<'_, S, M, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PasswordCheck").field("id", &self.id).finish_non_exhaustive()
+    }
+}
+
+impl<S: UserStore, M: Mailer, C: Clock> PasswordCheck<'_, S, M, C> {
+    /// The password was wrong: counted in the shared budget (see
+    /// [`Engine::record_password_failure`]).
+    ///
+    /// # Errors
+    /// [`Error::NoSuchAccount`]; store faults.
+    pub async fn failed(self) -> Result<()> {
+        self.engine.count_password_failure(self.id).await
+    }
+
+    /// The password was right: the second step, as [`Engine::begin_second_factor`]
+    /// answers it.
+    ///
+    /// # Errors
+    /// [`Error::NoSuchAccount`]; store faults.
+    pub async fn succeeded(self, remembered: Option<&str>) -> Result<LoginOutcome> {
+        self.engine.second_factor_after_check(self.id, remembered).await
     }
 }

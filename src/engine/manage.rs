@@ -7,9 +7,9 @@ use crate::clock::Clock;
 use crate::core::manage;
 use crate::document;
 use crate::engine::{Engine, code_delivery, delivery_of};
-use crate::error::{Error, InputError, Result, check_len};
+use crate::error::{Error, InputError, Refusal, Result, check_len};
 use crate::events::EventKind;
-use crate::mail::{Delivery, Mailer};
+use crate::mail::{Delivery, Mailer, MessageKind};
 use crate::otpauth::otpauth_uri;
 use crate::outcome::{AccountView, ConfirmOutcome, LocationInfo, ResetOutcome};
 use crate::password;
@@ -153,8 +153,8 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
     /// correct code. Calling it again replaces an unconfirmed secret.
     ///
     /// # Errors
-    /// [`Error::Misuse`] when 2FA is already active; [`Error::NoSuchAccount`]; store
-    /// faults.
+    /// [`Error::Misuse`] ([`Refusal::TwoFactorActive`]) when 2FA is already active;
+    /// [`Error::NoSuchAccount`]; store faults.
     pub async fn start_enrollment(&self, id: UserId) -> Result<EnrollmentStarted> {
         let snapshot = self.load(id).await?;
         let secret = zeroize::Zeroizing::new(random::bytes::<SECRET_BYTES>()?);
@@ -178,7 +178,8 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
     ///
     /// # Errors
     /// [`Error::InvalidInput`] for a malformed URI or a short secret; [`Error::Misuse`]
-    /// when 2FA is already active; [`Error::NoSuchAccount`]; store faults.
+    /// ([`Refusal::TwoFactorActive`]) when 2FA is already active;
+    /// [`Error::NoSuchAccount`]; store faults.
     pub async fn import_enrollment(&self, id: UserId, uri: &str) -> Result<()> {
         let parsed = crate::otpauth::parse_otpauth_uri(uri)?;
         let min = self.policy.min_imported_secret_bytes;
@@ -197,11 +198,8 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
         let id = snapshot.record.id;
         let sealed = self.keys.seal(id, secret)?;
         let now = self.clock.now();
-        let t = self
-            .update(snapshot, |fresh| {
-                manage::start_enrollment(fresh, sealed.clone(), params, now).map_err(Error::Misuse)
-            })
-            .await?;
+        let t =
+            self.update(snapshot, |fresh| Ok(manage::start_enrollment(fresh, sealed.clone(), params, now)?)).await?;
         self.dispatch(id, t.effects).await;
         Ok(())
     }
@@ -211,12 +209,12 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
     /// backup code is mailed.
     ///
     /// # Errors
-    /// [`Error::InvalidInput`] for a malformed code; [`Error::Misuse`] when no
-    /// enrollment is pending; store faults.
+    /// [`Error::InvalidInput`] for a malformed code; [`Error::Misuse`]
+    /// ([`Refusal::NoEnrollment`]) when no enrollment is pending; store faults.
     pub async fn confirm_enrollment(&self, id: UserId, code: &str) -> Result<ConfirmOutcome> {
         let snapshot = self.load(id).await?;
         let TwoFactor::Enrolling(enrolling) = &snapshot.record.two_factor else {
-            return Err(Error::Misuse("no enrollment is waiting for confirmation"));
+            return Err(Refusal::NoEnrollment.into());
         };
         let code = TotpCode::parse(code, enrolling.params.digits)?;
         let (secret, _) = self.keys.unseal(id, &enrolling.secret)?;
@@ -239,7 +237,7 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
                     TwoFactor::Enrolling(e) if e.secret != sealed && self.holds(id, &e.secret, &secret) => &e.secret,
                     _ => &sealed,
                 };
-                manage::confirm_enrollment(fresh, expected, step, codes.clone(), now).map_err(Error::Misuse)
+                Ok(manage::confirm_enrollment(fresh, expected, step, codes.clone(), now)?)
             })
             .await?;
         let deliveries = self.dispatch(id, t.effects).await;
@@ -258,13 +256,13 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
     /// ones stop working at once. For a logged-in user whose code mail was lost.
     ///
     /// # Errors
-    /// [`Error::Misuse`] when 2FA is not active; store faults.
+    /// [`Error::Misuse`] ([`Refusal::TwoFactorNotActive`]) when 2FA is not active;
+    /// store faults.
     pub async fn reissue_backup_code(&self, id: UserId) -> Result<Delivery> {
         let snapshot = self.load(id).await?;
         let now = self.clock.now();
         let codes = self.new_backup_codes(now).await?;
-        let t =
-            self.update(snapshot, |fresh| manage::reissue(fresh, codes.clone(), now).map_err(Error::Misuse)).await?;
+        let t = self.update(snapshot, |fresh| Ok(manage::reissue(fresh, codes.clone(), now)?)).await?;
         let deliveries = self.dispatch(id, t.effects).await;
         Ok(code_delivery(&deliveries).unwrap_or(Delivery::Failed("not sent".to_owned())))
     }
@@ -306,7 +304,7 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
         let stamp = random::u64()?;
         let t = self.update(snapshot, |fresh| Ok(manage::reset(fresh, &actor_rec, identity_check, stamp, now))).await?;
         let deliveries = self.dispatch(target, t.effects).await;
-        Ok(ResetOutcome::Reset { notice_delivery: delivery_of(&deliveries, "reset") })
+        Ok(ResetOutcome::Reset { notice_delivery: delivery_of(&deliveries, MessageKind::TwoFactorReset) })
     }
 
     /// Sets the user's password, the first one too (for a user of the application's
@@ -339,12 +337,20 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
     /// million iterations, or scrypt beyond 256 MiB) is refused. The next right
     /// password at [`begin_login`](Self::begin_login) replaces it with an Argon2id hash
     /// under the policy's parameters. Creates the user's document if the crate holds
-    /// none yet; replaces any password the crate kept.
+    /// none yet. It never replaces a password the crate keeps, so a migration run twice
+    /// cannot put back a password the user has changed since.
+    ///
+    /// Until that next right password, a wrong one costs the imported format's work
+    /// rather than Argon2's, so response times can tell these users from others and
+    /// from unknown names: import with a cost near the policy's Argon2 time, or have
+    /// sensitive users set a new password.
     ///
     /// # Errors
     /// [`Error::InvalidInput`] for a hash the crate cannot verify (unknown format,
     /// malformed, cost too high; the message never quotes the hash);
-    /// [`Error::NoSuchAccount`]; store faults.
+    /// [`Error::Misuse`] ([`Refusal::PasswordAlreadySet`](crate::Refusal::PasswordAlreadySet))
+    /// when the crate keeps a password for the user; [`Error::NoSuchAccount`]; store
+    /// faults.
     pub async fn import_password_hash(&self, id: UserId, hash: &str) -> Result<()> {
         check_len("password hash", hash, MAX_IMPORTED_HASH)?;
         password::check_imported(hash).map_err(|problem| {
@@ -359,7 +365,7 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
         })?;
         let snapshot = self.load(id).await?;
         let now = self.clock.now();
-        let t = self.update(snapshot, |fresh| Ok(manage::import_password(fresh, hash.to_owned(), now))).await?;
+        let t = self.update(snapshot, |fresh| Ok(manage::import_password(fresh, hash.to_owned(), now)?)).await?;
         self.dispatch(id, t.effects).await;
         Ok(())
     }
@@ -411,7 +417,7 @@ fn view(a: &Account) -> AccountView {
         username: a.username.clone(),
         email: a.email.clone(),
         role: a.role,
-        two_factor: a.two_factor.name(),
+        two_factor: a.two_factor.state(),
         backup_codes,
         remembered_locations: a.locations.len(),
         locked: a.throttle.second_factor_locked,

@@ -17,10 +17,10 @@ use crate::account::{Account, Versioned};
 use crate::clock::{Clock, SystemClock};
 use crate::core::{Effects, Transition};
 use crate::document;
-use crate::error::{Error, Result};
+use crate::error::{Error, InternalError, Result};
 use crate::events::{Event, EventKind, EventSink, NoopSink};
 use crate::keys::KeyRing;
-use crate::mail::{Delivery, Mailer, Message};
+use crate::mail::{Delivery, Mailer, Message, MessageKind};
 use crate::offload::Offload;
 use crate::password;
 use crate::policy::Policy;
@@ -28,7 +28,7 @@ use crate::semaphore::{Lane, Semaphore};
 use crate::store::{Swap, UserRecord, UserStore};
 
 pub use keys::{KeyUsage, ResealProgress, ResealReport};
-pub use login::SecondFactor;
+pub use login::{PasswordAttempt, PasswordCheck, SecondFactor};
 pub use manage::{EnrollmentStarted, NewAccount};
 
 /// How many times one call re-reads and re-applies after losing a compare-and-swap.
@@ -192,14 +192,14 @@ impl<S: UserStore, M: Mailer + 'static, C: Clock> EngineBuilder<S, M, C> {
     /// parameters, so that logins for unknown users cost the same as wrong passwords.
     ///
     /// # Errors
-    /// [`Error::Random`], an Argon2 parameter error, or [`Error::Misuse`] when the
-    /// default hashing threads cannot be started.
+    /// [`Error::Random`]; [`Error::InvalidInput`] for Argon2 parameters out of bounds
+    /// (field `password_hash`); [`Error::Internal`] ([`InternalError::HashThreads`])
+    /// when the default hashing threads cannot be started.
     pub fn build(self) -> Result<Engine<S, M, C>> {
         let offload: Arc<dyn Offload> = match self.offload {
             Some(offload) => offload,
             None => Arc::new(
-                crate::offload::HashThreads::new(self.max_concurrent_hashes)
-                    .map_err(|_| Error::Misuse("the hashing threads could not be started"))?,
+                crate::offload::HashThreads::new(self.max_concurrent_hashes).map_err(|_| InternalError::HashThreads)?,
             ),
         };
         let dummy_secret = crate::random::bytes::<16>()?;
@@ -277,7 +277,7 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
             }))
             .await;
         let value = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
-        value.ok_or(Error::Misuse("the offloaded hashing job did not run"))
+        value.ok_or(Error::Internal(InternalError::OffloadedJobLost))
     }
 
     async fn load(&self, id: UserId) -> Result<Versioned<Account>> {
@@ -359,7 +359,7 @@ fn code_delivery(deliveries: &[(Message, Delivery)]) -> Option<Delivery> {
 }
 
 /// The delivery of the first message of a kind.
-fn delivery_of(deliveries: &[(Message, Delivery)], kind: &str) -> Delivery {
+fn delivery_of(deliveries: &[(Message, Delivery)], kind: MessageKind) -> Delivery {
     deliveries
         .iter()
         .find(|(m, _)| m.kind() == kind)

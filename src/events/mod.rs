@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use crate::UserId;
 use crate::account::Role;
 use crate::clock::Timestamp;
+use crate::mail::MessageKind;
 
 /// Which factor an event is about. Serializes as [`Factor::as_str`] (`"backup_code"`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -232,8 +233,9 @@ pub enum EventKind {
     /// A message that mattered could not be mailed.
     #[cfg_attr(feature = "serde", serde(rename = "mail.failed"))]
     MailFailed {
-        /// The message kind ([`Message::kind`](crate::mail::Message::kind)).
-        kind: &'static str,
+        /// The message kind ([`Message::kind`](crate::mail::Message::kind)); it
+        /// serializes as its stable name ([`MessageKind::as_str`]).
+        kind: MessageKind,
     },
     /// Recorded once, when the engine is built: a debug build hashed far slower than
     /// Argon2 runs optimized (over 2 µs per KiB and pass, where optimized code takes

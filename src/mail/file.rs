@@ -20,7 +20,7 @@ use zeroize::{Zeroize, Zeroizing};
 
 use crate::error::MailError;
 use crate::mail::render::compose;
-use crate::mail::{DefaultRenderer, Mailer, Message, Renderer};
+use crate::mail::{DefaultRenderer, Mailer, Message, MessageKind, Renderer};
 
 /// The default `From:` address.
 const DEFAULT_FROM: &str = "no-reply@localhost";
@@ -170,7 +170,7 @@ impl Stamp {
         }
     }
 
-    fn file_name(&self, kind: &str) -> String {
+    fn file_name(&self, kind: MessageKind) -> String {
         format!("{:020}-{:010}-{:06}-{kind}.eml", self.unix_nanos, self.pid, self.seq)
     }
 
@@ -339,15 +339,17 @@ mod tests {
     async fn names_sort_in_sending_order_and_no_temp_files_remain() {
         let dir = tempfile::tempdir().unwrap();
         let outbox = FileOutbox::new(dir.path()).unwrap();
-        let kinds = ["backup_code.setup", "reset", "backup_code.setup", "reset", "reset"];
+        let (setup, reset) = (MessageKind::BackupCodeSetup, MessageKind::TwoFactorReset);
+        let kinds = [setup, reset, setup, reset, reset];
         for kind in kinds {
-            let m = if kind == "reset" { reset_mail() } else { code_mail("alice@example.test") };
+            let m = if kind == reset { reset_mail() } else { code_mail("alice@example.test") };
+            assert_eq!(m.kind(), kind);
             outbox.send(&m).await.unwrap();
         }
         let sent: Vec<String> = mails(dir.path()).into_iter().map(|(n, _)| n).collect();
         let sent_kinds: Vec<&str> =
             sent.iter().map(|n| n.rsplit_once('-').unwrap().1.trim_end_matches(".eml")).collect();
-        assert_eq!(sent_kinds, kinds);
+        assert_eq!(sent_kinds, kinds.map(MessageKind::as_str), "the names end with the kinds' stable names");
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), kinds.len(), "leftover temporary files");
     }
 

@@ -116,22 +116,77 @@ impl Message {
         }
     }
 
-    /// A stable name for the kind of message (`backup_code.setup`, `reset`, …).
-    pub fn kind(&self) -> &'static str {
+    /// The kind of message; [`MessageKind::as_str`] is its stable name
+    /// (`backup_code.setup`, `reset`, …).
+    pub fn kind(&self) -> MessageKind {
         match self {
-            Message::BackupCode { reason: CodeReason::Setup, .. } => "backup_code.setup",
-            Message::BackupCode { reason: CodeReason::Rotated, .. } => "backup_code.rotated",
-            Message::BackupCode { reason: CodeReason::Reissued, .. } => "backup_code.reissued",
-            Message::TwoFactorReset { .. } => "reset",
-            Message::Throttled { .. } => "throttled",
-            Message::SecondFactorLocked { .. } => "second_factor_locked",
-            Message::NewLocation { .. } => "new_location",
+            Message::BackupCode { reason: CodeReason::Setup, .. } => MessageKind::BackupCodeSetup,
+            Message::BackupCode { reason: CodeReason::Rotated, .. } => MessageKind::BackupCodeRotated,
+            Message::BackupCode { reason: CodeReason::Reissued, .. } => MessageKind::BackupCodeReissued,
+            Message::TwoFactorReset { .. } => MessageKind::TwoFactorReset,
+            Message::Throttled { .. } => MessageKind::Throttled,
+            Message::SecondFactorLocked { .. } => MessageKind::SecondFactorLocked,
+            Message::NewLocation { .. } => MessageKind::NewLocation,
         }
     }
 
     /// Whether the message carries a backup code.
     pub fn carries_code(&self) -> bool {
         matches!(self, Message::BackupCode { .. })
+    }
+}
+
+/// The kind of a [`Message`] ([`Message::kind`]): its variant, and for a backup code
+/// why it is sent. [`as_str`](Self::as_str) (also `Display`) is a stable name; with the
+/// `serde` feature the kind serializes as that name (`"backup_code.setup"`), as in the
+/// [`MailFailed`](crate::EventKind::MailFailed) event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
+pub enum MessageKind {
+    /// A backup code at setup ([`CodeReason::Setup`]): `backup_code.setup`.
+    #[cfg_attr(feature = "serde", serde(rename = "backup_code.setup"))]
+    BackupCodeSetup,
+    /// A backup code replacing a used one ([`CodeReason::Rotated`]):
+    /// `backup_code.rotated`.
+    #[cfg_attr(feature = "serde", serde(rename = "backup_code.rotated"))]
+    BackupCodeRotated,
+    /// A backup code the user asked for ([`CodeReason::Reissued`]):
+    /// `backup_code.reissued`.
+    #[cfg_attr(feature = "serde", serde(rename = "backup_code.reissued"))]
+    BackupCodeReissued,
+    /// [`Message::TwoFactorReset`]: `reset`.
+    #[cfg_attr(feature = "serde", serde(rename = "reset"))]
+    TwoFactorReset,
+    /// [`Message::Throttled`]: `throttled`.
+    #[cfg_attr(feature = "serde", serde(rename = "throttled"))]
+    Throttled,
+    /// [`Message::SecondFactorLocked`]: `second_factor_locked`.
+    #[cfg_attr(feature = "serde", serde(rename = "second_factor_locked"))]
+    SecondFactorLocked,
+    /// [`Message::NewLocation`]: `new_location`.
+    #[cfg_attr(feature = "serde", serde(rename = "new_location"))]
+    NewLocation,
+}
+
+impl MessageKind {
+    /// The stable name (`backup_code.setup`, `reset`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageKind::BackupCodeSetup => "backup_code.setup",
+            MessageKind::BackupCodeRotated => "backup_code.rotated",
+            MessageKind::BackupCodeReissued => "backup_code.reissued",
+            MessageKind::TwoFactorReset => "reset",
+            MessageKind::Throttled => "throttled",
+            MessageKind::SecondFactorLocked => "second_factor_locked",
+            MessageKind::NewLocation => "new_location",
+        }
+    }
+}
+
+impl fmt::Display for MessageKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

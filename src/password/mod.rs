@@ -12,7 +12,7 @@ use subtle::ConstantTimeEq;
 
 pub(crate) use self::imported::{HashFormat, ImportProblem, check_imported};
 use self::imported::{MAX_ARGON2_M_COST_KIB, MAX_ARGON2_T_COST, MAX_HASH_BYTES, MIN_HASH_BYTES};
-use crate::error::{Error, InputError};
+use crate::error::{Error, InputError, InternalError};
 use crate::policy::{HashParams, PasswordPolicy};
 use crate::random;
 
@@ -25,10 +25,14 @@ pub(crate) const MAX_PASSWORD_BYTES: usize = 4096;
 /// would not verify.
 fn argon2(params: &HashParams) -> Result<Argon2<'static>, Error> {
     if params.m_cost > MAX_ARGON2_M_COST_KIB || params.t_cost > MAX_ARGON2_T_COST {
-        return Err(Error::Misuse("Argon2 parameters above the bounds stored hashes are verified within"));
+        return Err(InputError::malformed(
+            "password_hash",
+            "Argon2 parameters above the bounds stored hashes are verified within",
+        )
+        .into());
     }
     let params = Params::new(params.m_cost, params.t_cost, params.p_cost, None)
-        .map_err(|_| Error::Misuse("invalid Argon2 parameters"))?;
+        .map_err(|_| InputError::malformed("password_hash", "invalid Argon2 parameters"))?;
     Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
 }
 
@@ -47,13 +51,13 @@ fn hash_with_salt(pool: &Pool, secret: &[u8], salt: &[u8], params: &HashParams) 
     pool.with_memory(hasher.params().block_count(), |memory| {
         hasher.hash_password_into_with_memory(secret, salt, &mut out, memory)
     })
-    .map_err(|_| Error::Misuse("Argon2 hashing failed"))?;
+    .map_err(|_| InternalError::Hashing)?;
     let phc = PasswordHash {
         algorithm: Algorithm::Argon2id.ident(),
         version: Some(Version::V0x13.into()),
-        params: ParamsString::try_from(hasher.params()).map_err(|_| Error::Misuse("invalid Argon2 parameters"))?,
-        salt: Some(Salt::new(salt).map_err(|_| Error::Misuse("invalid salt"))?),
-        hash: Some(Output::new(&out).map_err(|_| Error::Misuse("Argon2 hashing failed"))?),
+        params: ParamsString::try_from(hasher.params()).map_err(|_| InternalError::Hashing)?,
+        salt: Some(Salt::new(salt).map_err(|_| InternalError::Hashing)?),
+        hash: Some(Output::new(&out).map_err(|_| InternalError::Hashing)?),
     };
     Ok(phc.to_string())
 }
@@ -366,11 +370,11 @@ mod tests {
     #[test]
     fn hashes_made_with_other_argon2_variants_verify() -> Result<(), Error> {
         use argon2::PasswordHasher as _;
-        let params = Params::new(8, 1, 1, None).map_err(|_| Error::Misuse("params"))?;
+        let params = Params::new(8, 1, 1, None).map_err(|_| Error::Corrupt("params"))?;
         for (algorithm, version) in [(Algorithm::Argon2i, Version::V0x13), (Algorithm::Argon2id, Version::V0x10)] {
             let phc = Argon2::new(algorithm, version, params.clone())
                 .hash_password_with_salt(b"imported", b"saltsaltsaltsalt")
-                .map_err(|_| Error::Misuse("hash"))?
+                .map_err(|_| Error::Corrupt("hash"))?
                 .to_string();
             assert!(verify(b"imported", &phc)?, "{phc}");
             assert!(!verify(b"imported!", &phc)?, "{phc}");
@@ -386,7 +390,7 @@ mod tests {
             let ours = hash_with_salt(&Pool::new(), b"secret", salt, &params)?;
             let theirs = argon2(&params)?
                 .hash_password_with_salt(b"secret", salt)
-                .map_err(|_| Error::Misuse("hash"))?
+                .map_err(|_| Error::Corrupt("hash"))?
                 .to_string();
             assert_eq!(ours, theirs);
         }

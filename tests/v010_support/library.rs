@@ -197,7 +197,7 @@ async fn check_view<S: UserStore + Clone + 'static>(lib: &Library<S>, a: &Accoun
     assert_eq!(v.username, s.username, "{}", a.key);
     assert_eq!(v.email, s.email, "{}", a.key);
     assert_eq!(v.role.as_str(), s.role, "{}", a.key);
-    assert_eq!(v.two_factor, s.two_factor.state, "{}: two_factor", a.key);
+    assert_eq!(v.two_factor.as_str(), s.two_factor.state, "{}: two_factor", a.key);
     assert_eq!(v.backup_codes, s.backup_code_hashes.len(), "{}: backup codes", a.key);
     assert_eq!(v.remembered_locations, s.locations.len(), "{}: remembered locations", a.key);
     assert_eq!(v.locked, s.throttle.second_factor_locked, "{}: locked", a.key);
@@ -317,7 +317,7 @@ async fn carol<S: UserStore + Clone + 'static>(lib: &Library<S>, a: &Account) {
         ConfirmOutcome::Confirmed { backup_code_delivery } => assert_eq!(backup_code_delivery, Delivery::Sent),
         other => panic!("carol: the recorded enrolling secret confirms: {other:?}"),
     }
-    assert_eq!(lib.view(a).await.two_factor, "enabled");
+    assert_eq!(lib.view(a).await.two_factor, twofactor::TwoFactorState::Enabled);
 }
 
 /// erin: her second factor is locked (100 wrong codes under 0.1.0) and she is

@@ -192,7 +192,7 @@ fn the_renderer_is_replaceable_through_the_trait() {
     struct Terse;
     impl Renderer for Terse {
         fn render(&self, m: &Message) -> Rendered {
-            Rendered { subject: m.kind().to_owned(), text: "x".to_owned(), html: None }
+            Rendered { subject: m.kind().to_string(), text: "x".to_owned(), html: None }
         }
     }
     let boxed: Box<dyn Renderer> = Box::new(Terse);
