@@ -7,7 +7,6 @@
 mod account;
 pub mod backup_code;
 pub mod clock;
-mod core;
 mod document;
 mod engine;
 pub mod error;
@@ -20,6 +19,7 @@ pub mod outcome;
 mod password;
 pub mod policy;
 mod random;
+mod rules;
 pub mod secret;
 mod semaphore;
 pub mod store;

@@ -5,11 +5,11 @@ use std::collections::BTreeMap;
 
 use crate::account::{Account, TwoFactor};
 use crate::clock::Clock;
-use crate::core::Transition;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::keys::{KeyRing, sealed_key_id};
 use crate::mail::Mailer;
+use crate::rules::Transition;
 use crate::store::UserStore;
 
 /// How many users one page of a walk reads.

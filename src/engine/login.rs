@@ -5,11 +5,6 @@ use crate::account::{Account, BackupCodeHash, TwoFactor, Versioned};
 use crate::backup_code::BackupCode;
 use crate::clock::Clock;
 use crate::clock::Timestamp;
-use crate::core::login::{
-    CodeVerdict, PasswordStep, SecondStepMaterial, apply_password_failure, apply_password_success, apply_second_step,
-    attempts_left, check_pending, issue_pending, password_step, valid_location,
-};
-use crate::core::throttle;
 use crate::engine::{Engine, code_delivery};
 use crate::error::{Error, Result, check_len};
 use crate::events::{EventKind, Factor, FailureClass};
@@ -17,6 +12,11 @@ use crate::mail::Mailer;
 use crate::outcome::{AuthMethod, Authenticated, LoginOutcome, PendingLogin, RememberToken, SecondFactorOutcome};
 use crate::password;
 use crate::random;
+use crate::rules::locations::valid_location;
+use crate::rules::login::{CodeVerdict, SecondStepMaterial, apply_second_step};
+use crate::rules::password::{PasswordStep, apply_password_failure, apply_password_success, password_step};
+use crate::rules::pending::{PendingProblem, attempts_left, check_pending, issue_pending};
+use crate::rules::throttle;
 use crate::secret::SecretString;
 use crate::semaphore::Lane;
 use crate::store::UserStore;
@@ -321,12 +321,12 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
                 if throttle::blocked(fresh, now).is_some() {
                     // Throttled by a concurrent failure after our snapshot: refused
                     // like any attempt while throttled.
-                    return Ok(crate::core::Transition::unchanged(Err(throttle::refusal(fresh)), Default::default()));
+                    return Ok(crate::rules::Transition::unchanged(Err(throttle::refusal(fresh)), Default::default()));
                 }
                 let location = location_token.and_then(|t| valid_location(fresh, t, now));
                 let step = password_step(fresh, &self.policy, location.is_some());
                 let next = apply_password_success(fresh, step, rehash, location, now);
-                Ok(crate::core::Transition { next, outcome: Ok((step, fresh.clone())), effects: Default::default() })
+                Ok(crate::rules::Transition { next, outcome: Ok((step, fresh.clone())), effects: Default::default() })
             })
             .await?
             .outcome;
@@ -452,8 +452,8 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
                 EventKind::SecondFactorFailed { factor: kind, reason: FailureClass::PendingInvalid },
             );
             return Ok(match problem {
-                crate::core::login::PendingProblem::Expired => SecondFactorOutcome::Expired,
-                crate::core::login::PendingProblem::Locked(until) => SecondFactorOutcome::Locked { until },
+                PendingProblem::Expired => SecondFactorOutcome::Expired,
+                PendingProblem::Locked(until) => SecondFactorOutcome::Locked { until },
             });
         }
         let parsed = match parsed {

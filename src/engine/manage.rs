@@ -4,7 +4,6 @@
 use crate::UserId;
 use crate::account::{Account, Role, TwoFactor, Versioned};
 use crate::clock::Clock;
-use crate::core::manage;
 use crate::document;
 use crate::engine::{Engine, code_delivery, delivery_of};
 use crate::error::{Error, InputError, Refusal, Result, check_len};
@@ -14,6 +13,7 @@ use crate::otpauth::otpauth_uri;
 use crate::outcome::{AccountView, ConfirmOutcome, LocationInfo, ResetOutcome};
 use crate::password;
 use crate::random;
+use crate::rules::manage;
 use crate::secret::SecretString;
 use crate::store::UserRecord;
 use crate::store::UserStore;

@@ -15,7 +15,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 use crate::UserId;
 use crate::account::{Account, Versioned};
 use crate::clock::{Clock, SystemClock};
-use crate::core::{Effects, Transition};
 use crate::document;
 use crate::error::{Error, InternalError, Result};
 use crate::events::{Event, EventKind, EventSink, NoopSink};
@@ -24,6 +23,7 @@ use crate::mail::{Delivery, Mailer, Message, MessageKind};
 use crate::offload::Offload;
 use crate::password;
 use crate::policy::Policy;
+use crate::rules::{Effects, Transition};
 use crate::semaphore::{Lane, Semaphore};
 use crate::store::{Swap, UserRecord, UserStore};
 

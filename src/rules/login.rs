@@ -1,129 +1,19 @@
-//! The login ceremony as pure transitions.
+//! The second step as a pure transition: a TOTP code or the backup code against a
+//! pending login.
 
-use crate::account::{Account, BackupCodeHash, PendingMark, RememberedLocation, SealedSecret, TwoFactor};
+use crate::account::{Account, BackupCodeHash, SealedSecret, TwoFactor};
 use crate::clock::Timestamp;
-use crate::core::{Effects, Transition, recipient, throttle};
 use crate::events::{EventKind, Factor, FailureClass};
 use crate::mail::{CodeReason, Message};
 use crate::outcome::SecondFactorOutcome;
 use crate::policy::Policy;
+use crate::rules::{Effects, Transition, recipient, throttle};
 use crate::secret::SecretString;
 use crate::token::{LocationToken, PendingClaims};
 use crate::totp::TotpVerification;
-use subtle::ConstantTimeEq;
 
-/// What the password step decided after verifying the password against a snapshot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum PasswordStep {
-    /// Log in now.
-    Authenticated { via_location: bool },
-    /// Ask for a code.
-    SecondFactor,
-    /// Ask to enroll.
-    EnrollmentRequired,
-}
-
-/// Decides the password step for a right password.
-pub(crate) fn password_step(account: &Account, policy: &Policy, location_ok: bool) -> PasswordStep {
-    match &account.two_factor {
-        TwoFactor::Enabled(_) if location_ok => PasswordStep::Authenticated { via_location: true },
-        TwoFactor::Enabled(_) => PasswordStep::SecondFactor,
-        TwoFactor::Disabled | TwoFactor::Enrolling(_) if policy.require_two_factor => PasswordStep::EnrollmentRequired,
-        TwoFactor::Disabled | TwoFactor::Enrolling(_) => PasswordStep::Authenticated { via_location: false },
-    }
-}
-
-/// Finds the remembered location a token opens among the account's, if it is valid
-/// now. A 0.1.0 token (which names its account) works only for that account.
-pub(crate) fn valid_location(account: &Account, token: &LocationToken, now: Timestamp) -> Option<usize> {
-    if token.legacy_account.is_some_and(|named| named != account.id) {
-        return None;
-    }
-    account.locations.iter().position(|l| l.expires_at > now && token.matches(l, account.security_stamp))
-}
-
-/// The write after a right password, if one is needed: a re-hash, clearing the failure
-/// count after a complete login, touching a remembered location (at most hourly).
-pub(crate) fn apply_password_success(
-    account: &Account,
-    step: PasswordStep,
-    rehash: Option<&str>,
-    location: Option<usize>,
-    now: Timestamp,
-) -> Option<Account> {
-    let mut next = account.clone();
-    let mut changed = false;
-    if let Some(phc) = rehash {
-        next.password_hash = Some(phc.to_owned());
-        changed = true;
-    }
-    if matches!(step, PasswordStep::Authenticated { .. }) {
-        changed |= throttle::record_success(&mut next);
-    }
-    if let Some(loc) = location.and_then(|i| next.locations.get_mut(i))
-        && now.since(loc.last_used_at).as_secs() >= 3600
-    {
-        loc.last_used_at = now;
-        changed = true;
-    }
-    changed.then_some(next)
-}
-
-/// Builds the claims of a new pending login, bound to the account's stamp (the engine
-/// seals them into the token).
-pub(crate) fn issue_pending(account: &Account, id: [u8; 16], now: Timestamp, policy: &Policy) -> PendingClaims {
-    PendingClaims {
-        account: account.id,
-        id,
-        issued_at: now,
-        expires_at: now.plus(policy.pending_lifetime),
-        stamp: account.security_stamp,
-    }
-}
-
-/// Why a pending login cannot be used.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum PendingProblem {
-    /// Expired, forged, used, or ended by a stamp rotation.
-    Expired,
-    /// Its attempts are used up, or the account is throttled or locked.
-    Locked(Option<Timestamp>),
-}
-
-/// Checks a pending login (opened, so authentic) against the account as it is now: a
-/// stamp rotation since it was issued ends it (constant-time compare).
-pub(crate) fn check_pending(
-    account: &Account,
-    claims: &PendingClaims,
-    policy: &Policy,
-    now: Timestamp,
-) -> Result<(), PendingProblem> {
-    let current: bool = claims.stamp.to_be_bytes().ct_eq(&account.security_stamp.to_be_bytes()).into();
-    if !current || claims.account != account.id || claims.expires_at <= now || claims.issued_at > now {
-        return Err(PendingProblem::Expired);
-    }
-    if !matches!(account.two_factor, TwoFactor::Enabled(_)) {
-        return Err(PendingProblem::Expired);
-    }
-    if let Some(mark) = account.pending.iter().find(|m| m.id == claims.id) {
-        if mark.consumed {
-            return Err(PendingProblem::Expired);
-        }
-        if mark.failures >= policy.max_code_attempts {
-            return Err(PendingProblem::Locked(account.throttle.until.filter(|u| *u > now)));
-        }
-    }
-    if let Some(until) = throttle::blocked(account, now) {
-        return Err(PendingProblem::Locked(until));
-    }
-    Ok(())
-}
-
-/// Code attempts a pending login has left (for an answer that counts nothing).
-pub(crate) fn attempts_left(account: &Account, claims: &PendingClaims, policy: &Policy) -> u32 {
-    let failures = account.pending.iter().find(|m| m.id == claims.id).map_or(0, |m| m.failures);
-    policy.max_code_attempts.saturating_sub(failures)
-}
+use super::locations::remember;
+use super::pending::{PendingProblem, check_pending, mark_pending, prune_pending};
 
 /// What the engine found when it checked the code against a snapshot.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -268,87 +158,14 @@ fn placeholder_auth(account: &Account) -> crate::outcome::Authenticated {
     }
 }
 
-/// Marks an account keeps before an open (unconsumed) mark is dropped to make room,
-/// the one expiring first. Dropping an open mark loses only its per-login attempt
-/// count; the account-wide failure budget still holds. A consumed mark is never
-/// dropped before it expires (that would make its pending login usable again); there
-/// are few of them, since each is a completed second factor within one pending-login
-/// lifetime (one TOTP step per 30 s, or a freshly mailed backup code).
-const MAX_PENDING_MARKS: usize = 64;
-
-fn prune_pending(account: &mut Account, now: Timestamp) {
-    account.pending.retain(|m| m.expires_at > now);
-}
-
-/// Updates (or creates) the mark of a pending login; returns its failure count.
-fn mark_pending(account: &mut Account, claims: &PendingClaims, update: impl FnOnce(&mut PendingMark)) -> u32 {
-    if !account.pending.iter().any(|m| m.id == claims.id) {
-        if account.pending.len() >= MAX_PENDING_MARKS {
-            let open = account.pending.iter().enumerate().filter(|(_, m)| !m.consumed);
-            if let Some((victim, _)) = open.min_by_key(|(_, m)| m.expires_at) {
-                account.pending.remove(victim);
-            }
-        }
-        account.pending.push(PendingMark {
-            id: claims.id,
-            expires_at: claims.expires_at,
-            failures: 0,
-            consumed: false,
-        });
-    }
-    let mark = account.pending.iter_mut().find(|m| m.id == claims.id);
-    mark.map_or(0, |mark| {
-        update(mark);
-        mark.failures
-    })
-}
-
-/// Adds a remembered location, dropping expired ones and evicting the oldest beyond the
-/// policy's bound.
-fn remember(
-    account: &mut Account,
-    token: &LocationToken,
-    label: &str,
-    policy: &Policy,
-    now: Timestamp,
-    fx: &mut Effects,
-) {
-    account.locations.retain(|l| l.expires_at > now);
-    while account.locations.len() >= policy.locations.max_per_account {
-        account.locations.remove(0);
-    }
-    account.locations.push(RememberedLocation {
-        id: token.id,
-        token_hash: token.hash(account.security_stamp),
-        label: label.to_owned(),
-        created_at: now,
-        last_used_at: now,
-        expires_at: now.plus(policy.locations.lifetime),
-    });
-    fx.event(now, account, EventKind::LocationRemembered { location: crate::token::location_id_text(&token.id) });
-}
-
-/// Counts a failed password against the budget. If a concurrent failure throttled the
-/// account after the engine's snapshot, the attempt is refused like any attempt while
-/// throttled: not counted, its result discarded (otherwise concurrent requests would
-/// each get a guess evaluated per throttle window).
-pub(crate) fn apply_password_failure(account: &Account, policy: &Policy, now: Timestamp) -> Transition<()> {
-    let mut fx = Effects::default();
-    if throttle::blocked(account, now).is_some() {
-        fx.event(now, account, EventKind::LoginFailed { reason: throttle::refusal(account) });
-        return Transition::unchanged((), fx);
-    }
-    let mut next = account.clone();
-    fx.event(now, account, EventKind::LoginFailed { reason: FailureClass::WrongPassword });
-    throttle::record_failure(&mut next, &policy.throttle, now, throttle::Failed::Password, &mut fx);
-    Transition { next: Some(next), outcome: (), effects: fx }
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
     use crate::UserId;
     use crate::account::{Enabled, Role, Throttle};
+    use crate::rules::locations::*;
+    use crate::rules::password::*;
+    use crate::rules::pending::*;
     use crate::totp::TotpParams;
 
     pub(crate) fn account() -> Account {

@@ -3,10 +3,10 @@
 
 use crate::account::{Account, BackupCodeHash, Enabled, Enrolling, ResetRecord, SealedSecret, Throttle, TwoFactor};
 use crate::clock::Timestamp;
-use crate::core::{Effects, Transition, recipient};
 use crate::error::Refusal;
 use crate::events::EventKind;
 use crate::mail::{CodeReason, Message};
+use crate::rules::{Effects, Transition, recipient};
 use crate::secret::SecretString;
 use crate::totp::TotpParams;
 
@@ -174,7 +174,7 @@ mod tests {
     use super::*;
     use crate::UserId;
     use crate::account::Role;
-    use crate::core::login::tests::{account, enabled};
+    use crate::rules::login::tests::{account, enabled};
 
     #[test]
     fn reset_removes_everything_and_rotates_the_stamp() {

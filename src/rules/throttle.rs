@@ -2,10 +2,10 @@
 
 use crate::account::{Account, TwoFactor};
 use crate::clock::Timestamp;
-use crate::core::{Effects, recipient};
 use crate::events::{EventKind, FailureClass};
 use crate::mail::Message;
 use crate::policy::ThrottlePolicy;
+use crate::rules::{Effects, recipient};
 
 /// Whether attempts are refused unevaluated right now, and if so until when (`None`
 /// inside means: until an administrator reset).
@@ -80,7 +80,7 @@ pub(crate) fn record_success(account: &mut Account) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::login::tests::account;
+    use crate::rules::login::tests::account;
     use std::time::Duration;
 
     #[test]
@@ -109,7 +109,7 @@ mod tests {
     #[test]
     fn only_second_factor_failures_lock_the_second_factor() {
         let p = ThrottlePolicy::default();
-        let mut a = crate::core::login::tests::enabled();
+        let mut a = crate::rules::login::tests::enabled();
         let mut fx = Effects::default();
         for _ in 0..10 * p.disable_after {
             record_failure(&mut a, &p, Timestamp(0), Failed::Password, &mut fx);

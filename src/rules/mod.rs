@@ -8,8 +8,11 @@
 //! TOTP step is still unused, the backup code is still stored, the pending login is
 //! still open), which is what makes single use hold under races.
 
+pub(crate) mod locations;
 pub(crate) mod login;
 pub(crate) mod manage;
+pub(crate) mod password;
+pub(crate) mod pending;
 pub(crate) mod throttle;
 
 use crate::account::Account;

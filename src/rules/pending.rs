@@ -1,0 +1,104 @@
+//! Pending logins: the claims a password step issues, the checks a second step makes
+//! of them, and the marks an account keeps of the ones that failed a code or were used.
+
+use crate::account::{Account, PendingMark, TwoFactor};
+use crate::clock::Timestamp;
+use crate::policy::Policy;
+use crate::rules::throttle;
+use crate::token::PendingClaims;
+use subtle::ConstantTimeEq;
+
+/// Builds the claims of a new pending login, bound to the account's stamp (the engine
+/// seals them into the token).
+pub(crate) fn issue_pending(account: &Account, id: [u8; 16], now: Timestamp, policy: &Policy) -> PendingClaims {
+    PendingClaims {
+        account: account.id,
+        id,
+        issued_at: now,
+        expires_at: now.plus(policy.pending_lifetime),
+        stamp: account.security_stamp,
+    }
+}
+
+/// Why a pending login cannot be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PendingProblem {
+    /// Expired, forged, used, or ended by a stamp rotation.
+    Expired,
+    /// Its attempts are used up, or the account is throttled or locked.
+    Locked(Option<Timestamp>),
+}
+
+/// Checks a pending login (opened, so authentic) against the account as it is now: a
+/// stamp rotation since it was issued ends it (constant-time compare).
+pub(crate) fn check_pending(
+    account: &Account,
+    claims: &PendingClaims,
+    policy: &Policy,
+    now: Timestamp,
+) -> Result<(), PendingProblem> {
+    let current: bool = claims.stamp.to_be_bytes().ct_eq(&account.security_stamp.to_be_bytes()).into();
+    if !current || claims.account != account.id || claims.expires_at <= now || claims.issued_at > now {
+        return Err(PendingProblem::Expired);
+    }
+    if !matches!(account.two_factor, TwoFactor::Enabled(_)) {
+        return Err(PendingProblem::Expired);
+    }
+    if let Some(mark) = account.pending.iter().find(|m| m.id == claims.id) {
+        if mark.consumed {
+            return Err(PendingProblem::Expired);
+        }
+        if mark.failures >= policy.max_code_attempts {
+            return Err(PendingProblem::Locked(account.throttle.until.filter(|u| *u > now)));
+        }
+    }
+    if let Some(until) = throttle::blocked(account, now) {
+        return Err(PendingProblem::Locked(until));
+    }
+    Ok(())
+}
+
+/// Code attempts a pending login has left (for an answer that counts nothing).
+pub(crate) fn attempts_left(account: &Account, claims: &PendingClaims, policy: &Policy) -> u32 {
+    let failures = account.pending.iter().find(|m| m.id == claims.id).map_or(0, |m| m.failures);
+    policy.max_code_attempts.saturating_sub(failures)
+}
+
+/// Marks an account keeps before an open (unconsumed) mark is dropped to make room,
+/// the one expiring first. Dropping an open mark loses only its per-login attempt
+/// count; the account-wide failure budget still holds. A consumed mark is never
+/// dropped before it expires (that would make its pending login usable again); there
+/// are few of them, since each is a completed second factor within one pending-login
+/// lifetime (one TOTP step per 30 s, or a freshly mailed backup code).
+pub(super) const MAX_PENDING_MARKS: usize = 64;
+
+pub(super) fn prune_pending(account: &mut Account, now: Timestamp) {
+    account.pending.retain(|m| m.expires_at > now);
+}
+
+/// Updates (or creates) the mark of a pending login; returns its failure count.
+pub(super) fn mark_pending(
+    account: &mut Account,
+    claims: &PendingClaims,
+    update: impl FnOnce(&mut PendingMark),
+) -> u32 {
+    if !account.pending.iter().any(|m| m.id == claims.id) {
+        if account.pending.len() >= MAX_PENDING_MARKS {
+            let open = account.pending.iter().enumerate().filter(|(_, m)| !m.consumed);
+            if let Some((victim, _)) = open.min_by_key(|(_, m)| m.expires_at) {
+                account.pending.remove(victim);
+            }
+        }
+        account.pending.push(PendingMark {
+            id: claims.id,
+            expires_at: claims.expires_at,
+            failures: 0,
+            consumed: false,
+        });
+    }
+    let mark = account.pending.iter_mut().find(|m| m.id == claims.id);
+    mark.map_or(0, |mark| {
+        update(mark);
+        mark.failures
+    })
+}
