@@ -225,7 +225,6 @@ fn parse(stored: &str) -> Result<Parsed, ImportProblem> {
 ///
 /// # Errors
 /// [`ImportProblem`] saying why the hash would not verify.
-#[allow(dead_code, reason = "the engine's import of stored hashes calls it; until then only the tests do")]
 pub(crate) fn check_imported(stored: &str) -> Result<HashFormat, ImportProblem> {
     parse(stored).map(|parsed| parsed.format())
 }

@@ -13,7 +13,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::error::StoreError;
 use crate::store::sql::legacy::to_sql;
 use crate::store::sql::{Key, SQLITE_MIGRATIONS, store_error};
-use crate::store::{Document, ScanPage, Swap, UserRecord, UserStore};
+use crate::store::{Document, ScanPage, Swap, UserRecord};
 
 mod ops {
     crate::store::sql::ops::sql_ops!(sqlx::Sqlite);
@@ -143,6 +143,17 @@ impl SqliteStore {
         let mut conn = self.pool.acquire().await.map_err(store_error)?;
         ops::swap(&mut conn, id, expected, document).await
     }
+
+    async fn scan_page(&self, after: Option<&str>, limit: usize) -> Result<ScanPage, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(store_error)?;
+        ops::scan(&mut conn, after, limit).await
+    }
+
+    async fn create(&self, user: &UserRecord) -> Result<(), StoreError> {
+        let _writer = self.writer.lock().await;
+        let mut conn = self.pool.acquire().await.map_err(store_error)?;
+        ops::create(&mut conn, &user.clone().at_first_version()).await
+    }
 }
 
 /// Connects, retrying while another connection holds the lock that switching a new
@@ -172,34 +183,4 @@ fn is_busy(err: &sqlx::Error) -> bool {
     code.is_some_and(|c| matches!(c & 0xff, 5 | 6))
 }
 
-impl UserStore for SqliteStore {
-    async fn find_by_id(&self, id: UserId) -> Result<Option<UserRecord>, StoreError> {
-        self.find(Key::Id(id)).await
-    }
-
-    async fn find_by_login(&self, login: &str) -> Result<Option<UserRecord>, StoreError> {
-        self.find(Key::Login(login)).await
-    }
-
-    async fn insert_document(&self, id: UserId, document: &Document) -> Result<Swap, StoreError> {
-        self.swap(id, 0, document).await
-    }
-
-    async fn compare_and_swap(&self, id: UserId, expected: u64, document: &Document) -> Result<Swap, StoreError> {
-        if expected == 0 {
-            return Ok(Swap::Conflict);
-        }
-        self.swap(id, expected, document).await
-    }
-
-    async fn scan(&self, after: Option<&str>, limit: usize) -> Result<ScanPage, StoreError> {
-        let mut conn = self.pool.acquire().await.map_err(store_error)?;
-        ops::scan(&mut conn, after, limit).await
-    }
-
-    async fn create_user(&self, user: &UserRecord) -> Result<(), StoreError> {
-        let _writer = self.writer.lock().await;
-        let mut conn = self.pool.acquire().await.map_err(store_error)?;
-        ops::create(&mut conn, &user.clone().at_first_version()).await
-    }
-}
+crate::store::sql::user_store!(SqliteStore);

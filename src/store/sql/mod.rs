@@ -40,6 +40,49 @@ pub(crate) const POSTGRES_MIGRATIONS: &[Migration] = &[
     Migration { version: 3, sql: include_str!("migrations/postgres/0003_credential_documents.sql") },
 ];
 
+/// Implements [`UserStore`](crate::UserStore) for a SQL store over its inherent
+/// `find`, `swap` (from version 0 for the first document), `scan_page` and `create`,
+/// which differ between the drivers only in how writers take turns.
+macro_rules! user_store {
+    ($store:ty) => {
+        impl $crate::store::UserStore for $store {
+            async fn find_by_id(&self, id: $crate::UserId) -> Result<Option<UserRecord>, StoreError> {
+                self.find($crate::store::sql::Key::Id(id)).await
+            }
+
+            async fn find_by_login(&self, login: &str) -> Result<Option<UserRecord>, StoreError> {
+                self.find($crate::store::sql::Key::Login(login)).await
+            }
+
+            async fn insert_document(&self, id: $crate::UserId, document: &Document) -> Result<Swap, StoreError> {
+                self.swap(id, 0, document).await
+            }
+
+            async fn compare_and_swap(
+                &self,
+                id: $crate::UserId,
+                expected: u64,
+                document: &Document,
+            ) -> Result<Swap, StoreError> {
+                // Version 0 is "no document": only an insert writes it.
+                if expected == 0 {
+                    return Ok(Swap::Conflict);
+                }
+                self.swap(id, expected, document).await
+            }
+
+            async fn scan(&self, after: Option<&str>, limit: usize) -> Result<ScanPage, StoreError> {
+                self.scan_page(after, limit).await
+            }
+
+            async fn create_user(&self, user: &UserRecord) -> Result<(), StoreError> {
+                self.create(user).await
+            }
+        }
+    };
+}
+pub(crate) use user_store;
+
 /// How a user is looked up.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Key<'a> {
