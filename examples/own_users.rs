@@ -202,11 +202,10 @@ pub async fn main() -> Result<(), Box<dyn Error>> {
 
     // The application checks alice's password itself, under the crate's failure
     // budget: no check while she is throttled, one check at a time. No 2FA yet.
-    let outcome = sign_in(&engine, alice, |typed| typed == "her password").await?;
-    println!(
-        "before enrollment: {}",
-        if matches!(outcome, LoginOutcome::Authenticated(_)) { "signed in" } else { "?" }
-    );
+    let LoginOutcome::Authenticated(_) = sign_in(&engine, alice, |typed| typed == "her password").await? else {
+        return Err("expected to be signed in before enrolling".into());
+    };
+    println!("before enrollment: signed in");
 
     // She enrolls: the app shows the QR code, her phone answers with a code.
     let started = engine.start_enrollment(alice).await?;
@@ -214,6 +213,9 @@ pub async fn main() -> Result<(), Box<dyn Error>> {
     let phone = |at: Timestamp| twofactor::totp::generate(&secret, &TotpParams::default(), at.0);
     engine.confirm_enrollment(alice, phone(clock.now()).expose()).await?;
     let to = mailer.outbox().last().map(|m| m.message.recipient().email.clone()).unwrap_or_default();
+    if to != "alice@example.test" {
+        return Err("the backup code was not mailed to the address in the application's table".into());
+    }
     println!("enrolled; backup code mailed to {to}");
 
     // Next time: the password (the app's check), then the code (the crate's).
@@ -222,10 +224,10 @@ pub async fn main() -> Result<(), Box<dyn Error>> {
         return Err("expected the second step".into());
     };
     let done = engine.finish_login(pending.token(), SecondFactor::Totp(phone(clock.now()).expose()), None).await?;
-    println!(
-        "with the code: {}",
-        if matches!(done, SecondFactorOutcome::Authenticated(_)) { "signed in" } else { "refused" }
-    );
+    let SecondFactorOutcome::Authenticated(_) = done else {
+        return Err(format!("the code was refused: {done:?}").into());
+    };
+    println!("with the code: signed in");
 
     let (version, size): (i64, i64) =
         sqlx::query_as("SELECT twofactor_version, length(twofactor_document) FROM users WHERE id = ?")
