@@ -15,6 +15,7 @@
 //! keys                                                     each key and the documents it seals
 //! reseal                                                   moves every secret to the newest key
 //! retire-key ID                                            removes key ID once no document needs it
+//! deliver                                                  sends the mail that is due (run it from cron)
 //! help [COMMAND]                                           the help, or one command's
 //! ```
 //!
@@ -65,6 +66,8 @@
 //! two-factor authentication for alice was reset by bob; alice was told by mail
 //! $ echo 'correct horse battery' | cli login alice
 //! logged in as alice (password)
+//! $ cli deliver                  # from cron: whatever is still due (nothing here)
+//! delivered 0 messages; 0 waiting for a retry; 0 given up
 //! ```
 //!
 //! # Rotating the key
@@ -110,16 +113,29 @@
 //!   application keeps its keys in a secrets manager: see README, "Keys").
 //! - `--outbox DIR` (default `./outbox`): one RFC 5322 file per mail
 //!   ([`FileOutbox`]); the names sort in sending order.
+//! - The mail itself waits in the database until it is sent. A command writes the mail
+//!   its change causes (a backup code, a reset notice) into the user's document in the
+//!   same write as the change (the transactional outbox), so a crash or a mail outage
+//!   never loses it; then, with its change committed, the command sends that user's
+//!   due mail ([`Engine::deliver_queued`]) before it exits, and its line says how that
+//!   went (`the backup code was mailed`, or `could not be mailed (…)`). A mail that
+//!   could not be sent stays queued and is tried again, with a growing wait (30
+//!   seconds after the first failure, up to an hour; given up after 10 tries), by the
+//!   next command for that user or by `deliver`. A refused login sends nothing: its
+//!   notices (too many attempts) wait for `deliver`, so a refusal never waits on
+//!   mail. Run `deliver` from cron, as an application runs its delivery worker
+//!   ([`twofactor::DeliveryWorker`]).
 //!
 //! `reset` trusts `--by`: a real application authenticates the administrator first.
 //! The environment variable `TWOFACTOR_CLI_NOW=UNIX_SECONDS` is a testing aid: it
-//! fixes the clock (TOTP codes, expiries) for one invocation.
+//! fixes the clock (TOTP codes, expiries, when queued mail is due) for one invocation.
 
 use std::ffi::OsString;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use qrcode::QrCode;
@@ -127,8 +143,8 @@ use qrcode::render::unicode::Dense1x2;
 use twofactor::mail::FileOutbox;
 use twofactor::{
     AccountView, AppKey, AuthMethod, Authenticated, Clock, ConfirmOutcome, Delivery, Engine, KeyError, KeyRing,
-    LoginOutcome, MailError, Mailer, ManualClock, NewAccount, Policy, ResetOutcome, Role, SecondFactor,
-    SecondFactorOutcome, SecretString, SystemClock, Timestamp, UserStore,
+    LoginOutcome, MailError, MailId, MailStatus, Mailer, ManualClock, NewAccount, Policy, ResetOutcome, Role,
+    SecondFactor, SecondFactorOutcome, SecretString, SystemClock, Timestamp, UserId, UserStore,
 };
 use zeroize::Zeroizing;
 
@@ -146,6 +162,7 @@ commands:
   keys                                                     each key and the documents it seals
   reseal                                                   moves every secret to the newest key
   retire-key ID                                            removes key ID once no document needs it
+  deliver                                                  sends the mail that is due (run it from cron)
   help [COMMAND]                                           this text, or one command's
 
 options:
@@ -275,6 +292,18 @@ sealed under it end: those users type their password again. Remembered locations
 are not affected."
         ),
     ),
+    (
+        "deliver",
+        command_help!(
+            "deliver",
+            "Sends every mail that is due, then prints `delivered N messages; R waiting for a
+retry; G given up`. Each command sends the mail its change causes before it exits;
+what is left for `deliver` is mail that could not be sent then (it is tried again
+30 seconds after the first failure, the wait doubling up to an hour, and given up
+after 10 tries) and the notices of refused logins (a refusal never waits on mail).
+Run it from cron, as an application runs its delivery worker."
+        ),
+    ),
     ("help", command_help!("help [COMMAND]", "Prints the help of COMMAND, or of the whole program without one.")),
 ];
 
@@ -357,6 +386,7 @@ enum Command {
     Keys,
     Reseal,
     RetireKey { id: u32 },
+    Deliver,
 }
 
 enum Code {
@@ -576,6 +606,10 @@ fn parse(args: impl IntoIterator<Item = OsString>, now: Option<String>) -> Resul
             p.expect("reseal", &[], &[])?;
             Command::Reseal
         }
+        Some("deliver") => {
+            p.expect("deliver", &[], &[])?;
+            Command::Deliver
+        }
         Some("retire-key") => {
             p.expect("retire-key", &["ID"], &[])?;
             let id =
@@ -686,10 +720,9 @@ async fn execute<S: UserStore, M: Mailer + 'static>(store: S, mailer: M, work: W
             let account = find(&engine, &name).await?;
             match engine.confirm_enrollment(account.id, &code).await? {
                 ConfirmOutcome::Confirmed { backup_code_delivery } => {
-                    say!(
-                        "two-factor authentication is on for {name}; the backup code {}",
-                        mailed(&backup_code_delivery)
-                    );
+                    let delivery = deliver_now(&engine, account.id, &backup_code_delivery).await;
+                    say!("two-factor authentication is on for {name}; the backup code {}", mailed(&delivery));
+                    still_queued(&engine, account.id, &backup_code_delivery, &delivery).await;
                     Ok(())
                 }
                 ConfirmOutcome::WrongCode => Err(Fail::refused("wrong code; the enrollment is still waiting")),
@@ -704,8 +737,10 @@ async fn execute<S: UserStore, M: Mailer + 'static>(store: S, mailer: M, work: W
             let actor = find(&engine, &by).await?;
             match engine.reset(actor.id, target.id, &verified_by).await? {
                 ResetOutcome::Reset { notice_delivery } => {
-                    let told = if notice_delivery.is_sent() { "was told by mail" } else { "could not be told by mail" };
+                    let delivery = deliver_now(&engine, target.id, &notice_delivery).await;
+                    let told = if delivery.is_sent() { "was told by mail" } else { "could not be told by mail" };
                     say!("two-factor authentication for {name} was reset by {by}; {name} {told}");
+                    still_queued(&engine, target.id, &notice_delivery, &delivery).await;
                     Ok(())
                 }
                 _ => Err(Fail::refused(format!(
@@ -717,6 +752,103 @@ async fn execute<S: UserStore, M: Mailer + 'static>(store: S, mailer: M, work: W
         Command::Keys => list_keys(&engine).await,
         Command::Reseal => reseal(&engine, &key_file).await,
         Command::RetireKey { id } => retire_key(&engine, &key_file, id).await,
+        Command::Deliver => deliver(&engine).await,
+    }
+}
+
+/// Users per delivery round of `deliver`.
+const DELIVERY_ROUND: usize = 100;
+
+/// `deliver`: every mail that is due, in rounds until a round finds no more.
+async fn deliver<S: UserStore, M: Mailer, C: Clock>(engine: &Engine<S, M, C>) -> Result<(), Fail> {
+    let (mut sent, mut retrying, mut gave_up) = (0u64, 0u64, 0u64);
+    let skipped = loop {
+        let round = engine.deliver_due(DELIVERY_ROUND).await?;
+        sent += u64::from(round.sent);
+        retrying += u64::from(round.retrying);
+        gave_up += u64::from(round.gave_up);
+        let tried = round.sent + round.retrying + round.gave_up;
+        // A round short of the limit saw every user with mail due. A round that tried
+        // nothing would find the same users again (their documents cannot be read, or
+        // another invocation holds their mail): stop there too.
+        let seen = usize::try_from(round.users + round.skipped).unwrap_or(usize::MAX);
+        if seen < DELIVERY_ROUND || tried == 0 {
+            break round.skipped;
+        }
+    };
+    say!("delivered {}; {retrying} waiting for a retry; {gave_up} given up", messages(sent));
+    if skipped > 0 {
+        eprintln!("note: the mail of {skipped} user(s) stays queued: their documents cannot be read");
+    }
+    Ok(())
+}
+
+/// "1 message", "2 messages".
+fn messages(n: u64) -> String {
+    if n == 1 { "1 message".to_owned() } else { format!("{n} messages") }
+}
+
+/// How long a command waits for a message another invocation (`deliver`, or a
+/// command racing this one) is sending.
+const SENDING_ELSEWHERE: Duration = Duration::from_secs(2);
+
+/// Sends `user`'s due mail now that the command's change is committed (the engine only
+/// queued it), and answers how the message `queued` names went: `Sent`, or `Failed`
+/// (it stays queued for a later command or `deliver`). A fault here is a mail
+/// failure, not the command's: its change stands.
+async fn deliver_now<S: UserStore, M: Mailer, C: Clock>(
+    engine: &Engine<S, M, C>,
+    user: UserId,
+    queued: &Delivery,
+) -> Delivery {
+    let report = engine.deliver_queued(user).await;
+    let Some(id) = queued.queued() else {
+        return queued.clone();
+    };
+    match report.map(|r| r.delivery_of(id).cloned()) {
+        Ok(Some(delivery)) => delivery,
+        Ok(None) => sent_elsewhere(engine, user, id).await,
+        Err(e) => Delivery::Failed(e.to_string()),
+    }
+}
+
+/// Where message `id` ends up when another invocation claimed it first: waits a
+/// moment for that one to record its try.
+async fn sent_elsewhere<S: UserStore, M: Mailer, C: Clock>(
+    engine: &Engine<S, M, C>,
+    user: UserId,
+    id: MailId,
+) -> Delivery {
+    let deadline = std::time::Instant::now() + SENDING_ELSEWHERE;
+    loop {
+        match engine.mail_status(user, id).await {
+            Ok(MailStatus::Delivered { .. }) => return Delivery::Sent,
+            Ok(MailStatus::GaveUp { .. }) => return Delivery::Failed("given up".to_owned()),
+            Ok(MailStatus::Queued { .. }) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Ok(MailStatus::Queued { .. }) => {
+                return Delivery::Failed("another invocation is still sending it".to_owned());
+            }
+            Ok(_) => return Delivery::Failed("a newer message replaced it".to_owned()),
+            Err(e) => return Delivery::Failed(e.to_string()),
+        }
+    }
+}
+
+/// After a line saying the mail `queued` names could not be sent: a note on stderr
+/// that it is not lost, if it still waits for another try.
+async fn still_queued<S: UserStore, M: Mailer, C: Clock>(
+    engine: &Engine<S, M, C>,
+    user: UserId,
+    queued: &Delivery,
+    delivery: &Delivery,
+) {
+    let Some(id) = queued.queued().filter(|_| !delivery.is_sent()) else {
+        return;
+    };
+    if let Ok(MailStatus::Queued { .. }) = engine.mail_status(user, id).await {
+        eprintln!("note: the mail stays queued and is tried again by the next command or `deliver`");
     }
 }
 
@@ -841,7 +973,7 @@ async fn login<S: UserStore, M: Mailer, C: Clock>(
 ) -> Result<(), Fail> {
     typed_login(name, password, engine.policy())?;
     let pending = match engine.begin_login(name, password, device).await? {
-        LoginOutcome::Authenticated(auth) => return logged_in(&auth, remember),
+        LoginOutcome::Authenticated(auth) => return logged_in(engine, &auth, remember).await,
         LoginOutcome::SecondFactorRequired(pending) => pending,
         LoginOutcome::EnrollmentRequired(_) => {
             return Err(Fail::refused(format!("{name} must set up two-factor authentication first")));
@@ -859,7 +991,7 @@ async fn login<S: UserStore, M: Mailer, C: Clock>(
     };
     let label = remember.then_some(LOCATION_LABEL);
     match engine.finish_login(pending.token(), factor, label).await? {
-        SecondFactorOutcome::Authenticated(auth) => logged_in(&auth, remember),
+        SecondFactorOutcome::Authenticated(auth) => logged_in(engine, &auth, remember).await,
         SecondFactorOutcome::Denied { attempts_left } => {
             Err(Fail::refused(format!("wrong code ({attempts_left} attempts left on this login)")))
         }
@@ -873,7 +1005,13 @@ async fn login<S: UserStore, M: Mailer, C: Clock>(
     }
 }
 
-fn logged_in(auth: &Authenticated, remember: bool) -> Result<(), Fail> {
+/// Says who logged in and how, once the login's mail is sent (a refused login sends
+/// none: its answer never waits on mail).
+async fn logged_in<S: UserStore, M: Mailer, C: Clock>(
+    engine: &Engine<S, M, C>,
+    auth: &Authenticated,
+    remember: bool,
+) -> Result<(), Fail> {
     let how = match auth.method {
         AuthMethod::Password => "password",
         AuthMethod::PasswordAndLocation => "password from a remembered location",
@@ -882,8 +1020,17 @@ fn logged_in(auth: &Authenticated, remember: bool) -> Result<(), Fail> {
         _ => "password and second factor",
     };
     match &auth.backup_code_delivery {
-        Some(d) => say!("logged in as {} ({how}); a new backup code {}", auth.username, mailed(d)),
-        None => say!("logged in as {} ({how})", auth.username),
+        Some(queued) => {
+            let delivery = deliver_now(engine, auth.account, queued).await;
+            say!("logged in as {} ({how}); a new backup code {}", auth.username, mailed(&delivery));
+            still_queued(engine, auth.account, queued, &delivery).await;
+        }
+        None => {
+            // Other mail the login queued (a new-location notice, if the policy asks):
+            // sent like the rest; its result changes nothing here.
+            let _ = engine.deliver_queued(auth.account).await;
+            say!("logged in as {} ({how})", auth.username);
+        }
     }
     match &auth.remembered {
         Some(token) => say!("remember-token: {}", token.token()),

@@ -1,10 +1,12 @@
-//! An application that already has users adds two-factor login: two columns on its
-//! own `users` table and one trait implementation. Run it with
+//! An application that already has users adds two-factor login: three columns (and an
+//! index) on its own `users` table and one trait implementation. Run it with
 //! `cargo run --example own_users`.
 //!
 //! The application keeps its table, its integer ids, its login (by email, whatever the
 //! case) and its own password check. The crate reads the user from that table at every
-//! call and writes only its two columns: a version and an opaque JSON document. Here
+//! call and writes only its columns: a version, an opaque JSON document, and when the
+//! document's earliest queued mail is due (so the delivery worker finds that mail
+//! through an index instead of reading every document). Here
 //! the application checks passwords itself (the second-factor-only mode); an
 //! application that wants the crate to check them gives it the stored hashes once
 //! (`Engine::import_password_hash`, which reads bcrypt, Django and scrypt hashes)
@@ -32,9 +34,11 @@ const APP_SCHEMA: &str = "CREATE TABLE users (
     password_hash TEXT    NOT NULL
 )";
 
-/// What adding 2FA takes: two columns.
+/// What adding 2FA takes: three columns and an index for the mail delivery query.
 const ADD_TWOFACTOR: &str = "ALTER TABLE users ADD COLUMN twofactor_version BIGINT NOT NULL DEFAULT 0;
-ALTER TABLE users ADD COLUMN twofactor_document TEXT";
+ALTER TABLE users ADD COLUMN twofactor_document TEXT;
+ALTER TABLE users ADD COLUMN twofactor_mail_due BIGINT;
+CREATE INDEX users_twofactor_mail_due ON users (twofactor_mail_due, id) WHERE twofactor_mail_due IS NOT NULL";
 
 /// The crate's view of the application's users.
 #[derive(Clone)]
@@ -118,17 +122,39 @@ impl UserStore for AppStore {
         let next = if users.len() >= limit { users.last().map(|u| u.id.to_string()) } else { None };
         Ok(ScanPage::new(users, next))
     }
+
+    /// The users with mail due by `now`, most overdue first, for the delivery worker
+    /// (`Engine::deliver_due`): answered from the indexed column the swap writes.
+    async fn mail_due(&self, now: Timestamp, limit: usize) -> Result<Vec<UserId>, StoreError> {
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "SELECT id FROM users WHERE twofactor_mail_due IS NOT NULL AND twofactor_mail_due <= ? \
+             ORDER BY twofactor_mail_due, id LIMIT ?",
+        )
+        .bind(seconds(now))
+        .bind(i64::try_from(limit.max(1)).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(ids.into_iter().map(UserId::from).collect())
+    }
+}
+
+/// A time as the application stores it: Unix seconds (saturating; no clock gets there).
+fn seconds(at: Timestamp) -> i64 {
+    i64::try_from(at.0).unwrap_or(i64::MAX)
 }
 
 impl AppStore {
-    /// One guarded UPDATE: the write happens only if nobody wrote since `expected`.
+    /// One guarded UPDATE: the write happens only if nobody wrote since `expected`. The
+    /// document's mail due time goes with it, in the same statement.
     async fn swap(&self, id: UserId, expected: u64, document: &Document) -> Result<Swap, StoreError> {
         let (Some(id), Ok(expected_sql)) = (app_id(id), i64::try_from(expected)) else { return Ok(Swap::Conflict) };
         let done = query(
-            "UPDATE users SET twofactor_document = ?, twofactor_version = twofactor_version + 1 \
-             WHERE id = ? AND twofactor_version = ?",
+            "UPDATE users SET twofactor_document = ?, twofactor_mail_due = ?, \
+             twofactor_version = twofactor_version + 1 WHERE id = ? AND twofactor_version = ?",
         )
         .bind(document.as_json())
+        .bind(document.mail_due_at().map(seconds))
         .bind(id)
         .bind(expected_sql)
         .execute(&self.pool)
@@ -212,6 +238,15 @@ pub async fn main() -> Result<(), Box<dyn Error>> {
     let secret = data_encoding::BASE32_NOPAD.decode(started.secret_base32.expose().as_bytes())?;
     let phone = |at: Timestamp| twofactor::totp::generate(&secret, &TotpParams::default(), at.0);
     engine.confirm_enrollment(alice, phone(clock.now()).expose()).await?;
+    // The backup code waits in her document; the delivery worker (here one round of
+    // it) finds her through `mail_due` and sends it.
+    if !mailer.outbox().is_empty() {
+        return Err("the engine sent mail inside the call instead of queueing it".into());
+    }
+    let report = engine.deliver_due(100).await?;
+    if report.sent != 1 {
+        return Err(format!("one queued mail was due, the delivery round sent {}", report.sent).into());
+    }
     let to = mailer.outbox().last().map(|m| m.message.recipient().email.clone()).unwrap_or_default();
     if to != "alice@example.test" {
         return Err("the backup code was not mailed to the address in the application's table".into());
@@ -229,11 +264,15 @@ pub async fn main() -> Result<(), Box<dyn Error>> {
     };
     println!("with the code: signed in");
 
-    let (version, size): (i64, i64) =
-        sqlx::query_as("SELECT twofactor_version, length(twofactor_document) FROM users WHERE id = ?")
-            .bind(app_id(alice))
-            .fetch_one(&pool)
-            .await?;
-    println!("the crate's columns for alice: version {version}, document of {size} bytes");
+    let (version, size, mail_due): (i64, i64, Option<i64>) = sqlx::query_as(
+        "SELECT twofactor_version, length(twofactor_document), twofactor_mail_due FROM users WHERE id = ?",
+    )
+    .bind(app_id(alice))
+    .fetch_one(&pool)
+    .await?;
+    if mail_due.is_some() {
+        return Err("the delivered mail is still due".into());
+    }
+    println!("the crate's columns for alice: version {version}, document of {size} bytes, no mail due");
     Ok(())
 }

@@ -2,11 +2,18 @@
 //!
 //! 1. Create alice (user) and bob (admin).
 //! 2. Enroll alice and print the `otpauth://` URI (what the QR code holds).
-//! 3. Confirm with a code from "her phone"; show the backup-code mail.
+//! 3. Confirm with a code from "her phone"; the backup-code mail is queued with the
+//!    change, then the delivery worker sends it: show it.
 //! 4. Log in with password + authenticator code.
 //! 5. "I don't have my device": log in with the backup code; show the new code that
 //!    was mailed, and the old code refused.
 //! 6. bob resets alice's 2FA; alice logs in with her password alone.
+//!
+//! No operation sends mail: each writes its message into alice's record in the same
+//! write as the change, and a delivery worker sends it from there. An application runs
+//! [`DeliveryWorker::spawn`](twofactor::DeliveryWorker::spawn) (or calls
+//! [`Engine::deliver_due`] from a job of its own); the story calls `deliver_due` itself,
+//! so each mail shows up right where it is sent.
 //!
 //! Accounts live in a SQLite file (the embedded default) in a fresh temporary directory,
 //! removed on the way out, however the program ends (`quickstart | head` included: it
@@ -135,7 +142,11 @@ async fn story(dir: &std::path::Path, out: &mut impl Write) -> Result<(), Box<dy
         }
         other => return Err(format!("unexpected: {other:?}").into()),
     }
-    show_last_mail(out, &mailer)?;
+    // Queued with the change, not sent: nothing is in alice's mailbox yet.
+    assert!(mailer.last_code_for("alice@example.test").is_none());
+    deliver(out, &engine, &mailer).await?;
+    let code = mailer.last_code_for("alice@example.test").ok_or("no backup code mailed")?;
+    writeln!(out, "alice's backup code arrived: {code}")?;
 
     step(out, "4. Log in with password + authenticator code")?;
     clock.advance(Duration::from_secs(30)); // a fresh code: the confirming one is spent
@@ -149,8 +160,9 @@ async fn story(dir: &std::path::Path, out: &mut impl Write) -> Result<(), Box<dy
     let pending = pending_login(&engine, password).await?;
     writeln!(out, "entering backup code {old_code}")?;
     report(out, engine.finish_login(&pending, SecondFactor::BackupCode(&old_code), None).await?)?;
-    writeln!(out, "a new backup code was mailed:")?;
-    show_last_mail(out, &mailer)?;
+    deliver(out, &engine, &mailer).await?;
+    let new_code = mailer.last_code_for("alice@example.test").ok_or("no new backup code mailed")?;
+    assert_ne!(new_code, old_code);
     let pending = pending_login(&engine, password).await?;
     writeln!(out, "trying the old code {old_code} again:")?;
     report(out, engine.finish_login(&pending, SecondFactor::BackupCode(&old_code), None).await?)?;
@@ -158,7 +170,7 @@ async fn story(dir: &std::path::Path, out: &mut impl Write) -> Result<(), Box<dy
     step(out, "6. bob resets alice's 2FA; alice logs in with her password alone")?;
     let outcome = engine.reset(bob, alice, "video call, matched the photo ID on file").await?;
     writeln!(out, "reset: {outcome:?}")?;
-    show_last_mail(out, &mailer)?;
+    deliver(out, &engine, &mailer).await?;
     match engine.begin_login("alice", password, None).await? {
         LoginOutcome::Authenticated(a) => {
             writeln!(out, "alice is logged in ({:?}); she can set up 2FA again", a.method)?
@@ -183,6 +195,15 @@ fn report(out: &mut impl Write, outcome: SecondFactorOutcome) -> io::Result<()> 
         SecondFactorOutcome::Denied { attempts_left } => writeln!(out, "  -> refused ({attempts_left} attempts left)"),
         other => writeln!(out, "  -> {other:?}"),
     }
+}
+
+/// What the delivery worker does in an application (every few seconds, and whenever a
+/// write queued mail): sends the mail that is due. Then the story shows the newest.
+async fn deliver(out: &mut impl Write, engine: &DemoEngine, mailer: &MemoryMailer) -> Result<(), Box<dyn Error>> {
+    let report = engine.deliver_due(100).await?;
+    writeln!(out, "deliver_due (the delivery worker's call) sent {} queued message(s):", report.sent)?;
+    show_last_mail(out, mailer)?;
+    Ok(())
 }
 
 fn show_last_mail(out: &mut impl Write, mailer: &MemoryMailer) -> io::Result<()> {

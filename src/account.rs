@@ -11,6 +11,7 @@ use std::fmt;
 
 use crate::UserId;
 use crate::clock::Timestamp;
+use crate::outbox::{QueuedMail, SettledMail};
 use crate::outcome::TwoFactorState;
 use crate::totp::TotpParams;
 
@@ -102,6 +103,32 @@ pub(crate) enum TwoFactor {
 }
 
 impl TwoFactor {
+    /// Every TOTP secret the state holds: the one being enrolled, or each
+    /// authenticator's and the one being added.
+    pub(crate) fn secrets(&self) -> Vec<&SealedSecret> {
+        match self {
+            TwoFactor::Disabled => Vec::new(),
+            TwoFactor::Enrolling(e) => vec![&e.secret],
+            TwoFactor::Enabled(e) => {
+                e.authenticators.iter().map(|a| &a.secret).chain(e.adding.as_ref().map(|a| &a.secret)).collect()
+            }
+        }
+    }
+
+    /// [`TwoFactor::secrets`], to change them.
+    pub(crate) fn secrets_mut(&mut self) -> Vec<&mut SealedSecret> {
+        match self {
+            TwoFactor::Disabled => Vec::new(),
+            TwoFactor::Enrolling(e) => vec![&mut e.secret],
+            TwoFactor::Enabled(e) => e
+                .authenticators
+                .iter_mut()
+                .map(|a| &mut a.secret)
+                .chain(e.adding.as_mut().map(|a| &mut a.secret))
+                .collect(),
+        }
+    }
+
     /// The state, without its data.
     pub fn state(&self) -> TwoFactorState {
         match self {
@@ -112,9 +139,14 @@ impl TwoFactor {
     }
 }
 
-/// An enrollment waiting for its confirming code.
+/// An authenticator waiting for its confirming code: the first (2FA `Enrolling`), or
+/// a further one while 2FA is on ([`Enabled::adding`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Enrolling {
+    /// The id it will have once confirmed.
+    pub(crate) id: AuthenticatorId,
+    /// The name the user gave it (e.g. "Tablet").
+    pub(crate) name: String,
     /// The issued TOTP key, sealed.
     pub(crate) secret: SealedSecret,
     /// The code parameters shown in the `otpauth://` URI.
@@ -123,20 +155,68 @@ pub(crate) struct Enrolling {
     pub(crate) started_at: Timestamp,
 }
 
-/// Active two-factor authentication.
+/// The name an authenticator gets when none was given (and that of the only
+/// authenticator of a document or 0.1.0 account from before names).
+pub(crate) const DEFAULT_AUTHENTICATOR_NAME: &str = "Authenticator app";
+
+/// The public id of an authenticator: 8 random bytes, shown as 16 hex digits.
+pub(crate) type AuthenticatorId = [u8; 8];
+
+/// A confirmed authenticator (an app on one device).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Enabled {
+pub(crate) struct Authenticator {
+    /// Its public id, to list and remove it.
+    pub(crate) id: AuthenticatorId,
+    /// The name the user gave it.
+    pub(crate) name: String,
     /// The TOTP key, sealed.
     pub(crate) secret: SealedSecret,
     /// The code parameters.
     pub(crate) params: TotpParams,
-    /// The newest TOTP time step accepted (confirmation included). A code for this
-    /// step or an older one is never accepted again.
+    /// The newest TOTP time step accepted from it (confirmation included). A code of
+    /// this authenticator for this step or an older one is never accepted again.
     pub(crate) last_used_step: u64,
-    /// The valid backup codes, hashed. Empty after a failed delivery until reissued.
+    /// When it was confirmed.
+    pub(crate) added_at: Timestamp,
+    /// When a code from it was last accepted (its confirmation included).
+    pub(crate) last_used_at: Timestamp,
+}
+
+impl Authenticator {
+    /// The authenticator an enrollment becomes once `step` confirmed it at `now`.
+    pub(crate) fn confirmed(enrolling: &Enrolling, step: u64, now: Timestamp) -> Authenticator {
+        Authenticator {
+            id: enrolling.id,
+            name: enrolling.name.clone(),
+            secret: enrolling.secret.clone(),
+            params: enrolling.params,
+            last_used_step: step,
+            added_at: now,
+            last_used_at: now,
+        }
+    }
+}
+
+/// Active two-factor authentication.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Enabled {
+    /// The confirmed authenticators, oldest first; never empty (removing the last one
+    /// is turning 2FA off). A code from any of them logs in; each keeps its own replay
+    /// state.
+    pub(crate) authenticators: Vec<Authenticator>,
+    /// A further authenticator being added, until its confirming code.
+    pub(crate) adding: Option<Enrolling>,
+    /// The valid backup codes, hashed.
     pub(crate) backup_codes: Vec<BackupCodeHash>,
     /// When 2FA was confirmed.
     pub(crate) enabled_at: Timestamp,
+}
+
+impl Enabled {
+    /// The newest TOTP step accepted from any authenticator.
+    pub(crate) fn newest_step(&self) -> u64 {
+        self.authenticators.iter().map(|a| a.last_used_step).max().unwrap_or(0)
+    }
 }
 
 /// A backup code as stored: an Argon2id PHC string.
@@ -267,11 +347,18 @@ pub(crate) struct Account {
     pub(crate) pending: Vec<PendingMark>,
     /// The latest administrator reset.
     pub(crate) last_reset: Option<ResetRecord>,
+    /// The latest administrator unlock (`identity_check` holds the reason given).
+    pub(crate) last_unlock: Option<ResetRecord>,
     /// The newest TOTP step accepted under an enrollment that a reset removed (0 when
     /// none). No code for this step or an older one is accepted again, neither to
     /// confirm a new enrollment nor to log in, so a code captured before a reset cannot
     /// be replayed after it (even when the same secret is imported again).
     pub(crate) retired_totp_step: u64,
+    /// Mail waiting to be delivered, written with the change that caused it (see
+    /// [`crate::outbox`]).
+    pub(crate) outbox: Vec<QueuedMail>,
+    /// The newest messages that left the outbox, delivered or given up.
+    pub(crate) settled_mail: Vec<SettledMail>,
 }
 
 impl Account {
@@ -291,7 +378,10 @@ impl Account {
             locations: Vec::new(),
             pending: Vec::new(),
             last_reset: None,
+            last_unlock: None,
             retired_totp_step: 0,
+            outbox: Vec::new(),
+            settled_mail: Vec::new(),
         }
     }
 }
@@ -305,6 +395,7 @@ impl fmt::Debug for Account {
             .field("two_factor", &self.two_factor.state().as_str())
             .field("throttle", &self.throttle)
             .field("locations", &self.locations.len())
+            .field("outbox", &self.outbox.len())
             .finish_non_exhaustive()
     }
 }

@@ -97,6 +97,19 @@ pub enum Refusal {
     /// [`Engine::change_password`](crate::Engine::change_password) replaces one).
     #[error("the user already has a password; an import does not replace it")]
     PasswordAlreadySet,
+    /// The user tried to turn two-factor authentication off under a policy that
+    /// requires it.
+    #[error("the policy requires two-factor authentication; it cannot be turned off")]
+    TwoFactorRequired,
+    /// The user's last authenticator cannot be removed (turning 2FA off removes it).
+    #[error("the last authenticator cannot be removed; turn two-factor authentication off instead")]
+    LastAuthenticator,
+    /// No authenticator of the user has this id (or none is being added).
+    #[error("no such authenticator")]
+    NoSuchAuthenticator,
+    /// The user has as many authenticators as the crate keeps.
+    #[error("too many authenticators; remove one first")]
+    TooManyAuthenticators,
 }
 
 /// What failed inside the crate ([`Error::Internal`]). None of these depends on the
@@ -117,6 +130,14 @@ pub enum InternalError {
     /// The engine's default hashing threads could not be started.
     #[error("the hashing threads could not be started")]
     HashThreads,
+    /// A background task was asked for outside a tokio runtime
+    /// ([`DeliveryWorker::spawn`](crate::DeliveryWorker::spawn)).
+    #[error("no tokio runtime to run the background task on")]
+    NoRuntime,
+    /// An operation that always mails (a reset, a confirmation) queued no message: a
+    /// bug in the crate.
+    #[error("the operation queued no mail")]
+    MailNotQueued,
 }
 
 /// A failure of a [`UserStore`](crate::UserStore) implementation.

@@ -25,6 +25,7 @@ use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 use crate::UserId;
 use crate::account::SealedSecret;
 use crate::error::{Error, InputError, InternalError};
+use crate::outbox::MailId;
 use crate::random;
 
 const SEAL_VERSION: u8 = 1;
@@ -322,12 +323,40 @@ impl KeyRing {
 
     /// Seals a TOTP secret for `account` under the current key.
     pub(crate) fn seal(&self, account: UserId, secret: &[u8]) -> Result<SealedSecret, Error> {
+        self.seal_bound(&aad(account), secret)
+    }
+
+    /// Opens a sealed secret; the flag says whether it was sealed under an older key
+    /// (and should be re-sealed).
+    pub(crate) fn unseal(&self, account: UserId, sealed: &SealedSecret) -> Result<(Zeroizing<Vec<u8>>, bool), Error> {
+        self.unseal_bound(&aad(account), sealed)
+    }
+
+    /// Seals a backup code waiting in `account`'s outbox in mail `mail`: bound to both,
+    /// and under associated data no TOTP secret uses, so a sealed secret moved into a
+    /// mail (or a code moved into another mail or account) does not open.
+    pub(crate) fn seal_mail_code(&self, account: UserId, mail: MailId, code: &[u8]) -> Result<SealedSecret, Error> {
+        self.seal_bound(&mail_aad(account, mail), code)
+    }
+
+    /// Opens [`KeyRing::seal_mail_code`]'s output; the flag as for [`KeyRing::unseal`].
+    pub(crate) fn unseal_mail_code(
+        &self,
+        account: UserId,
+        mail: MailId,
+        sealed: &SealedSecret,
+    ) -> Result<(Zeroizing<Vec<u8>>, bool), Error> {
+        self.unseal_bound(&mail_aad(account, mail), sealed)
+    }
+
+    /// Seals `secret` under the current key with associated data `aad`: version (1
+    /// byte) | key id (4 bytes, big-endian) | nonce (24 bytes) | ciphertext | tag.
+    fn seal_bound(&self, aad: &[u8], secret: &[u8]) -> Result<SealedSecret, Error> {
         let key = self.current();
         let nonce_bytes = random::bytes::<NONCE_LEN>()?;
         let nonce = XNonce::from(nonce_bytes);
         let cipher = XChaCha20Poly1305::new(&key.seal.into());
-        let aad = aad(account);
-        let ct = cipher.encrypt(&nonce, Payload { msg: secret, aad: &aad }).map_err(|_| InternalError::Sealing)?;
+        let ct = cipher.encrypt(&nonce, Payload { msg: secret, aad }).map_err(|_| InternalError::Sealing)?;
         let mut out = Vec::with_capacity(HEADER_LEN + ct.len());
         out.push(SEAL_VERSION);
         out.extend_from_slice(&key.id.to_be_bytes());
@@ -336,9 +365,8 @@ impl KeyRing {
         Ok(SealedSecret(out))
     }
 
-    /// Opens a sealed secret; the flag says whether it was sealed under an older key
-    /// (and should be re-sealed).
-    pub(crate) fn unseal(&self, account: UserId, sealed: &SealedSecret) -> Result<(Zeroizing<Vec<u8>>, bool), Error> {
+    /// Opens [`KeyRing::seal_bound`]'s output under the key its header names.
+    fn unseal_bound(&self, aad: &[u8], sealed: &SealedSecret) -> Result<(Zeroizing<Vec<u8>>, bool), Error> {
         let bytes = &sealed.0;
         let (header, ct) = bytes.split_at_checked(HEADER_LEN).ok_or(Error::Corrupt("sealed secret"))?;
         let (version, rest) = header.split_first().ok_or(Error::Corrupt("sealed secret"))?;
@@ -350,9 +378,7 @@ impl KeyRing {
         let nonce_arr: [u8; NONCE_LEN] = nonce_bytes.try_into().map_err(|_| Error::Corrupt("sealed secret"))?;
         let key = self.by_id(id).ok_or(Error::UnknownKey { key_id: id })?;
         let cipher = XChaCha20Poly1305::new(&key.seal.into());
-        let aad = aad(account);
-        let plain =
-            cipher.decrypt(&XNonce::from(nonce_arr), Payload { msg: ct, aad: &aad }).map_err(|_| Error::Unseal)?;
+        let plain = cipher.decrypt(&XNonce::from(nonce_arr), Payload { msg: ct, aad }).map_err(|_| Error::Unseal)?;
         Ok((Zeroizing::new(plain), id != self.current().id))
     }
 
@@ -423,6 +449,13 @@ fn aad(account: UserId) -> Vec<u8> {
         Some(n) => [b"twofactor/totp-secret/".as_slice(), &n.to_be_bytes()].concat(),
         None => [b"twofactor/user-secret/".as_slice(), account.as_str().as_bytes()].concat(),
     }
+}
+
+/// The associated data binding a backup code waiting in the outbox to its user and
+/// mail: a prefix no TOTP secret's associated data has, the mail id, then the user id
+/// (whose length the rest implies).
+fn mail_aad(account: UserId, mail: MailId) -> Vec<u8> {
+    [b"twofactor/mail-code/".as_slice(), mail.as_bytes(), account.as_str().as_bytes()].concat()
 }
 
 #[cfg(test)]
@@ -545,6 +578,22 @@ mod tests {
         assert_eq!(plain.as_slice(), b"0123456789abcdefghij");
         assert!(!stale);
         assert!(matches!(ring.unseal(UserId::from(8_u64), &sealed), Err(Error::Unseal)));
+        Ok(())
+    }
+
+    #[test]
+    fn a_queued_code_opens_only_for_its_user_and_mail_and_never_as_a_totp_secret() -> Result<(), Error> {
+        let ring = KeyRing::ephemeral()?;
+        let (alice, bob) = (UserId::from(7_u64), UserId::from(8_u64));
+        let (mail, other) = (MailId([1; 16]), MailId([2; 16]));
+        let code = ring.seal_mail_code(alice, mail, b"K7QXM2PD9WRTH4NB")?;
+        assert_eq!(ring.unseal_mail_code(alice, mail, &code)?.0.as_slice(), b"K7QXM2PD9WRTH4NB");
+        assert!(matches!(ring.unseal_mail_code(alice, other, &code), Err(Error::Unseal)), "another mail");
+        assert!(matches!(ring.unseal_mail_code(bob, mail, &code), Err(Error::Unseal)), "another user");
+        assert!(matches!(ring.unseal(alice, &code), Err(Error::Unseal)), "read as a TOTP secret");
+        // A TOTP secret moved into a mail does not open there, so it cannot be mailed.
+        let secret = ring.seal(alice, b"0123456789abcdefghij")?;
+        assert!(matches!(ring.unseal_mail_code(alice, mail, &secret), Err(Error::Unseal)));
         Ok(())
     }
 

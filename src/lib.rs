@@ -15,6 +15,7 @@ mod keys;
 pub mod mail;
 pub mod offload;
 pub mod otpauth;
+mod outbox;
 pub mod outcome;
 mod password;
 pub mod policy;
@@ -42,9 +43,13 @@ pub use error::{Error, InputError, InternalError, MailError, Refusal, Result, St
 pub use events::{Event, EventKind, EventSink, MemorySink, NoopSink};
 pub use keys::{AppKey, KeyError, KeyRing};
 pub use mail::{BoxMailer, Delivery, Either, Mailer, MemoryMailer, Message, MessageKind};
+#[cfg(feature = "tokio")]
+pub use outbox::DeliveryWorker;
+pub use outbox::{DeliveryPolicy, DeliveryReport, MailId, MailStatus};
 pub use outcome::{
-    AccountView, AuthMethod, Authenticated, ConfirmOutcome, LocationInfo, LoginOutcome, PendingLogin, RememberToken,
-    ResetOutcome, SecondFactorOutcome, TwoFactorState,
+    AccountView, AddAuthenticatorOutcome, AuthMethod, Authenticated, AuthenticatorInfo, ConfirmOutcome, LocationInfo,
+    LoginOutcome, PendingLogin, RememberToken, ResetOutcome, SecondFactorOutcome, StepUpOutcome, TwoFactorState,
+    UnlockOutcome,
 };
 pub use policy::{BackupCodePolicy, HashParams, LocationPolicy, PasswordPolicy, Policy, PolicyBuilder, ThrottlePolicy};
 pub use secret::{SecretBytes, SecretString};

@@ -13,6 +13,7 @@ use std::time::Duration;
 use crate::UserId;
 use crate::account::Role;
 use crate::clock::Timestamp;
+use crate::events::Factor;
 use crate::mail::Delivery;
 use crate::secret::SecretString;
 
@@ -112,7 +113,9 @@ pub struct Authenticated {
     pub method: AuthMethod,
     /// A token that lets this location skip the code next time, when it was asked for.
     pub remembered: Option<RememberToken>,
-    /// After a backup-code login: whether the replacement code was mailed.
+    /// After a backup-code login: the replacement code's mail, queued in the same write
+    /// ([`Delivery::Queued`]; see [`Engine::deliver_queued`](crate::Engine::deliver_queued)
+    /// to send it at once).
     pub backup_code_delivery: Option<Delivery>,
 }
 
@@ -201,9 +204,9 @@ pub enum SecondFactorOutcome {
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum ConfirmOutcome {
-    /// 2FA is active; the first backup code was mailed (or its delivery failed).
+    /// 2FA is active; the first backup code is queued for mail.
     Confirmed {
-        /// Whether the backup-code mail went out.
+        /// The backup-code mail ([`Delivery::Queued`]).
         backup_code_delivery: Delivery,
     },
     /// The code was wrong; nothing changed, the enrollment is still pending.
@@ -214,9 +217,9 @@ pub enum ConfirmOutcome {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ResetOutcome {
-    /// 2FA was removed; the user was mailed.
+    /// 2FA was removed; the notice to the user is queued in the same write.
     Reset {
-        /// Whether the notice mail went out.
+        /// The notice mail ([`Delivery::Queued`]).
         notice_delivery: Delivery,
     },
     /// The role rules forbid it (an admin resets users; only support resets admins;
@@ -304,4 +307,88 @@ pub struct AccountView {
     pub remembered_locations: usize,
     /// Whether the second factor is locked after too many failures.
     pub locked: bool,
+}
+
+/// The answer to the calls that ask a signed-in user for a fresh second factor:
+/// [`Engine::step_up`](crate::Engine::step_up),
+/// [`Engine::disable_two_factor`](crate::Engine::disable_two_factor) and
+/// [`Engine::remove_authenticator`](crate::Engine::remove_authenticator).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StepUpOutcome {
+    /// The factor was right, and the action (if any) is done. A TOTP step counts as
+    /// used; a backup code works once, and its replacement is queued for mail.
+    Verified {
+        /// Which factor.
+        factor: Factor,
+        /// After a backup code: its replacement's mail ([`Delivery::Queued`]).
+        backup_code_delivery: Option<Delivery>,
+    },
+    /// Wrong, replayed, or not a code at all: counted in the account's shared failure
+    /// budget as a wrong code at login is (a typo that is not a code counts nothing).
+    Denied,
+    /// The account is throttled after failures: nothing was evaluated. Try again after
+    /// `until`.
+    Throttled {
+        /// When attempts are evaluated again.
+        until: Timestamp,
+    },
+    /// The second factor is locked after too many failures until an administrator
+    /// unlocks ([`Engine::unlock`](crate::Engine::unlock)) or resets it.
+    Locked,
+}
+
+impl StepUpOutcome {
+    /// Whether the factor was right (and the action done).
+    pub fn is_verified(&self) -> bool {
+        matches!(self, StepUpOutcome::Verified { .. })
+    }
+}
+
+/// An authenticator, as listed to its owner ([`Engine::authenticators`](crate::Engine::authenticators)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
+pub struct AuthenticatorInfo {
+    /// Its public id (16 hex digits), for
+    /// [`Engine::remove_authenticator`](crate::Engine::remove_authenticator).
+    pub id: String,
+    /// The name the user gave it.
+    pub name: String,
+    /// When it was added.
+    pub added_at: Timestamp,
+    /// When a code from it was last accepted (its confirming code included); `None`
+    /// when unknown (an authenticator from before this was recorded).
+    pub last_used_at: Option<Timestamp>,
+}
+
+/// The answer to [`Engine::confirm_authenticator`](crate::Engine::confirm_authenticator).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AddAuthenticatorOutcome {
+    /// The authenticator was added; its codes log in from now on. The user is mailed.
+    Added {
+        /// Its public id.
+        id: String,
+        /// The notice's mail ([`Delivery::Queued`]).
+        notice_delivery: Delivery,
+    },
+    /// The code was wrong; nothing changed, the authenticator is still being added.
+    WrongCode,
+}
+
+/// The answer to [`Engine::unlock`](crate::Engine::unlock).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum UnlockOutcome {
+    /// The throttle and the second-factor lock were lifted; the user is mailed.
+    Unlocked {
+        /// The notice's mail ([`Delivery::Queued`]).
+        notice_delivery: Delivery,
+    },
+    /// Nothing was throttled or locked: nothing changed.
+    NotLocked,
+    /// The role rules forbid it (as for a reset: an admin unlocks users; only support
+    /// unlocks admins; nobody unlocks themselves or a peer).
+    NotAllowed,
 }

@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use crate::error::InputError;
+use crate::outbox::DeliveryPolicy;
 use crate::totp::{TotpParams, Window};
 
 /// Argon2id cost parameters.
@@ -191,6 +192,7 @@ pub struct Policy {
     pub(crate) throttle: ThrottlePolicy,
     pub(crate) locations: LocationPolicy,
     pub(crate) min_imported_secret_bytes: usize,
+    pub(crate) delivery: DeliveryPolicy,
 }
 
 impl Default for Policy {
@@ -209,6 +211,7 @@ impl Default for Policy {
             throttle: ThrottlePolicy::default(),
             locations: LocationPolicy::default(),
             min_imported_secret_bytes: 16,
+            delivery: DeliveryPolicy::default(),
         }
     }
 }
@@ -289,6 +292,11 @@ impl Policy {
     /// [`danger_short_imported_secrets`](PolicyBuilder::danger_short_imported_secrets)).
     pub fn min_imported_secret_bytes(&self) -> usize {
         self.min_imported_secret_bytes
+    }
+
+    /// How queued mail is retried.
+    pub fn delivery(&self) -> &DeliveryPolicy {
+        &self.delivery
     }
 }
 
@@ -412,6 +420,12 @@ impl PolicyBuilder {
         self
     }
 
+    /// How queued mail is retried (see [`DeliveryPolicy`]).
+    pub fn delivery(mut self, d: DeliveryPolicy) -> Self {
+        self.policy.delivery = d;
+        self
+    }
+
     /// Checks the bounds and returns the policy.
     ///
     /// # Errors
@@ -466,6 +480,17 @@ impl PolicyBuilder {
         }
         if p.locations.lifetime.is_zero() {
             return bad("locations", "lifetime must be positive");
+        }
+        let d = p.delivery;
+        if !(1..=100).contains(&d.max_attempts) {
+            return bad("delivery", "max_attempts must be 1 to 100");
+        }
+        // Due times are whole seconds, as throttle times are.
+        if d.first_retry < Duration::from_secs(1) || d.max_retry < d.first_retry {
+            return bad("delivery", "need 1 s <= first_retry <= max_retry");
+        }
+        if d.lease < Duration::from_secs(1) {
+            return bad("delivery", "lease must be at least 1 s");
         }
         Ok(p)
     }

@@ -8,20 +8,26 @@
 //! [`Swap::Conflict`] and changes nothing; a write to one user never touches another;
 //! N tokio tasks racing one insert or one swap from the same version produce exactly
 //! one winner; N tasks that each re-read and retry until their increment lands lose
-//! no update; and a paginated [`UserStore::scan`] visits every user with a document
-//! exactly once, and no other.
+//! no update; a paginated [`UserStore::scan`] visits every user with a document
+//! exactly once, and no other; and [`UserStore::mail_due`] lists exactly the users
+//! whose stored document has mail due ([`Document::mail_due_at`] at or before the
+//! time asked about), most overdue first, at most the limit (0 counting as 1),
+//! following every swap that changes the due time and no swap that failed.
 //!
 //! - [`run_conformance`] is for a store that creates users itself
 //!   ([`UserStore::create_user`], like the shipped stores). It also checks that a
 //!   taken id or login is [`StoreError::Duplicate`] and writes nothing, that racing
-//!   creations of one login have one winner, and that logins compare exactly.
+//!   creations of one login have one winner, that logins compare exactly, and that
+//!   a user created with a document has its mail due time written with it.
 //! - [`Conformance::run_seeded`] is for a store over the application's own users
 //!   table: the factory returns the store and the ids of at least [`SEEDED_USERS`]
 //!   users it has added without a document (the kit never creates users then).
 //!
 //! Run it on tokio's multi-thread runtime so the racing tasks really run in parallel.
-//! Ids and logins are random, so runs may share a database. A failing check is a
-//! [`Failure`] naming the check and what differed, never a panic.
+//! Ids, logins and the mail checks' times are random, so runs may share a database
+//! (one after another: the mail checks read back any other user a store lists as due,
+//! and another writer changing those users meanwhile may fail them). A failing check is
+//! a [`Failure`] naming the check and what differed, never a panic.
 //!
 //! ```no_run
 //! use twofactor::testkit::run_conformance;
@@ -42,6 +48,7 @@ use std::sync::Arc;
 
 use crate::UserId;
 use crate::account::Role;
+use crate::clock::Timestamp;
 use crate::error::StoreError;
 use crate::store::{Document, Swap, UserRecord, UserStore};
 
@@ -178,6 +185,7 @@ impl Conformance {
         check!("create_user_duplicates", create_user_duplicates);
         check!("logins_compare_exactly", logins_compare_exactly);
         check!("racing_creates_one_winner", |s| racing_creates(s, tasks));
+        check!("create_user_writes_mail_due", create_user_writes_mail_due);
         report.checks.extend(checks);
         Ok(report)
     }
@@ -218,6 +226,8 @@ impl Conformance {
         check!("racing_swaps_one_winner", |s, u| racing_swaps(s, u, tasks));
         check!("retried_swaps_lose_no_update", |s, u| retried_swaps(s, u, tasks));
         check!("scan_visits_every_document_once", scan_visits_every_document_once);
+        check!("mail_due_lists_due_documents", mail_due_lists_due_documents);
+        check!("mail_due_follows_swaps", mail_due_follows_swaps);
         Ok(Report { checks, tasks })
     }
 }
@@ -541,6 +551,190 @@ async fn scan_visits_every_document_once<S: UserStore>(store: Arc<S>, users: Vec
         }
     }
     Ok(())
+}
+
+/// A document with mail queued, due at each of `due` (none: an empty outbox, as after
+/// the last mail went out).
+fn mail_at(due: &[u64]) -> Document {
+    let entries: Vec<String> = due.iter().map(|t| format!(r#"{{"due":{t}}}"#)).collect();
+    Document::from_json(format!(r#"{{"format":1,"outbox":[{}]}}"#, entries.join(",")))
+}
+
+/// A random time for a mail check to ask about, far from any clock (between about
+/// 1970-01-12 and 2001-09-21), with room for the times around it.
+fn mail_base() -> Result<u64, String> {
+    let r = crate::random::u64().map_err(|e| format!("random: {e}"))?;
+    Ok(1_000_000 + r % 1_000_000_000)
+}
+
+/// Asks the store for the users with mail due by `now`, at most `limit`, and checks
+/// the answer against the check's own users (`ours`: each id with the due time of the
+/// document the check last wrote for it, `None` for no mail waiting): no more than the
+/// limit (0 counting as 1), each user once, only users with mail due by `now`, most
+/// overdue first, and none of ours left out unless the limit cut it off at a later
+/// time. Another user in the answer (a database shared with other runs) is read back
+/// for its due time.
+async fn expect_due<S: UserStore>(
+    store: &S,
+    now: u64,
+    limit: usize,
+    ours: &[(UserId, Option<u64>)],
+    when: &str,
+) -> Check {
+    let asked = format!("{when}: mail_due(now = {now}, limit = {limit})");
+    let answer = store.mail_due(Timestamp(now), limit).await.map_err(|e| store_err("mail_due", e))?;
+    let cap = limit.max(1);
+    if answer.len() > cap {
+        return Err(format!("{asked} returned {} users", answer.len()));
+    }
+    let mut times = Vec::with_capacity(answer.len());
+    for (i, id) in answer.iter().enumerate() {
+        if answer[..i].contains(id) {
+            return Err(format!("{asked} returned user {id} twice"));
+        }
+        let due = match ours.iter().find(|(mine, _)| mine == id) {
+            Some((_, due)) => *due,
+            None => {
+                let found = store.find_by_id(*id).await.map_err(|e| store_err("find_by_id", e))?;
+                let Some(found) = found else {
+                    return Err(format!("{asked} returned user {id}, which find_by_id does not find"));
+                };
+                found.credentials.and_then(|c| c.document.mail_due_at()).map(|t| t.0)
+            }
+        };
+        match due {
+            Some(t) if t <= now => times.push(t),
+            Some(t) => return Err(format!("{asked} returned a user whose mail is due later, at {t}")),
+            None => return Err(format!("{asked} returned a user whose document has no mail waiting")),
+        }
+    }
+    if times.windows(2).any(|w| w[0] > w[1]) {
+        return Err(format!("{asked} returned users due at {times:?}: not most overdue first"));
+    }
+    for (id, due) in ours {
+        let Some(t) = due.filter(|t| *t <= now) else { continue };
+        if answer.contains(id) {
+            continue;
+        }
+        let cut_off = answer.len() == cap && times.last().is_some_and(|last| *last <= t);
+        if !cut_off {
+            return Err(format!("{asked} left out a user whose mail is due at {t} (returned users due at {times:?})"));
+        }
+    }
+    Ok(())
+}
+
+/// Due, not yet due and no mail: only the due documents are listed, most overdue
+/// first (not in id order), within the limit.
+async fn mail_due_lists_due_documents<S: UserStore>(store: Arc<S>, users: Vec<UserRecord>) -> Check {
+    let base = mail_base()?;
+    let mut ours: Vec<(UserId, Option<u64>)> = users.iter().map(|u| (u.id, None)).collect();
+    expect_due(&*store, base + 1_000_000, 1000, &ours, "before any document").await?;
+    // The most overdue user has the greatest id, so an answer in id order is caught.
+    let mut users = users;
+    users.sort_by(|a, b| b.id.as_str().cmp(a.id.as_str()));
+    let writes = [
+        (1, mail_at(&[base + 50, base - 100]), Some(base - 100)),
+        (2, mail_at(&[base + 1000]), Some(base + 1000)),
+        (3, counter(0), None),
+        (0, mail_at(&[base - 300]), Some(base - 300)),
+    ];
+    ours.clear();
+    for (i, doc, due) in writes {
+        if insert(&*store, users[i].id, &doc).await? != (Swap::Swapped { version: 1 }) {
+            return Err("the first insert_document was not Swapped at version 1".to_owned());
+        }
+        ours.push((users[i].id, due));
+    }
+    for limit in [1000, 2, 1, 0] {
+        expect_due(&*store, base, limit, &ours, "two users due, one later, one without mail").await?;
+    }
+    let due_now: Vec<UserId> = store.mail_due(Timestamp(base), 1000).await.map_err(|e| store_err("mail_due", e))?;
+    let mine: Vec<UserId> = due_now.into_iter().filter(|id| ours.iter().any(|(o, _)| o == id)).collect();
+    if mine != [users[0].id, users[1].id] {
+        return Err(format!("mail_due listed {} of the check's 2 due users, or not most overdue first", mine.len()));
+    }
+    expect_due(&*store, base - 300, 1000, &ours, "mail due exactly now").await?;
+    expect_due(&*store, base - 301, 1000, &ours, "a second before any mail is due").await?;
+    expect_due(&*store, base + 1000, 1000, &ours, "once the later mail is due too").await
+}
+
+/// Swaps `id`'s document from version `expected` to `doc`, whose mail is due at `due`,
+/// and notes that in `ours`.
+async fn swap_due<S: UserStore>(
+    store: &S,
+    ours: &mut [(UserId, Option<u64>)],
+    id: UserId,
+    expected: u64,
+    doc: &Document,
+    due: Option<u64>,
+) -> Check {
+    if swap(store, id, expected, doc).await? != (Swap::Swapped { version: expected + 1 }) {
+        return Err(format!("a swap from version {expected} was not Swapped at version {}", expected + 1));
+    }
+    for entry in ours.iter_mut().filter(|(o, _)| *o == id) {
+        entry.1 = due;
+    }
+    Ok(())
+}
+
+/// A swap that changes when mail is due changes the answer (a new earliest mail, the
+/// last mail delivered, mail queued), and a failed swap or insert changes nothing.
+async fn mail_due_follows_swaps<S: UserStore>(store: Arc<S>, users: Vec<UserRecord>) -> Check {
+    let base = mail_base()?;
+    let (a, b, c) = (users[0].id, users[1].id, users[2].id);
+    let _ = insert(&*store, a, &mail_at(&[base - 300])).await?;
+    let _ = insert(&*store, b, &mail_at(&[base - 100])).await?;
+    let _ = insert(&*store, c, &counter(0)).await?;
+    let mut ours = vec![(a, Some(base - 300)), (b, Some(base - 100)), (c, None)];
+    expect_due(&*store, base, 1000, &ours, "after the first documents").await?;
+
+    swap_due(&*store, &mut ours, b, 1, &mail_at(&[base - 500, base + 5]), Some(base - 500)).await?;
+    expect_due(&*store, base, 1000, &ours, "after a swap made another user the most overdue").await?;
+    expect_due(&*store, base, 1, &ours, "after a swap made another user the most overdue").await?;
+    swap_due(&*store, &mut ours, a, 1, &mail_at(&[]), None).await?;
+    expect_due(&*store, base, 1000, &ours, "after a swap delivered a user's last mail").await?;
+
+    if swap(&*store, b, 1, &mail_at(&[])).await? != Swap::Conflict {
+        return Err("a swap from a stale version was not a Conflict".to_owned());
+    }
+    if insert(&*store, a, &mail_at(&[base - 900])).await? != Swap::Conflict {
+        return Err("a second insert_document was not a Conflict".to_owned());
+    }
+    if swap(&*store, c, 7, &mail_at(&[base - 900])).await? != Swap::Conflict {
+        return Err("a swap from a future version was not a Conflict".to_owned());
+    }
+    expect_due(&*store, base, 1000, &ours, "after conflicting writes").await?;
+
+    swap_due(&*store, &mut ours, c, 1, &mail_at(&[base + 10]), Some(base + 10)).await?;
+    expect_due(&*store, base, 1000, &ours, "after a swap queued mail for later").await?;
+    expect_due(&*store, base + 10, 1000, &ours, "once that mail is due").await
+}
+
+/// A user created with a document has its mail due time from that document.
+async fn create_user_writes_mail_due<S: UserStore>(store: Arc<S>) -> Check {
+    let base = mail_base()?;
+    let mut ours = Vec::new();
+    let users =
+        [(Some(mail_at(&[base - 20])), Some(base - 20)), (Some(mail_at(&[base + 20])), Some(base + 20)), (None, None)];
+    for (doc, due) in users {
+        let (id, login) = fresh("mail")?;
+        let user = UserRecord::new(id, login, "mail@example.test", Role::User);
+        let user = match doc {
+            Some(doc) => user.with_document(1, doc),
+            None => user,
+        };
+        store.create_user(&user).await.map_err(|e| store_err("create_user", e))?;
+        ours.push((id, due));
+    }
+    expect_due(&*store, base, 1000, &ours, "users created with their documents").await?;
+    expect_due(&*store, base + 20, 1000, &ours, "users created with their documents").await?;
+    let first = ours[0].0;
+    if swap(&*store, first, 1, &mail_at(&[])).await? != (Swap::Swapped { version: 2 }) {
+        return Err("a swap from version 1 of a created user did not succeed at version 2".to_owned());
+    }
+    ours[0].1 = None;
+    expect_due(&*store, base, 1000, &ours, "after a swap delivered a created user's mail").await
 }
 
 async fn create_user_duplicates<S: UserStore>(store: Arc<S>) -> Check {

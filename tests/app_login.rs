@@ -32,6 +32,9 @@ impl UserStore for AnyCase {
     async fn scan(&self, after: Option<&str>, limit: usize) -> Result<ScanPage, StoreError> {
         self.0.scan(after, limit).await
     }
+    async fn mail_due(&self, now: Timestamp, limit: usize) -> Result<Vec<UserId>, StoreError> {
+        self.0.mail_due(now, limit).await
+    }
 }
 
 fn policy() -> Policy {

@@ -1,9 +1,16 @@
 //! The backup code: single use, rotated and mailed on every use, stored only as a hash,
-//! and safe when the mail fails.
+//! and safe when the mail fails. The mail is queued by the operation and sent by a
+//! delivery round (`deliver_due`), which retries a failed send and gives it up after
+//! the policy's last try.
 
 mod common;
 use common::*;
-use twofactor::{AuthMethod, Delivery, LoginOutcome, Role, SecondFactor, SecondFactorOutcome, UserStore};
+use std::time::Duration;
+
+use twofactor::{
+    AuthMethod, Delivery, DeliveryPolicy, LoginOutcome, MailId, MailStatus, Role, SecondFactor, SecondFactorOutcome,
+    UserStore,
+};
 
 async fn backup_login(f: &Fixture, name: &str, code: &str) -> SecondFactorOutcome {
     let pending = f.pending(name).await;
@@ -32,7 +39,11 @@ async fn a_backup_code_works_once() {
     match backup_login(&f, "alice", &code).await {
         SecondFactorOutcome::Authenticated(a) => {
             assert_eq!(a.method, AuthMethod::PasswordAndBackupCode);
-            assert_eq!(a.backup_code_delivery, Some(Delivery::Sent));
+            let mail = a.backup_code_delivery.as_ref().and_then(Delivery::queued).expect("the replacement is queued");
+            let report = f.deliver().await;
+            assert_eq!(report.delivery_of(mail), Some(&Delivery::Sent), "{report:?}");
+            let last = f.mailer.outbox().last().cloned().unwrap();
+            assert_eq!((last.id, last.message.kind()), (mail, twofactor::MessageKind::BackupCodeRotated));
         }
         other => panic!("{other:?}"),
     }
@@ -45,12 +56,17 @@ async fn the_rotated_code_is_mailed_and_works() {
     let f = fixture();
     f.enrolled("alice").await;
     let first = f.backup_code("alice");
+    let sent = f.mailer.outbox().len();
     assert!(is_authenticated(&backup_login(&f, "alice", &first).await));
+    assert_eq!(f.mailer.outbox().len(), sent, "the login queues the replacement, it does not send it");
+    assert_eq!(f.deliver().await.sent, 1);
     let outbox = f.mailer.outbox();
+    assert_eq!(outbox.len(), sent + 1);
     assert_eq!(outbox.last().unwrap().message.kind(), twofactor::MessageKind::BackupCodeRotated);
     let second = f.backup_code("alice");
     assert_ne!(first, second);
     assert!(is_authenticated(&backup_login(&f, "alice", &second).await));
+    f.deliver().await;
     let third = f.backup_code("alice");
     assert_ne!(second, third);
 }
@@ -79,22 +95,75 @@ async fn the_code_is_stored_only_as_a_salted_hash() {
     assert!(!phc.contains(&canonical) && !json.contains(&canonical) && !format!("{rec:?}").contains(&canonical));
 }
 
+/// A backup-code login whose replacement mail fails: the login itself succeeds and
+/// says the replacement is queued; the delivery round reports the failure.
+async fn login_with_failing_replacement(f: &Fixture, code: &str) -> MailId {
+    match backup_login(f, "alice", code).await {
+        SecondFactorOutcome::Authenticated(a) => {
+            a.backup_code_delivery.as_ref().and_then(Delivery::queued).expect("the replacement is queued")
+        }
+        other => panic!("the login itself succeeds: {other:?}"),
+    }
+}
+
 #[tokio::test]
-async fn mail_failure_after_rotation_keeps_the_old_code_invalid_and_reissue_works() {
+async fn a_failed_replacement_mail_is_retried_after_the_backoff_with_the_same_id_and_code() {
     let f = fixture();
+    let (id, _) = f.enrolled("alice").await;
+    let old = f.backup_code("alice");
+    f.mailer.fail_next(1);
+    let mail = login_with_failing_replacement(&f, &old).await;
+    let report = f.deliver().await;
+    assert!(matches!(report.delivery_of(mail), Some(Delivery::Failed(_))), "{report:?}");
+    assert_eq!((report.sent, report.retrying, report.gave_up), (0, 1, 0), "{report:?}");
+    assert!(f.events.names().contains(&"mail.failed"));
+    assert!(!f.events.names().contains(&"backup_code.delivery_failed"), "not given up after one try");
+    assert_eq!(f.backup_code("alice"), old, "no new mail arrived");
+    let first_retry = DeliveryPolicy::default().first_retry;
+    let MailStatus::Queued { attempts: 1, next_attempt_at } = f.engine.mail_status(id, mail).await.unwrap() else {
+        panic!("still queued after one failed try")
+    };
+    assert_eq!(next_attempt_at, twofactor::Clock::now(&f.clock).plus(first_retry));
+    // The old code is void even though its replacement has not arrived.
+    assert!(matches!(backup_login(&f, "alice", &old).await, SecondFactorOutcome::Denied { .. }));
+
+    // Not due before the backoff ends; sent once it does, with the same id.
+    f.clock.advance(first_retry - Duration::from_secs(1));
+    assert_eq!(f.deliver().await.messages.len(), 0, "the retry waits for its backoff");
+    f.clock.advance(Duration::from_secs(1));
+    let report = f.deliver().await;
+    assert_eq!(report.delivery_of(mail), Some(&Delivery::Sent), "{report:?}");
+    let last = f.mailer.outbox().last().cloned().unwrap();
+    assert_eq!((last.id, last.message.kind()), (mail, twofactor::MessageKind::BackupCodeRotated));
+    assert!(matches!(f.engine.mail_status(id, mail).await.unwrap(), MailStatus::Delivered { .. }));
+    let rotated = f.backup_code("alice");
+    assert_ne!(rotated, old);
+    assert!(is_authenticated(&backup_login(&f, "alice", &rotated).await), "the retried code is the stored one");
+}
+
+#[tokio::test]
+async fn mail_given_up_after_rotation_keeps_the_old_code_invalid_and_reissue_works() {
+    let delivery = DeliveryPolicy::default().max_attempts(2);
+    let f = fixture_with(fast_policy().delivery(delivery).build().unwrap());
     let (id, _) = f.enrolled("alice").await;
     let old = f.backup_code("alice");
     let stored_hashes = |rec: twofactor::UserRecord| backup_hashes(&document_of(&rec));
     let before = stored_hashes(f.store.find_by_id(id).await.unwrap().unwrap());
-    f.mailer.fail_next(1);
-    match backup_login(&f, "alice", &old).await {
-        SecondFactorOutcome::Authenticated(a) => {
-            assert!(matches!(a.backup_code_delivery, Some(Delivery::Failed(_))), "{:?}", a.backup_code_delivery)
-        }
-        other => panic!("the login itself succeeds: {other:?}"),
-    }
+    f.mailer.fail_next(2);
+    let mail = login_with_failing_replacement(&f, &old).await;
+    let report = f.deliver().await;
+    assert!(matches!(report.delivery_of(mail), Some(Delivery::Failed(_))), "{report:?}");
+    f.clock.advance(delivery.retry_after(1));
+    let report = f.deliver().await;
+    assert!(matches!(report.delivery_of(mail), Some(Delivery::GaveUp(_))), "{report:?}");
+    assert_eq!((report.sent, report.retrying, report.gave_up), (0, 0, 1), "{report:?}");
     assert_eq!(f.backup_code("alice"), old, "no new mail arrived");
-    assert!(f.events.names().contains(&"backup_code.delivery_failed"));
+    let names = f.events.names();
+    assert_eq!(names.iter().filter(|n| **n == "mail.failed").count(), 2, "{names:?}");
+    assert!(names.contains(&"mail.gave_up") && names.contains(&"backup_code.delivery_failed"), "{names:?}");
+    assert!(matches!(f.engine.mail_status(id, mail).await.unwrap(), MailStatus::GaveUp { attempts: 2, .. }));
+    f.clock.advance(delivery.max_retry);
+    assert_eq!(f.deliver().await.messages.len(), 0, "a given-up message is not tried again");
     // The old code is void even though its replacement never arrived.
     assert!(matches!(backup_login(&f, "alice", &old).await, SecondFactorOutcome::Denied { .. }));
     // A replacement was stored (not lost): one code, and not the old one.
@@ -102,7 +171,8 @@ async fn mail_failure_after_rotation_keeps_the_old_code_invalid_and_reissue_work
     assert_eq!(after.len(), 1);
     assert_ne!(after, before, "the stored code was replaced");
     // The logged-in user asks for a fresh code.
-    assert_eq!(f.engine.reissue_backup_code(id).await.unwrap(), Delivery::Sent);
+    let reissued = f.engine.reissue_backup_code(id).await.unwrap().queued().expect("the fresh code is queued");
+    assert_eq!(f.deliver().await.delivery_of(reissued), Some(&Delivery::Sent));
     let fresh = f.backup_code("alice");
     assert_ne!(fresh, old);
     assert!(is_authenticated(&backup_login(&f, "alice", &fresh).await));
@@ -113,8 +183,10 @@ async fn reissue_voids_the_previous_code() {
     let f = fixture();
     let (id, _) = f.enrolled("alice").await;
     let old = f.backup_code("alice");
-    f.engine.reissue_backup_code(id).await.unwrap();
-    assert_eq!(f.mailer.outbox().last().unwrap().message.kind(), twofactor::MessageKind::BackupCodeReissued);
+    let mail = f.engine.reissue_backup_code(id).await.unwrap().queued().expect("queued");
+    f.deliver().await;
+    let last = f.mailer.outbox().last().cloned().unwrap();
+    assert_eq!((last.id, last.message.kind()), (mail, twofactor::MessageKind::BackupCodeReissued));
     assert!(matches!(backup_login(&f, "alice", &old).await, SecondFactorOutcome::Denied { .. }));
     assert!(is_authenticated(&backup_login(&f, "alice", &f.backup_code("alice")).await));
 }
@@ -158,6 +230,7 @@ async fn a_code_with_a_limited_life_is_refused_after_it() {
     let code = f.backup_code("alice");
     f.clock.advance(day - std::time::Duration::from_secs(31));
     assert!(is_authenticated(&backup_login(&f, "alice", &code).await), "still valid just before 24 h");
+    f.deliver().await;
     let rotated = f.backup_code("alice");
     f.clock.advance(day);
     let out = backup_login(&f, "alice", &rotated).await;
@@ -171,11 +244,12 @@ struct CheckingMailer {
     store: twofactor::MemoryStore,
     id: std::sync::OnceLock<twofactor::UserId>,
     void_code: std::sync::Mutex<Option<String>>,
-    seen: std::sync::Mutex<Vec<String>>,
+    /// Each checked send: the message id and the code it carried.
+    seen: std::sync::Mutex<Vec<(MailId, String)>>,
 }
 
 impl twofactor::Mailer for CheckingMailer {
-    async fn send(&self, message: &twofactor::Message) -> Result<(), twofactor::MailError> {
+    async fn send(&self, mail: MailId, message: &twofactor::Message) -> Result<(), twofactor::MailError> {
         if let (Some(id), twofactor::Message::BackupCode { codes, .. }) = (self.id.get(), message) {
             let rec = self.store.find_by_id(*id).await.unwrap().unwrap();
             // Enabled before the mail (`backup_hashes` checks it).
@@ -185,7 +259,7 @@ impl twofactor::Mailer for CheckingMailer {
             let stored = &hashes[0];
             assert!(!argon2_matches(&used, stored), "the used code is still stored while its replacement is mailed");
             assert!(argon2_matches(codes[0].expose(), stored), "the mailed code is not the stored one");
-            self.seen.lock().unwrap().push(codes[0].expose().to_owned());
+            self.seen.lock().unwrap().push((mail, codes[0].expose().to_owned()));
             return Err(twofactor::MailError::Unavailable("checked, then failed".to_owned()));
         }
         Ok(())
@@ -200,7 +274,7 @@ fn argon2_matches(code: &str, phc: &str) -> bool {
 }
 
 #[tokio::test]
-async fn the_store_change_commits_before_the_mail_and_no_plaintext_is_kept_for_a_retry() {
+async fn the_store_change_commits_before_the_mail_and_a_waiting_code_is_kept_only_sealed() {
     let store = twofactor::MemoryStore::new();
     let mailer = std::sync::Arc::new(CheckingMailer {
         store: store.clone(),
@@ -227,10 +301,15 @@ async fn the_store_change_commits_before_the_mail_and_no_plaintext_is_kept_for_a
     // The setup mail goes through unchecked (no id yet); capture its code from a
     // reissue instead, which the checking mailer sees.
     engine.confirm_enrollment(id, &setup.code(&secret)).await.unwrap();
+    assert_eq!(delivered(&engine).await.sent, 1, "the setup mail");
     mailer.id.set(id).unwrap();
     *mailer.void_code.lock().unwrap() = Some("0000-0000-0000-0000".to_owned());
-    assert!(matches!(engine.reissue_backup_code(id).await.unwrap(), twofactor::Delivery::Failed(_)));
-    let undelivered = mailer.seen.lock().unwrap().last().cloned().unwrap();
+    let reissued = engine.reissue_backup_code(id).await.unwrap().queued().expect("queued");
+    assert!(mailer.seen.lock().unwrap().is_empty(), "the reissue only queues its mail");
+    let report = delivered(&engine).await;
+    assert!(matches!(report.delivery_of(reissued), Some(twofactor::Delivery::Failed(_))), "{report:?}");
+    let (seen_id, undelivered) = mailer.seen.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(seen_id, reissued);
 
     // Log in with the undelivered code (the user never got it, but it is valid): the
     // mailer checks the old one is void and the new one stored before the send.
@@ -240,12 +319,25 @@ async fn the_store_change_commits_before_the_mail_and_no_plaintext_is_kept_for_a
     };
     let out = engine.finish_login(p.token(), SecondFactor::BackupCode(&undelivered), None).await.unwrap();
     let SecondFactorOutcome::Authenticated(auth) = out else { panic!("{out:?}") };
-    assert!(matches!(auth.backup_code_delivery, Some(twofactor::Delivery::Failed(_))));
-    let lost = mailer.seen.lock().unwrap().last().cloned().unwrap();
+    let rotated = auth.backup_code_delivery.as_ref().and_then(Delivery::queued).expect("the replacement is queued");
+    let report = delivered(&engine).await;
+    assert!(matches!(report.delivery_of(rotated), Some(twofactor::Delivery::Failed(_))), "{report:?}");
+    let (seen_id, lost) = mailer.seen.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(seen_id, rotated);
     assert_ne!(lost, undelivered);
 
-    // Neither failed code is kept in plaintext anywhere in the record.
+    // Both wait for their retry: the reissued mail's code is void now, so only the
+    // rotated one is tried again, with the same id and the same code.
+    setup.clock.advance(DeliveryPolicy::default().max_retry);
+    let report = delivered(&engine).await;
+    assert_eq!(report.messages.iter().map(|(m, _, _)| *m).collect::<Vec<_>>(), [rotated], "{report:?}");
+    assert_eq!(mailer.seen.lock().unwrap().last().cloned().unwrap(), (rotated, lost.clone()));
+    assert_eq!(mailer.seen.lock().unwrap().len(), 3);
+
+    // Neither code is kept in plaintext anywhere in the record, though one waits for
+    // its next try: it waits sealed.
     let rec = store.find_by_id(id).await.unwrap().unwrap();
+    assert!(matches!(engine.mail_status(id, rotated).await.unwrap(), MailStatus::Queued { attempts: 2, .. }));
     let hashes = backup_hashes(&document_of(&rec));
     let json = rec.credentials.as_ref().unwrap().document.as_json();
     for code in [&undelivered, &lost] {
@@ -272,16 +364,19 @@ async fn an_email_changed_in_the_application_is_where_the_next_mail_goes() {
     let sent_before = f.mailer.outbox().len();
 
     // A backup-code login: its replacement goes to the new address.
-    match backup_login(&f, "mover", &code).await {
-        SecondFactorOutcome::Authenticated(a) => assert_eq!(a.backup_code_delivery, Some(Delivery::Sent)),
+    let mail = match backup_login(&f, "mover", &code).await {
+        SecondFactorOutcome::Authenticated(a) => a.backup_code_delivery.as_ref().and_then(Delivery::queued),
         other => panic!("{other:?}"),
-    }
+    };
+    assert_eq!(f.deliver().await.delivery_of(mail.expect("queued")), Some(&Delivery::Sent));
     let rotated = f.mailer.last_code_for(new).expect("the replacement went to the new address");
     assert_eq!(f.mailer.last_code_for(&old), Some(code.clone()), "nothing more went to the old address");
     assert!(is_authenticated(&backup_login(&f, "mover", &rotated).await), "the code at the new address works");
+    assert_eq!(f.deliver().await.sent, 1, "its replacement");
 
     // A reissue too.
-    assert_eq!(f.engine.reissue_backup_code(id).await.unwrap(), Delivery::Sent);
+    let mail = f.engine.reissue_backup_code(id).await.unwrap().queued().expect("queued");
+    assert_eq!(f.deliver().await.delivery_of(mail), Some(&Delivery::Sent));
     let reissued = f.mailer.last_code_for(new).expect("the reissued code went to the new address");
     assert_ne!(reissued, rotated);
     assert_eq!(f.mailer.outbox().last().unwrap().message.kind(), twofactor::MessageKind::BackupCodeReissued);

@@ -200,7 +200,8 @@ fn the_seed_story_from_a_shell() {
     assert!(out.stderr.contains("wrong code"), "{}", out.stderr);
 
     // "I don't have my device": the backup code works once and is replaced by mail.
-    sh.run(&["login", "alice", "--backup-code", &first_code], pw, T0 + 60).ok();
+    let out = sh.run(&["login", "alice", "--backup-code", &first_code], pw, T0 + 60).ok();
+    assert_eq!(out.stdout, "logged in as alice (password and backup code); a new backup code was mailed\n");
     sh.run(&["login", "alice", "--backup-code", &first_code], pw, T0 + 60).refused();
     let mails = sh.mails();
     assert_eq!(mails.len(), 2);
@@ -217,7 +218,8 @@ fn the_seed_story_from_a_shell() {
     sh.run(&["login", "alice", "--device", "not-a-token"], pw, T0 + 120).refused();
 
     // bob (admin) resets alice's 2FA; alice is told by mail and logs in with her password.
-    sh.run(&["reset", "alice", "--by", "bob", "--verified-by", "video call, photo ID"], "", T0 + 150).ok();
+    let out = sh.run(&["reset", "alice", "--by", "bob", "--verified-by", "video call, photo ID"], "", T0 + 150).ok();
+    assert_eq!(out.stdout, "two-factor authentication for alice was reset by bob; alice was told by mail\n");
     let notice = sh.mails().pop().unwrap();
     assert_eq!(header(&notice, "To"), Some("alice@example.test"));
     assert!(notice.contains("bob"), "{notice}");
@@ -346,7 +348,8 @@ fn db_and_outbox_paths_are_honoured_and_the_key_is_private() {
     sh.run(&with(&["add-user", "alice", "--email", "alice@example.test"]), &format!("{ALICE_PW}\n"), T0).ok();
     let out = sh.run(&with(&["enroll", "alice"]), "", T0).ok();
     let alice = parse_otpauth_uri(out.stdout.lines().next().unwrap()).unwrap();
-    sh.run(&with(&["confirm", "alice", &totp(&alice, T0)]), "", T0).ok();
+    let out = sh.run(&with(&["confirm", "alice", &totp(&alice, T0)]), "", T0).ok();
+    assert_eq!(out.stdout, "two-factor authentication is on for alice; the backup code was mailed\n");
     assert_eq!(mails_in(&outbox).len(), 1);
     assert!(!sh.dir.path().join("twofactor-cli.db").exists());
     assert!(!sh.dir.path().join("outbox").exists());
@@ -373,6 +376,7 @@ const GLOBAL_HELP_LINES: &[&str] = &[
     "  login NAME [--code CODE | --backup-code CODE] [--remember] [--device TOKEN]",
     "                                                           password: one line on stdin",
     "  reset NAME --by ACTOR --verified-by TEXT",
+    "  deliver                                                  sends the mail that is due (run it from cron)",
     "options:",
     "  --db PATH      the SQLite database (default ./twofactor-cli.db; its key is PATH.key)",
     "  --outbox DIR   where mail is written, one file per mail (default ./outbox)",
@@ -395,6 +399,7 @@ const COMMAND_USAGE: &[(&str, &str)] = &[
     ("keys", "keys"),
     ("reseal", "reseal"),
     ("retire-key", "retire-key ID"),
+    ("deliver", "deliver"),
 ];
 
 #[test]
@@ -998,4 +1003,151 @@ fn smtp_without_the_feature_is_a_usage_error() {
     let sh = Shell::new();
     let out = sh.run(&["--smtp", "smtp://127.0.0.1:25", "enroll", "x"], "", T0).usage_error();
     assert!(out.stderr.contains("--features smtp"), "{}", out.stderr);
+}
+
+/// The file names in the outbox, oldest first (they end in the message kind).
+fn mail_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("the outbox exists")
+        .map(|e| e.expect("entry").file_name().into_string().expect("utf-8 name"))
+        .filter(|n| n.ends_with(".eml"))
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn deliver_with_nothing_due_says_so() {
+    let sh = Shell::new();
+    let out = sh.run(&["deliver"], "", T0).ok();
+    assert_eq!(out.stdout, "delivered 0 messages; 0 waiting for a retry; 0 given up\n");
+    assert!(out.stderr.is_empty(), "{}", out.stderr);
+    // The commands sent their own mail: nothing is left for deliver.
+    sh.add_user("alice", "user", ALICE_PW);
+    sh.add_user("bob", "admin", BOB_PW);
+    sh.enroll("alice");
+    sh.run(&["reset", "alice", "--by", "bob", "--verified-by", "phone call"], "", T0 + 30).ok();
+    assert_eq!(sh.mails().len(), 2, "the setup code and the reset notice went out at once");
+    let out = sh.run(&["deliver"], "", T0 + 30).ok();
+    assert_eq!(out.stdout, "delivered 0 messages; 0 waiting for a retry; 0 given up\n");
+    assert_eq!(sh.mails().len(), 2);
+    sh.run(&["deliver", "now"], "", T0).usage_error();
+}
+
+#[test]
+fn deliver_refuses_with_exit_1_on_a_store_fault() {
+    let sh = Shell::new();
+    std::fs::write(sh.dir.path().join("twofactor-cli.db"), "this is not a database".repeat(100)).unwrap();
+    let out = sh.run(&["deliver"], "", T0).refused();
+    assert!(out.stdout.is_empty(), "{}", out.stdout);
+}
+
+/// A refused login never waits on mail: the throttling notice of the fifth wrong
+/// password stays queued until `deliver` sends it.
+#[test]
+fn a_refused_login_leaves_its_notice_to_deliver() {
+    let sh = Shell::new();
+    sh.add_user("alice", "user", ALICE_PW);
+    for _ in 0..5 {
+        sh.run(&["login", "alice"], "wrong password\n", T0).refused();
+    }
+    let outbox = sh.dir.path().join("outbox");
+    assert!(mail_names(&outbox).is_empty(), "nothing sent by a refusal");
+    let out = sh.run(&["deliver"], "", T0).ok();
+    assert_eq!(out.stdout, "delivered 1 message; 0 waiting for a retry; 0 given up\n");
+    let names = mail_names(&outbox);
+    assert_eq!(names.len(), 1, "{names:?}");
+    assert!(names[0].ends_with("-throttled.eml"), "{names:?}");
+    assert_eq!(header(&sh.mails()[0], "To"), Some("alice@example.test"));
+    sh.run(&["deliver"], "", T0).ok();
+    assert_eq!(mail_names(&outbox).len(), 1, "delivered once");
+}
+
+/// A mail that cannot be written stays queued: the command still does its work (exit
+/// 0) and says the mail failed; once the outbox works again, `deliver` sends it when
+/// its retry is due, and the code in it works.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_mail_that_failed_is_delivered_by_a_later_deliver() {
+    let sh = Shell::new();
+    sh.add_user("alice", "user", ALICE_PW);
+    let out = sh.run(&["enroll", "alice"], "", T0).ok();
+    let alice = parse_otpauth_uri(out.stdout.lines().next().unwrap()).unwrap();
+    // An outbox no file can be created in, even by root: a folder of /proc.
+    let outbox = sh.dir.path().join("outbox");
+    std::fs::remove_dir_all(&outbox).unwrap();
+    std::os::unix::fs::symlink("/proc/self", &outbox).unwrap();
+
+    let out = sh.run(&["confirm", "alice", &totp(&alice, T0)], "", T0).ok();
+    let line = out.stdout.trim_end();
+    assert!(
+        line.starts_with("two-factor authentication is on for alice; the backup code could not be mailed (failed: ")
+            && line.contains("cannot write to the outbox"),
+        "{line}"
+    );
+    assert_eq!(out.stdout.lines().count(), 1, "{}", out.stdout);
+    assert!(out.stderr.contains("stays queued"), "{}", out.stderr);
+    // Not due again before its retry (30 s after the failure) ...
+    let out = sh.run(&["deliver"], "", T0 + 10).ok();
+    assert_eq!(out.stdout, "delivered 0 messages; 0 waiting for a retry; 0 given up\n");
+    // ... then tried, and still failing.
+    let out = sh.run(&["deliver"], "", T0 + 30).ok();
+    assert_eq!(out.stdout, "delivered 0 messages; 1 waiting for a retry; 0 given up\n");
+
+    // The outbox is fixed; the next retry is due 60 s after the second failure.
+    std::fs::remove_file(&outbox).unwrap();
+    let out = sh.run(&["deliver"], "", T0 + 60).ok();
+    assert_eq!(out.stdout, "delivered 0 messages; 0 waiting for a retry; 0 given up\n");
+    assert!(mail_names(&outbox).is_empty());
+    let out = sh.run(&["deliver"], "", T0 + 90).ok();
+    assert_eq!(out.stdout, "delivered 1 message; 0 waiting for a retry; 0 given up\n");
+    let mails = sh.mails();
+    assert_eq!(mails.len(), 1);
+    assert!(mail_names(&outbox)[0].ends_with("-backup_code.setup.eml"));
+    let code = backup_code(&mails[0]);
+    sh.run(&["deliver"], "", T0 + 600).ok();
+    assert_eq!(sh.mails().len(), 1, "delivered once");
+
+    // The code from the delayed mail logs in; its replacement is mailed at once.
+    let out = sh.run(&["login", "alice", "--backup-code", &code], &format!("{ALICE_PW}\n"), T0 + 600).ok();
+    assert_eq!(out.stdout, "logged in as alice (password and backup code); a new backup code was mailed\n");
+    assert_eq!(sh.mails().len(), 2);
+}
+
+/// A failed mail is also sent by the next command for that user, once it is due.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_later_command_for_the_user_sends_what_is_due() {
+    let sh = Shell::new();
+    sh.add_user("alice", "user", ALICE_PW);
+    sh.add_user("bob", "admin", BOB_PW);
+    sh.enroll("alice");
+    let code = backup_code(&sh.mails()[0]);
+    let outbox = sh.dir.path().join("outbox");
+    let kept = sh.dir.path().join("kept");
+    std::fs::rename(&outbox, &kept).unwrap();
+    std::os::unix::fs::symlink("/proc/self", &outbox).unwrap();
+    let pw = format!("{ALICE_PW}\n");
+    let out = sh.run(&["login", "alice", "--backup-code", &code], &pw, T0 + 30).ok();
+    assert!(
+        out.stdout.starts_with(
+            "logged in as alice (password and backup code); a new backup code could not be mailed (failed: "
+        ),
+        "{}",
+        out.stdout
+    );
+    let out = sh.run(&["reset", "alice", "--by", "bob", "--verified-by", "phone call"], "", T0 + 60).ok();
+    assert_eq!(out.stdout, "two-factor authentication for alice was reset by bob; alice could not be told by mail\n");
+    assert!(out.stderr.contains("stays queued"), "{}", out.stderr);
+
+    // Fixed. The reset voided the rotated code, so its mail is gone; the notice is due
+    // 30 s after its failure and goes out with alice's next login.
+    std::fs::remove_file(&outbox).unwrap();
+    std::fs::rename(&kept, &outbox).unwrap();
+    sh.run(&["login", "alice"], &pw, T0 + 90).ok();
+    let names = mail_names(&outbox);
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(names[1].ends_with("-reset.eml"), "{names:?}");
+    let out = sh.run(&["deliver"], "", T0 + 3600).ok();
+    assert_eq!(out.stdout, "delivered 0 messages; 0 waiting for a retry; 0 given up\n");
 }

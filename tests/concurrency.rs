@@ -57,6 +57,8 @@ async fn exactly_one_of_32_tasks_wins_one_backup_code_in_each_of_100_rounds() {
         let code = mailer.last_code_for(&email("alice")).unwrap();
         let winners = race(&engine, || (true, code.clone())).await;
         assert_eq!(winners, 1, "round {round}");
+        // The one win queued one replacement code, which the next round uses.
+        assert_eq!(delivered(&*engine).await.sent, 1, "round {round}");
         clock.advance(Duration::from_secs(1));
     }
 }

@@ -42,6 +42,7 @@ async fn unconfirmed_enrollment_is_ignored_at_login() {
     let out = f.engine.begin_login("alice", PASSWORD, None).await.unwrap();
     assert!(matches!(out, LoginOutcome::Authenticated(_)), "no code asked for: {out:?}");
     assert_eq!(f.engine.account(id).await.unwrap().unwrap().two_factor, twofactor::TwoFactorState::Enrolling);
+    assert!(f.deliver().await.messages.is_empty(), "no backup code queued before confirmation");
     assert!(f.mailer.outbox().is_empty(), "no backup code before confirmation");
 }
 
@@ -64,11 +65,19 @@ async fn a_wrong_confirmation_code_changes_nothing() {
 #[tokio::test]
 async fn confirming_activates_2fa_and_mails_the_first_backup_code() {
     let f = fixture();
-    let (id, _) = f.enrolled("alice").await;
+    let id = f.user("alice", Role::User).await;
+    let started = f.engine.start_enrollment(id).await.unwrap();
+    let secret = data_encoding::BASE32_NOPAD.decode(started.secret_base32.expose().as_bytes()).unwrap();
+    let confirmed = f.engine.confirm_enrollment(id, &f.code(&secret)).await.unwrap();
+    let ConfirmOutcome::Confirmed { backup_code_delivery } = confirmed else { panic!("{confirmed:?}") };
+    let mail = backup_code_delivery.queued().expect("the first backup code is queued");
     let (_, doc) = stored(&f, id).await;
     assert_eq!(doc.pointer("/second_factor/state").and_then(|s| s.as_str()), Some("enabled"), "{doc}");
+    assert!(f.mailer.outbox().is_empty(), "queued with the confirmation, not sent by it");
+    assert_eq!(f.deliver().await.delivery_of(mail), Some(&twofactor::Delivery::Sent));
     let outbox = f.mailer.outbox();
     assert_eq!(outbox.len(), 1);
+    assert_eq!(outbox[0].id, mail);
     assert_eq!(outbox[0].message.kind(), twofactor::MessageKind::BackupCodeSetup);
     assert_eq!(outbox[0].message.recipient().email, email("alice"));
     let code = f.backup_code("alice");

@@ -99,3 +99,42 @@ async fn over_long_input_is_refused_alike_for_known_and_unknown_users() {
     let out = f.engine.begin_login(&"u".repeat(65), PASSWORD, None).await;
     assert!(matches!(out, Ok(LoginOutcome::Denied)), "{out:?}");
 }
+
+/// The fifth wrong password for a real account starts a throttle and queues its notice;
+/// an unknown name queues nothing. Neither request sends mail, so its answer time
+/// cannot depend on a mail transport: the mailer is untouched until a delivery round
+/// (set to fail its next send, it still holds that failure for the round's first
+/// try), and the notice arrives after the rounds, to the real account only.
+#[tokio::test]
+async fn no_password_step_sends_mail_and_the_throttle_notice_arrives_after_the_round() {
+    let offload = CountingOffload::new();
+    let f = fixture_counting(fast_policy().build().unwrap(), offload.clone());
+    let victim = f.user("victim", Role::User).await;
+    f.mailer.fail_next(1);
+    for _ in 0..5 {
+        for user in ["victim", "ghost"] {
+            assert_eq!(attempt(&f, &offload, user, "wrong password").await, (true, 1), "{user}");
+        }
+    }
+    let started: Vec<_> = f
+        .events
+        .events()
+        .into_iter()
+        .filter(|e| matches!(e.kind, EventKind::Throttled { .. }))
+        .map(|e| e.account)
+        .collect();
+    assert_eq!(started, [Some(victim)], "the fifth failure throttled the real account");
+    assert!(f.mailer.outbox().is_empty(), "no request sent mail");
+
+    let first = f.deliver().await;
+    assert_eq!((first.sent, first.retrying), (0, 1), "the round's try met the held failure: {first:?}");
+    assert!(f.mailer.outbox().is_empty());
+    f.clock.advance(f.engine.policy().delivery().first_retry);
+    let second = f.deliver().await;
+    assert_eq!(second.sent, 1, "{second:?}");
+    let mails = f.mailer.outbox();
+    assert_eq!(mails.len(), 1);
+    assert_eq!(mails[0].message.kind(), twofactor::MessageKind::Throttled);
+    assert_eq!(mails[0].message.recipient().email, email("victim"));
+    assert_eq!(first.messages[0].0, mails[0].id, "one message, tried twice under one id");
+}

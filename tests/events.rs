@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::*;
 use twofactor::events::{EventKind, Factor, FailureClass};
-use twofactor::{Error, Event, Role, SecondFactor, SecondFactorOutcome};
+use twofactor::{DeliveryPolicy, Error, Event, Role, SecondFactor, SecondFactorOutcome};
 
 /// Everything secret a full flow handled, and every event, error and outcome it saw.
 struct Flow {
@@ -27,11 +27,13 @@ fn digit_runs(s: &str) -> Vec<&str> {
     s.split(|c: char| !c.is_ascii_digit()).filter(|r| !r.is_empty()).collect()
 }
 
-/// Every step of the product: enrollment, TOTP and backup-code logins (one with a
-/// failed mail), wrong and replayed codes, an expired pending login, a remembered and
-/// a revoked location, a throttle, a password change, a denied and a done reset.
+/// Every step of the product: enrollment, TOTP and backup-code logins (one whose
+/// replacement mail fails until it is given up), wrong and replayed codes, an expired
+/// pending login, a remembered and a revoked location, a throttle, a password change,
+/// a denied and a done reset; and the delivery rounds that send the mail they queue.
 async fn full_flow() -> Flow {
-    let f = fixture();
+    let delivery = DeliveryPolicy::default().max_attempts(2);
+    let f = fixture_with(fast_policy().delivery(delivery).build().unwrap());
     let (mut secrets, mut codes, mut seen) = (vec![PASSWORD.to_owned()], vec![], vec![]);
     let id = f.user("audited", Role::User).await;
     let admin = f.user("auditor", Role::Admin).await;
@@ -40,6 +42,7 @@ async fn full_flow() -> Flow {
     let secret = data_encoding::BASE32_NOPAD.decode(b32.as_bytes()).unwrap();
     let confirm = f.code(&secret);
     let out = f.engine.confirm_enrollment(id, &confirm).await.unwrap();
+    seen.push(dbg(f.deliver().await));
     let first_backup = f.backup_code("audited");
     secrets.push(uri.to_owned());
     secrets.push(b32.to_owned());
@@ -82,8 +85,8 @@ async fn full_flow() -> Flow {
     seen.push(dbg(bad_backup.as_ref().map(|_| ())));
     seen.push(dbg(bad_backup.map_err(|e| e.to_string()).map(|_| ())));
 
-    // A backup-code login whose replacement mail fails.
-    f.mailer.fail_next(1);
+    // A backup-code login whose replacement mail fails every try, and is given up.
+    f.mailer.fail_next(2);
     let pending = f.pending("audited").await;
     let out = f.engine.finish_login(&pending, SecondFactor::BackupCode(&first_backup), None).await.unwrap();
     assert!(is_authenticated(&out), "{out:?}");
@@ -91,10 +94,19 @@ async fn full_flow() -> Flow {
     secrets.push(first_backup.to_owned());
     secrets.push(first_backup.replace('-', "").to_owned());
     seen.push(dbg(out));
-    let delivery = f.engine.reissue_backup_code(id).await.unwrap();
+    let retrying = f.deliver().await;
+    assert_eq!(retrying.retrying, 1, "{retrying:?}");
+    f.clock.advance(delivery.retry_after(1));
+    let gave_up = f.deliver().await;
+    assert_eq!(gave_up.gave_up, 1, "{gave_up:?}");
+    seen.push(dbg(retrying));
+    seen.push(dbg(gave_up));
+    let reissued = f.engine.reissue_backup_code(id).await.unwrap();
+    seen.push(dbg(f.deliver().await));
     let second_backup = f.backup_code("audited");
     secrets.push(second_backup.to_owned());
-    seen.push(dbg(delivery));
+    seen.push(dbg(f.engine.mail_status(id, reissued.queued().expect("queued")).await.unwrap()));
+    seen.push(dbg(reissued));
 
     // Wrong passwords until throttled; an unknown user.
     for i in 0..5 {
@@ -106,6 +118,7 @@ async fn full_flow() -> Flow {
     let out = f.engine.begin_login("nobody-here", "unknown user password", None).await.unwrap();
     secrets.push("unknown user password".to_owned());
     seen.push(dbg(out));
+    seen.push(dbg(f.deliver().await)); // the throttle notice
     f.clock.advance(Duration::from_secs(3600));
 
     // Locations, password change, resets.
@@ -117,6 +130,7 @@ async fn full_flow() -> Flow {
     secrets.push(new_password.to_owned());
     seen.push(dbg(denied));
     seen.push(dbg(done));
+    seen.push(dbg(f.deliver().await)); // the reset notice
     for e in f.events.events() {
         seen.push(dbg(&e));
         seen.push(dbg(e.kind.name()));
@@ -139,6 +153,8 @@ async fn every_security_step_emits_its_event() {
         "backup_code.rotated",
         "backup_code.delivery_failed",
         "mail.failed",
+        "mail.gave_up",
+        "mail.delivered",
         "location.remembered",
         "location.revoked",
         "throttle.started",
@@ -166,6 +182,25 @@ async fn failures_carry_a_reason_class_and_logins_their_factor() {
     ] {
         assert!(kinds.contains(&expected), "missing {expected:?}");
     }
+}
+
+#[tokio::test]
+async fn mail_events_carry_the_message_kind_and_the_tries() {
+    let flow = full_flow().await;
+    let kinds: Vec<EventKind> = flow.f.events.events().into_iter().map(|e| e.kind).collect();
+    let rotated = twofactor::MessageKind::BackupCodeRotated;
+    let failed = kinds.iter().filter(|k| **k == EventKind::MailFailed { kind: rotated }).count();
+    assert_eq!(failed, 2, "one per failed try: {kinds:?}");
+    for expected in [
+        EventKind::MailGaveUp { kind: rotated, attempts: 2 },
+        EventKind::MailDelivered { kind: twofactor::MessageKind::BackupCodeSetup },
+        EventKind::MailDelivered { kind: twofactor::MessageKind::BackupCodeReissued },
+        EventKind::MailDelivered { kind: twofactor::MessageKind::Throttled },
+        EventKind::MailDelivered { kind: twofactor::MessageKind::TwoFactorReset },
+    ] {
+        assert!(kinds.contains(&expected), "missing {expected:?} in {kinds:?}");
+    }
+    assert!(!kinds.contains(&EventKind::MailDelivered { kind: rotated }), "the given-up message was never sent");
 }
 
 #[tokio::test]

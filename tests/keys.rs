@@ -375,6 +375,9 @@ impl<S: UserStore> UserStore for Dropping<S> {
         }
         self.inner.scan(after, limit).await
     }
+    async fn mail_due(&self, now: Timestamp, limit: usize) -> Result<Vec<UserId>, StoreError> {
+        self.inner.mail_due(now, limit).await
+    }
 }
 
 /// A re-seal that stops after its first page (the connection drops) resumes from the
@@ -759,6 +762,9 @@ impl UserStore for Hooked {
     }
     async fn scan(&self, after: Option<&str>, limit: usize) -> Result<ScanPage, StoreError> {
         self.inner.scan(after, limit).await
+    }
+    async fn mail_due(&self, now: Timestamp, limit: usize) -> Result<Vec<UserId>, StoreError> {
+        self.inner.mail_due(now, limit).await
     }
 }
 

@@ -270,14 +270,18 @@ async fn a_new_location_notice_is_mailed_only_when_the_policy_asks() {
         f.mailer.outbox().into_iter().filter(|m| m.message.kind() == twofactor::MessageKind::NewLocation).count()
     };
     let token = remember(&f, "notified", &secret, "Chrome on Windows").await;
+    assert_eq!(notices(&f), 0, "queued by the login, not sent by it");
+    f.deliver().await;
     assert_eq!(notices(&f), 1);
     assert!(f.mailer.outbox().last().unwrap().rendered.text.contains("Chrome on Windows"));
     assert!(skips_code(&login_with(&f, "notified", &token).await));
+    assert!(f.deliver().await.messages.is_empty(), "nothing queued");
     assert_eq!(notices(&f), 1, "a remembered location is not new");
 
     let quiet = fixture();
     let (_, secret) = quiet.enrolled("quiet").await;
     remember(&quiet, "quiet", &secret, "somewhere").await;
+    quiet.deliver().await;
     assert_eq!(notices(&quiet), 0, "off by default");
 }
 

@@ -3,6 +3,9 @@
 //! - no login on an account with active 2FA completes without a second factor;
 //! - each backup code and each TOTP step is accepted at most once, across resets too;
 //! - after a reset no old factor (pending login, backup code, secret) works.
+//!
+//! And between steps, the outbox: an operation queues its mail and sends none; a delivery
+//! round sends each queued message exactly once (the model reads mail after it).
 
 mod common;
 use common::*;
@@ -107,7 +110,9 @@ async fn run(ops: Vec<Op>) {
         accepted_codes: HashSet::new(),
         used_codes: vec![],
     };
+    let mut mailed = 0;
     for op in ops {
+        mailed = deliver_queued_mail(&f, alice, mailed).await;
         let t = now(&f);
         let step = t / 30;
         match op {
@@ -248,6 +253,22 @@ async fn run(ops: Vec<Op>) {
             Op::Advance(secs) => f.clock.advance(Duration::from_secs(secs)),
         }
     }
+    deliver_queued_mail(&f, alice, mailed).await;
+}
+
+/// The outbox rule, checked between operations: an operation queues its mail and sends
+/// none; one delivery round then sends every queued message exactly once (each under its
+/// own id), leaves nothing queued, and a second round finds nothing. Returns the number
+/// of mails sent so far. (The model reads mail only after this, as the story does.)
+async fn deliver_queued_mail(f: &Fixture, alice: twofactor::UserId, mailed: usize) -> usize {
+    assert_eq!(f.mailer.outbox().len(), mailed, "an operation sent mail instead of queuing it");
+    let report = f.engine.deliver_due(usize::MAX).await.unwrap();
+    let outbox = f.mailer.outbox();
+    assert_eq!((report.sent as usize, report.retrying + report.gave_up), (outbox.len() - mailed, 0), "{report:?}");
+    assert_eq!(outbox.iter().map(|m| m.id).collect::<HashSet<_>>().len(), outbox.len(), "a message sent twice");
+    assert!(no_entries(&stored(f, alice).await.1, "/outbox"), "a queued message was not delivered");
+    assert_eq!(f.engine.deliver_due(usize::MAX).await.unwrap().sent, 0, "a delivered message was sent again");
+    outbox.len()
 }
 
 proptest! {

@@ -1,7 +1,8 @@
 //! Races across app servers: two engines with separate connection pools on one
 //! database (SQLite file, PostgreSQL), 32 tasks each, all submitting the same backup
 //! code — and separately the same TOTP code — against their own pending logins, for
-//! 100 rounds each. Exactly one login wins every round.
+//! 100 rounds each. Exactly one login wins every round. After each backup-code round
+//! both servers run a delivery round at once: the one replacement code is mailed once.
 
 mod store_support;
 
@@ -63,7 +64,23 @@ impl<S: UserStore + 'static> Cluster<S> {
         let code = cluster.totp_code();
         let confirmed = cluster.engines[0].confirm_enrollment(id, &code).await.expect("confirm");
         assert!(matches!(confirmed, ConfirmOutcome::Confirmed { .. }), "{confirmed:?}");
+        assert_eq!(cluster.deliver().await, 1, "the setup code mail");
         cluster
+    }
+
+    /// Both servers run delivery rounds at the same time until neither finds mail due;
+    /// returns how many messages they sent together.
+    async fn deliver(&self) -> u32 {
+        let mut sent = 0;
+        loop {
+            let (a, b) = tokio::join!(self.engines[0].deliver_due(100), self.engines[1].deliver_due(100));
+            let (a, b) = (a.expect("delivery round"), b.expect("delivery round"));
+            assert_eq!(a.retrying + a.gave_up + b.retrying + b.gave_up, 0, "the mailer does not fail: {a:?} {b:?}");
+            if a.messages.is_empty() && b.messages.is_empty() {
+                return sent;
+            }
+            sent += a.sent + b.sent;
+        }
     }
 
     fn totp_code(&self) -> String {
@@ -111,6 +128,9 @@ impl<S: UserStore + 'static> Cluster<S> {
             let code = self.mailer.last_code_for(EMAIL).expect("a mailed backup code");
             let winners = self.round(|| code.clone(), true).await;
             assert_eq!(winners, 1, "round {round}: {winners} logins accepted one backup code");
+            let mailed = self.mailer.outbox().len();
+            assert_eq!(self.deliver().await, 1, "round {round}: one replacement, sent by one server");
+            assert_eq!(self.mailer.outbox().len(), mailed + 1, "round {round}: mailed once");
             let next = self.mailer.last_code_for(EMAIL).expect("the replacement code");
             assert_ne!(next, code, "round {round}: the used code was not replaced");
         }

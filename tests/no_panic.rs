@@ -221,6 +221,9 @@ fn parsers_never_panic() {
         }
         let _ = twofactor::otpauth::parse_otpauth_uri(&input);
         let _ = AppKey::from_hex(id, &input);
+        if let Ok(mail) = twofactor::MailId::parse(&input) {
+            prop_assert_eq!(mail.to_string(), input.clone(), "only the canonical form parses");
+        }
         let _ = Policy::builder().issuer(input.clone()).build();
         Ok(())
     });

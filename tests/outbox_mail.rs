@@ -10,7 +10,7 @@ use std::path::Path;
 
 use maildir::{Mail, Part};
 use twofactor::mail::{CodeReason, DefaultRenderer, FileOutbox, Recipient};
-use twofactor::{Mailer, Message, MessageKind, Policy, Role, SecretString, Timestamp};
+use twofactor::{MailId, Mailer, Message, MessageKind, Policy, Role, SecretString, Timestamp};
 
 const CODE: &str = "K7QX-M2PD-9WRT-H4NB";
 const AT: Timestamp = Timestamp(1_800_000_000);
@@ -72,13 +72,14 @@ async fn every_line_of_every_default_mail_fits_in_78_characters_and_every_mail_p
     let mut sent = Vec::new();
     for location in &cases {
         for message in messages(&username, &email, location) {
-            outbox.send(&message).await.unwrap();
-            sent.push((message.kind(), location.clone()));
+            let id = MailId::parse(&format!("{:032x}", sent.len() + 1)).unwrap();
+            outbox.send(id, &message).await.unwrap();
+            sent.push((message.kind(), location.clone(), id));
         }
     }
     let mails = read(dir.path());
     assert_eq!(mails.len(), sent.len());
-    for ((raw, mail), (kind, location)) in mails.iter().zip(&sent) {
+    for ((raw, mail), (kind, location, id)) in mails.iter().zip(&sent) {
         let name = mail.file.file_name().unwrap().to_string_lossy().into_owned();
         assert!(name.ends_with(&format!("-{kind}.eml")), "{name}");
         // Lines: CRLF only, all ASCII; none longer than 78 characters (RFC 5322's SHOULD),
@@ -98,7 +99,8 @@ async fn every_line_of_every_default_mail_fits_in_78_characters_and_every_mail_p
         }
         assert_eq!(m.header("To"), Some(email.as_str()));
         assert_eq!(m.header("From"), Some("\"Example Co\" <no-reply@example.test>"));
-        assert!(m.header("Message-ID").unwrap().ends_with("@example.test>"), "{name}");
+        let message_id = format!("<{id}@example.test>");
+        assert_eq!(m.header("Message-ID"), Some(message_id.as_str()), "{name}: the queued message's id");
         // Structure: text first, then HTML, each utf-8 with a transfer encoding that
         // keeps lines short.
         assert_eq!(m.mime_type(), "multipart/alternative", "{name}");

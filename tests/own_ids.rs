@@ -93,7 +93,8 @@ async fn second_factor_only_backup_code_works_once_and_is_mailed_again() {
     match f.engine.finish_login(&pending, SecondFactor::BackupCode(&code), None).await.unwrap() {
         SecondFactorOutcome::Authenticated(a) => {
             assert_eq!((a.account, a.method), (id, AuthMethod::PasswordAndBackupCode));
-            assert_eq!(a.backup_code_delivery, Some(twofactor::Delivery::Sent));
+            let mail = a.backup_code_delivery.as_ref().and_then(twofactor::Delivery::queued).expect("queued");
+            assert_eq!(f.deliver().await.delivery_of(mail), Some(&twofactor::Delivery::Sent));
         }
         other => panic!("the backup code logs in: {other:?}"),
     }
@@ -156,6 +157,7 @@ async fn application_password_failures_throttle_but_never_lock_the_second_factor
     let wrong: Vec<_> = login_failures(&f, before);
     assert_eq!(wrong, vec![(Some(id), FailureClass::WrongPassword); threshold as usize]);
     assert!(f.events.events()[before..].iter().any(|e| matches!(e.kind, EventKind::Throttled { .. })));
+    f.deliver().await;
     assert_eq!(f.mailer.outbox().iter().filter(|m| m.message.kind() == twofactor::MessageKind::Throttled).count(), 1);
 
     let before = f.events.events().len();
@@ -303,6 +305,12 @@ async fn the_document_never_holds_the_login_email_or_role() {
         let pending = second_factor_pending(f.engine.begin_login(login, PASSWORD, None).await.unwrap());
         let out = f.engine.finish_login(&pending, SecondFactor::BackupCode(&code), None).await.unwrap();
         assert!(is_authenticated(&out), "{out:?}");
+        // Its replacement waits in the document, addressed to nobody: the address is
+        // read when it is delivered.
+        assert!(!no_entries(&stored(&f, id).await.1, "/outbox"), "the replacement is queued");
+        assert_no_identity(&f, id, login, &mail).await;
+        f.deliver().await;
+        assert_eq!(f.mailer.outbox().last().map(|m| m.message.recipient().email.clone()), Some(mail.clone()));
         assert_no_identity(&f, id, login, &mail).await;
     }
 }

@@ -29,8 +29,8 @@ async fn app_store_conforms() {
         })
         .await
         .unwrap_or_else(|failure| panic!("{failure}"));
-    assert_eq!(report.checks.len(), 10, "{report}");
-    assert_eq!(report.checks.last(), Some(&"scan_visits_every_document_once"), "{report}");
+    assert_eq!(report.checks.len(), 12, "{report}");
+    assert_eq!(report.checks.last(), Some(&"mail_due_follows_swaps"), "{report}");
 }
 
 /// Logins are the application's: by email, in any case; ids are its integers.

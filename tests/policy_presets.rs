@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use twofactor::totp::{Algorithm, TotpParams, Window};
-use twofactor::{HashParams, InputError, LocationPolicy, Policy, PolicyBuilder, ThrottlePolicy};
+use twofactor::{DeliveryPolicy, HashParams, InputError, LocationPolicy, Policy, PolicyBuilder, ThrottlePolicy};
 
 const DAY: Duration = Duration::from_secs(86_400);
 
@@ -26,6 +26,10 @@ fn the_default_is_owasp_strength_with_optional_2fa_and_one_non_expiring_backup_c
     assert_eq!(p.throttle().guess_bound(), 100);
     assert_eq!(p.locations().lifetime, 30 * DAY);
     assert!(!p.locations().notify_new_location);
+    let d = p.delivery();
+    assert_eq!(*d, DeliveryPolicy::default());
+    assert_eq!((d.max_attempts, d.first_retry, d.max_retry), (10, Duration::from_secs(30), Duration::from_secs(3600)));
+    assert_eq!(d.lease, Duration::from_secs(300), "a claim outlasts a slow send");
     assert_eq!(Policy::builder().build().unwrap(), p, "the builder starts from the default");
 }
 
@@ -97,6 +101,13 @@ fn the_builder_rejects_out_of_bounds_values() {
     rejected(b().locations(LocationPolicy { max_per_account: 0, ..l }), "locations");
     rejected(b().locations(LocationPolicy { max_per_account: 101, ..l }), "locations");
     rejected(b().locations(LocationPolicy { lifetime: Duration::ZERO, ..l }), "locations");
+    let d = DeliveryPolicy::default();
+    let (second, minute) = (Duration::from_secs(1), Duration::from_secs(60));
+    rejected(b().delivery(d.max_attempts(0)), "delivery");
+    rejected(b().delivery(d.max_attempts(101)), "delivery");
+    rejected(b().delivery(d.retry(Duration::from_millis(999), minute)), "delivery");
+    rejected(b().delivery(d.retry(minute, minute - second)), "delivery");
+    rejected(b().delivery(d.lease(Duration::from_millis(999))), "delivery");
 
     // The edges themselves are accepted.
     let edges = b()
@@ -107,6 +118,9 @@ fn the_builder_rejects_out_of_bounds_values() {
         .throttle(ThrottlePolicy { free_failures: 1, disable_after: 100, ..t })
         .locations(LocationPolicy { max_per_account: 100, ..l });
     assert!(edges.build().is_ok());
+    for delivery in [d.max_attempts(1).retry(second, second).lease(second), d.max_attempts(100)] {
+        assert_eq!(*b().delivery(delivery).build().unwrap().delivery(), delivery);
+    }
 }
 
 #[test]

@@ -65,6 +65,29 @@ async fn engine_values_are_redacted() {
         }
     }
 
+    // A backup-code login queues its replacement in the document, sealed: neither the
+    // record's Debug, nor the document, nor the delivery round's report shows it.
+    let pending = f.pending("alice").await;
+    let out = f.engine.finish_login(&pending, SecondFactor::BackupCode(&code), None).await.unwrap();
+    assert!(is_authenticated(&out), "{out:?}");
+    let queued = f.store.find_by_id(id).await.unwrap().unwrap();
+    assert!(!no_entries(&document_of(&queued), "/outbox"), "the replacement waits in the document");
+    f.mailer.fail_next(1);
+    let failed = f.deliver().await;
+    assert_eq!(failed.retrying, 1, "{failed:?}");
+    f.clock.advance(f.engine.policy().delivery().first_retry);
+    let sent = f.deliver().await;
+    assert_eq!(sent.sent, 1, "{sent:?}");
+    let rotated = f.backup_code("alice");
+    let rotated_canonical = rotated.replace('-', "");
+    let queued_json = queued.credentials.as_ref().expect("a document").document.as_json().to_owned();
+    let shown = [format!("{queued:?}"), queued_json, format!("{failed:?}"), format!("{sent:?}"), format!("{out:?}")];
+    for shown in &shown {
+        for secret_text in [rotated.as_str(), rotated_canonical.as_str()] {
+            assert!(!shown.contains(secret_text), "{secret_text} leaked into {shown}");
+        }
+    }
+
     f.engine.reset(f.user("bob", twofactor::Role::Admin).await, id, "ok").await.unwrap();
     let started = f.engine.start_enrollment(id).await.unwrap();
     let shown = format!("{started:?}");

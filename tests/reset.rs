@@ -3,7 +3,9 @@
 
 mod common;
 use common::*;
-use twofactor::{Delivery, Error, LoginOutcome, ResetOutcome, Role, SecondFactor, SecondFactorOutcome};
+use twofactor::{
+    Delivery, Error, LoginOutcome, MailStatus, MessageKind, ResetOutcome, Role, SecondFactor, SecondFactorOutcome,
+};
 
 #[tokio::test]
 async fn the_role_rules() {
@@ -54,7 +56,8 @@ async fn reset_removes_everything_and_old_factors_stop_working() {
     f.clock.advance(std::time::Duration::from_secs(30));
 
     let out = f.engine.reset(bob, alice, "called her back on the number on file").await.unwrap();
-    assert_eq!(out, ResetOutcome::Reset { notice_delivery: Delivery::Sent });
+    let ResetOutcome::Reset { notice_delivery: Delivery::Queued(notice) } = out else { panic!("{out:?}") };
+    assert_eq!(f.deliver().await.delivery_of(notice), Some(&Delivery::Sent));
 
     let (_, rec) = stored(&f, alice).await;
     assert_eq!(rec["second_factor"], serde_json::json!({ "state": "disabled" }), "{rec}");
@@ -114,12 +117,38 @@ async fn reset_mails_the_user_who_did_it() {
     let f = fixture();
     let (alice, _) = f.enrolled("alice").await;
     let bob = f.user("bob", Role::Admin).await;
-    f.engine.reset(bob, alice, "in person").await.unwrap();
+    let mailed = f.mailer.outbox().len();
+    let out = f.engine.reset(bob, alice, "in person").await.unwrap();
+    let ResetOutcome::Reset { notice_delivery: Delivery::Queued(notice) } = out else { panic!("{out:?}") };
+    assert_eq!(f.mailer.outbox().len(), mailed, "the reset queues the notice, it does not send it");
+    assert!(matches!(f.engine.mail_status(alice, notice).await.unwrap(), MailStatus::Queued { attempts: 0, .. }));
+    let report = f.deliver().await;
+    assert_eq!(report.delivery_of(notice), Some(&Delivery::Sent), "{report:?}");
+    assert!(matches!(f.engine.mail_status(alice, notice).await.unwrap(), MailStatus::Delivered { .. }));
     let mail = f.mailer.outbox().last().unwrap().clone();
+    assert_eq!(mail.id, notice);
     assert_eq!(mail.message.kind(), twofactor::MessageKind::TwoFactorReset);
     assert_eq!(mail.message.recipient().email, email("alice"));
     assert!(mail.rendered.text.contains("bob"), "{}", mail.rendered.text);
     assert!(f.events.names().contains(&"two_factor.reset"));
+}
+
+/// A backup code still waiting in the outbox when the second factor is reset is void:
+/// the reset drops its mail, and only the notice goes out.
+#[tokio::test]
+async fn a_reset_drops_a_backup_code_mail_still_queued() {
+    let f = fixture();
+    let (alice, _) = f.enrolled("alice").await;
+    let bob = f.user("bob", Role::Admin).await;
+    let reissued = f.engine.reissue_backup_code(alice).await.unwrap().queued().expect("queued");
+    let out = f.engine.reset(bob, alice, "in person").await.unwrap();
+    let ResetOutcome::Reset { notice_delivery: Delivery::Queued(notice) } = out else { panic!("{out:?}") };
+    assert_eq!(f.engine.mail_status(alice, reissued).await.unwrap(), MailStatus::Unknown, "dropped");
+    let report = f.deliver().await;
+    let kinds: Vec<_> = report.messages.iter().map(|(id, kind, _)| (*id, *kind)).collect();
+    assert_eq!(kinds, [(notice, MessageKind::TwoFactorReset)], "{report:?}");
+    assert_eq!(f.mailer.outbox().last().map(|m| m.message.kind()), Some(MessageKind::TwoFactorReset));
+    assert!(!f.mailer.outbox().iter().any(|m| m.id == reissued), "the void code was never mailed");
 }
 
 #[tokio::test]

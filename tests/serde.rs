@@ -158,6 +158,8 @@ fn every_kind() -> Vec<EventKind> {
         EventKind::PasswordChanged,
         EventKind::PasswordImported,
         EventKind::MailFailed { kind: MessageKind::BackupCodeRotated },
+        EventKind::MailDelivered { kind: MessageKind::NewLocation },
+        EventKind::MailGaveUp { kind: MessageKind::BackupCodeReissued, attempts: 10 },
         EventKind::HashingUnoptimized { millis: 1_100 },
     ]
 }
@@ -222,6 +224,14 @@ fn event_shapes() {
         r#"{"at":1764498000,"account":"5468115731402263511","event":"mail.failed","kind":"reset"}"#,
     );
     shape(
+        &Event { at, account: alice, kind: EventKind::MailDelivered { kind: MessageKind::BackupCodeSetup } },
+        r#"{"at":1764498000,"account":"5468115731402263511","event":"mail.delivered","kind":"backup_code.setup"}"#,
+    );
+    shape(
+        &Event { at, account: alice, kind: EventKind::MailGaveUp { kind: MessageKind::Throttled, attempts: 10 } },
+        r#"{"at":1764498000,"account":"5468115731402263511","event":"mail.gave_up","kind":"throttled","attempts":10}"#,
+    );
+    shape(
         &Event {
             at,
             account: alice,
@@ -241,6 +251,7 @@ fn event_shapes() {
     for bad in [
         r#"{"at":1,"account":null,"event":"login.teleported"}"#,
         r#"{"at":1,"account":null,"event":"mail.failed","kind":"carrier_pigeon"}"#,
+        r#"{"at":1,"account":null,"event":"mail.gave_up","kind":"reset"}"#,
         r#"{"at":1,"account":null,"event":"LoginShed"}"#,
         r#"{"at":1,"account":null}"#,
     ] {
@@ -286,6 +297,8 @@ async fn a_real_flow_serializes() {
     let lines: Vec<String> = events.iter().map(json).collect();
     assert!(lines.iter().any(|l| l.contains(r#""event":"login.failed","reason":"wrong_password""#)), "{lines:?}");
     assert!(lines.iter().any(|l| l.contains(&format!(r#""account":"{id}""#))), "{lines:?}");
+    let setup_mail = r#""event":"mail.delivered","kind":"backup_code.setup""#;
+    assert!(lines.iter().any(|l| l.contains(setup_mail)), "the setup code's delivery: {lines:?}");
 
     let view = f.engine.account(id).await.unwrap().unwrap();
     let text = json(&view);

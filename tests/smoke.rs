@@ -15,6 +15,7 @@ async fn the_seed_story_end_to_end() {
     let pending = f.pending("alice").await;
     let out = f.engine.finish_login(&pending, SecondFactor::BackupCode(&code), None).await.unwrap();
     assert!(is_authenticated(&out), "{out:?}");
+    f.deliver().await;
     let new_code = f.backup_code("alice");
     assert_ne!(code, new_code);
     let pending = f.pending("alice").await;

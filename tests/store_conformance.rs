@@ -12,11 +12,13 @@ use std::sync::{Arc, Mutex};
 
 use store_support::temp_db;
 use twofactor::testkit::{Conformance, DEFAULT_TASKS, Failure, Report, SEEDED_USERS, run_conformance};
-use twofactor::{Document, MemoryStore, Role, ScanPage, SqliteStore, StoreError, Swap, UserId, UserRecord, UserStore};
+use twofactor::{
+    Document, MemoryStore, Role, ScanPage, SqliteStore, StoreError, Swap, Timestamp, UserId, UserRecord, UserStore,
+};
 use wrapper_stores::{AppUsers, NoScan};
 
 /// The document checks (`run_seeded`).
-const SEEDED_CHECKS: [&str; 10] = [
+const SEEDED_CHECKS: [&str; 12] = [
     "reads_users",
     "first_document_inserted_once",
     "swap_bumps_version",
@@ -27,9 +29,12 @@ const SEEDED_CHECKS: [&str; 10] = [
     "racing_swaps_one_winner",
     "retried_swaps_lose_no_update",
     "scan_visits_every_document_once",
+    "mail_due_lists_due_documents",
+    "mail_due_follows_swaps",
 ];
 /// What `run` checks beyond them, on a store that creates users.
-const CREATE_CHECKS: [&str; 3] = ["create_user_duplicates", "logins_compare_exactly", "racing_creates_one_winner"];
+const CREATE_CHECKS: [&str; 4] =
+    ["create_user_duplicates", "logins_compare_exactly", "racing_creates_one_winner", "create_user_writes_mail_due"];
 
 fn passed(report: Result<Report, Failure>) {
     let report = report.unwrap_or_else(|failure| panic!("{failure}"));
@@ -234,6 +239,11 @@ enum Mode {
     /// scan's cursor is the last user but one of the page, so the walk visits the
     /// page's last user again on the next page.
     ScanRepeats,
+    /// mail_due answers in id order instead of most overdue first.
+    DueInIdOrder,
+    /// The due time is written with a user's first document only, as a store whose
+    /// swap statement forgot the column would: mail_due answers from those.
+    DueNotSwapped,
 }
 
 #[derive(Clone)]
@@ -242,11 +252,19 @@ struct Broken {
     mode: Mode,
     /// Lowercased login to id, for `CaseInsensitiveLogin`.
     folded: Arc<Mutex<HashMap<String, UserId>>>,
+    /// The due time of each user's first document, for `DueNotSwapped`.
+    first_due: Arc<Mutex<HashMap<UserId, Timestamp>>>,
 }
 
 impl Broken {
     fn new(mode: Mode) -> Broken {
-        Broken { inner: MemoryStore::new(), mode, folded: Arc::default() }
+        Broken { inner: MemoryStore::new(), mode, folded: Arc::default(), first_due: Arc::default() }
+    }
+
+    fn remember_due(&self, id: UserId, document: &Document) {
+        if let Some(due) = document.mail_due_at() {
+            self.first_due.lock().unwrap().insert(id, due);
+        }
     }
 
     fn store(&self, document: &Document) -> Document {
@@ -311,7 +329,11 @@ impl UserStore for Broken {
                 Swap::Conflict => Swap::Conflict,
             });
         }
-        self.inner.insert_document(id, &document).await
+        let swap = self.inner.insert_document(id, &document).await?;
+        if swap == (Swap::Swapped { version: 1 }) {
+            self.remember_due(id, &document);
+        }
+        Ok(swap)
     }
 
     async fn compare_and_swap(&self, id: UserId, expected: u64, document: &Document) -> Result<Swap, StoreError> {
@@ -354,7 +376,34 @@ impl UserStore for Broken {
         };
         self.inner.create_user(&stored).await?;
         self.remember_login(user);
+        if let Some(c) = &stored.credentials {
+            self.remember_due(user.id, &c.document);
+        }
         Ok(())
+    }
+
+    async fn mail_due(&self, now: Timestamp, limit: usize) -> Result<Vec<UserId>, StoreError> {
+        match self.mode {
+            Mode::DueInIdOrder => {
+                let mut due = self.inner.mail_due(now, usize::MAX).await?;
+                due.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+                due.truncate(limit.max(1));
+                Ok(due)
+            }
+            Mode::DueNotSwapped => {
+                let mut due: Vec<(Timestamp, UserId)> = self
+                    .first_due
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .filter(|(_, t)| **t <= now)
+                    .map(|(id, t)| (*t, *id))
+                    .collect();
+                due.sort();
+                Ok(due.into_iter().take(limit.max(1)).map(|(_, id)| id).collect())
+            }
+            _ => self.inner.mail_due(now, limit).await,
+        }
     }
 }
 
@@ -391,6 +440,8 @@ async fn the_kit_rejects_broken_stores() {
         (Mode::EscapesNonAscii, "first_document_inserted_once"),
         (Mode::ScanSkips, "scan_visits_every_document_once"),
         (Mode::ScanRepeats, "scan_visits_every_document_once"),
+        (Mode::DueInIdOrder, "mail_due_lists_due_documents"),
+        (Mode::DueNotSwapped, "mail_due_follows_swaps"),
     ];
     for (mode, check) in cases {
         let failure = failed(full_kit(mode).await, check);
@@ -399,6 +450,7 @@ async fn the_kit_rejects_broken_stores() {
             Mode::LastWriterWins => Some("was not a Conflict"),
             Mode::ScanSkips => Some("visited a user with a document 0 times"),
             Mode::ScanRepeats => Some("visited a user with a document 2 times"),
+            Mode::DueInIdOrder => Some("not most overdue first"),
             _ => None,
         };
         if let Some(expect) = expect {
@@ -481,6 +533,9 @@ async fn the_kit_rejects_a_check_then_create_store() {
             let page = self.rows.scan(after, limit).await?;
             let users = page.users.into_iter().filter_map(|user| self.named(Some(user))).collect();
             Ok(ScanPage::new(users, page.next))
+        }
+        async fn mail_due(&self, now: Timestamp, limit: usize) -> Result<Vec<UserId>, StoreError> {
+            self.rows.mail_due(now, limit).await
         }
         async fn create_user(&self, user: &UserRecord) -> Result<(), StoreError> {
             if self.logins.lock().unwrap().contains_key(&user.login) {

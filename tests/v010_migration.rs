@@ -1,12 +1,12 @@
 //! Nothing stored by 0.1.0 is lost: databases written by the released 0.1.0 code
 //! (`tests/fixtures/v0_1_0`, see its README and `manifest.json`) open under this
-//! version, migrate to schema 3, and every account keeps what the manifest records and
+//! version, migrate to schema 4, and every account keeps what the manifest records and
 //! does what it could do before: passwords, TOTP (with its replay state), backup codes
 //! (valid, void, expired), remembered locations (0.1.0 `loc1.` tokens), the second-factor
 //! lock and throttle, the reset record, and the usernames as 0.1.0 stored them.
 //!
 //! - SQLite: `library.sqlite` (a copy), opened by `SqliteStore::open`; the old tables
-//!   are gone, the schema versions are 1, 2, 3; opening it again changes nothing; two
+//!   are gone, the schema versions are 1, 2, 3, 4; opening it again changes nothing; two
 //!   stores opening the same copy at once migrate it once.
 //! - PostgreSQL (feature `postgres`; `TWOFACTOR_TEST_DATABASE_URL` must be set, the test
 //!   fails without it): `library.postgres.sql` restored into a fresh database, the same
@@ -45,15 +45,15 @@ fn copy_fixture(dir: &Path, name: &str) -> PathBuf {
     to
 }
 
-/// The schema-version rows after migration: 0.1.0's row 1 kept as it was, rows 2 and 3
+/// The schema-version rows after migration: 0.1.0's row 1 kept as it was, rows 2 to 4
 /// added by this open (one transaction, one time), at the wall-clock time.
 #[track_caller]
 fn check_schema_rows(rows: &[(i64, i64)], before: &[SchemaRow], opened_at: i64) {
     assert_eq!(before.len(), 1, "0.1.0 wrote schema version 1 only");
     let versions: Vec<i64> = rows.iter().map(|r| r.0).collect();
-    assert_eq!(versions, vec![1, 2, 3], "twofactor_schema_version holds 1, 2, 3, once each");
+    assert_eq!(versions, vec![1, 2, 3, 4], "twofactor_schema_version holds 1, 2, 3, 4, once each");
     assert_eq!(rows[0], (before[0].version, before[0].applied_at), "0.1.0's row is kept");
-    assert_eq!(rows[1].1, rows[2].1, "2 and 3 applied by one migration");
+    assert_eq!((rows[1].1, rows[2].1), (rows[3].1, rows[3].1), "2, 3 and 4 applied by one migration");
     assert!((opened_at - 5..=wall_clock() + 5).contains(&rows[2].1), "applied_at is now: {rows:?}");
 }
 

@@ -2,7 +2,9 @@
 //! `chromium-driver`) drives the `web` example through enrollment, a login with the
 //! authenticator code, the "I don't have my device" switch to the backup code, the
 //! rotated code from the demo mailbox, a remembered location (then revoked), a reissued
-//! backup code, and an administrator's reset. Screenshots of each page land in
+//! backup code, and an administrator's reset; each page says whether its mail went
+//! out, and a mail the outbox could not take is delayed, then delivered by the
+//! background worker once the outbox works again. Screenshots of each page land in
 //! `target/web-screenshots/`. A second test checks over plain HTTP that forms need the
 //! CSRF token, that output is escaped, the cookie flags, that a session id the browser
 //! brings is never adopted at login, and that a plain user is kept out of the
@@ -26,7 +28,7 @@
 
 mod web_support;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use twofactor::TotpParams;
 use web_support::{Browser, Server, cookie_pair, header, set_cookie};
@@ -57,18 +59,38 @@ fn backup_code_in(body: &str) -> Option<String> {
     body.lines().map(str::trim).find(|l| twofactor::BackupCode::parse(l).is_ok()).map(str::to_owned)
 }
 
-/// The newest backup code mailed to Alice, read from the demo mailbox page.
-async fn newest_backup_code(b: &Browser, url: &str, shot: Option<&str>) -> String {
-    newest_backup_mail(b, url, shot).await.0
+/// How long a test waits for a mail to show up in the demo mailbox.
+const MAIL_WAIT: Duration = Duration::from_secs(20);
+
+/// The newest backup code mailed to Alice, once it is not `previous`, read from the
+/// demo mailbox page.
+async fn new_backup_code(b: &Browser, url: &str, shot: Option<&str>, previous: Option<&str>) -> String {
+    new_backup_mail(b, url, shot, previous).await.0
 }
 
-/// The newest mail to Alice that carries a backup code: (the code, the mail's body).
-async fn newest_backup_mail(b: &Browser, url: &str, shot: Option<&str>) -> (String, String) {
-    b.goto(&format!("{url}/mailbox")).await;
-    b.wait("h1").await;
-    if let Some(name) = shot {
-        b.shot(name).await;
+/// The newest mail to Alice that carries a backup code other than `previous`: (the
+/// code, the mail's body). Mail is sent by a worker, not by the request: the mailbox
+/// is read again until it arrives (at most [`MAIL_WAIT`]).
+async fn new_backup_mail(b: &Browser, url: &str, shot: Option<&str>, previous: Option<&str>) -> (String, String) {
+    let deadline = Instant::now() + MAIL_WAIT;
+    loop {
+        b.goto(&format!("{url}/mailbox")).await;
+        b.wait("h1").await;
+        if let Some((code, body)) = newest_backup_mail(b).await
+            && Some(code.as_str()) != previous
+        {
+            if let Some(name) = shot {
+                b.shot(name).await;
+            }
+            return (code, body);
+        }
+        assert!(Instant::now() < deadline, "no new backup code mailed to {ALICE_EMAIL} in the demo mailbox");
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// On the mailbox page: the newest mail to Alice that carries a backup code.
+async fn newest_backup_mail(b: &Browser) -> Option<(String, String)> {
     let mails = b
         .client
         .find_all(fantoccini::Locator::Css(&format!(r#"article.mail[data-to="{ALICE_EMAIL}"]"#)))
@@ -77,10 +99,10 @@ async fn newest_backup_mail(b: &Browser, url: &str, shot: Option<&str>) -> (Stri
     for mail in mails {
         let body = mail.find(fantoccini::Locator::Css("pre.body")).await.unwrap().text().await.unwrap();
         if let Some(code) = backup_code_in(&body) {
-            return (code, body);
+            return Some((code, body));
         }
     }
-    panic!("no backup code mailed to {ALICE_EMAIL} in the demo mailbox");
+    None
 }
 
 async fn sign_in(b: &Browser, url: &str, username: &str, password: &str) {
@@ -156,8 +178,9 @@ async fn the_seed_story_in_headless_chromium() {
     b.shot("02-enrollment").await;
     let secret = confirm_enrollment(&b).await;
     assert!(b.text("#tf-status").await.contains("on"), "2FA is on after a correct code");
+    assert!(b.text(".msg.info").await.contains("We emailed you a backup code"), "the setup mail went out");
     b.shot("03-account-2fa-on").await;
-    let setup_code = newest_backup_code(&b, url, None).await;
+    let setup_code = new_backup_code(&b, url, None, None).await;
     b.goto(&format!("{url}/account")).await;
     b.wait("#sign-out").await;
     sign_out(&b).await;
@@ -190,9 +213,10 @@ async fn the_seed_story_in_headless_chromium() {
     b.click_and_load("#verify").await;
     b.wait("#whoami").await;
     assert_eq!(b.path().await, "/account", "the emailed backup code logs in");
+    assert!(b.text(".msg.info").await.contains("We emailed you a new backup code"), "the new code went out");
 
     // 4. The rotated code arrives in the mailbox; the used one is void, the new one works.
-    let rotated = newest_backup_code(&b, url, Some("07-mailbox")).await;
+    let rotated = new_backup_code(&b, url, Some("07-mailbox"), Some(&setup_code)).await;
     assert_ne!(rotated, setup_code, "a new backup code was mailed after the use");
     b.goto(&format!("{url}/account")).await;
     b.wait("#sign-out").await;
@@ -242,7 +266,7 @@ async fn the_seed_story_in_headless_chromium() {
         "the browser still holds its location cookie: the server-side revocation is what counts"
     );
     // The code mailed after the rotated code's use in step 4.
-    let current = newest_backup_code(&b, url, None).await;
+    let current = new_backup_code(&b, url, None, Some(&rotated)).await;
     assert_ne!(current, rotated, "a fresh code was mailed after the rotated one was used");
     b.goto(&format!("{url}/account")).await;
     b.wait("#sign-out").await;
@@ -256,7 +280,7 @@ async fn the_seed_story_in_headless_chromium() {
     b.wait("#whoami").await;
     assert_eq!(b.path().await, "/account");
     assert!(b.displayed("#no-locations").await, "not remembered again without the checkbox");
-    let after_use = newest_backup_code(&b, url, None).await;
+    let after_use = new_backup_code(&b, url, None, Some(&current)).await;
     assert_ne!(after_use, current, "the used code was replaced by mail");
 
     // 7. Reissue: a new code by mail; the previous one is refused, the new one works.
@@ -266,7 +290,7 @@ async fn the_seed_story_in_headless_chromium() {
     b.wait("#whoami").await;
     assert_eq!(b.path().await, "/account");
     assert!(b.text(".msg.info").await.contains("We emailed you a new backup code"), "the reissue is confirmed");
-    let (reissued, mail) = newest_backup_mail(&b, url, Some("09b-mailbox-reissued")).await;
+    let (reissued, mail) = new_backup_mail(&b, url, Some("09b-mailbox-reissued"), Some(&after_use)).await;
     assert_ne!(reissued, after_use, "the reissue mailed a different code");
     assert!(mail.contains("A new backup code was requested"), "the reissue mail says why: {mail}");
     b.goto(&format!("{url}/account")).await;
@@ -305,6 +329,7 @@ async fn the_seed_story_in_headless_chromium() {
     b.click_and_load("#reset").await;
     b.wait(".msg.ok").await;
     assert!(b.text(".msg.ok").await.contains("was reset"));
+    assert!(b.text(".msg.ok").await.contains("the notice was sent"), "the reset notice went out");
     b.shot("11-admin-reset").await;
     sign_out(&b).await;
     sign_in(&b, url, "alice", alice_pw).await;
@@ -717,4 +742,65 @@ fn keys_come_from_twofactor_keys_or_a_private_key_file_beside_the_database() {
     assert_eq!(status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("TWOFACTOR_KEYS") && !stderr.contains("not-a-real-key"), "{stderr}");
     assert!(!data.0.join("twofactor.db").exists(), "the keys are checked before the database is created");
+}
+
+/// A mail the outbox cannot take: the backup-code login still succeeds and says the
+/// mail is delayed; once the outbox works again, the background worker delivers it
+/// (`TWOFACTOR_WEB_MAIL_RETRY=1`: the first retry a second after the failure), and the
+/// delivered code works.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delayed_backup_code_mail_says_so_and_the_worker_delivers_it_later() {
+    let server = Server::start_with(&[("TWOFACTOR_WEB_MAIL_RETRY", "1")]);
+    let b = Browser::start().await;
+    let url = server.url.as_str();
+    let alice_pw = server.user_password.as_str();
+    sign_in(&b, url, "alice", alice_pw).await;
+    b.click_and_load("#enroll-link").await;
+    b.wait("#secret").await;
+    confirm_enrollment(&b).await;
+    let setup_code = new_backup_code(&b, url, None, None).await;
+    b.goto(&format!("{url}/account")).await;
+    b.wait("#sign-out").await;
+    sign_out(&b).await;
+
+    // The outbox breaks: a folder of /proc takes no file, not even from root.
+    let outbox = server.data.0.join("outbox");
+    let kept = server.data.0.join("outbox-kept");
+    std::fs::rename(&outbox, &kept).unwrap();
+    std::os::unix::fs::symlink("/proc/self", &outbox).unwrap();
+
+    sign_in(&b, url, "alice", alice_pw).await;
+    assert_eq!(b.path().await, "/verify");
+    b.click("#no-device-link").await;
+    b.click("#use_backup").await;
+    b.fill("#backup_code", &setup_code).await;
+    b.click_and_load("#verify").await;
+    b.wait("#whoami").await;
+    assert_eq!(b.path().await, "/account", "the login does not depend on the mail");
+    let notice = b.text(".msg.info").await;
+    assert!(notice.contains("delayed; we keep trying"), "{notice}");
+    b.shot("09c-backup-code-mail-delayed").await;
+
+    // Fixed: the worker's next try delivers the code, once.
+    std::fs::remove_file(&outbox).unwrap();
+    std::fs::rename(&kept, &outbox).unwrap();
+    let delayed = new_backup_code(&b, url, None, Some(&setup_code)).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let count = std::fs::read_dir(&outbox)
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with("-backup_code.rotated.eml"));
+    assert_eq!(count.count(), 1, "the delayed mail was delivered once");
+    b.goto(&format!("{url}/account")).await;
+    b.wait("#sign-out").await;
+    sign_out(&b).await;
+    sign_in(&b, url, "alice", alice_pw).await;
+    b.click("#no-device-link").await;
+    b.click("#use_backup").await;
+    b.fill("#backup_code", &delayed).await;
+    b.click_and_load("#verify").await;
+    b.wait("#whoami").await;
+    assert_eq!(b.path().await, "/account", "the delayed code logs in");
+    assert!(b.text(".msg.info").await.contains("We emailed you a new backup code"), "and the outbox works again");
+    b.client.clone().close().await.unwrap();
 }

@@ -3,9 +3,9 @@
 
 use axum::extract::{Form, State};
 use serde::Deserialize;
-use twofactor::{Delivery, Error, Refusal, TwoFactorState};
+use twofactor::{Error, Refusal, TwoFactorState};
 
-use crate::app::{Result, Shared, check_csrf, redirect, signed_in};
+use crate::app::{MailNow, Result, Shared, check_csrf, redirect, signed_in};
 use crate::html::{csrf_field, esc, when};
 use crate::session::Ctx;
 
@@ -83,8 +83,14 @@ pub async fn reissue(State(app): State<Shared>, mut ctx: Ctx, Form(f): Form<Csrf
     let user = signed_in(&ctx)?;
     check_csrf(&ctx, &f.csrf)?;
     let notice = match app.engine.reissue_backup_code(user.id).await {
-        Ok(Delivery::Sent) => "We emailed you a new backup code. The previous one no longer works.",
-        Ok(_) => "We could not email your new backup code. Please try again in a moment.",
+        // Queued with the new code: sent now, to say at once whether it went out.
+        Ok(queued) => match app.deliver_now(user.id, &queued).await {
+            MailNow::Sent => "We emailed you a new backup code. The previous one no longer works.",
+            MailNow::Delayed => {
+                "The email with your new backup code is delayed; we keep trying. The previous one no longer works."
+            }
+            MailNow::Lost => "We could not email your new backup code. Please try again in a moment.",
+        },
         Err(Error::Misuse(Refusal::TwoFactorNotActive)) => {
             "Two-factor authentication is not on, so there is no backup code."
         }

@@ -5,9 +5,9 @@ use axum::extract::{Form, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use twofactor::{Delivery, Error, ResetOutcome, Role};
+use twofactor::{Error, ResetOutcome, Role};
 
-use crate::app::{App, AppError, Result, Shared, check_csrf, signed_in};
+use crate::app::{App, AppError, MailNow, Result, Shared, check_csrf, signed_in};
 use crate::html::{csrf_field, esc, message};
 use crate::session::{Ctx, SignedIn};
 
@@ -65,9 +65,11 @@ pub async fn submit(State(app): State<Shared>, ctx: Ctx, Form(f): Form<ResetForm
     };
     let msg = match app.engine.reset(actor.id, target.id, &f.identity_check).await {
         Ok(ResetOutcome::Reset { notice_delivery }) => {
-            let mail = match notice_delivery {
-                Delivery::Sent => "They were notified by email.",
-                _ => "The notice email could not be sent: tell them yourself.",
+            // The notice was queued with the reset: send it now, to say whether it went.
+            let mail = match app.deliver_now(target.id, &notice_delivery).await {
+                MailNow::Sent => "They were notified by email: the notice was sent.",
+                MailNow::Delayed => "The notice email is queued: it could not be sent yet, and we keep trying.",
+                MailNow::Lost => "The notice email could not be sent: tell them yourself.",
             };
             let text = format!("Two-factor authentication for {username} was reset. {mail}");
             return Ok(render(&app, &ctx, "", "", &message("ok", &text)));

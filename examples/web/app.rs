@@ -1,7 +1,7 @@
 //! The application state, the routes, and the helpers every handler shares.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::http::header::LOCATION;
@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tower_sessions::SessionManagerLayer;
 use tower_sessions::cookie::SameSite;
+use twofactor::{Delivery, MailStatus, UserId};
 
 use crate::html::{Nav, page};
 use crate::parts::{DemoEngine, Mailbox};
@@ -20,10 +21,13 @@ use crate::{account, admin, enroll, mailbox, signin, verify};
 /// Sessions idle longer than this are forgotten.
 const IDLE: Duration = Duration::from_secs(30 * 60);
 
+/// How long a page waits for the delivery worker's try of a message it claimed first.
+const WORKER_TRY_WAIT: Duration = Duration::from_secs(3);
+
 /// Everything the handlers share.
 pub struct App {
-    /// The two-factor engine.
-    pub engine: DemoEngine,
+    /// The two-factor engine (shared with the background `DeliveryWorker`).
+    pub engine: Arc<DemoEngine>,
     /// The demo mailbox, when enabled.
     pub mailbox: Option<Mailbox>,
     /// Whether cookies are marked `Secure`.
@@ -57,6 +61,61 @@ impl App {
         }
         HeaderValue::from_str(&c).unwrap_or_else(|_| HeaderValue::from_static("invalid=1"))
     }
+
+    /// Delivers `user`'s due mail now and says how the message `queued` went, so the
+    /// page after a *successful* operation can tell at once whether its mail went out
+    /// (the request waits for the mail transport). Never call it after a failed
+    /// attempt: a wrong password's or code's answer must not wait on mail, or its
+    /// timing would tell which usernames exist. All other mail goes out from the
+    /// background `DeliveryWorker` (see `main.rs`).
+    ///
+    /// The worker is woken by the same write that queued the message and may claim it
+    /// first; then this waits (at most [`WORKER_TRY_WAIT`]) for the worker's try. A
+    /// fault here is a mail problem, not the operation's: its change stands and the
+    /// message stays queued.
+    pub async fn deliver_now(&self, user: UserId, queued: &Delivery) -> MailNow {
+        let Some(id) = queued.queued() else {
+            return if queued.is_sent() { MailNow::Sent } else { MailNow::Lost };
+        };
+        let tried = match self.engine.deliver_queued(user).await {
+            Ok(report) => report.delivery_of(id).cloned(),
+            Err(e) => {
+                eprintln!("error: delivering mail: {e}");
+                None
+            }
+        };
+        if tried == Some(Delivery::Sent) {
+            return MailNow::Sent;
+        }
+        let deadline = Instant::now() + WORKER_TRY_WAIT;
+        loop {
+            match self.engine.mail_status(user, id).await {
+                Ok(MailStatus::Delivered { .. }) => return MailNow::Sent,
+                // Claimed by the worker (or another server): its try is under way.
+                Ok(MailStatus::Queued { .. }) if tried.is_none() && Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(25)).await;
+                }
+                Ok(MailStatus::Queued { .. }) => return MailNow::Delayed,
+                // Given up, or replaced by a newer message.
+                Ok(_) => return MailNow::Lost,
+                Err(e) => {
+                    eprintln!("error: reading a mail's status: {e}");
+                    return MailNow::Delayed;
+                }
+            }
+        }
+    }
+}
+
+/// How a message delivered inline ([`App::deliver_now`]) went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MailNow {
+    /// The mail transport accepted it.
+    Sent,
+    /// Not sent yet: it stays queued, and the delivery worker keeps trying.
+    Delayed,
+    /// It will not arrive: given up after its last try (or never queued).
+    Lost,
 }
 
 /// A 303 redirect.
@@ -181,7 +240,79 @@ pub fn router(app: Shared, max_sessions: usize) -> Router {
 
 #[cfg(test)]
 mod tests {
+    use twofactor::{
+        BoxMailer, ConfirmOutcome, Engine, KeyRing, MailError, MailId, Mailer, MemoryMailer, Message, NewAccount,
+        Policy, Role, SqliteStore, TotpParams,
+    };
+
     use super::*;
+
+    /// A mail transport that is down.
+    struct Down;
+
+    impl Mailer for Down {
+        async fn send(&self, _: MailId, _: &Message) -> std::result::Result<(), MailError> {
+            Err(MailError::Unavailable("the mail server is down".to_owned()))
+        }
+    }
+
+    /// An app over a fresh SQLite file and `mailer`, with alice enrolled (her first
+    /// code delivered inline, with the answer); the folder goes when dropped.
+    async fn app_with(mailer: BoxMailer, policy: Policy) -> (App, UserId, MailNow, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("twofactor.db")).await.unwrap();
+        let engine = Engine::builder(store, mailer, KeyRing::ephemeral().unwrap()).policy(policy).build().unwrap();
+        let app = App { engine: Arc::new(engine), mailbox: None, secure: false };
+        let alice = NewAccount::new("alice", "alice@example.test", Role::User, "correct horse battery");
+        let alice = app.engine.create_account(alice).await.unwrap();
+        let started = app.engine.start_enrollment(alice).await.unwrap();
+        let secret = data_encoding::BASE32_NOPAD.decode(started.secret_base32.expose().as_bytes()).unwrap();
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        let code = twofactor::totp::generate(&secret, &TotpParams::default(), now);
+        let ConfirmOutcome::Confirmed { backup_code_delivery } =
+            app.engine.confirm_enrollment(alice, code.expose()).await.unwrap()
+        else {
+            panic!("confirmed with the current code")
+        };
+        let first = app.deliver_now(alice, &backup_code_delivery).await;
+        (app, alice, first, dir)
+    }
+
+    fn fast() -> twofactor::PolicyBuilder {
+        Policy::builder().danger_fast_hashing()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn inline_delivery_says_sent_even_when_the_worker_claims_the_mail_first() {
+        let mailer = MemoryMailer::new();
+        let (app, alice, first, _dir) = app_with(BoxMailer::new(mailer.clone()), fast().build().unwrap()).await;
+        assert_eq!(first, MailNow::Sent);
+        // The worker is woken by each write and races the page for the mail.
+        let worker = twofactor::DeliveryWorker::spawn(Arc::clone(&app.engine), Duration::from_secs(5)).unwrap();
+        for _ in 0..20 {
+            let queued = app.engine.reissue_backup_code(alice).await.unwrap();
+            assert_eq!(app.deliver_now(alice, &queued).await, MailNow::Sent);
+        }
+        worker.shutdown().await;
+        assert_eq!(mailer.outbox().len(), 21, "each code sent once");
+    }
+
+    #[tokio::test]
+    async fn a_transport_that_is_down_makes_the_mail_delayed_not_an_error() {
+        let (app, alice, first, _dir) = app_with(BoxMailer::new(Down), fast().build().unwrap()).await;
+        assert_eq!(first, MailNow::Delayed);
+        let queued = app.engine.reissue_backup_code(alice).await.unwrap();
+        assert_eq!(app.deliver_now(alice, &queued).await, MailNow::Delayed);
+        let status = app.engine.mail_status(alice, queued.queued().unwrap()).await.unwrap();
+        assert!(matches!(status, MailStatus::Queued { attempts: 1, .. }), "still queued: {status:?}");
+    }
+
+    #[tokio::test]
+    async fn a_mail_given_up_is_lost() {
+        let policy = fast().delivery(twofactor::DeliveryPolicy::default().max_attempts(1)).build().unwrap();
+        let (_app, _alice, first, _dir) = app_with(BoxMailer::new(Down), policy).await;
+        assert_eq!(first, MailNow::Lost);
+    }
 
     #[test]
     fn a_shed_login_is_503_with_retry_after() {

@@ -10,9 +10,9 @@ use axum::response::Response;
 use qrcode::QrCode;
 use qrcode::render::svg;
 use serde::Deserialize;
-use twofactor::{ConfirmOutcome, Delivery, Error, TwoFactorState};
+use twofactor::{ConfirmOutcome, Error, TwoFactorState};
 
-use crate::app::{App, Result, Shared, check_csrf, enrolling, redirect};
+use crate::app::{App, MailNow, Result, Shared, check_csrf, enrolling, redirect};
 use crate::html::{csrf_field, esc, message};
 use crate::session::{Ctx, Login, Shown};
 
@@ -93,12 +93,17 @@ pub async fn submit(State(app): State<Shared>, mut ctx: Ctx, Form(f): Form<Confi
     };
     Ok(match outcome {
         ConfirmOutcome::Confirmed { backup_code_delivery } => {
+            // The first backup code was queued with the confirmation: send it now.
+            let mail = app.deliver_now(user.id, &backup_code_delivery).await;
             if must_enroll {
                 ctx.promote(Login::Full(user)).await?;
             }
-            let notice = match backup_code_delivery {
-                Delivery::Sent => "Two-factor authentication is on. We emailed you a backup code: keep it safe.",
-                _ => {
+            let notice = match mail {
+                MailNow::Sent => "Two-factor authentication is on. We emailed you a backup code: keep it safe.",
+                MailNow::Delayed => {
+                    "Two-factor authentication is on. The email with your backup code is delayed; we keep trying."
+                }
+                MailNow::Lost => {
                     "Two-factor authentication is on, but we could not email your backup code. \
                      Ask for a new backup code below."
                 }

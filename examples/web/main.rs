@@ -6,6 +6,15 @@
 //! administrator and a user and prints their (per-run, random) passwords on the
 //! console only.
 //!
+//! Mail: no request sends mail on its own. The engine writes each message into the
+//! user's record in the same write as the change that causes it, and a background
+//! [`DeliveryWorker`] (started with the server, stopped on graceful shutdown after the
+//! last request) sends it, woken by that write, and every few seconds for retries.
+//! After a successful backup-code login, an enrollment, a reissued code and an
+//! administrator's reset the page delivers inline (`App::deliver_now`) to say at once
+//! whether the mail went out ("we emailed you a new backup code", or "the email is
+//! delayed; we keep trying"); a failed attempt never waits on mail.
+//!
 //! Environment:
 //! - `TWOFACTOR_WEB_ADDR` — listen address (default `127.0.0.1:3000`; port 0 picks a
 //!   free port). The actual URL is printed as `listening on http://…`; an address in
@@ -33,6 +42,9 @@
 //!   (`store.rs`); idle for 30 minutes, one is forgotten.
 //! - `TWOFACTOR_WEB_SMTP_URL=smtp://…` — with `--features smtp`, send mail through that
 //!   SMTP server instead of the file outbox.
+//! - `TWOFACTOR_WEB_MAIL_RETRY` — seconds to wait after a mail's first failed try
+//!   before the worker tries again (default 30; each further failure doubles the wait,
+//!   up to an hour; given up after 10 tries).
 //!
 //! Flags take `0` or `1`; any other value stops the demo with an error.
 
@@ -53,9 +65,14 @@ use std::io::ErrorKind;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::watch;
-use twofactor::{Engine, NewAccount, Policy, Role};
+use twofactor::{DeliveryPolicy, DeliveryWorker, Engine, NewAccount, Policy, Role};
+
+/// How often the delivery worker looks for mail that fell due without a write waking
+/// it (retries, and mail other servers queued).
+const DELIVERY_POLL: Duration = Duration::from_secs(5);
 
 /// Settings read from the environment.
 struct Config {
@@ -66,6 +83,8 @@ struct Config {
     mailbox: bool,
     require_two_factor: bool,
     max_sessions: usize,
+    /// `TWOFACTOR_WEB_MAIL_RETRY`: the wait after a mail's first failed try.
+    mail_retry: Option<Duration>,
 }
 
 impl Config {
@@ -81,6 +100,15 @@ impl Config {
             Err(_) => 10_000,
             Ok(n) => n.parse().ok().filter(|&n| n > 0).ok_or("TWOFACTOR_WEB_MAX_SESSIONS must be a positive number")?,
         };
+        let mail_retry = match std::env::var("TWOFACTOR_WEB_MAIL_RETRY") {
+            Err(_) => None,
+            Ok(secs) => Some(Duration::from_secs(
+                secs.parse()
+                    .ok()
+                    .filter(|&s| s > 0)
+                    .ok_or("TWOFACTOR_WEB_MAIL_RETRY must be a positive number of seconds")?,
+            )),
+        };
         Ok(Config {
             addr: std::env::var("TWOFACTOR_WEB_ADDR").unwrap_or_else(|_| "127.0.0.1:3000".to_owned()),
             data_dir: std::env::var_os("TWOFACTOR_WEB_DATA_DIR").map(PathBuf::from),
@@ -88,6 +116,7 @@ impl Config {
             mailbox: flag("TWOFACTOR_WEB_MAILBOX", true)?,
             require_two_factor: flag("TWOFACTOR_WEB_REQUIRE_2FA", false)?,
             max_sessions,
+            mail_retry,
         })
     }
 }
@@ -152,7 +181,7 @@ async fn run() -> Result<(), Box<dyn Error>> {
         _ => format!("cannot listen on {} (TWOFACTOR_WEB_ADDR): {e}", config.addr),
     })?;
     let data = DataDir::create(config.data_dir.clone())?;
-    let (router, keys) = tokio::select! {
+    let (router, keys, worker) = tokio::select! {
         set = set_up(&config, &data) => set?,
         _ = stopped.wait_for(|s| *s) => return Ok(()),
     };
@@ -162,25 +191,39 @@ async fn run() -> Result<(), Box<dyn Error>> {
         println!("two-factor authentication is required for every account");
     }
     println!("listening on http://{}", listener.local_addr()?);
-    axum::serve(listener, router)
+    let served = axum::serve(listener, router)
         .with_graceful_shutdown(async move {
             let _ = stopped.wait_for(|s| *s).await;
         })
-        .await?;
+        .await;
+    // The last request is answered: the worker finishes the round in progress and
+    // stops (mail still queued stays in the database).
+    worker.shutdown().await;
+    served?;
     Ok(())
 }
 
-/// The keys, store, mailer, engine, demo accounts and routes, in `data`; and the line
-/// saying where the keys came from.
-async fn set_up(config: &Config, data: &DataDir) -> Result<(axum::Router, String), Box<dyn Error>> {
-    let policy = Policy::builder().issuer("Example Co").require_two_factor(config.require_two_factor).build()?;
+/// The keys, store, mailer, engine, demo accounts and routes, in `data`; the line
+/// saying where the keys came from; and the running delivery worker.
+async fn set_up(config: &Config, data: &DataDir) -> Result<(axum::Router, String, DeliveryWorker), Box<dyn Error>> {
+    let mut delivery = DeliveryPolicy::default();
+    if let Some(first) = config.mail_retry {
+        delivery = delivery.retry(first, first.max(delivery.max_retry));
+    }
+    let policy = Policy::builder()
+        .issuer("Example Co")
+        .require_two_factor(config.require_two_factor)
+        .delivery(delivery)
+        .build()?;
     // The keys first: a bad TWOFACTOR_KEYS then leaves no database behind.
     let (keys, from) = parts::keys(&data.path)?;
     let (store, mailer, mailbox) = parts::open(&data.path, &policy).await?;
-    let engine = Engine::builder(store, mailer, keys).policy(policy).build()?;
+    let engine = Arc::new(Engine::builder(store, mailer, keys).policy(policy).build()?);
     seed(&engine).await?;
+    // Every mail goes out from here (or inline after a success: `App::deliver_now`).
+    let worker = DeliveryWorker::spawn(Arc::clone(&engine), DELIVERY_POLL)?;
     let app = app::App { engine, mailbox: config.mailbox.then_some(mailbox), secure: config.secure_cookies };
-    Ok((app::router(Arc::new(app), config.max_sessions), from))
+    Ok((app::router(Arc::new(app), config.max_sessions), from, worker))
 }
 
 /// Turns true on Ctrl-C (SIGINT) or SIGTERM. The handlers are installed before this

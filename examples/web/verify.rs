@@ -6,9 +6,9 @@ use axum::http::HeaderMap;
 use axum::http::header::{SET_COOKIE, USER_AGENT};
 use axum::response::Response;
 use serde::Deserialize;
-use twofactor::{Delivery, SecondFactor, SecondFactorOutcome};
+use twofactor::{SecondFactor, SecondFactorOutcome};
 
-use crate::app::{App, Result, Shared, check_csrf, redirect};
+use crate::app::{App, MailNow, Result, Shared, check_csrf, redirect};
 use crate::html::{csrf_field, message};
 use crate::session::{Ctx, LOCATION_COOKIE, Login};
 use crate::signin::signed;
@@ -100,11 +100,26 @@ pub async fn submit(State(app): State<Shared>, mut ctx: Ctx, headers: HeaderMap,
     Ok(match outcome {
         SecondFactorOutcome::Authenticated(auth) => {
             let remembered = auth.remembered.clone();
-            let failed = matches!(&auth.backup_code_delivery, Some(Delivery::Failed(_)));
+            // A backup-code login queued the replacement code with the login itself;
+            // sending it now (after a success only) tells the user at once whether it
+            // went out.
+            let mail = match &auth.backup_code_delivery {
+                Some(queued) => Some(app.deliver_now(auth.account, queued).await),
+                None => None,
+            };
             ctx.promote(Login::Full(signed(auth))).await?;
-            if failed {
-                let text = "We could not email your new backup code, and the one you used no longer works. \
-                            Ask for a new backup code below.";
+            if let Some(mail) = mail {
+                let text = match mail {
+                    MailNow::Sent => "We emailed you a new backup code. The one you used no longer works.",
+                    MailNow::Delayed => {
+                        "The email with your new backup code is delayed; we keep trying. \
+                         The one you used no longer works."
+                    }
+                    MailNow::Lost => {
+                        "We could not email your new backup code, and the one you used no longer works. \
+                         Ask for a new backup code below."
+                    }
+                };
                 ctx.set(|d| d.notice = Some(text.to_owned())).await?;
             }
             let mut response = redirect("/account");

@@ -6,6 +6,7 @@
 //! before them still reads; a document of a newer format than this version knows is
 //! refused as [`StoreError::Corrupt`] rather than half understood.
 
+mod mail_wire;
 #[cfg(any(test, feature = "testkit"))]
 pub(crate) mod sample;
 mod wire;
@@ -35,17 +36,44 @@ use crate::store::UserRecord;
 /// assert_eq!(doc.as_json(), r#"{"format":1}"#);
 /// assert_eq!(format!("{doc:?}"), "Document(12 bytes)");
 /// ```
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct Document {
     json: String,
+    /// [`Document::mail_due_at`], worked out once: set by the engine when it encodes
+    /// the document, read from the text on first use otherwise.
+    due: std::sync::OnceLock<Option<Timestamp>>,
 }
+
+impl PartialEq for Document {
+    fn eq(&self, other: &Document) -> bool {
+        self.json == other.json
+    }
+}
+
+impl Eq for Document {}
 
 impl Document {
     /// A document as the store read it back. Nothing is checked here: the engine
     /// checks the text when it reads the user, and reports a text it cannot read as
     /// [`StoreError::Corrupt`].
     pub fn from_json(json: impl Into<String>) -> Document {
-        Document { json: json.into() }
+        Document { json: json.into(), due: std::sync::OnceLock::new() }
+    }
+
+    /// When the earliest mail waiting in this document's outbox is due (`None`: no
+    /// mail waits). A store keeps it next to the document, in a column it can index,
+    /// each time it writes the document, and answers
+    /// [`UserStore::mail_due`](crate::UserStore::mail_due) from it. A text that is not
+    /// a document has no mail due.
+    ///
+    /// ```
+    /// use twofactor::{Document, Timestamp};
+    /// assert_eq!(Document::from_json(r#"{"format":1}"#).mail_due_at(), None);
+    /// let waiting = Document::from_json(r#"{"format":1,"outbox":[{"due":1800000060},{"due":1800000000}]}"#);
+    /// assert_eq!(waiting.mail_due_at(), Some(Timestamp(1_800_000_000)));
+    /// ```
+    pub fn mail_due_at(&self) -> Option<Timestamp> {
+        *self.due.get_or_init(|| wire::mail_due_at(&self.json))
     }
 
     /// The text to store.
@@ -78,7 +106,9 @@ impl Drop for Document {
 
 /// The document for `account`'s credential state (its identity is not written).
 pub(crate) fn encode(account: &Account) -> Result<Document, StoreError> {
-    wire::encode(account).map(Document::from_json)
+    let doc = Document::from_json(wire::encode(account)?);
+    let _ = doc.due.set(crate::outbox::due_at(&account.outbox));
+    Ok(doc)
 }
 
 /// The account that `user` and its document describe: the identity from the user

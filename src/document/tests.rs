@@ -105,6 +105,16 @@ fn unreadable_documents_are_corrupt_and_quote_nothing() {
             r#"{"format":1,"second_factor":{"state":"enrolling","authenticator":{"kind":"totp","secret":"!!","algorithm":"SHA1","digits":6,"period":30},"started_at":0}}"#,
             "bad base64",
         ),
+        (
+            r#"{"format":1,"outbox":[{"id":"00112233445566778899aabbccddeeff","kind":"postcard","due":0}]}"#,
+            "a mail kind",
+        ),
+        (
+            r#"{"format":1,"outbox":[{"id":"00112233445566778899aabbccddeeff","kind":"backup_code.setup","due":0}]}"#,
+            "a code mail without codes",
+        ),
+        (r#"{"format":1,"outbox":[{"id":"0011","kind":"throttled","until":1,"due":0}]}"#, "a short mail id"),
+        (r#"{"format":1,"outbox":[{"id":"00112233445566778899aabbccddeeff","kind":"throttled","due":0}]}"#, "no until"),
     ];
     for (json, what) in cases {
         match read(json) {
@@ -130,6 +140,8 @@ fn document_size_with_2fa_10_locations_and_64_pending_marks() -> crate::Result<(
     let mut a = sample_account(UserId::from(5468115731402263511_u64), "alice");
     a.last_reset = None;
     a.throttle = Default::default();
+    a.outbox.clear();
+    a.settled_mail.clear();
     let location = |i: u8| RememberedLocation {
         id: [i; 16],
         token_hash: [i; 32],
@@ -148,7 +160,9 @@ fn document_size_with_2fa_10_locations_and_64_pending_marks() -> crate::Result<(
         })
         .collect();
     if let TwoFactor::Enabled(e) = &mut a.two_factor {
-        e.secret.0 = vec![0x5a; 4 + 24 + 20 + 16]; // key id, nonce, 160-bit secret, tag
+        e.authenticators.truncate(1);
+        e.authenticators[0].secret.0 = vec![0x5a; 4 + 24 + 20 + 16]; // key id, nonce, 160-bit secret, tag
+        e.adding = None;
         e.backup_codes.truncate(1);
         e.backup_codes[0].phc =
             "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g"
@@ -158,6 +172,21 @@ fn document_size_with_2fa_10_locations_and_64_pending_marks() -> crate::Result<(
     println!("credential document with 2FA, 10 locations, 64 pending marks: {} bytes", doc.len());
     assert!(doc.len() < 8 * 1024, "{} bytes", doc.len());
     assert_eq!(decode(user(doc.as_json()), Timestamp(0), || Ok(0))?.record.pending.len(), 64);
+    Ok(())
+}
+
+#[test]
+fn the_mail_due_time_is_the_earliest_queued_message_and_survives_a_read_back() -> crate::Result<()> {
+    let mut a = sample_account(UserId::from(7_u64), "sample");
+    assert_eq!(encode(&a)?.mail_due_at(), Some(Timestamp(i64::MAX as u64)));
+    a.outbox[1].due = Timestamp(1_800_000_000);
+    let doc = encode(&a)?;
+    assert_eq!(doc.mail_due_at(), Some(Timestamp(1_800_000_000)));
+    // A store reads the text back: the same answer from the text alone.
+    assert_eq!(Document::from_json(doc.as_json()).mail_due_at(), Some(Timestamp(1_800_000_000)));
+    a.outbox.clear();
+    assert_eq!(Document::from_json(encode(&a)?.as_json()).mail_due_at(), None);
+    assert_eq!(Document::from_json("not json").mail_due_at(), None);
     Ok(())
 }
 

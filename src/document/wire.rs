@@ -5,8 +5,10 @@
 //!  "password":"$argon2id$v=19$…",                      (absent: no password kept)
 //!  "stamp":8127391, "created_at":1764500000,
 //!  "second_factor":{"state":"enabled",
-//!    "authenticators":[{"kind":"totp","secret":"<base64 sealed>","algorithm":"SHA1",
-//!                       "digits":6,"period":30,"last_used_step":58816666,"added_at":1764500000}],
+//!    "authenticators":[{"kind":"totp","id":"<16 hex>","name":"Phone","secret":"<base64 sealed>",
+//!                       "algorithm":"SHA1","digits":6,"period":30,"last_used_step":58816666,
+//!                       "added_at":1764500000,"last_used_at":1764500000}, …],
+//!    "adding":{"kind":"totp","id":…,"name":"Tablet",…,"added_at":…},  (a further one, unconfirmed)
 //!    "backup_codes":[{"hash":"$argon2id$…","issued_at":1764500000}],
 //!    "enabled_at":1764500000},
 //!  "throttle":{"failures":2,"until":1764500060},
@@ -14,32 +16,38 @@
 //!                "created_at":…,"last_used_at":…,"expires_at":…}],
 //!  "pending":[{"id":"<32 hex>","expires_at":…,"failures":1}],
 //!  "last_reset":{"by":"42","by_login":"dave","by_role":"support","identity_check":"…","at":…},
-//!  "retired_totp_step":58816600}
+//!  "last_unlock":{…as last_reset, "identity_check" holding the reason…},
+//!  "retired_totp_step":58816600,
+//!  "outbox":[…], "settled_mail":[…]}                   (see mail_wire)
 //! ```
 //!
 //! Times are Unix seconds. Every field but `format` may be absent and then takes its
 //! default (zero, empty, off), and zero or empty values are not written, so a field
 //! added by a later version never breaks an older document. Unknown fields are
-//! ignored. `authenticators` is a list, each entry tagged with its `kind`, so a second
-//! authenticator or another kind of factor fits without a new format; this version
-//! keeps exactly one TOTP authenticator per user and refuses a document with more.
+//! ignored. `authenticators` is a list, each entry tagged with its `kind`, so another
+//! kind of factor fits without a new format. A version before several authenticators
+//! refuses a document with more than one (the user then logs in on upgraded servers
+//! only).
 
 use data_encoding::{BASE64, HEXLOWER};
 use serde::{Deserialize, Serialize};
 
 use crate::UserId;
 use crate::account::{
-    Account, BackupCodeHash, Enabled, Enrolling, PendingMark, RememberedLocation, ResetRecord, Role, SealedSecret,
-    Throttle, TwoFactor,
+    self, Account, BackupCodeHash, DEFAULT_AUTHENTICATOR_NAME, Enabled, Enrolling, PendingMark, RememberedLocation,
+    ResetRecord, Role, SealedSecret, Throttle, TwoFactor,
 };
 use crate::clock::Timestamp;
 use crate::error::StoreError;
 use crate::totp::{Algorithm, TotpParams};
 
+use super::mail_wire::{self, WireMail, WireSettled};
+pub(super) use mail_wire::mail_due_at;
+
 /// The format this version writes and the newest it reads.
 const FORMAT: u32 = 1;
 
-fn is_zero<T: Default + PartialEq>(v: &T) -> bool {
+pub(super) fn is_zero<T: Default + PartialEq>(v: &T) -> bool {
     *v == T::default()
 }
 
@@ -62,8 +70,14 @@ struct Wire {
     pending: Vec<Pending>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     last_reset: Option<Reset>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last_unlock: Option<Reset>,
     #[serde(default, skip_serializing_if = "is_zero")]
     retired_totp_step: u64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    outbox: Vec<WireMail>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    settled_mail: Vec<WireSettled>,
 }
 
 #[derive(Serialize, Deserialize, Default)]
@@ -77,16 +91,27 @@ enum SecondFactor {
     },
     Enabled {
         authenticators: Vec<Authenticator>,
+        /// A further authenticator waiting for its confirming code (`added_at` is when
+        /// it was issued).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        adding: Option<Authenticator>,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         backup_codes: Vec<BackupCode>,
         enabled_at: u64,
     },
 }
 
+/// An authenticator. `id` (16 hex digits) and `name` came with several authenticators;
+/// a document written before them has one authenticator, read as id
+/// `0000000000000000` named "Authenticator app".
 #[derive(Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 enum Authenticator {
     Totp {
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
         secret: String,
         algorithm: String,
         digits: u8,
@@ -95,6 +120,8 @@ enum Authenticator {
         last_used_step: u64,
         #[serde(default)]
         added_at: u64,
+        #[serde(default, skip_serializing_if = "is_zero")]
+        last_used_at: u64,
     },
 }
 
@@ -147,7 +174,7 @@ struct Reset {
     at: u64,
 }
 
-fn corrupt(what: impl Into<String>) -> StoreError {
+pub(super) fn corrupt(what: impl Into<String>) -> StoreError {
     StoreError::Corrupt(what.into())
 }
 
@@ -162,36 +189,85 @@ fn hex<const N: usize>(text: &str, what: &str) -> Result<[u8; N], StoreError> {
     <[u8; N]>::try_from(bytes).map_err(|_| corrupt(format!("{what}: wrong length")))
 }
 
-fn totp(secret: &SealedSecret, params: TotpParams, last_used_step: u64, added_at: Timestamp) -> Authenticator {
+fn totp(a: &account::Authenticator) -> Authenticator {
     Authenticator::Totp {
-        secret: BASE64.encode(&secret.0),
-        algorithm: params.algorithm.as_str().to_owned(),
-        digits: params.digits,
-        period: params.period,
-        last_used_step,
-        added_at: added_at.0,
+        id: HEXLOWER.encode(&a.id),
+        name: Some(a.name.clone()),
+        secret: BASE64.encode(&a.secret.0),
+        algorithm: a.params.algorithm.as_str().to_owned(),
+        digits: a.params.digits,
+        period: a.params.period,
+        last_used_step: a.last_used_step,
+        added_at: a.added_at.0,
+        last_used_at: a.last_used_at.0,
     }
 }
 
-/// The sealed secret, its parameters and its newest step.
-fn from_totp(a: Authenticator) -> Result<(SealedSecret, TotpParams, u64), StoreError> {
-    let Authenticator::Totp { secret, algorithm, digits, period, last_used_step, .. } = a;
+fn enrolling_totp(e: &Enrolling) -> Authenticator {
+    Authenticator::Totp {
+        id: HEXLOWER.encode(&e.id),
+        name: Some(e.name.clone()),
+        secret: BASE64.encode(&e.secret.0),
+        algorithm: e.params.algorithm.as_str().to_owned(),
+        digits: e.params.digits,
+        period: e.params.period,
+        last_used_step: 0,
+        added_at: e.started_at.0,
+        last_used_at: 0,
+    }
+}
+
+fn from_totp(a: Authenticator) -> Result<account::Authenticator, StoreError> {
+    let Authenticator::Totp { id, name, secret, algorithm, digits, period, last_used_step, added_at, last_used_at } = a;
     let sealed = BASE64.decode(secret.as_bytes()).map_err(|_| corrupt("authenticator secret: not base64"))?;
     let algorithm = Algorithm::parse(&algorithm).ok_or_else(|| corrupt("authenticator algorithm"))?;
     let params = TotpParams::new(algorithm, digits, period).map_err(|_| corrupt("authenticator parameters"))?;
-    Ok((SealedSecret(sealed), params, last_used_step))
+    Ok(account::Authenticator {
+        id: if id.is_empty() { [0; 8] } else { hex(&id, "authenticator id")? },
+        name: name.unwrap_or_else(|| DEFAULT_AUTHENTICATOR_NAME.to_owned()),
+        secret: SealedSecret(sealed),
+        params,
+        last_used_step,
+        added_at: Timestamp(added_at),
+        last_used_at: Timestamp(last_used_at),
+    })
+}
+
+fn from_enrolling(a: Authenticator) -> Result<Enrolling, StoreError> {
+    let a = from_totp(a)?;
+    Ok(Enrolling { id: a.id, name: a.name, secret: a.secret, params: a.params, started_at: a.added_at })
+}
+
+fn reset(r: &ResetRecord) -> Reset {
+    Reset {
+        by: r.by,
+        by_login: r.by_username.clone(),
+        by_role: r.by_role,
+        identity_check: r.identity_check.clone(),
+        at: r.at.0,
+    }
+}
+
+fn from_reset(r: Reset) -> ResetRecord {
+    ResetRecord {
+        by: r.by,
+        by_username: r.by_login,
+        by_role: r.by_role,
+        identity_check: r.identity_check,
+        at: Timestamp(r.at),
+    }
 }
 
 /// The JSON text of `a`'s credential state.
 pub(super) fn encode(a: &Account) -> Result<String, StoreError> {
     let second_factor = match &a.two_factor {
         TwoFactor::Disabled => SecondFactor::Disabled,
-        TwoFactor::Enrolling(e) => SecondFactor::Enrolling {
-            authenticator: totp(&e.secret, e.params, 0, e.started_at),
-            started_at: e.started_at.0,
-        },
+        TwoFactor::Enrolling(e) => {
+            SecondFactor::Enrolling { authenticator: enrolling_totp(e), started_at: e.started_at.0 }
+        }
         TwoFactor::Enabled(e) => SecondFactor::Enabled {
-            authenticators: vec![totp(&e.secret, e.params, e.last_used_step, e.enabled_at)],
+            authenticators: e.authenticators.iter().map(totp).collect(),
+            adding: e.adding.as_ref().map(enrolling_totp),
             backup_codes: e
                 .backup_codes
                 .iter()
@@ -239,14 +315,11 @@ pub(super) fn encode(a: &Account) -> Result<String, StoreError> {
                 consumed: p.consumed,
             })
             .collect(),
-        last_reset: a.last_reset.as_ref().map(|r| Reset {
-            by: r.by,
-            by_login: r.by_username.clone(),
-            by_role: r.by_role,
-            identity_check: r.identity_check.clone(),
-            at: r.at.0,
-        }),
+        last_reset: a.last_reset.as_ref().map(reset),
+        last_unlock: a.last_unlock.as_ref().map(reset),
         retired_totp_step: a.retired_totp_step,
+        outbox: a.outbox.iter().map(mail_wire::encode_mail).collect(),
+        settled_mail: a.settled_mail.iter().map(mail_wire::encode_settled).collect(),
     };
     serde_json::to_string(&wire).map_err(|e| json_error(&e))
 }
@@ -272,21 +345,22 @@ pub(super) fn decode(json: &str, mut a: Account) -> Result<Account, StoreError> 
     a.two_factor = match w.second_factor {
         SecondFactor::Disabled => TwoFactor::Disabled,
         SecondFactor::Enrolling { authenticator, started_at } => {
-            let (secret, params, _) = from_totp(authenticator)?;
-            TwoFactor::Enrolling(Enrolling { secret, params, started_at: Timestamp(started_at) })
+            let mut enrolling = from_enrolling(authenticator)?;
+            enrolling.started_at = Timestamp(started_at);
+            TwoFactor::Enrolling(enrolling)
         }
-        SecondFactor::Enabled { mut authenticators, backup_codes, enabled_at } => {
-            if authenticators.len() != 1 {
-                return Err(corrupt(format!(
-                    "{} authenticators (this version of twofactor keeps exactly one)",
-                    authenticators.len()
-                )));
+        SecondFactor::Enabled { authenticators, adding, backup_codes, enabled_at } => {
+            if authenticators.is_empty() {
+                return Err(corrupt("2FA on without an authenticator"));
             }
-            let (secret, params, last_used_step) = from_totp(authenticators.remove(0))?;
+            let authenticators = authenticators.into_iter().map(from_totp).collect::<Result<Vec<_>, _>>()?;
+            let ids: std::collections::BTreeSet<_> = authenticators.iter().map(|a| a.id).collect();
+            if ids.len() != authenticators.len() {
+                return Err(corrupt("two authenticators with one id"));
+            }
             TwoFactor::Enabled(Enabled {
-                secret,
-                params,
-                last_used_step,
+                authenticators,
+                adding: adding.map(from_enrolling).transpose()?,
                 backup_codes: backup_codes
                     .into_iter()
                     .map(|c| BackupCodeHash {
@@ -331,13 +405,10 @@ pub(super) fn decode(json: &str, mut a: Account) -> Result<Account, StoreError> 
             })
         })
         .collect::<Result<_, StoreError>>()?;
-    a.last_reset = w.last_reset.map(|r| ResetRecord {
-        by: r.by,
-        by_username: r.by_login,
-        by_role: r.by_role,
-        identity_check: r.identity_check,
-        at: Timestamp(r.at),
-    });
+    a.last_reset = w.last_reset.map(from_reset);
+    a.last_unlock = w.last_unlock.map(from_reset);
     a.retired_totp_step = w.retired_totp_step;
+    a.outbox = w.outbox.into_iter().map(mail_wire::decode_mail).collect::<Result<_, _>>()?;
+    a.settled_mail = w.settled_mail.into_iter().map(mail_wire::decode_settled).collect::<Result<_, _>>()?;
     Ok(a)
 }

@@ -1,14 +1,15 @@
 //! Operating the key ring over every document: which keys are in use, the bulk
 //! re-seal under the newest key, and retiring an old key.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-use crate::account::{Account, TwoFactor};
+use crate::account::{Account, SealedSecret, TwoFactor};
 use crate::clock::Clock;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::keys::{KeyRing, sealed_key_id};
 use crate::mail::Mailer;
+use crate::outbox::Payload;
 use crate::rules::Transition;
 use crate::store::UserStore;
 
@@ -21,7 +22,8 @@ const PAGE: usize = 200;
 pub struct KeyUsage {
     /// Documents visited.
     pub documents: u64,
-    /// For each key id, how many documents hold a TOTP secret sealed under it.
+    /// For each key id, how many documents hold a TOTP secret or a queued backup code
+    /// sealed under it.
     pub by_key: BTreeMap<u32, u64>,
     /// Documents without a sealed secret (2FA off).
     pub without_secret: u64,
@@ -53,13 +55,23 @@ pub struct ResealReport {
     pub without_secret: u64,
 }
 
-/// The secret a document holds, if any.
-fn secret_key_id(account: &Account) -> Option<Option<u32>> {
-    match &account.two_factor {
-        TwoFactor::Disabled => None,
-        TwoFactor::Enrolling(e) => Some(sealed_key_id(&e.secret)),
-        TwoFactor::Enabled(e) => Some(sealed_key_id(&e.secret)),
+/// The keys a document needs: its TOTP secret's and its queued backup codes'
+/// (`None` for a document without a secret or queued code; an error for a sealed blob
+/// too short to name its key).
+fn key_ids(account: &Account) -> Result<Option<BTreeSet<u32>>> {
+    let sealed: Vec<&SealedSecret> = account.two_factor.secrets().into_iter().chain(queued_codes(account)).collect();
+    if sealed.is_empty() {
+        return Ok(None);
     }
+    sealed.into_iter().map(|s| sealed_key_id(s).ok_or(Error::Corrupt("sealed secret"))).collect::<Result<_>>().map(Some)
+}
+
+/// The sealed backup codes waiting in `account`'s outbox.
+fn queued_codes(account: &Account) -> impl Iterator<Item = &SealedSecret> {
+    account.outbox.iter().flat_map(|m| match &m.payload {
+        Payload::BackupCode { codes, .. } => codes.as_slice(),
+        _ => &[],
+    })
 }
 
 /// What re-sealing one document found.
@@ -69,32 +81,39 @@ enum Resealed {
     NoSecret,
 }
 
-/// The document with its secret sealed under the ring's newest key, or no write when
-/// it already is (or holds none). Cheap (one XChaCha20 open and seal), so it runs
-/// again on the freshest document after a lost race.
+/// The document with its secret and queued codes sealed under the ring's newest key,
+/// or no write when they already are (or it holds none). Cheap (an XChaCha20 open and
+/// seal each), so it runs again on the freshest document after a lost race.
 fn reseal_one(account: &Account, keys: &KeyRing) -> Result<Transition<Resealed>> {
     let newest = keys.current().id();
-    let secret = match &account.two_factor {
-        TwoFactor::Disabled => return Ok(Transition::unchanged(Resealed::NoSecret, Default::default())),
-        TwoFactor::Enrolling(e) => &e.secret,
-        TwoFactor::Enabled(e) => &e.secret,
+    let Some(ids) = key_ids(account)? else {
+        return Ok(Transition::unchanged(Resealed::NoSecret, Default::default()));
     };
-    if sealed_key_id(secret) == Some(newest) {
+    if ids.iter().all(|id| *id == newest) {
         return Ok(Transition::unchanged(Resealed::AlreadyCurrent, Default::default()));
     }
-    let (plain, _) = keys.unseal(account.id, secret)?;
-    let sealed = keys.seal(account.id, &plain)?;
     let mut next = account.clone();
-    match &mut next.two_factor {
-        TwoFactor::Enrolling(e) => e.secret = sealed,
-        TwoFactor::Enabled(e) => e.secret = sealed,
-        TwoFactor::Disabled => {}
+    let id = account.id;
+    for secret in next.two_factor.secrets_mut() {
+        if sealed_key_id(secret) != Some(newest) {
+            let (plain, _) = keys.unseal(id, secret)?;
+            *secret = keys.seal(id, &plain)?;
+        }
+    }
+    for mail in &mut next.outbox {
+        if let Payload::BackupCode { codes, .. } = &mut mail.payload {
+            for code in codes.iter_mut().filter(|c| sealed_key_id(c) != Some(newest)) {
+                let (plain, _) = keys.unseal_mail_code(id, mail.id, code)?;
+                *code = keys.seal_mail_code(id, mail.id, &plain)?;
+            }
+        }
     }
     Ok(Transition { next: Some(next), outcome: Resealed::Done, effects: Default::default() })
 }
 
 impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
-    /// Counts, for each key id, the documents whose TOTP secret is sealed under it, by
+    /// Counts, for each key id, the documents whose TOTP secret (or a backup code waiting
+    /// in their outbox) is sealed under it, by
     /// walking every document ([`UserStore::scan`]). Check it before retiring a key:
     /// a key that still seals documents is needed.
     ///
@@ -121,10 +140,11 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
             for user in page.users {
                 let account = self.account_of(user)?.record;
                 usage.documents += 1;
-                match secret_key_id(&account) {
-                    None => usage.without_secret += 1,
-                    Some(Some(id)) => *usage.by_key.entry(id).or_default() += 1,
-                    Some(None) => return Err(Error::Corrupt("sealed secret")),
+                if matches!(account.two_factor, TwoFactor::Disabled) {
+                    usage.without_secret += 1;
+                }
+                for id in key_ids(&account)?.unwrap_or_default() {
+                    *usage.by_key.entry(id).or_default() += 1;
                 }
             }
             match page.next {
@@ -134,7 +154,8 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
         }
     }
 
-    /// Re-seals every TOTP secret that is not under the ring's newest key, so older
+    /// Re-seals every TOTP secret (and backup code waiting in an outbox) that is not
+    /// under the ring's newest key, so older
     /// keys can be retired. Each document is rewritten by compare-and-swap, so it is
     /// safe while users log in (a document a login changed meanwhile is re-read and
     /// re-sealed). `progress` hears after each page, with the cursor to pass as `from`

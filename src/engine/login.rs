@@ -5,7 +5,8 @@ use crate::account::{Account, BackupCodeHash, TwoFactor, Versioned};
 use crate::backup_code::BackupCode;
 use crate::clock::Clock;
 use crate::clock::Timestamp;
-use crate::engine::{Engine, code_delivery};
+use crate::engine::Engine;
+use crate::engine::delivery::code_delivery;
 use crate::error::{Error, Result, check_len};
 use crate::events::{EventKind, Factor, FailureClass};
 use crate::mail::Mailer;
@@ -21,7 +22,6 @@ use crate::secret::SecretString;
 use crate::semaphore::Lane;
 use crate::store::UserStore;
 use crate::token::{LocationToken, PendingClaims, location_id_text};
-use crate::totp::{TotpCode, TotpKey, verify};
 use crate::username::MAX_USERNAME;
 
 /// What [`LoginOutcome::Busy`] suggests: a second, long enough for the line of
@@ -52,11 +52,6 @@ impl std::fmt::Debug for SecondFactor<'_> {
             SecondFactor::BackupCode(_) => "BackupCode(REDACTED)",
         })
     }
-}
-
-enum ParsedFactor {
-    Totp(TotpCode),
-    Backup(BackupCode),
 }
 
 impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
@@ -168,9 +163,8 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
             })
             .await??;
         if !matched {
-            let id = account.id;
             let t = self.update(snapshot, |fresh| Ok(apply_password_failure(fresh, &self.policy, now))).await?;
-            self.dispatch_notices(id, t.effects).await;
+            self.dispatch(&t.effects);
             return Ok(LoginOutcome::Denied);
         }
 
@@ -262,8 +256,8 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
 
     /// Counts a wrong password that the application checked itself in the user's
     /// shared failure budget, exactly as a wrong password given to
-    /// [`begin_login`](Self::begin_login) counts: it throttles the account (and mails
-    /// the throttle notice without waiting for it), but never locks the second factor.
+    /// [`begin_login`](Self::begin_login) counts: it throttles the account (and queues
+    /// the throttle notice in the same write), but never locks the second factor.
     /// A failure reported while the account is throttled is not counted. Prefer
     /// [`password_attempt`](Self::password_attempt), which also keeps the application
     /// from checking passwords while the account is throttled.
@@ -279,7 +273,7 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
         let snapshot = self.load(id).await?;
         let now = self.clock.now();
         let t = self.update(snapshot, |fresh| Ok(apply_password_failure(fresh, &self.policy, now))).await?;
-        self.dispatch_notices(id, t.effects).await;
+        self.dispatch(&t.effects);
         Ok(())
     }
 
@@ -387,7 +381,7 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
     /// A wrong code is [`SecondFactorOutcome::Denied`]; every failure counts against
     /// the pending login's attempts and the account's shared budget. A backup code
     /// works once: in the same atomic write it is voided and replaced, and the new code
-    /// is mailed after the write (see [`Authenticated::backup_code_delivery`]).
+    /// is queued for mail (see [`Authenticated::backup_code_delivery`]).
     ///
     /// A token that is not a pending login of this engine's key ring (malformed,
     /// altered, forged, from 0.1.0) is [`SecondFactorOutcome::Expired`], like an expired,
@@ -408,10 +402,7 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
         factor: SecondFactor<'_>,
         remember_as: Option<&str>,
     ) -> Result<SecondFactorOutcome> {
-        let kind = match factor {
-            SecondFactor::Totp(_) => Factor::Totp,
-            SecondFactor::BackupCode(_) => Factor::BackupCode,
-        };
+        let kind = factor.kind();
         if let Some(label) = remember_as {
             // The label comes from the application, not the user: a misuse stays an error.
             check_len("location label", label, MAX_LABEL)?;
@@ -428,19 +419,7 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
                 return Ok(SecondFactorOutcome::Expired);
             }
         };
-        let digits = self.policy.totp.digits;
-        let parsed = match factor {
-            SecondFactor::Totp(code) => {
-                // Accept the digit count of the account's own enrollment (checked again below).
-                TotpCode::parse(code, digits)
-                    .or_else(|e| {
-                        let other = if digits == 6 { 8 } else { 6 };
-                        TotpCode::parse(code, other).map_err(|_| e)
-                    })
-                    .map(ParsedFactor::Totp)
-            }
-            SecondFactor::BackupCode(code) => BackupCode::parse(code).map(ParsedFactor::Backup),
-        };
+        let parsed = factor.parse(self.policy.totp.digits);
         let Some(user) = self.store.find_by_id(claims.account).await? else {
             return Ok(SecondFactorOutcome::Expired);
         };
@@ -467,73 +446,27 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
                 return Ok(SecondFactorOutcome::Denied { attempts_left });
             }
         };
-        let TwoFactor::Enabled(enabled) = &snapshot.record.two_factor else {
+        if !matches!(snapshot.record.two_factor, TwoFactor::Enabled(_)) {
             return Ok(SecondFactorOutcome::Expired);
+        }
+        let checked = self.check_factor(&snapshot.record, &parsed, None, now).await?;
+        let remember = match (remember_as, checked.succeeded()) {
+            (Some(label), true) => Some((LocationToken::generate()?, label.to_owned())),
+            _ => None,
         };
-        let id = snapshot.record.id;
-
-        let mut resealed = None;
-        let verdict = match &parsed {
-            ParsedFactor::Totp(code) => {
-                let (secret, stale) = self.keys.unseal(id, &enabled.secret)?;
-                if stale {
-                    resealed = Some(self.keys.seal(id, &secret)?);
-                }
-                let key = TotpKey::new(enabled.params.algorithm, &secret);
-                let window = self.policy.window;
-                let used = enabled.last_used_step.max(snapshot.record.retired_totp_step);
-                CodeVerdict::Totp(verify(&key, &enabled.params, window, code, now.0, Some(used)))
-            }
-            ParsedFactor::Backup(code) => {
-                let candidates: Vec<String> = enabled
-                    .backup_codes
-                    .iter()
-                    .filter(|c| c.expires_at.is_none_or(|e| e > now))
-                    .map(|c| c.phc.clone())
-                    .collect();
-                let code = code.clone();
-                self.blocking(move || -> Result<CodeVerdict> {
-                    for phc in candidates {
-                        if password::verify(code.canonical(), &phc)? {
-                            return Ok(CodeVerdict::BackupMatched(phc));
-                        }
-                    }
-                    Ok(CodeVerdict::BackupWrong)
-                })
-                .await??
-            }
-        };
-        let succeeded = matches!(
-            verdict,
-            CodeVerdict::Totp(crate::totp::TotpVerification::Accepted { .. }) | CodeVerdict::BackupMatched(_)
-        );
-        let material = SecondStepMaterial {
-            replacement: match (&verdict, succeeded) {
-                (CodeVerdict::BackupMatched(_), true) => Some(self.new_backup_code(now).await?),
-                _ => None,
-            },
-            remember: match (remember_as, succeeded) {
-                (Some(label), true) => Some((LocationToken::generate()?, label.to_owned())),
-                _ => None,
-            },
-            resealed,
-        };
+        let verdict = checked.verdict.clone();
+        let material = SecondStepMaterial { remember, ..self.material(checked, now).await? };
         let t = self
             .update(snapshot, |fresh| Ok(apply_second_step(fresh, &claims, &verdict, &material, &self.policy, now)))
             .await?;
-        if !matches!(t.outcome, SecondFactorOutcome::Authenticated(_)) {
-            // A failed code waits on no mail (a throttle or lock notice goes on alone).
-            self.dispatch_notices(id, t.effects).await;
-            return Ok(t.outcome);
-        }
-        let deliveries = self.dispatch(id, t.effects).await;
+        self.dispatch(&t.effects);
         Ok(match t.outcome {
             SecondFactorOutcome::Authenticated(mut auth) => {
                 auth.method = match verdict {
                     CodeVerdict::BackupMatched(_) => AuthMethod::PasswordAndBackupCode,
                     _ => AuthMethod::PasswordAndTotp,
                 };
-                auth.backup_code_delivery = code_delivery(&deliveries);
+                auth.backup_code_delivery = code_delivery(&t.effects);
                 auth.remembered = material.remember.as_ref().map(|(token, _)| RememberToken {
                     token: SecretString::new(token.encode()),
                     id: location_id_text(&token.id),

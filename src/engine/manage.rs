@@ -2,11 +2,12 @@
 //! remembered locations.
 
 use crate::UserId;
-use crate::account::{Account, Role, TwoFactor, Versioned};
+use crate::account::{Account, DEFAULT_AUTHENTICATOR_NAME, Enrolling, Role, TwoFactor, Versioned};
 use crate::clock::Clock;
 use crate::document;
-use crate::engine::{Engine, code_delivery, delivery_of};
-use crate::error::{Error, InputError, Refusal, Result, check_len};
+use crate::engine::Engine;
+use crate::engine::delivery::{code_delivery, delivery_of};
+use crate::error::{Error, InputError, InternalError, Refusal, Result, check_len};
 use crate::events::EventKind;
 use crate::mail::{Delivery, Mailer, MessageKind};
 use crate::otpauth::otpauth_uri;
@@ -27,7 +28,7 @@ const MAX_EMAIL: usize = 254;
 /// Longest imported password hash accepted (the longest format is under 200).
 const MAX_IMPORTED_HASH: usize = 512;
 /// Longest identity-check note.
-const MAX_IDENTITY_CHECK: usize = 500;
+pub(super) const MAX_IDENTITY_CHECK: usize = 500;
 /// TOTP secret length: 160 bits, as RFC 4226 recommends.
 const SECRET_BYTES: usize = 20;
 
@@ -157,15 +158,22 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
     /// [`Error::NoSuchAccount`]; store faults.
     pub async fn start_enrollment(&self, id: UserId) -> Result<EnrollmentStarted> {
         let snapshot = self.load(id).await?;
+        let (secret, started) = self.new_secret(&snapshot.record)?;
+        self.store_enrollment(snapshot, secret.as_ref(), self.policy.totp).await?;
+        Ok(started)
+    }
+
+    /// A fresh TOTP secret (160 bits from the OS CSPRNG) and how to show it to
+    /// `account`'s user.
+    pub(super) fn new_secret(
+        &self,
+        account: &Account,
+    ) -> Result<(zeroize::Zeroizing<[u8; SECRET_BYTES]>, EnrollmentStarted)> {
         let secret = zeroize::Zeroizing::new(random::bytes::<SECRET_BYTES>()?);
         let params = self.policy.totp;
-        let uri = otpauth_uri(&self.policy.issuer, &snapshot.record.username, secret.as_ref(), &params)?;
-        self.store_enrollment(snapshot, secret.as_ref(), params).await?;
-        Ok(EnrollmentStarted {
-            uri,
-            secret_base32: SecretString::new(data_encoding::BASE32_NOPAD.encode(secret.as_ref())),
-            params,
-        })
+        let uri = otpauth_uri(&self.policy.issuer, &account.username, secret.as_ref(), &params)?;
+        let secret_base32 = SecretString::new(data_encoding::BASE32_NOPAD.encode(secret.as_ref()));
+        Ok((secret, EnrollmentStarted { uri, secret_base32, params }))
     }
 
     /// Starts an enrollment with a secret provisioned elsewhere (migrating from another
@@ -196,11 +204,16 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
     /// starting and importing an enrollment).
     async fn store_enrollment(&self, snapshot: Versioned<Account>, secret: &[u8], params: TotpParams) -> Result<()> {
         let id = snapshot.record.id;
-        let sealed = self.keys.seal(id, secret)?;
         let now = self.clock.now();
-        let t =
-            self.update(snapshot, |fresh| Ok(manage::start_enrollment(fresh, sealed.clone(), params, now)?)).await?;
-        self.dispatch(id, t.effects).await;
+        let enrolling = Enrolling {
+            id: random::bytes::<8>()?,
+            name: DEFAULT_AUTHENTICATOR_NAME.to_owned(),
+            secret: self.keys.seal(id, secret)?,
+            params,
+            started_at: now,
+        };
+        let t = self.update(snapshot, |fresh| Ok(manage::start_enrollment(fresh, enrolling.clone(), now)?)).await?;
+        self.dispatch(&t.effects);
         Ok(())
     }
 
@@ -216,15 +229,8 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
         let TwoFactor::Enrolling(enrolling) = &snapshot.record.two_factor else {
             return Err(Refusal::NoEnrollment.into());
         };
-        let code = TotpCode::parse(code, enrolling.params.digits)?;
-        let (secret, _) = self.keys.unseal(id, &enrolling.secret)?;
-        let key = TotpKey::new(enrolling.params.algorithm, &secret);
         let now = self.clock.now();
-        // A step accepted before a reset stays used: a captured code does not confirm.
-        let retired = snapshot.record.retired_totp_step;
-        let TotpVerification::Accepted { step } =
-            verify(&key, &enrolling.params, self.policy.window, &code, now.0, (retired > 0).then_some(retired))
-        else {
+        let Some((step, secret)) = self.confirming_step(&snapshot.record, enrolling, code, now)? else {
             return Ok(ConfirmOutcome::WrongCode);
         };
         let sealed = enrolling.secret.clone();
@@ -240,14 +246,37 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
                 Ok(manage::confirm_enrollment(fresh, expected, step, codes.clone(), now)?)
             })
             .await?;
-        let deliveries = self.dispatch(id, t.effects).await;
+        self.dispatch(&t.effects);
         Ok(ConfirmOutcome::Confirmed {
-            backup_code_delivery: code_delivery(&deliveries).unwrap_or(Delivery::Failed("not sent".to_owned())),
+            backup_code_delivery: code_delivery(&t.effects).ok_or(InternalError::MailNotQueued)?,
+        })
+    }
+
+    /// The time step `code` matches for the authenticator being enrolled (or added),
+    /// with its opened secret; `None` for a wrong code. A step accepted before a reset
+    /// (or from a removed authenticator) stays used: a captured code does not confirm.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a malformed code; the secret cannot be opened.
+    pub(super) fn confirming_step(
+        &self,
+        account: &Account,
+        enrolling: &Enrolling,
+        code: &str,
+        now: crate::clock::Timestamp,
+    ) -> Result<Option<(u64, zeroize::Zeroizing<Vec<u8>>)>> {
+        let code = TotpCode::parse(code, enrolling.params.digits)?;
+        let (secret, _) = self.keys.unseal(account.id, &enrolling.secret)?;
+        let key = TotpKey::new(enrolling.params.algorithm, &secret);
+        let retired = account.retired_totp_step;
+        Ok(match verify(&key, &enrolling.params, self.policy.window, &code, now.0, (retired > 0).then_some(retired)) {
+            TotpVerification::Accepted { step } => Some((step, secret)),
+            _ => None,
         })
     }
 
     /// Whether `sealed` opens to `secret` (compared in constant time).
-    fn holds(&self, id: UserId, sealed: &crate::account::SealedSecret, secret: &[u8]) -> bool {
+    pub(super) fn holds(&self, id: UserId, sealed: &crate::account::SealedSecret, secret: &[u8]) -> bool {
         use subtle::ConstantTimeEq;
         self.keys.unseal(id, sealed).is_ok_and(|(plain, _)| bool::from(plain.as_slice().ct_eq(secret)))
     }
@@ -263,8 +292,8 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
         let now = self.clock.now();
         let codes = self.new_backup_codes(now).await?;
         let t = self.update(snapshot, |fresh| Ok(manage::reissue(fresh, codes.clone(), now)?)).await?;
-        let deliveries = self.dispatch(id, t.effects).await;
-        Ok(code_delivery(&deliveries).unwrap_or(Delivery::Failed("not sent".to_owned())))
+        self.dispatch(&t.effects);
+        Ok(code_delivery(&t.effects).ok_or(InternalError::MailNotQueued)?)
     }
 
     async fn new_backup_codes(
@@ -303,8 +332,8 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
         let now = self.clock.now();
         let stamp = random::u64()?;
         let t = self.update(snapshot, |fresh| Ok(manage::reset(fresh, &actor_rec, identity_check, stamp, now))).await?;
-        let deliveries = self.dispatch(target, t.effects).await;
-        Ok(ResetOutcome::Reset { notice_delivery: delivery_of(&deliveries, MessageKind::TwoFactorReset) })
+        self.dispatch(&t.effects);
+        Ok(ResetOutcome::Reset { notice_delivery: delivery_of(&t.effects, MessageKind::TwoFactorReset)? })
     }
 
     /// Sets the user's password, the first one too (for a user of the application's
@@ -324,7 +353,7 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
         let now = self.clock.now();
         let stamp = random::u64()?;
         let t = self.update(snapshot, |fresh| Ok(manage::change_password(fresh, phc.clone(), stamp, now))).await?;
-        self.dispatch(id, t.effects).await;
+        self.dispatch(&t.effects);
         Ok(())
     }
 
@@ -366,7 +395,7 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
         let snapshot = self.load(id).await?;
         let now = self.clock.now();
         let t = self.update(snapshot, |fresh| Ok(manage::import_password(fresh, hash.to_owned(), now)?)).await?;
-        self.dispatch(id, t.effects).await;
+        self.dispatch(&t.effects);
         Ok(())
     }
 
@@ -402,7 +431,7 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
         let now = self.clock.now();
         let t = self.update(snapshot, |fresh| Ok(manage::revoke_location(fresh, &loc, now))).await?;
         let existed = t.outcome;
-        self.dispatch(id, t.effects).await;
+        self.dispatch(&t.effects);
         Ok(existed)
     }
 }

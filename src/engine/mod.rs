@@ -1,13 +1,17 @@
 //! The async engine: a thin driver that reads the record, asks the pure core what to
-//! do, writes by compare-and-swap, then sends mail and records events.
+//! do, writes by compare-and-swap (the mail the change causes queued in the same
+//! write), then records events. Mail goes out from the delivery worker
+//! ([`delivery`]).
 
 mod admission;
+mod delivery;
+mod factor;
 mod keys;
 mod login;
 mod lookup;
 mod manage;
 mod name_gate;
-mod notices;
+mod self_service;
 
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -19,7 +23,7 @@ use crate::document;
 use crate::error::{Error, InternalError, Result};
 use crate::events::{Event, EventKind, EventSink, NoopSink};
 use crate::keys::KeyRing;
-use crate::mail::{Delivery, Mailer, Message, MessageKind};
+use crate::mail::Mailer;
 use crate::offload::Offload;
 use crate::password;
 use crate::policy::Policy;
@@ -51,9 +55,7 @@ const MAX_SWAP_ATTEMPTS: usize = 256;
 /// ```
 pub struct Engine<S, M, C = SystemClock> {
     store: S,
-    mailer: Arc<M>,
-    /// The same mailer, type-erased and owned, for notices sent without waiting.
-    notice_mailer: Arc<dyn notices::OwnedMailer>,
+    mailer: M,
     clock: C,
     keys: KeyRing,
     policy: Policy,
@@ -63,6 +65,9 @@ pub struct Engine<S, M, C = SystemClock> {
     admission: admission::Admission,
     name_gate: name_gate::NameGate,
     dummy_hash: String,
+    /// Wakes the [`DeliveryWorker`](crate::DeliveryWorker) when a write queued mail.
+    #[cfg(feature = "tokio")]
+    mail_queued: Arc<tokio::sync::Notify>,
 }
 
 impl<S, M, C> fmt::Debug for Engine<S, M, C> {
@@ -187,7 +192,7 @@ impl<S: UserStore, M: Mailer, C: Clock> EngineBuilder<S, M, C> {
     }
 }
 
-impl<S: UserStore, M: Mailer + 'static, C: Clock> EngineBuilder<S, M, C> {
+impl<S: UserStore, M: Mailer, C: Clock> EngineBuilder<S, M, C> {
     /// Builds the engine. This hashes one random password with the policy's
     /// parameters, so that logins for unknown users cost the same as wrong passwords.
     ///
@@ -218,11 +223,9 @@ impl<S: UserStore, M: Mailer + 'static, C: Clock> EngineBuilder<S, M, C> {
             );
             self.events.record(&Event { at: self.clock.now(), account: None, kind });
         }
-        let mailer = Arc::new(self.mailer);
         Ok(Engine {
             store: self.store,
-            notice_mailer: Arc::new(Arc::clone(&mailer)),
-            mailer,
+            mailer: self.mailer,
             clock: self.clock,
             keys: self.keys,
             policy: self.policy,
@@ -235,6 +238,8 @@ impl<S: UserStore, M: Mailer + 'static, C: Clock> EngineBuilder<S, M, C> {
             ),
             name_gate: name_gate::NameGate::default(),
             dummy_hash,
+            #[cfg(feature = "tokio")]
+            mail_queued: Arc::new(tokio::sync::Notify::new()),
         })
     }
 }
@@ -301,14 +306,19 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
     }
 
     /// Applies `f` to the freshest record until its write wins the compare-and-swap.
-    /// `f` must be cheap and pure: it runs again after every lost race.
+    /// `f` must be cheap and pure: it runs again after every lost race. The mail the
+    /// transition causes is queued in the same write ([`crate::outbox`]).
     async fn update<T>(
         &self,
         mut current: Versioned<Account>,
         mut f: impl FnMut(&Account) -> Result<Transition<T>>,
     ) -> Result<Transition<T>> {
         for _ in 0..MAX_SWAP_ATTEMPTS {
-            let transition = f(&current.record)?;
+            let mut transition = f(&current.record)?;
+            if !transition.effects.mails.is_empty() {
+                let next = transition.next.get_or_insert_with(|| current.record.clone());
+                transition.effects.queued = self.enqueue(next, &transition.effects.mails)?;
+            }
             let Some(next) = &transition.next else {
                 return Ok(transition);
             };
@@ -320,50 +330,28 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
         Err(Error::Contention)
     }
 
-    /// Records the events, then sends the mail (after the write has committed) and
-    /// waits for each delivery. Returns each message's delivery, in order.
-    async fn dispatch(&self, account: UserId, effects: Effects) -> Vec<(Message, Delivery)> {
-        self.record_all(&effects.events);
-        let mut deliveries = Vec::with_capacity(effects.mails.len());
-        for message in effects.mails {
-            let delivery = notices::deliver(&*self.mailer, &*self.events, account, self.clock.now(), &message).await;
-            deliveries.push((message, delivery));
-        }
-        deliveries
-    }
-
-    /// Records the events, then sends the mail that a failed attempt triggers without
-    /// making the request wait for it (see [`notices`]).
-    async fn dispatch_notices(&self, account: UserId, effects: Effects) {
-        self.record_all(&effects.events);
-        for message in effects.mails {
-            let (mailer, events) = (Arc::clone(&self.notice_mailer), Arc::clone(&self.events));
-            notices::send_detached(mailer, events, account, self.clock.now(), message).await;
-        }
-    }
-
-    fn record_all(&self, events: &[Event]) {
-        for event in events {
+    /// After a committed write: records its events and, when it queued mail, wakes the
+    /// delivery worker. Nothing here waits on mail.
+    fn dispatch(&self, effects: &Effects) {
+        for event in &effects.events {
             self.events.record(event);
         }
+        #[cfg(feature = "tokio")]
+        if !effects.queued.is_empty() {
+            self.mail_queued.notify_one();
+        }
+    }
+
+    /// Resolves when a write has queued mail since the last call (a wake-up that
+    /// finds no waiter is kept for the next).
+    #[cfg(feature = "tokio")]
+    pub(crate) async fn mail_queued(&self) {
+        self.mail_queued.notified().await;
     }
 
     fn record(&self, account: Option<UserId>, kind: EventKind) {
         self.events.record(&Event { at: self.clock.now(), account, kind });
     }
-}
-
-/// The delivery of the first message that carries a backup code.
-fn code_delivery(deliveries: &[(Message, Delivery)]) -> Option<Delivery> {
-    deliveries.iter().find(|(m, _)| m.carries_code()).map(|(_, d)| d.clone())
-}
-
-/// The delivery of the first message of a kind.
-fn delivery_of(deliveries: &[(Message, Delivery)], kind: MessageKind) -> Delivery {
-    deliveries
-        .iter()
-        .find(|(m, _)| m.kind() == kind)
-        .map_or(Delivery::Failed("not sent".to_owned()), |(_, d)| d.clone())
 }
 
 #[cfg(test)]

@@ -51,6 +51,24 @@ enum Mirror {
     PasswordImported,
     #[serde(rename = "mail.failed")]
     MailFailed { kind: MessageKind },
+    #[serde(rename = "mail.delivered")]
+    MailDelivered { kind: MessageKind },
+    #[serde(rename = "mail.gave_up")]
+    MailGaveUp { kind: MessageKind, attempts: u32 },
+    #[serde(rename = "authenticator.added")]
+    AuthenticatorAdded { authenticator: String },
+    #[serde(rename = "authenticator.removed")]
+    AuthenticatorRemoved { authenticator: String },
+    #[serde(rename = "two_factor.disabled")]
+    TwoFactorDisabled,
+    #[serde(rename = "second_factor.verified")]
+    SecondFactorVerified { factor: Factor },
+    #[serde(rename = "throttle.unlocked")]
+    Unlocked { by: UserId, by_role: Role, reason: String },
+    #[serde(rename = "throttle.unlock_denied")]
+    UnlockDenied { by: UserId },
+    #[serde(rename = "user.forgotten")]
+    UserForgotten,
     #[serde(rename = "hashing.unoptimized")]
     HashingUnoptimized { millis: u64 },
 }
@@ -139,6 +157,15 @@ impl<'de> Deserialize<'de> for EventKind {
             Mirror::PasswordImported => EventKind::PasswordImported,
             Mirror::HashingUnoptimized { millis } => EventKind::HashingUnoptimized { millis },
             Mirror::MailFailed { kind } => EventKind::MailFailed { kind },
+            Mirror::MailDelivered { kind } => EventKind::MailDelivered { kind },
+            Mirror::MailGaveUp { kind, attempts } => EventKind::MailGaveUp { kind, attempts },
+            Mirror::AuthenticatorAdded { authenticator } => EventKind::AuthenticatorAdded { authenticator },
+            Mirror::AuthenticatorRemoved { authenticator } => EventKind::AuthenticatorRemoved { authenticator },
+            Mirror::TwoFactorDisabled => EventKind::TwoFactorDisabled,
+            Mirror::SecondFactorVerified { factor } => EventKind::SecondFactorVerified { factor },
+            Mirror::Unlocked { by, by_role, reason } => EventKind::Unlocked { by, by_role, reason },
+            Mirror::UnlockDenied { by } => EventKind::UnlockDenied { by },
+            Mirror::UserForgotten => EventKind::UserForgotten,
         })
     }
 }

@@ -230,13 +230,74 @@ pub enum EventKind {
     /// next right password replaces it with Argon2id.
     #[cfg_attr(feature = "serde", serde(rename = "password.imported"))]
     PasswordImported,
-    /// A message that mattered could not be mailed.
+    /// A try to send a queued message failed (it is retried, or given up after its
+    /// last try: [`EventKind::MailGaveUp`]).
     #[cfg_attr(feature = "serde", serde(rename = "mail.failed"))]
     MailFailed {
         /// The message kind ([`Message::kind`](crate::mail::Message::kind)); it
         /// serializes as its stable name ([`MessageKind::as_str`]).
         kind: MessageKind,
     },
+    /// A queued message was handed to the mail transport
+    /// ([`Engine::deliver_due`](crate::Engine::deliver_due)).
+    #[cfg_attr(feature = "serde", serde(rename = "mail.delivered"))]
+    MailDelivered {
+        /// The message kind.
+        kind: MessageKind,
+    },
+    /// A queued message failed its last try and was given up (a backup code in it is
+    /// erased; the user needs a reissue).
+    #[cfg_attr(feature = "serde", serde(rename = "mail.gave_up"))]
+    MailGaveUp {
+        /// The message kind.
+        kind: MessageKind,
+        /// How many tries failed.
+        attempts: u32,
+    },
+    /// The user added an authenticator (its confirming code was right).
+    #[cfg_attr(feature = "serde", serde(rename = "authenticator.added"))]
+    AuthenticatorAdded {
+        /// Its public id (16 hex digits).
+        authenticator: String,
+    },
+    /// The user removed an authenticator.
+    #[cfg_attr(feature = "serde", serde(rename = "authenticator.removed"))]
+    AuthenticatorRemoved {
+        /// Its public id (16 hex digits).
+        authenticator: String,
+    },
+    /// The user turned two-factor authentication off.
+    #[cfg_attr(feature = "serde", serde(rename = "two_factor.disabled"))]
+    TwoFactorDisabled,
+    /// A signed-in user proved a fresh second factor
+    /// ([`Engine::step_up`](crate::Engine::step_up), or before turning 2FA off or
+    /// removing an authenticator).
+    #[cfg_attr(feature = "serde", serde(rename = "second_factor.verified"))]
+    SecondFactorVerified {
+        /// Which factor.
+        factor: Factor,
+    },
+    /// An administrator (or support) lifted the account's throttle or second-factor
+    /// lock.
+    #[cfg_attr(feature = "serde", serde(rename = "throttle.unlocked"))]
+    Unlocked {
+        /// The actor.
+        by: UserId,
+        /// The actor's role.
+        by_role: Role,
+        /// Why (free text from the actor).
+        reason: String,
+    },
+    /// An unlock was refused by the role rules.
+    #[cfg_attr(feature = "serde", serde(rename = "throttle.unlock_denied"))]
+    UnlockDenied {
+        /// The actor.
+        by: UserId,
+    },
+    /// Everything the crate held for the user was removed
+    /// ([`Engine::forget_user`](crate::Engine::forget_user)).
+    #[cfg_attr(feature = "serde", serde(rename = "user.forgotten"))]
+    UserForgotten,
     /// Recorded once, when the engine is built: a debug build hashed far slower than
     /// Argon2 runs optimized (over 2 µs per KiB and pass, where optimized code takes
     /// well under 1 µs), so Argon2 was probably compiled without optimizations and
@@ -272,6 +333,15 @@ impl EventKind {
             EventKind::PasswordChanged => "password.changed",
             EventKind::PasswordImported => "password.imported",
             EventKind::MailFailed { .. } => "mail.failed",
+            EventKind::MailDelivered { .. } => "mail.delivered",
+            EventKind::MailGaveUp { .. } => "mail.gave_up",
+            EventKind::AuthenticatorAdded { .. } => "authenticator.added",
+            EventKind::AuthenticatorRemoved { .. } => "authenticator.removed",
+            EventKind::TwoFactorDisabled => "two_factor.disabled",
+            EventKind::SecondFactorVerified { .. } => "second_factor.verified",
+            EventKind::Unlocked { .. } => "throttle.unlocked",
+            EventKind::UnlockDenied { .. } => "throttle.unlock_denied",
+            EventKind::UserForgotten => "user.forgotten",
             EventKind::HashingUnoptimized { .. } => "hashing.unoptimized",
         }
     }

@@ -33,6 +33,15 @@ fn every_kind() -> Vec<EventKind> {
         EventKind::PasswordChanged,
         EventKind::PasswordImported,
         EventKind::MailFailed { kind: MessageKind::TwoFactorReset },
+        EventKind::MailDelivered { kind: MessageKind::BackupCodeRotated },
+        EventKind::MailGaveUp { kind: MessageKind::Throttled, attempts: 10 },
+        EventKind::AuthenticatorAdded { authenticator: "0102030405060708".to_owned() },
+        EventKind::AuthenticatorRemoved { authenticator: "0102030405060708".to_owned() },
+        EventKind::TwoFactorDisabled,
+        EventKind::SecondFactorVerified { factor: Factor::BackupCode },
+        EventKind::Unlocked { by: UserId::from(3_u64), by_role: Role::Support, reason: "called back".to_owned() },
+        EventKind::UnlockDenied { by: UserId::from(3_u64) },
+        EventKind::UserForgotten,
         EventKind::HashingUnoptimized { millis: 900 },
     ];
     for kind in &all {
@@ -56,6 +65,15 @@ fn every_kind() -> Vec<EventKind> {
             | EventKind::PasswordChanged
             | EventKind::PasswordImported
             | EventKind::MailFailed { .. }
+            | EventKind::MailDelivered { .. }
+            | EventKind::MailGaveUp { .. }
+            | EventKind::AuthenticatorAdded { .. }
+            | EventKind::AuthenticatorRemoved { .. }
+            | EventKind::TwoFactorDisabled
+            | EventKind::SecondFactorVerified { .. }
+            | EventKind::Unlocked { .. }
+            | EventKind::UnlockDenied { .. }
+            | EventKind::UserForgotten
             | EventKind::HashingUnoptimized { .. } => {}
         }
     }
@@ -66,7 +84,7 @@ fn every_kind() -> Vec<EventKind> {
 fn tag_is_the_stable_name_for_every_variant() {
     let all = every_kind();
     let names: std::collections::HashSet<_> = all.iter().map(EventKind::name).collect();
-    assert_eq!(names.len(), 20, "every variant");
+    assert_eq!(names.len(), 29, "every variant");
     for kind in all {
         let json = serde_json::to_value(&kind).unwrap();
         assert_eq!(json["event"], kind.name(), "{json}");
@@ -84,7 +102,11 @@ fn every_message_kind_deserializes() {
         Message::TwoFactorReset { to: to.clone(), by: "b".into(), by_role: Role::Admin, at: Timestamp(0) },
         Message::Throttled { to: to.clone(), until: Timestamp(0) },
         Message::SecondFactorLocked { to: to.clone(), at: Timestamp(0) },
-        Message::NewLocation { to, location: "x".into(), at: Timestamp(0) },
+        Message::NewLocation { to: to.clone(), location: "x".into(), at: Timestamp(0) },
+        Message::AuthenticatorAdded { to: to.clone(), name: "x".into(), at: Timestamp(0) },
+        Message::AuthenticatorRemoved { to: to.clone(), name: "x".into(), at: Timestamp(0) },
+        Message::TwoFactorDisabled { to: to.clone(), at: Timestamp(0) },
+        Message::Unlocked { to, by: "b".into(), by_role: Role::Admin, at: Timestamp(0) },
     ];
     for m in &messages {
         // Listing every variant (and reason): a new one fails to compile here.
@@ -93,7 +115,11 @@ fn every_message_kind_deserializes() {
             | Message::TwoFactorReset { .. }
             | Message::Throttled { .. }
             | Message::SecondFactorLocked { .. }
-            | Message::NewLocation { .. } => {}
+            | Message::NewLocation { .. }
+            | Message::AuthenticatorAdded { .. }
+            | Message::AuthenticatorRemoved { .. }
+            | Message::TwoFactorDisabled { .. }
+            | Message::Unlocked { .. } => {}
         }
     }
     let kinds: std::collections::BTreeSet<MessageKind> = messages.iter().map(Message::kind).collect();

@@ -23,6 +23,7 @@ use std::sync::Arc;
 
 use crate::error::MailError;
 use crate::mail::{Mailer, Message};
+use crate::outbox::MailId;
 
 /// The future a [`BoxMailer`] returns.
 type SendFuture<'a> = Pin<Box<dyn Future<Output = Result<(), MailError>> + Send + 'a>>;
@@ -30,12 +31,12 @@ type SendFuture<'a> = Pin<Box<dyn Future<Output = Result<(), MailError>> + Send 
 /// The object-safe twin of [`Mailer`], implemented for every mailer.
 trait DynMailer: Send + Sync {
     /// [`Mailer::send`], with the future boxed.
-    fn send_boxed<'a>(&'a self, message: &'a Message) -> SendFuture<'a>;
+    fn send_boxed<'a>(&'a self, id: MailId, message: &'a Message) -> SendFuture<'a>;
 }
 
 impl<M: Mailer> DynMailer for M {
-    fn send_boxed<'a>(&'a self, message: &'a Message) -> SendFuture<'a> {
-        Box::pin(self.send(message))
+    fn send_boxed<'a>(&'a self, id: MailId, message: &'a Message) -> SendFuture<'a> {
+        Box::pin(self.send(id, message))
     }
 }
 
@@ -93,8 +94,8 @@ impl fmt::Debug for BoxMailer {
 impl Mailer for BoxMailer {
     // An `async fn` rather than returning the boxed future: that future joins both
     // borrows into one lifetime, which the trait's signature cannot name.
-    async fn send(&self, message: &Message) -> Result<(), MailError> {
-        self.inner.send_boxed(message).await
+    async fn send(&self, id: MailId, message: &Message) -> Result<(), MailError> {
+        self.inner.send_boxed(id, message).await
     }
 }
 
@@ -134,10 +135,10 @@ pub enum Either<L, R> {
 }
 
 impl<L: Mailer, R: Mailer> Mailer for Either<L, R> {
-    async fn send(&self, message: &Message) -> Result<(), MailError> {
+    async fn send(&self, id: MailId, message: &Message) -> Result<(), MailError> {
         match self {
-            Either::Left(left) => left.send(message).await,
-            Either::Right(right) => right.send(message).await,
+            Either::Left(left) => left.send(id, message).await,
+            Either::Right(right) => right.send(id, message).await,
         }
     }
 }

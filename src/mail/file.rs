@@ -19,8 +19,9 @@ use lettre::message::Mailbox;
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::error::MailError;
-use crate::mail::render::compose;
+use crate::mail::render::{compose, message_id};
 use crate::mail::{DefaultRenderer, Mailer, Message, MessageKind, Renderer};
+use crate::outbox::MailId;
 
 /// The default `From:` address.
 const DEFAULT_FROM: &str = "no-reply@localhost";
@@ -114,11 +115,11 @@ impl<R: Renderer> FileOutbox<R> {
 }
 
 impl<R: Renderer> Mailer for FileOutbox<R> {
-    async fn send(&self, message: &Message) -> Result<(), MailError> {
+    async fn send(&self, id: MailId, message: &Message) -> Result<(), MailError> {
         let mut rendered = self.renderer.render(message);
         let stamp = Stamp::next();
         let date = UNIX_EPOCH + Duration::from_nanos(stamp.unix_nanos);
-        let built = compose(&self.from, message.recipient(), &rendered, Some(stamp.message_id(&self.from)), date);
+        let built = compose(&self.from, message.recipient(), &rendered, Some(message_id(id, &self.from)), date);
         // The bodies hold the backup code: wipe our copies (lettre's own are beyond reach).
         rendered.text.zeroize();
         rendered.html.zeroize();
@@ -173,10 +174,6 @@ impl Stamp {
     fn file_name(&self, kind: MessageKind) -> String {
         format!("{:020}-{:010}-{:06}-{kind}.eml", self.unix_nanos, self.pid, self.seq)
     }
-
-    fn message_id(&self, from: &Mailbox) -> String {
-        format!("<{}.{}.{}@{}>", self.unix_nanos, self.pid, self.seq, from.email.domain())
-    }
 }
 
 #[cfg(test)]
@@ -189,6 +186,7 @@ mod tests {
     use crate::secret::SecretString;
 
     const CODE: &str = "K7QX-M2PD-9WRT-H4NB";
+    const ID: MailId = MailId([0xab; 16]);
 
     fn to(email: &str) -> Recipient {
         Recipient { username: "alice".to_owned(), email: email.to_owned() }
@@ -266,7 +264,7 @@ mod tests {
     async fn writes_an_rfc5322_mail_with_the_code_on_its_own_line() {
         let dir = tempfile::tempdir().unwrap();
         let outbox = FileOutbox::new(dir.path().join("out")).unwrap();
-        outbox.send(&code_mail("alice@example.test")).await.unwrap();
+        outbox.send(ID, &code_mail("alice@example.test")).await.unwrap();
         let all = mails(outbox.dir());
         assert_eq!(all.len(), 1);
         let (name, mail) = &all[0];
@@ -280,7 +278,8 @@ mod tests {
         // The default templates have an HTML alternative: the mail is multipart/alternative.
         let content_type = header(mail, "Content-Type").unwrap();
         assert!(content_type.starts_with("multipart/alternative;"), "{content_type}");
-        assert!(header(mail, "Message-ID").unwrap().ends_with("@localhost>"));
+        // The queued message's id: the same on every try of the message.
+        assert_eq!(header(mail, "Message-ID"), Some("<abababababababababababababababab@localhost>"));
         let date = header(mail, "Date").unwrap();
         assert!(date.ends_with(" +0000") && date.len() == "Fri, 27 Nov 2026 19:18:48 +0000".len(), "{date}");
         // Every line ends in CRLF; no bare LF or CR anywhere; no line over 78 characters.
@@ -301,7 +300,7 @@ mod tests {
         }
         let dir = tempfile::tempdir().unwrap();
         let outbox = FileOutbox::new(dir.path()).unwrap().with_renderer(Plain);
-        outbox.send(&code_mail("alice@example.test")).await.unwrap();
+        outbox.send(ID, &code_mail("alice@example.test")).await.unwrap();
         let (_, mail) = mails(dir.path()).pop().unwrap();
         assert_eq!(header(&mail, "Content-Type"), Some("text/plain; charset=utf-8"));
         assert_eq!(header(&mail, "Content-Transfer-Encoding"), Some("quoted-printable"));
@@ -324,7 +323,7 @@ mod tests {
         }
         let dir = tempfile::tempdir().unwrap();
         let outbox = FileOutbox::new(dir.path()).unwrap().with_renderer(Long);
-        outbox.send(&code_mail("alice@example.test")).await.unwrap();
+        outbox.send(ID, &code_mail("alice@example.test")).await.unwrap();
         let (_, mail) = mails(dir.path()).pop().unwrap();
         assert!(mail.split("\r\n").all(|l| l.len() <= 78), "{mail}");
         let (encoding, text) = part(&mail, "text/plain");
@@ -344,7 +343,7 @@ mod tests {
         for kind in kinds {
             let m = if kind == reset { reset_mail() } else { code_mail("alice@example.test") };
             assert_eq!(m.kind(), kind);
-            outbox.send(&m).await.unwrap();
+            outbox.send(ID, &m).await.unwrap();
         }
         let sent: Vec<String> = mails(dir.path()).into_iter().map(|(n, _)| n).collect();
         let sent_kinds: Vec<&str> =
@@ -360,7 +359,7 @@ mod tests {
         let tasks: Vec<_> = (0..32)
             .map(|_| {
                 let outbox = outbox.clone();
-                tokio::spawn(async move { outbox.send(&reset_mail()).await })
+                tokio::spawn(async move { outbox.send(ID, &reset_mail()).await })
             })
             .collect();
         for t in tasks {
@@ -374,7 +373,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let outbox = FileOutbox::new(dir.path()).unwrap();
         for email in ["alice@example.test\r\nBcc: eve@evil.test", "alice@example.test\nBcc: eve@evil.test"] {
-            let err = outbox.send(&code_mail(email)).await.unwrap_err();
+            let err = outbox.send(ID, &code_mail(email)).await.unwrap_err();
             assert!(matches!(err, MailError::Build(_)), "{err:?}");
         }
         let err = FileOutbox::new(dir.path()).unwrap().with_from("a@b.test\rBcc: eve@evil.test").unwrap_err();
@@ -385,7 +384,7 @@ mod tests {
                 Rendered { subject: "hi\r\nBcc: eve@evil.test".to_owned(), text: "x".to_owned(), html: None }
             }
         }
-        let err = outbox.with_renderer(Injecting).send(&reset_mail()).await.unwrap_err();
+        let err = outbox.with_renderer(Injecting).send(ID, &reset_mail()).await.unwrap_err();
         assert!(matches!(err, MailError::Build(_)));
         assert!(mails(dir.path()).is_empty());
     }
@@ -408,7 +407,7 @@ mod tests {
             .with_from("Example Co <security@example.test>")
             .unwrap()
             .with_renderer(Fancy);
-        outbox.send(&reset_mail()).await.unwrap();
+        outbox.send(ID, &reset_mail()).await.unwrap();
         let (_, mail) = mails(dir.path()).pop().unwrap();
         assert_eq!(header(&mail, "From"), Some("\"Example Co\" <security@example.test>"));
         assert!(header(&mail, "Message-ID").unwrap().ends_with("@example.test>"));
@@ -440,7 +439,7 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let outbox = FileOutbox::new(dir.path().join("new")).unwrap();
-        outbox.send(&code_mail("alice@example.test")).await.unwrap();
+        outbox.send(ID, &code_mail("alice@example.test")).await.unwrap();
         assert_eq!(fs::metadata(outbox.dir()).unwrap().permissions().mode() & 0o777, 0o700);
         let (name, _) = mails(outbox.dir()).pop().unwrap();
         assert_eq!(fs::metadata(outbox.dir().join(name)).unwrap().permissions().mode() & 0o777, 0o600);

@@ -4,10 +4,13 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::error::MailError;
 use crate::mail::{DefaultRenderer, Mailer, Message, Rendered, Renderer};
+use crate::outbox::MailId;
 
 /// One message in a [`MemoryMailer`]'s outbox.
 #[derive(Debug, Clone)]
 pub struct SentMail {
+    /// The message's id (the same on every try of one queued message).
+    pub id: MailId,
     /// The typed message (codes redacted in `Debug`).
     pub message: Message,
     /// How the default templates render it.
@@ -83,14 +86,14 @@ impl MemoryMailer {
 }
 
 impl Mailer for MemoryMailer {
-    async fn send(&self, message: &Message) -> Result<(), MailError> {
+    async fn send(&self, id: MailId, message: &Message) -> Result<(), MailError> {
         let mut inner = self.lock();
         if inner.fail_next > 0 {
             inner.fail_next -= 1;
             return Err(MailError::Unavailable("simulated outage".to_owned()));
         }
         let rendered = self.renderer.render(message);
-        inner.outbox.push(SentMail { message: message.clone(), rendered });
+        inner.outbox.push(SentMail { id, message: message.clone(), rendered });
         Ok(())
     }
 }

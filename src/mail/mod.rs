@@ -2,9 +2,11 @@
 //! delivers them, and the default templates ([`DefaultRenderer`]).
 //!
 //! Mail is part of the security path: the backup code lives in the user's mailbox.
-//! The engine always commits the account change first and sends afterwards, so a
-//! failed send never leaves an old code valid or a new code unstored; it reports the
-//! failure ([`Delivery::Failed`]) and a logged-in user can ask for a fresh code.
+//! The engine writes each message into the user's document by the same
+//! compare-and-swap as the change that causes it, and a worker delivers it from there
+//! (the transactional outbox: see [`Engine::deliver_due`](crate::Engine::deliver_due)),
+//! so a crash or a mail outage never leaves an old code valid, a new code unstored, or
+//! a new code unmailed.
 
 mod boxed;
 pub mod file;
@@ -28,6 +30,7 @@ pub use templates::escape::html_escape;
 use crate::account::Role;
 use crate::clock::Timestamp;
 use crate::error::MailError;
+use crate::outbox::MailId;
 use crate::secret::SecretString;
 
 /// Who a message goes to.
@@ -102,6 +105,42 @@ pub enum Message {
         /// When.
         at: Timestamp,
     },
+    /// The user added an authenticator.
+    AuthenticatorAdded {
+        /// The account.
+        to: Recipient,
+        /// The name the user gave it.
+        name: String,
+        /// When.
+        at: Timestamp,
+    },
+    /// The user removed an authenticator.
+    AuthenticatorRemoved {
+        /// The account.
+        to: Recipient,
+        /// Its name.
+        name: String,
+        /// When.
+        at: Timestamp,
+    },
+    /// The user turned two-factor authentication off.
+    TwoFactorDisabled {
+        /// The account.
+        to: Recipient,
+        /// When.
+        at: Timestamp,
+    },
+    /// An administrator (or support) lifted a throttle or the second-factor lock.
+    Unlocked {
+        /// The account.
+        to: Recipient,
+        /// The actor's username.
+        by: String,
+        /// The actor's role.
+        by_role: Role,
+        /// When.
+        at: Timestamp,
+    },
 }
 
 impl Message {
@@ -112,7 +151,11 @@ impl Message {
             | Message::TwoFactorReset { to, .. }
             | Message::Throttled { to, .. }
             | Message::SecondFactorLocked { to, .. }
-            | Message::NewLocation { to, .. } => to,
+            | Message::NewLocation { to, .. }
+            | Message::AuthenticatorAdded { to, .. }
+            | Message::AuthenticatorRemoved { to, .. }
+            | Message::TwoFactorDisabled { to, .. }
+            | Message::Unlocked { to, .. } => to,
         }
     }
 
@@ -127,12 +170,16 @@ impl Message {
             Message::Throttled { .. } => MessageKind::Throttled,
             Message::SecondFactorLocked { .. } => MessageKind::SecondFactorLocked,
             Message::NewLocation { .. } => MessageKind::NewLocation,
+            Message::AuthenticatorAdded { .. } => MessageKind::AuthenticatorAdded,
+            Message::AuthenticatorRemoved { .. } => MessageKind::AuthenticatorRemoved,
+            Message::TwoFactorDisabled { .. } => MessageKind::TwoFactorDisabled,
+            Message::Unlocked { .. } => MessageKind::Unlocked,
         }
     }
 
     /// Whether the message carries a backup code.
     pub fn carries_code(&self) -> bool {
-        matches!(self, Message::BackupCode { .. })
+        self.kind().carries_code()
     }
 }
 
@@ -167,6 +214,18 @@ pub enum MessageKind {
     /// [`Message::NewLocation`]: `new_location`.
     #[cfg_attr(feature = "serde", serde(rename = "new_location"))]
     NewLocation,
+    /// [`Message::AuthenticatorAdded`]: `authenticator.added`.
+    #[cfg_attr(feature = "serde", serde(rename = "authenticator.added"))]
+    AuthenticatorAdded,
+    /// [`Message::AuthenticatorRemoved`]: `authenticator.removed`.
+    #[cfg_attr(feature = "serde", serde(rename = "authenticator.removed"))]
+    AuthenticatorRemoved,
+    /// [`Message::TwoFactorDisabled`]: `two_factor.disabled`.
+    #[cfg_attr(feature = "serde", serde(rename = "two_factor.disabled"))]
+    TwoFactorDisabled,
+    /// [`Message::Unlocked`]: `unlocked`.
+    #[cfg_attr(feature = "serde", serde(rename = "unlocked"))]
+    Unlocked,
 }
 
 impl MessageKind {
@@ -180,7 +239,38 @@ impl MessageKind {
             MessageKind::Throttled => "throttled",
             MessageKind::SecondFactorLocked => "second_factor_locked",
             MessageKind::NewLocation => "new_location",
+            MessageKind::AuthenticatorAdded => "authenticator.added",
+            MessageKind::AuthenticatorRemoved => "authenticator.removed",
+            MessageKind::TwoFactorDisabled => "two_factor.disabled",
+            MessageKind::Unlocked => "unlocked",
         }
+    }
+}
+
+impl MessageKind {
+    /// Every kind, in declaration order.
+    pub(crate) const ALL: [MessageKind; 11] = [
+        MessageKind::BackupCodeSetup,
+        MessageKind::BackupCodeRotated,
+        MessageKind::BackupCodeReissued,
+        MessageKind::TwoFactorReset,
+        MessageKind::Throttled,
+        MessageKind::SecondFactorLocked,
+        MessageKind::NewLocation,
+        MessageKind::AuthenticatorAdded,
+        MessageKind::AuthenticatorRemoved,
+        MessageKind::TwoFactorDisabled,
+        MessageKind::Unlocked,
+    ];
+
+    /// Whether messages of this kind carry a backup code.
+    pub fn carries_code(self) -> bool {
+        matches!(self, MessageKind::BackupCodeSetup | MessageKind::BackupCodeRotated | MessageKind::BackupCodeReissued)
+    }
+
+    /// The kind whose stable name is `name`.
+    pub(crate) fn from_name(name: &str) -> Option<MessageKind> {
+        MessageKind::ALL.into_iter().find(|k| k.as_str() == name)
     }
 }
 
@@ -194,30 +284,48 @@ impl fmt::Display for MessageKind {
 ///
 /// An implementation renders the message (usually with a [`Renderer`]) and hands it to
 /// a transport. It must not log the rendered body: it holds a backup code.
+///
+/// The engine calls it from its delivery worker, never inside a request (see
+/// [`crate::Engine::deliver_due`]). `id` names the message and stays the same when a
+/// failed or interrupted send is tried again: put it in the Message-ID header (as the
+/// shipped mailers do, `<id@sender-domain>`) so that a message sent twice is
+/// recognisable as one.
 pub trait Mailer: Send + Sync {
     /// Sends one message.
     ///
     /// # Errors
     /// [`MailError`] when the transport did not accept the message.
-    fn send(&self, message: &Message) -> impl Future<Output = Result<(), MailError>> + Send;
+    fn send(&self, id: MailId, message: &Message) -> impl Future<Output = Result<(), MailError>> + Send;
 }
 
 impl<M: Mailer + ?Sized> Mailer for std::sync::Arc<M> {
-    fn send(&self, message: &Message) -> impl Future<Output = Result<(), MailError>> + Send {
-        (**self).send(message)
+    fn send(&self, id: MailId, message: &Message) -> impl Future<Output = Result<(), MailError>> + Send {
+        (**self).send(id, message)
     }
 }
 
-/// Whether a message that mattered reached the mail transport.
+/// Where a message that mattered stands.
+///
+/// The engine's operations answer [`Delivery::Queued`]: the message was written with
+/// the change that caused it and waits for the delivery worker (see
+/// [`Engine::deliver_due`](crate::Engine::deliver_due)). A delivery round
+/// ([`DeliveryReport`](crate::DeliveryReport)) answers `Sent`, `Failed` or `GaveUp` for
+/// each message it tried; [`Engine::mail_status`](crate::Engine::mail_status) tells later.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Delivery {
+    /// Written to the outbox with the change that caused it; the delivery worker sends
+    /// it.
+    Queued(MailId),
     /// The transport accepted it.
     Sent,
-    /// The transport failed. For a backup code: the account change stands (the old code
-    /// is void, the new one stored), so the user should ask for a fresh code with
-    /// [`Engine::reissue_backup_code`](crate::Engine::reissue_backup_code).
+    /// The transport failed; the message waits for its next try.
     Failed(String),
+    /// The transport failed the message's last try; it was given up (and a backup code
+    /// in it erased). For a backup code: the account change stands (the old code is
+    /// void, the new one stored), so the user should ask for a fresh code with
+    /// [`Engine::reissue_backup_code`](crate::Engine::reissue_backup_code).
+    GaveUp(String),
 }
 
 impl Delivery {
@@ -225,13 +333,24 @@ impl Delivery {
     pub fn is_sent(&self) -> bool {
         matches!(self, Delivery::Sent)
     }
+
+    /// The queued message's id, for [`Engine::mail_status`](crate::Engine::mail_status)
+    /// or [`DeliveryReport::delivery_of`](crate::DeliveryReport::delivery_of).
+    pub fn queued(&self) -> Option<MailId> {
+        match self {
+            Delivery::Queued(id) => Some(*id),
+            _ => None,
+        }
+    }
 }
 
 impl fmt::Display for Delivery {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Delivery::Queued(id) => write!(f, "queued as {id}"),
             Delivery::Sent => f.write_str("sent"),
             Delivery::Failed(why) => write!(f, "failed: {why}"),
+            Delivery::GaveUp(why) => write!(f, "given up: {why}"),
         }
     }
 }

@@ -13,6 +13,7 @@ use lettre::message::{Mailbox, MultiPart, SinglePart};
 use crate::error::MailError;
 use crate::mail::templates::Voice;
 use crate::mail::{Message, Recipient};
+use crate::outbox::MailId;
 use crate::policy::Policy;
 
 /// A rendered message: subject, plain text and an optional HTML alternative.
@@ -131,6 +132,12 @@ impl<R: Renderer + ?Sized> Renderer for Box<R> {
     fn render(&self, message: &Message) -> Rendered {
         (**self).render(message)
     }
+}
+
+/// The Message-ID header of queued message `id` sent from `from`: `<id@domain>`, the
+/// same on every try, so a duplicate is recognisable.
+pub(crate) fn message_id(id: MailId, from: &Mailbox) -> String {
+    format!("<{id}@{}>", from.email.domain())
 }
 
 /// Composes the RFC 5322 mail for `rendered`, from `from` to `to`, with lettre's

@@ -1,7 +1,7 @@
 //! The second step as a pure transition: a TOTP code or the backup code against a
 //! pending login.
 
-use crate::account::{Account, BackupCodeHash, SealedSecret, TwoFactor};
+use crate::account::{Account, AuthenticatorId, BackupCodeHash, SealedSecret, TwoFactor};
 use crate::clock::Timestamp;
 use crate::events::{EventKind, Factor, FailureClass};
 use crate::mail::{CodeReason, Message};
@@ -18,12 +18,24 @@ use super::pending::{PendingProblem, check_pending, mark_pending, prune_pending}
 /// What the engine found when it checked the code against a snapshot.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum CodeVerdict {
-    /// A TOTP code was checked.
-    Totp(TotpVerification),
+    /// A TOTP code was checked against every active authenticator: `authenticator`
+    /// is the one that accepted it, or (when none did) the one that matched a used
+    /// step, if any.
+    Totp { authenticator: Option<AuthenticatorId>, verification: TotpVerification },
     /// A backup code matched the stored hash with this PHC string.
     BackupMatched(String),
     /// A backup code matched nothing.
     BackupWrong,
+}
+
+impl CodeVerdict {
+    /// The factor the verdict is about.
+    pub(crate) fn factor(&self) -> Factor {
+        match self {
+            CodeVerdict::Totp { .. } => Factor::Totp,
+            _ => Factor::BackupCode,
+        }
+    }
 }
 
 /// Fresh material for a successful second step, made by the engine before the swap
@@ -33,54 +45,54 @@ pub(crate) struct SecondStepMaterial {
     pub replacement: Option<(SecretString, BackupCodeHash)>,
     /// A new remembered location, if the user asked for one.
     pub remember: Option<(LocationToken, String)>,
-    /// The TOTP secret re-sealed under the newest key, when it was sealed under an
-    /// older one.
+    /// The accepting authenticator's secret re-sealed under the newest key, when it was
+    /// sealed under an older one.
     pub resealed: Option<SealedSecret>,
 }
 
-/// Applies a second-step verdict to the freshest record.
-pub(crate) fn apply_second_step(
+/// Applies a verdict about a fresh second factor to `next` (a copy of `account`, the
+/// freshest record), re-checking that it still holds: the TOTP step is still unused
+/// for its authenticator (and newer than any step before a reset), the backup code is
+/// still stored. An accepted TOTP step becomes that authenticator's newest; an
+/// accepted backup code is replaced by `material`'s, and the new one queued for mail.
+/// Shared by the login's second step and every call that asks for a fresh factor
+/// (step-up, turning 2FA off, removing an authenticator).
+pub(crate) fn accept_factor(
     account: &Account,
-    claims: &PendingClaims,
+    next: &mut Account,
     verdict: &CodeVerdict,
     material: &SecondStepMaterial,
-    policy: &Policy,
     now: Timestamp,
-) -> Transition<SecondFactorOutcome> {
-    let mut fx = Effects::default();
-    if let Err(problem) = check_pending(account, claims, policy, now) {
-        fx.event(
-            now,
-            account,
-            EventKind::SecondFactorFailed { factor: factor_of(verdict), reason: FailureClass::PendingInvalid },
-        );
-        let outcome = match problem {
-            PendingProblem::Expired => SecondFactorOutcome::Expired,
-            PendingProblem::Locked(until) => SecondFactorOutcome::Locked { until },
-        };
-        return Transition::unchanged(outcome, fx);
-    }
+    fx: &mut Effects,
+) -> Result<Factor, (Factor, FailureClass)> {
     let TwoFactor::Enabled(enabled) = &account.two_factor else {
-        return Transition::unchanged(SecondFactorOutcome::Expired, fx);
+        return Err((verdict.factor(), FailureClass::WrongCode));
     };
-    let mut next = account.clone();
-    prune_pending(&mut next, now);
-    let accepted = match verdict {
-        CodeVerdict::Totp(TotpVerification::Accepted { step })
-            if *step > enabled.last_used_step && *step > account.retired_totp_step =>
-        {
-            if let TwoFactor::Enabled(e) = &mut next.two_factor {
-                e.last_used_step = *step;
+    match verdict {
+        CodeVerdict::Totp { authenticator: Some(id), verification: TotpVerification::Accepted { step } } => {
+            let fresh = enabled
+                .authenticators
+                .iter()
+                .any(|a| a.id == *id && *step > a.last_used_step && *step > account.retired_totp_step);
+            if !fresh {
+                return Err((Factor::Totp, FailureClass::Replayed));
+            }
+            if let TwoFactor::Enabled(e) = &mut next.two_factor
+                && let Some(a) = e.authenticators.iter_mut().find(|a| a.id == *id)
+            {
+                a.last_used_step = *step;
+                a.last_used_at = now;
                 if let Some(sealed) = &material.resealed {
-                    e.secret = sealed.clone();
+                    a.secret = sealed.clone();
                 }
             }
             Ok(Factor::Totp)
         }
-        CodeVerdict::Totp(TotpVerification::Accepted { .. } | TotpVerification::Replayed { .. }) => {
-            Err((Factor::Totp, FailureClass::Replayed))
-        }
-        CodeVerdict::Totp(_) => Err((Factor::Totp, FailureClass::WrongCode)),
+        CodeVerdict::Totp {
+            verification: TotpVerification::Accepted { .. } | TotpVerification::Replayed { .. },
+            ..
+        } => Err((Factor::Totp, FailureClass::Replayed)),
+        CodeVerdict::Totp { .. } => Err((Factor::Totp, FailureClass::WrongCode)),
         CodeVerdict::BackupMatched(phc) => {
             let still_valid =
                 enabled.backup_codes.iter().position(|c| &c.phc == phc && c.expires_at.is_none_or(|e| e > now));
@@ -105,7 +117,37 @@ pub(crate) fn apply_second_step(
             }
         }
         CodeVerdict::BackupWrong => Err((Factor::BackupCode, FailureClass::WrongCode)),
-    };
+    }
+}
+
+/// Applies a second-step verdict to the freshest record.
+pub(crate) fn apply_second_step(
+    account: &Account,
+    claims: &PendingClaims,
+    verdict: &CodeVerdict,
+    material: &SecondStepMaterial,
+    policy: &Policy,
+    now: Timestamp,
+) -> Transition<SecondFactorOutcome> {
+    let mut fx = Effects::default();
+    if let Err(problem) = check_pending(account, claims, policy, now) {
+        fx.event(
+            now,
+            account,
+            EventKind::SecondFactorFailed { factor: verdict.factor(), reason: FailureClass::PendingInvalid },
+        );
+        let outcome = match problem {
+            PendingProblem::Expired => SecondFactorOutcome::Expired,
+            PendingProblem::Locked(until) => SecondFactorOutcome::Locked { until },
+        };
+        return Transition::unchanged(outcome, fx);
+    }
+    if !matches!(account.two_factor, TwoFactor::Enabled(_)) {
+        return Transition::unchanged(SecondFactorOutcome::Expired, fx);
+    }
+    let mut next = account.clone();
+    prune_pending(&mut next, now);
+    let accepted = accept_factor(account, &mut next, verdict, material, now, &mut fx);
     match accepted {
         Ok(factor) => {
             throttle::record_success(&mut next);
@@ -139,13 +181,6 @@ pub(crate) fn apply_second_step(
     }
 }
 
-fn factor_of(verdict: &CodeVerdict) -> Factor {
-    match verdict {
-        CodeVerdict::Totp(_) => Factor::Totp,
-        _ => Factor::BackupCode,
-    }
-}
-
 /// The engine fills in the details (method, tokens, delivery) after the write.
 fn placeholder_auth(account: &Account) -> crate::outcome::Authenticated {
     crate::outcome::Authenticated {
@@ -162,7 +197,7 @@ fn placeholder_auth(account: &Account) -> crate::outcome::Authenticated {
 pub(crate) mod tests {
     use super::*;
     use crate::UserId;
-    use crate::account::{Enabled, Role, Throttle};
+    use crate::account::{Authenticator, Enabled, Role, Throttle};
     use crate::rules::locations::*;
     use crate::rules::password::*;
     use crate::rules::pending::*;
@@ -182,20 +217,37 @@ pub(crate) mod tests {
             locations: vec![],
             pending: vec![],
             last_reset: None,
+            last_unlock: None,
             retired_totp_step: 0,
+            outbox: vec![],
+            settled_mail: vec![],
         }
     }
 
     pub(crate) fn enabled() -> Account {
         let mut a = account();
         a.two_factor = TwoFactor::Enabled(Enabled {
-            secret: SealedSecret(vec![]),
-            params: TotpParams::default(),
-            last_used_step: 10,
+            authenticators: vec![authenticator(PHONE, 10), authenticator(TABLET, 20)],
+            adding: None,
             backup_codes: vec![BackupCodeHash { phc: "H1".into(), issued_at: Timestamp(0), expires_at: None }],
             enabled_at: Timestamp(0),
         });
         a
+    }
+
+    pub(crate) const PHONE: AuthenticatorId = [1; 8];
+    pub(crate) const TABLET: AuthenticatorId = [2; 8];
+
+    pub(crate) fn authenticator(id: AuthenticatorId, last_used_step: u64) -> Authenticator {
+        Authenticator {
+            id,
+            name: format!("device {}", id[0]),
+            secret: SealedSecret(vec![id[0]]),
+            params: TotpParams::default(),
+            last_used_step,
+            added_at: Timestamp(0),
+            last_used_at: Timestamp(0),
+        }
     }
 
     fn material() -> SecondStepMaterial {
@@ -207,6 +259,8 @@ pub(crate) mod tests {
     fn unconfirmed_enrollment_does_not_ask_for_a_code() {
         let mut a = account();
         a.two_factor = TwoFactor::Enrolling(crate::account::Enrolling {
+            id: PHONE,
+            name: "Phone".into(),
             secret: SealedSecret(vec![]),
             params: TotpParams::default(),
             started_at: Timestamp(0),
@@ -228,8 +282,41 @@ pub(crate) mod tests {
         apply_second_step(a, claims, &verdict, &material(), p, now)
     }
 
+    /// The phone accepted `step`.
     fn totp(step: u64) -> CodeVerdict {
-        CodeVerdict::Totp(TotpVerification::Accepted { step })
+        CodeVerdict::Totp { authenticator: Some(PHONE), verification: TotpVerification::Accepted { step } }
+    }
+
+    fn rejected() -> CodeVerdict {
+        CodeVerdict::Totp { authenticator: None, verification: TotpVerification::Rejected }
+    }
+
+    #[test]
+    fn each_authenticator_keeps_its_own_replay_state() -> Result<(), crate::Error> {
+        let p = Policy::default();
+        let a = enabled(); // phone at step 10, tablet at step 20
+        let now = Timestamp(1000);
+        let claims = issue_pending(&a, [1; 16], now, &p);
+        // Step 15 is fresh for the phone, though the tablet has used a later step.
+        let t = step(&a, &claims, totp(15), &p, now);
+        let after = t.next.ok_or(crate::Error::Corrupt("no write"))?;
+        assert!(matches!(t.outcome, SecondFactorOutcome::Authenticated(_)));
+        let TwoFactor::Enabled(e) = &after.two_factor else { return Err(crate::Error::Corrupt("state")) };
+        assert_eq!(e.authenticators.iter().map(|a| a.last_used_step).collect::<Vec<_>>(), [15, 20]);
+        assert_eq!(e.authenticators[0].last_used_at, now);
+        // The tablet's step 20 is used: a replay, even though the phone never used it.
+        let tablet =
+            |step| CodeVerdict::Totp { authenticator: Some(TABLET), verification: TotpVerification::Accepted { step } };
+        let claims = issue_pending(&after, [2; 16], now, &p);
+        assert!(matches!(step(&after, &claims, tablet(20), &p, now).outcome, SecondFactorOutcome::Denied { .. }));
+        assert!(matches!(step(&after, &claims, tablet(21), &p, now).outcome, SecondFactorOutcome::Authenticated(_)));
+        // An authenticator removed meanwhile accepts nothing.
+        let mut removed = after.clone();
+        if let TwoFactor::Enabled(e) = &mut removed.two_factor {
+            e.authenticators.retain(|a| a.id != TABLET);
+        }
+        assert!(matches!(step(&removed, &claims, tablet(21), &p, now).outcome, SecondFactorOutcome::Denied { .. }));
+        Ok(())
     }
 
     #[test]
@@ -284,8 +371,7 @@ pub(crate) mod tests {
         // Fill the marks past the bound: consumed ones (later steps) and open ones.
         for i in 1..=(2 * MAX_PENDING_MARKS as u8) {
             let claims = issue_pending(&a, [i; 16], now, &p);
-            let verdict =
-                if i % 2 == 0 { totp(11 + u64::from(i)) } else { CodeVerdict::Totp(TotpVerification::Rejected) };
+            let verdict = if i % 2 == 0 { totp(11 + u64::from(i)) } else { rejected() };
             if let Some(next) = step(&a, &claims, verdict, &p, now).next {
                 a = next;
             }
@@ -305,7 +391,7 @@ pub(crate) mod tests {
         let claims = issue_pending(&a, [1; 16], now, &p);
         let mut outcomes = vec![];
         for _ in 0..4 {
-            let t = step(&a, &claims, CodeVerdict::Totp(TotpVerification::Rejected), &p, now);
+            let t = step(&a, &claims, rejected(), &p, now);
             if let Some(n) = t.next {
                 a = n;
             }

@@ -1,28 +1,29 @@
 //! Enrollment, backup-code reissue, administrator reset, password change and
 //! remembered-location management, as pure transitions.
 
-use crate::account::{Account, BackupCodeHash, Enabled, Enrolling, ResetRecord, SealedSecret, Throttle, TwoFactor};
+use crate::account::{
+    Account, Authenticator, BackupCodeHash, Enabled, Enrolling, ResetRecord, SealedSecret, Throttle, TwoFactor,
+};
 use crate::clock::Timestamp;
 use crate::error::Refusal;
 use crate::events::EventKind;
 use crate::mail::{CodeReason, Message};
 use crate::rules::{Effects, Transition, recipient};
 use crate::secret::SecretString;
-use crate::totp::TotpParams;
 
 /// Starts (or restarts) an enrollment with a freshly sealed secret. Refused when 2FA is
-/// already active: that needs a reset first.
+/// already active: a further authenticator is added with
+/// [`start_adding`](super::self_service::start_adding).
 pub(crate) fn start_enrollment(
     account: &Account,
-    secret: SealedSecret,
-    params: TotpParams,
+    enrolling: Enrolling,
     now: Timestamp,
 ) -> Result<Transition<()>, Refusal> {
     if matches!(account.two_factor, TwoFactor::Enabled(_)) {
         return Err(Refusal::TwoFactorActive);
     }
     let mut next = account.clone();
-    next.two_factor = TwoFactor::Enrolling(Enrolling { secret, params, started_at: now });
+    next.two_factor = TwoFactor::Enrolling(enrolling);
     let mut fx = Effects::default();
     fx.event(now, account, EventKind::EnrollmentStarted);
     Ok(Transition { next: Some(next), outcome: (), effects: fx })
@@ -50,9 +51,8 @@ pub(crate) fn confirm_enrollment(
     let expires_at = codes.first().and_then(|(_, h)| h.expires_at);
     let (shown, hashes): (Vec<_>, Vec<_>) = codes.into_iter().unzip();
     next.two_factor = TwoFactor::Enabled(Enabled {
-        secret: enrolling.secret.clone(),
-        params: enrolling.params,
-        last_used_step: step,
+        authenticators: vec![Authenticator::confirmed(enrolling, step, now)],
+        adding: None,
         backup_codes: hashes,
         enabled_at: now,
     });
@@ -100,7 +100,7 @@ pub(crate) fn reset(
 ) -> Transition<()> {
     let mut next = target.clone();
     if let TwoFactor::Enabled(enabled) = &target.two_factor {
-        next.retired_totp_step = next.retired_totp_step.max(enabled.last_used_step);
+        next.retired_totp_step = next.retired_totp_step.max(enabled.newest_step());
     }
     next.two_factor = TwoFactor::Disabled;
     next.locations.clear();
@@ -175,6 +175,7 @@ mod tests {
     use crate::UserId;
     use crate::account::Role;
     use crate::rules::login::tests::{account, enabled};
+    use crate::totp::TotpParams;
 
     #[test]
     fn reset_removes_everything_and_rotates_the_stamp() {
@@ -191,13 +192,21 @@ mod tests {
         assert_eq!(next.throttle, Throttle::default());
         let rec = next.last_reset.as_ref().map(|r| (r.by, r.identity_check.as_str()));
         assert_eq!(rec, Some((UserId::from(2_u64), "video call")));
+        assert_eq!(next.retired_totp_step, 20, "the newest step of any authenticator stays used");
         assert_eq!(t.effects.mails.len(), 1);
     }
 
     #[test]
     fn enrollment_cannot_restart_over_active_2fa() {
         let a = enabled();
-        let started = start_enrollment(&a, SealedSecret(vec![2]), TotpParams::default(), Timestamp(1));
+        let enrolling = Enrolling {
+            id: [3; 8],
+            name: "Phone".into(),
+            secret: SealedSecret(vec![2]),
+            params: TotpParams::default(),
+            started_at: Timestamp(1),
+        };
+        let started = start_enrollment(&a, enrolling, Timestamp(1));
         assert_eq!(started.err(), Some(Refusal::TwoFactorActive));
         let confirmed = confirm_enrollment(&a, &SealedSecret(vec![]), 11, vec![], Timestamp(1));
         assert_eq!(confirmed.err(), Some(Refusal::NoEnrollment));

@@ -13,18 +13,24 @@ pub(crate) mod login;
 pub(crate) mod manage;
 pub(crate) mod password;
 pub(crate) mod pending;
+pub(crate) mod self_service;
 pub(crate) mod throttle;
 
 use crate::account::Account;
 use crate::clock::Timestamp;
 use crate::events::{Event, EventKind};
-use crate::mail::Message;
+use crate::mail::{Message, MessageKind};
+use crate::outbox::MailId;
 
-/// What must happen besides the write: mail to send after the write commits, events
-/// to record.
+/// What must happen besides the write: mail to queue in the same write, events to
+/// record after it commits.
 #[derive(Debug, Default)]
 pub(crate) struct Effects {
+    /// The messages the change causes; the engine moves them into the written
+    /// document's outbox ([`crate::outbox`]) and lists them in `queued`.
     pub mails: Vec<Message>,
+    /// The queued messages' ids and kinds, in order, once written.
+    pub queued: Vec<(MailId, MessageKind)>,
     pub events: Vec<Event>,
 }
 

@@ -8,6 +8,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use crate::UserId;
+use crate::clock::Timestamp;
 use crate::error::StoreError;
 use crate::mail::Either;
 use crate::store::{Document, ScanPage, Swap, UserRecord, UserStore};
@@ -32,6 +33,10 @@ trait DynStore: Send + Sync {
     fn create_user_boxed<'a>(&'a self, user: &'a UserRecord) -> StoreFuture<'a, ()>;
     /// [`UserStore::scan`], boxed.
     fn scan_boxed<'a>(&'a self, after: Option<&'a str>, limit: usize) -> StoreFuture<'a, ScanPage>;
+    /// [`UserStore::mail_due`], boxed.
+    fn mail_due_boxed(&self, now: Timestamp, limit: usize) -> StoreFuture<'_, Vec<UserId>>;
+    /// [`UserStore::forget`], boxed.
+    fn forget_boxed(&self, id: UserId, expected: u64) -> StoreFuture<'_, Swap>;
 }
 
 impl<S: UserStore> DynStore for S {
@@ -62,6 +67,14 @@ impl<S: UserStore> DynStore for S {
 
     fn scan_boxed<'a>(&'a self, after: Option<&'a str>, limit: usize) -> StoreFuture<'a, ScanPage> {
         Box::pin(self.scan(after, limit))
+    }
+
+    fn mail_due_boxed(&self, now: Timestamp, limit: usize) -> StoreFuture<'_, Vec<UserId>> {
+        Box::pin(self.mail_due(now, limit))
+    }
+
+    fn forget_boxed(&self, id: UserId, expected: u64) -> StoreFuture<'_, Swap> {
+        Box::pin(self.forget(id, expected))
     }
 }
 
@@ -141,6 +154,14 @@ impl UserStore for BoxStore {
     async fn scan(&self, after: Option<&str>, limit: usize) -> Result<ScanPage, StoreError> {
         self.inner.scan_boxed(after, limit).await
     }
+
+    async fn mail_due(&self, now: Timestamp, limit: usize) -> Result<Vec<UserId>, StoreError> {
+        self.inner.mail_due_boxed(now, limit).await
+    }
+
+    async fn forget(&self, id: UserId, expected: u64) -> Result<Swap, StoreError> {
+        self.inner.forget_boxed(id, expected).await
+    }
 }
 
 /// Picks the side's method.
@@ -176,5 +197,13 @@ impl<L: UserStore, R: UserStore> UserStore for Either<L, R> {
 
     async fn scan(&self, after: Option<&str>, limit: usize) -> Result<ScanPage, StoreError> {
         either!(self, s => s.scan(after, limit))
+    }
+
+    async fn mail_due(&self, now: Timestamp, limit: usize) -> Result<Vec<UserId>, StoreError> {
+        either!(self, s => s.mail_due(now, limit))
+    }
+
+    async fn forget(&self, id: UserId, expected: u64) -> Result<Swap, StoreError> {
+        either!(self, s => s.forget(id, expected))
     }
 }

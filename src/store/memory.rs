@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::UserId;
 use crate::account::Role;
+use crate::clock::Timestamp;
 use crate::error::StoreError;
 use crate::store::{Document, ScanPage, StoredDocument, Swap, UserRecord, UserStore};
 
@@ -133,6 +134,32 @@ impl UserStore for MemoryStore {
         let users: Vec<UserRecord> = ids.into_iter().take(limit).filter_map(|id| t.by_id.get(id).cloned()).collect();
         let next = users.last().filter(|_| more).map(|u| u.id.to_string());
         Ok(ScanPage::new(users, next))
+    }
+
+    async fn mail_due(&self, now: Timestamp, limit: usize) -> Result<Vec<UserId>, StoreError> {
+        let t = self.lock();
+        let mut due: Vec<(Timestamp, UserId)> = t
+            .by_id
+            .values()
+            .filter_map(|u| {
+                let at = u.credentials.as_ref()?.document.mail_due_at()?;
+                (at <= now).then_some((at, u.id))
+            })
+            .collect();
+        due.sort();
+        Ok(due.into_iter().take(limit.max(1)).map(|(_, id)| id).collect())
+    }
+
+    async fn forget(&self, id: UserId, expected: u64) -> Result<Swap, StoreError> {
+        let mut t = self.lock();
+        let current = t.by_id.get(&id).map(|u| u.credentials.as_ref().map_or(0, |c| c.version));
+        if current != Some(expected) {
+            return Ok(Swap::Conflict);
+        }
+        if let Some(user) = t.by_id.remove(&id) {
+            t.by_login.remove(&user.login);
+        }
+        Ok(Swap::Swapped { version: 0 })
     }
 
     async fn create_user(&self, user: &UserRecord) -> Result<(), StoreError> {

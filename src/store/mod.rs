@@ -32,6 +32,7 @@ pub use sqlite::SqliteStore;
 
 use crate::UserId;
 use crate::account::Role;
+use crate::clock::Timestamp;
 pub use crate::document::Document;
 use crate::error::StoreError;
 
@@ -185,6 +186,35 @@ pub trait UserStore: Send + Sync {
         std::future::ready(Err(StoreError::Unsupported("this store cannot walk its documents")))
     }
 
+    /// The users whose document holds mail due at or before `now`, most overdue first,
+    /// at most `limit` of them (0 counts as 1): the delivery worker's query
+    /// ([`Engine::deliver_due`](crate::Engine::deliver_due)). A store keeps each
+    /// document's [`Document::mail_due_at`] next to it whenever it writes the document
+    /// (the SQL stores in an indexed column) and answers from that; a user whose
+    /// document has no mail waiting (`None`) is never returned.
+    ///
+    /// # Errors
+    /// A backend error.
+    fn mail_due(&self, now: Timestamp, limit: usize) -> impl Future<Output = Result<Vec<UserId>, StoreError>> + Send;
+
+    /// Removes everything the store keeps for user `id` on the crate's behalf, if its
+    /// document is still at version `expected` (0: none): the document, and with it
+    /// any mail queued in it; a store that keeps the users itself (the shipped ones)
+    /// removes the user. A store over the application's own users table clears the
+    /// document columns (the application deletes its user itself). Backs
+    /// [`Engine::forget_user`](crate::Engine::forget_user), for account deletion and
+    /// data-protection requests. [`Swap::Swapped`] (with version 0) when removed;
+    /// [`Swap::Conflict`] when the version moved on or the user is gone. The default
+    /// answers [`StoreError::Unsupported`]; the conformance kit requires a real one.
+    ///
+    /// # Errors
+    /// A backend error (then nothing was removed); [`StoreError::Unsupported`] by
+    /// default.
+    fn forget(&self, id: UserId, expected: u64) -> impl Future<Output = Result<Swap, StoreError>> + Send {
+        let _ = (id, expected);
+        std::future::ready(Err(StoreError::Unsupported("this store cannot forget users")))
+    }
+
     /// Creates a user with its first document (at version 1), for stores that keep
     /// the users themselves (the shipped stores) and so back
     /// [`Engine::create_account`](crate::Engine::create_account). A store over the
@@ -233,5 +263,13 @@ impl<S: UserStore + ?Sized> UserStore for std::sync::Arc<S> {
 
     fn scan(&self, after: Option<&str>, limit: usize) -> impl Future<Output = Result<ScanPage, StoreError>> + Send {
         (**self).scan(after, limit)
+    }
+
+    fn mail_due(&self, now: Timestamp, limit: usize) -> impl Future<Output = Result<Vec<UserId>, StoreError>> + Send {
+        (**self).mail_due(now, limit)
+    }
+
+    fn forget(&self, id: UserId, expected: u64) -> impl Future<Output = Result<Swap, StoreError>> + Send {
+        (**self).forget(id, expected)
     }
 }

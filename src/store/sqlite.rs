@@ -9,7 +9,7 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 use crate::UserId;
-use crate::clock::{Clock, SystemClock};
+use crate::clock::{Clock, SystemClock, Timestamp};
 use crate::error::StoreError;
 use crate::store::sql::legacy::to_sql;
 use crate::store::sql::{Key, SQLITE_MIGRATIONS, store_error};
@@ -29,9 +29,12 @@ const MAX_CONNECTIONS: u32 = 8;
 const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 
 /// Users and their credential documents in a SQLite database, on sqlx: one table,
-/// `twofactor_users` (id, login, email, role, version, document), for applications
-/// without a users table of their own (see the README for the columns). A database
-/// written by 0.1.0 is migrated when it is opened, in one transaction.
+/// `twofactor_users` (id, login, email, role, version, document, and `mail_due`:
+/// when the document's earliest queued mail is due, indexed for
+/// [`UserStore::mail_due`](crate::UserStore::mail_due) and written in the same
+/// statement as the document), for applications without a users table of their own
+/// (see the README for the columns). A database written by 0.1.0 is migrated when it
+/// is opened, in one transaction.
 ///
 /// The database runs in WAL mode with `synchronous = FULL` (a committed swap survives
 /// a power loss), a 5 s busy timeout and foreign keys on. Every write is one
@@ -147,6 +150,17 @@ impl SqliteStore {
     async fn scan_page(&self, after: Option<&str>, limit: usize) -> Result<ScanPage, StoreError> {
         let mut conn = self.pool.acquire().await.map_err(store_error)?;
         ops::scan(&mut conn, after, limit).await
+    }
+
+    async fn due_mail(&self, now: Timestamp, limit: usize) -> Result<Vec<UserId>, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(store_error)?;
+        ops::due_mail(&mut conn, now, limit).await
+    }
+
+    async fn forget_user(&self, id: UserId, expected: u64) -> Result<Swap, StoreError> {
+        let _writer = self.writer.lock().await;
+        let mut conn = self.pool.acquire().await.map_err(store_error)?;
+        ops::forget(&mut conn, id, expected).await
     }
 
     async fn create(&self, user: &UserRecord) -> Result<(), StoreError> {

@@ -3,8 +3,9 @@
 #![allow(dead_code)]
 
 use twofactor::{
-    ConfirmOutcome, Engine, KeyRing, LoginOutcome, ManualClock, MemoryMailer, MemorySink, MemoryStore, NewAccount,
-    Policy, PolicyBuilder, Role, SecondFactor, SecondFactorOutcome, Timestamp, TotpParams, UserId,
+    Clock, ConfirmOutcome, DeliveryReport, Engine, KeyRing, LoginOutcome, Mailer, ManualClock, MemoryMailer,
+    MemorySink, MemoryStore, NewAccount, Policy, PolicyBuilder, Role, SecondFactor, SecondFactorOutcome, Timestamp,
+    TotpParams, UserId, UserStore,
 };
 
 pub const PASSWORD: &str = "correct horse battery staple";
@@ -42,11 +43,39 @@ pub fn fixture_with(policy: Policy) -> Fixture {
     Fixture { engine, store, mailer, clock, events }
 }
 
+/// Runs delivery rounds ([`Engine::deliver_due`]) until one finds nothing due, and
+/// returns what they did together. The engine's operations only queue mail; a test that
+/// reads the mailbox after one delivers first. A message that fails waits for its retry
+/// (backoff), which a clock that does not move never reaches, so this ends.
+pub async fn delivered<S: UserStore, M: Mailer, C: Clock>(engine: &Engine<S, M, C>) -> DeliveryReport {
+    let mut all = DeliveryReport::default();
+    for _ in 0..100 {
+        let round = engine.deliver_due(1000).await.expect("a delivery round");
+        if round.messages.is_empty() {
+            all.users += round.users;
+            all.skipped += round.skipped;
+            return all;
+        }
+        all.messages.extend(round.messages);
+        all.sent += round.sent;
+        all.retrying += round.retrying;
+        all.gave_up += round.gave_up;
+        all.users += round.users;
+        all.skipped += round.skipped;
+    }
+    panic!("mail was still due after 100 delivery rounds");
+}
+
 pub fn email(name: &str) -> String {
     format!("{}@example.test", name.replace([' ', ':'], "_"))
 }
 
 impl Fixture {
+    /// Delivers the queued mail that is due ([`delivered`]).
+    pub async fn deliver(&self) -> DeliveryReport {
+        delivered(&self.engine).await
+    }
+
     pub async fn user(&self, name: &str, role: Role) -> UserId {
         let email = email(name);
         self.engine.create_account(NewAccount::new(name, &email, role, PASSWORD)).await.expect("create")
@@ -63,13 +92,17 @@ impl Fixture {
         (id, self.enroll(id).await)
     }
 
-    /// Starts and confirms 2FA for an existing user; returns the secret.
+    /// Starts and confirms 2FA for an existing user, and delivers the setup code mail;
+    /// returns the secret.
     pub async fn enroll(&self, id: UserId) -> Vec<u8> {
         let started = self.engine.start_enrollment(id).await.expect("enroll");
         let secret = data_encoding::BASE32_NOPAD.decode(started.secret_base32.expose().as_bytes()).expect("b32");
         let code = self.code(&secret);
         let outcome = self.engine.confirm_enrollment(id, &code).await.expect("confirm");
-        assert!(matches!(outcome, ConfirmOutcome::Confirmed { .. }), "{outcome:?}");
+        let ConfirmOutcome::Confirmed { backup_code_delivery, .. } = outcome else { panic!("{outcome:?}") };
+        let mail = backup_code_delivery.queued().expect("the setup code is queued");
+        let report = self.deliver().await;
+        assert!(report.delivery_of(mail).is_some_and(twofactor::Delivery::is_sent), "the setup code mail: {report:?}");
         // Move past the confirming step so the next code is fresh.
         self.clock.advance(std::time::Duration::from_secs(30));
         secret
@@ -94,6 +127,7 @@ impl Fixture {
         self.engine.finish_login(&pending, SecondFactor::Totp(&code), None).await.expect("finish")
     }
 
+    /// The last backup code delivered to `name` (deliver first: operations only queue it).
     pub fn backup_code(&self, name: &str) -> String {
         self.mailer.last_code_for(&email(name)).expect("a mailed backup code")
     }

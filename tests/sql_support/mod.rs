@@ -236,8 +236,11 @@ pub fn full_document() -> Value {
         "created_at": 1_700_000_000,
         "second_factor": {
             "state": "enabled",
+            // 0.1.0's one authenticator: id 0, the default name.
             "authenticators": [{
                 "kind": "totp",
+                "id": "0000000000000000",
+                "name": "Authenticator app",
                 "secret": BASE64.encode(&(0..48).collect::<Vec<u8>>()),
                 "algorithm": "SHA256",
                 "digits": 8,
@@ -296,6 +299,8 @@ pub fn enrolling_document(username: &str) -> Value {
             "state": "enrolling",
             "authenticator": {
                 "kind": "totp",
+                "id": "0000000000000000",
+                "name": "Authenticator app",
                 "secret": BASE64.encode(&[9; 20]),
                 "algorithm": "SHA1",
                 "digits": 6,

@@ -89,6 +89,15 @@ impl<S: UserStore + Clone + 'static> Library<S> {
         self.engine(&a.policy)
     }
 
+    /// Delivers `a`'s queued mail (operations only queue it) through `a`'s engine and
+    /// returns how the round went for `mail`, the message an operation said it queued.
+    pub async fn deliver(&self, a: &Account, mail: Option<&Delivery>) -> Delivery {
+        let queued = mail.and_then(Delivery::queued);
+        let queued = queued.unwrap_or_else(|| panic!("{}: expected queued mail, got {mail:?}", a.username));
+        let report = self.eng(a).deliver_queued(UserId::from(a.id)).await.expect("delivery");
+        report.delivery_of(queued).cloned().unwrap_or_else(|| panic!("{}: not tried: {report:?}", a.username))
+    }
+
     pub fn at(&self, t: u64) {
         self.clock.set(Timestamp(t));
     }
@@ -252,7 +261,8 @@ async fn alice<S: UserStore + Clone + 'static>(lib: &Library<S>, a: &Account) {
         wrong_code(a, lib.finish(a, &p, SecondFactor::BackupCode(&void.code)).await, 4, "void backup code");
     }
     let auth = passed(a, lib.finish(a, &p, SecondFactor::BackupCode(valid)).await, AuthMethod::PasswordAndBackupCode);
-    assert_eq!(auth.backup_code_delivery, Some(Delivery::Sent), "alice: the replacement was mailed");
+    let delivered = lib.deliver(a, auth.backup_code_delivery.as_ref()).await;
+    assert_eq!(delivered, Delivery::Sent, "alice: the replacement was mailed");
     let replacement = lib.mailer.last_code_for(&a.email).expect("a replacement code mailed to alice");
     assert_ne!(&replacement, valid);
     let doc = lib.doc(a).await;
@@ -314,7 +324,10 @@ async fn carol<S: UserStore + Clone + 'static>(lib: &Library<S>, a: &Account) {
     let (secret, params) =
         totp_of(a.two_factor.secret_base32.as_deref().expect("secret"), a.two_factor.params.as_ref().expect("params"));
     match engine.confirm_enrollment(id, &code_at(&secret, &params, now)).await.expect("confirm") {
-        ConfirmOutcome::Confirmed { backup_code_delivery } => assert_eq!(backup_code_delivery, Delivery::Sent),
+        ConfirmOutcome::Confirmed { backup_code_delivery } => {
+            assert_eq!(lib.deliver(a, Some(&backup_code_delivery)).await, Delivery::Sent, "carol: the setup code");
+            assert!(lib.mailer.last_code_for(&a.email).is_some(), "carol: a backup code mailed to her");
+        }
         other => panic!("carol: the recorded enrolling secret confirms: {other:?}"),
     }
     assert_eq!(lib.view(a).await.two_factor, twofactor::TwoFactorState::Enabled);
@@ -383,7 +396,7 @@ async fn grace<S: UserStore + Clone + 'static>(lib: &Library<S>, a: &Account) {
     for i in 0..codes.len() {
         let auth =
             passed(a, lib.finish(a, &p, SecondFactor::BackupCode(&codes[i])).await, AuthMethod::PasswordAndBackupCode);
-        assert_eq!(auth.backup_code_delivery, Some(Delivery::Sent));
+        assert_eq!(lib.deliver(a, auth.backup_code_delivery.as_ref()).await, Delivery::Sent);
         let replacement = lib.mailer.last_code_for(&a.email).expect("a replacement");
         assert!(!codes.contains(&replacement));
         assert_eq!(lib.view(a).await.backup_codes, 3, "grace: still three codes");
@@ -433,7 +446,7 @@ async fn heidi<S: UserStore + Clone + 'static>(lib: &Library<S>, a: &Account) {
     let p = lib.pending(a).await;
     let auth =
         passed(a, lib.finish(a, &p, SecondFactor::BackupCode(&expired.code)).await, AuthMethod::PasswordAndBackupCode);
-    assert_eq!(auth.backup_code_delivery, Some(Delivery::Sent));
+    assert_eq!(lib.deliver(a, auth.backup_code_delivery.as_ref()).await, Delivery::Sent);
     let doc = lib.doc(a).await;
     let codes = list(&doc, "/second_factor/backup_codes");
     assert_eq!(codes.len(), 1);

@@ -51,8 +51,10 @@ pub struct Server {
     pub url: String,
     pub admin_password: String,
     pub user_password: String,
+    /// The run's data directory (`TWOFACTOR_WEB_DATA_DIR`): its database, key file and
+    /// file outbox (`outbox/`).
+    pub data: TempDir,
     _child: Reaped,
-    _data: TempDir,
 }
 
 impl Server {
@@ -96,8 +98,8 @@ impl Server {
             url: url.expect("the example never printed `listening on http://…`"),
             admin_password: admin.expect("admin credentials line"),
             user_password: user.expect("user credentials line"),
+            data,
             _child: child,
-            _data: data,
         }
     }
 }

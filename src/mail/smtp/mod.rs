@@ -24,8 +24,9 @@ pub use config::{Security, SmtpConfig, SmtpConfigError};
 pub use retry::{FailureKind, RetryPolicy};
 
 use crate::error::MailError;
-use crate::mail::render::compose;
+use crate::mail::render::{compose, message_id};
 use crate::mail::{DefaultRenderer, Mailer, Message, Renderer};
+use crate::outbox::MailId;
 use redact::Redactor;
 use retry::Failure;
 
@@ -115,9 +116,11 @@ impl<R> SmtpMailer<R> {
 }
 
 impl<R: Renderer> Mailer for SmtpMailer<R> {
-    async fn send(&self, message: &Message) -> Result<(), MailError> {
+    async fn send(&self, id: MailId, message: &Message) -> Result<(), MailError> {
         let mut rendered = self.renderer.render(message);
-        let built = compose(&self.config.from, message.recipient(), &rendered, None, std::time::SystemTime::now());
+        let message_id = Some(message_id(id, &self.config.from));
+        let built =
+            compose(&self.config.from, message.recipient(), &rendered, message_id, std::time::SystemTime::now());
         // The bodies hold the backup code: wipe our copies (lettre's own are beyond reach).
         rendered.text.zeroize();
         rendered.html.zeroize();

@@ -68,7 +68,7 @@ async fn an_echoed_password_never_reaches_the_error() {
     let port = echoing_server().await;
     let url = format!("smtp://mailer:{}@127.0.0.1:{port}", "Tr0ub4dor%263-smtp");
     let mailer = SmtpMailer::from_url(&url, "no-reply@example.com").unwrap();
-    let err = mailer.send(&code_mail()).await.unwrap_err();
+    let err = mailer.send(crate::outbox::MailId([1; 16]), &code_mail()).await.unwrap_err();
     let shown = format!("{err} {err:?}");
     assert!(matches!(err, MailError::Rejected(_)), "{shown}");
     assert!(shown.contains("535") && shown.contains("[REDACTED]"), "{shown}");
@@ -100,7 +100,7 @@ async fn a_silent_server_fails_the_attempt_at_its_timeout() {
         .command_timeout(Duration::from_millis(300));
     let mailer = SmtpMailer::new(config).unwrap();
     let started = Instant::now();
-    let err = mailer.send(&code_mail()).await.unwrap_err();
+    let err = mailer.send(crate::outbox::MailId([1; 16]), &code_mail()).await.unwrap_err();
     let took = started.elapsed();
     assert!(
         matches!(&err, MailError::Unavailable(m) if m.contains("within 300 ms") && m.contains("after 1 attempt")),
@@ -116,5 +116,5 @@ async fn a_bad_recipient_fails_before_connecting() {
     if let Message::BackupCode { to, .. } = &mut message {
         to.email = "not an address".to_owned();
     }
-    assert!(matches!(mailer.send(&message).await, Err(MailError::Build(_))));
+    assert!(matches!(mailer.send(crate::outbox::MailId([1; 16]), &message).await, Err(MailError::Build(_))));
 }

@@ -125,6 +125,56 @@ impl Voice<'_> {
                     self.report("If you did not just sign in"),
                 ],
             ),
+            Message::AuthenticatorAdded { to, name, at } => (
+                format!("An authenticator was added to your {p}account"),
+                vec![
+                    Block::Para(format!(
+                        "An authenticator named \"{name}\" was added to your {p}account {} at {at} (UTC). Codes from \
+                         it now sign you in, as codes from your other authenticators do.",
+                        to.username
+                    )),
+                    self.report("If you did not add it"),
+                ],
+            ),
+            Message::AuthenticatorRemoved { to, name, at } => (
+                format!("An authenticator was removed from your {p}account"),
+                vec![
+                    Block::Para(format!(
+                        "The authenticator named \"{name}\" was removed from your {p}account {} at {at} (UTC). Its \
+                         codes no longer sign you in.",
+                        to.username
+                    )),
+                    self.report("If you did not remove it"),
+                ],
+            ),
+            Message::TwoFactorDisabled { to, at } => (
+                format!("Two-factor authentication was turned off on your {p}account"),
+                vec![
+                    Block::Para(format!(
+                        "Two-factor authentication was turned off for your {p}account {} at {at} (UTC). Your \
+                         authenticator apps, your backup code and your remembered devices no longer work; your \
+                         password alone now signs you in. You can turn it on again at any time.",
+                        to.username
+                    )),
+                    self.report("If you did not turn it off"),
+                ],
+            ),
+            Message::Unlocked { to, by, by_role, at } => (
+                format!("Sign-in was unlocked on your {p}account"),
+                vec![
+                    Block::Para(format!(
+                        "After failed sign-in attempts, sign-in to your {p}account {} was paused or locked. {by} \
+                         ({by_role}) lifted it at {at} (UTC). Your authenticator apps and your backup code work as \
+                         before.",
+                        to.username
+                    )),
+                    Block::Warning(format!(
+                        "If you did not ask for this, someone may be trying to take over your account: contact {} at \
+                         once and change your password.",
+                        self.support
+                    )),
+                ],
+            ),
         };
         Document { subject, blocks, signature: self.product.to_owned() }
     }

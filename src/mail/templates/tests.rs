@@ -30,6 +30,10 @@ fn all_kinds() -> Vec<Message> {
         Message::Throttled { to: to("alice"), until: AT },
         Message::SecondFactorLocked { to: to("alice"), at: AT },
         Message::NewLocation { to: to("alice"), location: "Firefox on Linux".to_owned(), at: AT },
+        Message::AuthenticatorAdded { to: to("alice"), name: "Tablet".to_owned(), at: AT },
+        Message::AuthenticatorRemoved { to: to("alice"), name: "Old phone".to_owned(), at: AT },
+        Message::TwoFactorDisabled { to: to("alice"), at: AT },
+        Message::Unlocked { to: to("alice"), by: "bob".to_owned(), by_role: Role::Admin, at: AT },
     ]
 }
 
@@ -144,6 +148,44 @@ fn new_location_notice_names_the_location_and_how_to_report_it() {
     assert_both(&r, &html, &format!("at {AT_TEXT} (UTC): Firefox on Linux."));
     assert_both(&r, &html, "If you did not just sign in");
     assert_both(&r, &html, "report this to security@acme.test");
+}
+
+#[test]
+fn authenticator_notices_name_the_authenticator_and_how_to_report_it() {
+    let m = Message::AuthenticatorAdded { to: to("alice"), name: "Tablet".to_owned(), at: AT };
+    let (r, html) = render(&m);
+    assert_eq!(r.subject, "An authenticator was added to your Acme account");
+    assert!(r.text.contains("named \"Tablet\" was added"), "{}", r.text);
+    assert!(html.contains("named &quot;Tablet&quot; was added"), "{html}");
+    assert_both(&r, &html, &format!("was added to your Acme account alice at {AT_TEXT} (UTC)"));
+    assert_both(&r, &html, "If you did not add it");
+    assert_both(&r, &html, "report this to security@acme.test");
+    let m = Message::AuthenticatorRemoved { to: to("alice"), name: "Old phone".to_owned(), at: AT };
+    let (r, html) = render(&m);
+    assert_eq!(r.subject, "An authenticator was removed from your Acme account");
+    assert!(r.text.contains("named \"Old phone\" was removed"), "{}", r.text);
+    assert_both(&r, &html, "Its codes no longer sign you in.");
+    assert_both(&r, &html, "If you did not remove it");
+}
+
+#[test]
+fn disable_notice_says_the_password_alone_now_signs_in() {
+    let (r, html) = render(&Message::TwoFactorDisabled { to: to("alice"), at: AT });
+    assert_eq!(r.subject, "Two-factor authentication was turned off on your Acme account");
+    assert_both(&r, &html, &format!("turned off for your Acme account alice at {AT_TEXT} (UTC)"));
+    assert_both(&r, &html, "your password alone now signs you in");
+    assert_both(&r, &html, "If you did not turn it off");
+    assert_both(&r, &html, "report this to security@acme.test");
+}
+
+#[test]
+fn unlock_notice_says_who_lifted_it_and_whom_to_contact() {
+    let m = Message::Unlocked { to: to("alice"), by: "bob".to_owned(), by_role: Role::Admin, at: AT };
+    let (r, html) = render(&m);
+    assert_eq!(r.subject, "Sign-in was unlocked on your Acme account");
+    assert_both(&r, &html, &format!("bob (admin) lifted it at {AT_TEXT} (UTC)"));
+    assert_both(&r, &html, "work as before");
+    assert_both(&r, &html, "contact security@acme.test at once");
 }
 
 #[test]

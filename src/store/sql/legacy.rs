@@ -9,8 +9,8 @@
 
 use crate::UserId;
 use crate::account::{
-    Account, BackupCodeHash, Enabled, Enrolling, PendingMark, RememberedLocation, ResetRecord, Role, SealedSecret,
-    Throttle, TwoFactor,
+    Account, Authenticator, BackupCodeHash, DEFAULT_AUTHENTICATOR_NAME, Enabled, Enrolling, PendingMark,
+    RememberedLocation, ResetRecord, Role, SealedSecret, Throttle, TwoFactor,
 };
 use crate::clock::Timestamp;
 use crate::error::StoreError;
@@ -150,15 +150,24 @@ pub(crate) fn decode(rows: Rows) -> Result<Account, StoreError> {
                 return Err(corrupt("backup codes without enabled 2FA"));
             }
             TwoFactor::Enrolling(Enrolling {
+                id: [0; 8],
+                name: DEFAULT_AUTHENTICATOR_NAME.to_owned(),
                 secret: secret()?,
                 params: params()?,
                 started_at: at(r.tf_started_at.ok_or_else(|| corrupt("tf_started_at"))?),
             })
         }
         "enabled" => TwoFactor::Enabled(Enabled {
-            secret: secret()?,
-            params: params()?,
-            last_used_step: from_sql(r.totp_last_used_step.ok_or_else(|| corrupt("totp_last_used_step"))?),
+            authenticators: vec![Authenticator {
+                id: [0; 8],
+                name: DEFAULT_AUTHENTICATOR_NAME.to_owned(),
+                secret: secret()?,
+                params: params()?,
+                last_used_step: from_sql(r.totp_last_used_step.ok_or_else(|| corrupt("totp_last_used_step"))?),
+                added_at: at(r.tf_enabled_at.ok_or_else(|| corrupt("tf_enabled_at"))?),
+                last_used_at: Timestamp(0),
+            }],
+            adding: None,
             backup_codes: backup_codes
                 .into_iter()
                 .map(|c| BackupCodeHash { phc: c.phc, issued_at: at(c.issued_at), expires_at: c.expires_at.map(at) })
@@ -209,5 +218,8 @@ pub(crate) fn decode(rows: Rows) -> Result<Account, StoreError> {
         pending: unpack_pending(&r.pending_marks)?,
         last_reset,
         retired_totp_step: from_sql(r.retired_totp_step),
+        last_unlock: None,
+        outbox: Vec::new(),
+        settled_mail: Vec::new(),
     })
 }

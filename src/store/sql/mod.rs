@@ -3,10 +3,12 @@
 //! connection ([`sql_ops!`]), and the mapping of driver errors to [`StoreError`].
 //!
 //! A user is one row of `twofactor_users`: id, login, email, role, and the credential
-//! document with its version. The operations are written once and instantiated per
-//! driver by a macro, because the two backends differ only in how a transaction
-//! starts (SQLite's `BEGIN IMMEDIATE`, PostgreSQL's advisory lock for migrations);
-//! the SQL is the same (`$N` placeholders work on both).
+//! document with its version and, in an indexed column written in the same statement,
+//! when the document's earliest queued mail is due (`mail_due`, schema 4). The
+//! operations are written once and instantiated per driver by a macro, because the two
+//! backends differ only in how a transaction starts (SQLite's `BEGIN IMMEDIATE`,
+//! PostgreSQL's advisory lock for migrations); the SQL is the same (`$N` placeholders
+//! work on both).
 
 pub(crate) mod legacy;
 pub(crate) mod ops;
@@ -30,6 +32,7 @@ pub(crate) const SQLITE_MIGRATIONS: &[Migration] = &[
     Migration { version: 1, sql: include_str!("migrations/sqlite/0001_accounts.sql") },
     Migration { version: 2, sql: include_str!("migrations/sqlite/0002_throttle_and_replay.sql") },
     Migration { version: 3, sql: include_str!("migrations/sqlite/0003_credential_documents.sql") },
+    Migration { version: 4, sql: include_str!("migrations/sqlite/0004_mail_due.sql") },
 ];
 
 /// PostgreSQL's migrations.
@@ -38,11 +41,12 @@ pub(crate) const POSTGRES_MIGRATIONS: &[Migration] = &[
     Migration { version: 1, sql: include_str!("migrations/postgres/0001_accounts.sql") },
     Migration { version: 2, sql: include_str!("migrations/postgres/0002_throttle_and_replay.sql") },
     Migration { version: 3, sql: include_str!("migrations/postgres/0003_credential_documents.sql") },
+    Migration { version: 4, sql: include_str!("migrations/postgres/0004_mail_due.sql") },
 ];
 
 /// Implements [`UserStore`](crate::UserStore) for a SQL store over its inherent
-/// `find`, `swap` (from version 0 for the first document), `scan_page` and `create`,
-/// which differ between the drivers only in how writers take turns.
+/// `find`, `swap` (from version 0 for the first document), `scan_page`, `due_mail`
+/// and `create`, which differ between the drivers only in how writers take turns.
 macro_rules! user_store {
     ($store:ty) => {
         impl $crate::store::UserStore for $store {
@@ -73,6 +77,18 @@ macro_rules! user_store {
 
             async fn scan(&self, after: Option<&str>, limit: usize) -> Result<ScanPage, StoreError> {
                 self.scan_page(after, limit).await
+            }
+
+            async fn mail_due(
+                &self,
+                now: $crate::clock::Timestamp,
+                limit: usize,
+            ) -> Result<Vec<$crate::UserId>, StoreError> {
+                self.due_mail(now, limit).await
+            }
+
+            async fn forget(&self, id: $crate::UserId, expected: u64) -> Result<Swap, StoreError> {
+                self.forget_user(id, expected).await
             }
 
             async fn create_user(&self, user: &UserRecord) -> Result<(), StoreError> {

@@ -2,6 +2,9 @@
 //! by [`sql_ops!`]. Each live operation is one statement on `twofactor_users`, so it
 //! is atomic without a transaction; the migrations run in the caller's transaction.
 
+use crate::clock::Timestamp;
+use crate::store::Document;
+
 /// The columns a user is read with.
 macro_rules! user_columns {
     () => {
@@ -12,11 +15,23 @@ pub(crate) const SELECT_BY_ID: &str = concat!(user_columns!(), "id = $1");
 pub(crate) const SELECT_BY_LOGIN: &str = concat!(user_columns!(), "login = $1");
 /// A page of the walk over users with a document, in id order after `$1`.
 pub(crate) const SCAN: &str = concat!(user_columns!(), "document IS NOT NULL AND id > $1 ORDER BY id LIMIT $2");
-/// The compare-and-swap (also the first insert, from version 0): one guarded update.
-pub(crate) const SWAP_DOCUMENT: &str =
-    "UPDATE twofactor_users SET document = $3, version = version + 1 WHERE id = $1 AND version = $2";
-pub(crate) const INSERT_USER: &str =
+/// The compare-and-swap (also the first insert, from version 0): one guarded update,
+/// which writes the document's due mail time with it.
+pub(crate) const SWAP_DOCUMENT: &str = "UPDATE twofactor_users SET document = $3, mail_due = $4, \
+     version = version + 1 WHERE id = $1 AND version = $2";
+/// Forgetting a user: the whole row (the shipped stores keep the users), if its
+/// version is still `$2`.
+pub(crate) const DELETE_USER: &str = "DELETE FROM twofactor_users WHERE id = $1 AND version = $2";
+pub(crate) const INSERT_USER: &str = "INSERT INTO twofactor_users (id, login, email, role, version, document, \
+     mail_due) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+/// Schema 3's insert, for migration 3's conversion: `mail_due` comes with migration 4
+/// (and a converted document queues no mail).
+pub(crate) const INSERT_USER_SCHEMA_3: &str =
     "INSERT INTO twofactor_users (id, login, email, role, version, document) VALUES ($1, $2, $3, $4, $5, $6)";
+/// The users with mail due by `$1`, most overdue first, at most `$2` (through the
+/// partial index on `(mail_due, id)`).
+pub(crate) const SELECT_MAIL_DUE: &str = "SELECT id FROM twofactor_users \
+     WHERE mail_due IS NOT NULL AND mail_due <= $1 ORDER BY mail_due, id LIMIT $2";
 
 pub(crate) const CREATE_SCHEMA_VERSION: &str = "CREATE TABLE IF NOT EXISTS twofactor_schema_version \
      (version BIGINT NOT NULL PRIMARY KEY, applied_at BIGINT NOT NULL)";
@@ -38,13 +53,27 @@ pub(crate) const LEGACY_LOCATIONS: &str = "SELECT account_id, id, token_hash, la
 pub(crate) const DROP_LEGACY: [&str; 3] =
     ["DROP TABLE twofactor_backup_codes", "DROP TABLE twofactor_locations", "DROP TABLE twofactor_accounts"];
 
-/// Defines, for the driver `$db`, the functions `find`, `swap`, `create`, `migrate`
-/// and `finish` over a `&mut` connection (a transaction derefs to one).
+/// A time as the `mail_due` column holds it: Unix seconds, saturating at `i64::MAX`
+/// (which no clock reaches), so the column orders as the times do.
+pub(crate) fn seconds(at: Timestamp) -> i64 {
+    i64::try_from(at.0).unwrap_or(i64::MAX)
+}
+
+/// The `mail_due` value for `document`: when its earliest queued mail is due, `NULL`
+/// when none waits.
+pub(crate) fn mail_due_of(document: &Document) -> Option<i64> {
+    document.mail_due_at().map(seconds)
+}
+
+/// Defines, for the driver `$db`, the functions `find`, `scan`, `due_mail`, `swap`,
+/// `create`, `migrate` and `finish` over a `&mut` connection (a transaction derefs
+/// to one).
 macro_rules! sql_ops {
     ($db:ty) => {
         use sqlx::{Row as _, query, query_scalar};
         use $crate::UserId;
         use $crate::account::Role;
+        use $crate::clock::Timestamp;
         use $crate::error::StoreError;
         use $crate::store::sql::legacy::{self, AccountRow, BackupCodeRow, LocationRow, Rows};
         use $crate::store::sql::ops::*;
@@ -98,8 +127,21 @@ macro_rules! sql_ops {
             Ok(ScanPage::new(users, next))
         }
 
-        /// Writes `document` over version `expected` (0: the first document), in one
-        /// guarded statement.
+        /// The users with mail due by `now`, most overdue first (ties in id order), at
+        /// most `limit` (0 counts as 1).
+        pub(crate) async fn due_mail(conn: &mut Conn, now: Timestamp, limit: usize) -> Result<Vec<UserId>, StoreError> {
+            let limit = i64::try_from(limit.max(1)).unwrap_or(i64::MAX);
+            let ids: Vec<String> = query_scalar(SELECT_MAIL_DUE)
+                .bind(seconds(now))
+                .bind(limit)
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(store_error)?;
+            ids.iter().map(|id| UserId::new(id).map_err(|e| StoreError::Corrupt(format!("user id: {e}")))).collect()
+        }
+
+        /// Writes `document` (and when its mail is due) over version `expected` (0:
+        /// the first document), in one guarded statement.
         pub(crate) async fn swap(
             conn: &mut Conn,
             id: UserId,
@@ -113,27 +155,46 @@ macro_rules! sql_ops {
                 .bind(id.as_str())
                 .bind(expected_sql)
                 .bind(document.as_json())
+                .bind(mail_due_of(document))
                 .execute(&mut *conn)
                 .await
                 .map_err(store_error)?;
             Ok(if done.rows_affected() == 1 { Swap::Swapped { version: expected + 1 } } else { Swap::Conflict })
         }
 
-        /// Inserts a user, with its document at the record's version if it has one.
+        /// Deletes the user's row if its version is still `expected`.
+        pub(crate) async fn forget(conn: &mut Conn, id: UserId, expected: u64) -> Result<Swap, StoreError> {
+            let Ok(expected_sql) = i64::try_from(expected) else { return Ok(Swap::Conflict) };
+            let done = query(DELETE_USER)
+                .bind(id.as_str())
+                .bind(expected_sql)
+                .execute(&mut *conn)
+                .await
+                .map_err(store_error)?;
+            Ok(if done.rows_affected() == 1 { Swap::Swapped { version: 0 } } else { Swap::Conflict })
+        }
+
+        /// Inserts a user, with its document at the record's version (and when its
+        /// mail is due) if it has one.
         pub(crate) async fn create(conn: &mut Conn, user: &UserRecord) -> Result<(), StoreError> {
-            let document = user.credentials.as_ref().map(|c| c.document.as_json());
+            insert_user(conn, user, true).await
+        }
+
+        /// Inserts a user; `mail_due` is written only from schema 4 on (migration 3
+        /// inserts before the column exists).
+        async fn insert_user(conn: &mut Conn, user: &UserRecord, with_mail_due: bool) -> Result<(), StoreError> {
+            let document = user.credentials.as_ref().map(|c| &c.document);
             let version = user.credentials.as_ref().map_or(0, |c| c.version);
             let version = i64::try_from(version).map_err(|_| StoreError::Corrupt("version overflow".to_owned()))?;
-            query(INSERT_USER)
+            let statement = query(if with_mail_due { INSERT_USER } else { INSERT_USER_SCHEMA_3 })
                 .bind(user.id.as_str())
                 .bind(user.login.as_str())
                 .bind(user.email.as_str())
                 .bind(user.role.as_str())
                 .bind(version)
-                .bind(document)
-                .execute(&mut *conn)
-                .await
-                .map_err(store_error)?;
+                .bind(document.map(Document::as_json));
+            let statement = if with_mail_due { statement.bind(document.and_then(mail_due_of)) } else { statement };
+            statement.execute(&mut *conn).await.map_err(store_error)?;
             Ok(())
         }
 
@@ -245,7 +306,7 @@ macro_rules! sql_ops {
                     let document = $crate::document::encode(&record)?;
                     let user = UserRecord::new(record.id, record.username.clone(), record.email.clone(), record.role)
                         .with_document(legacy::from_sql(version.max(1)), document);
-                    create(conn, &user).await?;
+                    insert_user(conn, &user, false).await?;
                 }
                 if accounts.len() < LEGACY_PAGE as usize || high == i64::MAX {
                     break;

@@ -1,0 +1,214 @@
+//! What a signed-in user does to their own second factor (add and remove
+//! authenticators, turn 2FA off, prove a fresh factor before a sensitive action), and
+//! an administrator's unlock, as pure transitions.
+
+use crate::account::{
+    Account, Authenticator, AuthenticatorId, Enrolling, ResetRecord, SealedSecret, Throttle, TwoFactor,
+};
+use crate::clock::Timestamp;
+use crate::error::Refusal;
+use crate::events::{EventKind, Factor};
+use crate::mail::Message;
+use crate::outcome::StepUpOutcome;
+use crate::policy::Policy;
+use crate::rules::login::{CodeVerdict, SecondStepMaterial, accept_factor};
+use crate::rules::{Effects, Transition, recipient, throttle};
+
+/// The most authenticators a user keeps.
+pub(crate) const MAX_AUTHENTICATORS: usize = 10;
+
+/// The hex form of an authenticator id.
+pub(crate) fn authenticator_id_text(id: &AuthenticatorId) -> String {
+    data_encoding::HEXLOWER.encode(id)
+}
+
+/// An authenticator id from its hex form.
+pub(crate) fn parse_authenticator_id(text: &str) -> Option<AuthenticatorId> {
+    let bytes = data_encoding::HEXLOWER.decode(text.as_bytes()).ok()?;
+    AuthenticatorId::try_from(bytes).ok()
+}
+
+/// What a verified fresh factor lets happen: the action's change to the record, its
+/// events and mail.
+pub(crate) type Action<'a> = &'a dyn Fn(&Account, &mut Account, &mut Effects, Timestamp);
+
+/// Checks a fresh second factor of a signed-in user against the freshest record and,
+/// when it is right, applies `action`. A blocked account evaluates nothing; a wrong
+/// factor counts in the shared budget as a wrong code at login does (throttle and
+/// second-factor lock alike); a right one is consumed as at login (its TOTP step
+/// used, its backup code replaced and the new one queued) but clears nothing: only a
+/// complete login clears the budget.
+pub(crate) fn fresh_factor(
+    account: &Account,
+    verdict: &CodeVerdict,
+    material: &SecondStepMaterial,
+    policy: &Policy,
+    now: Timestamp,
+    action: Action<'_>,
+) -> Transition<StepUpOutcome> {
+    let mut fx = Effects::default();
+    if let Some(blocked) = throttle::blocked(account, now) {
+        let reason = throttle::refusal(account);
+        fx.event(now, account, EventKind::SecondFactorFailed { factor: verdict.factor(), reason });
+        let outcome = match blocked {
+            Some(until) => StepUpOutcome::Throttled { until },
+            None => StepUpOutcome::Locked,
+        };
+        return Transition::unchanged(outcome, fx);
+    }
+    let mut next = account.clone();
+    match accept_factor(account, &mut next, verdict, material, now, &mut fx) {
+        Ok(factor) => {
+            // The budget is the login's: only a complete login clears it.
+            fx.event(now, account, EventKind::SecondFactorVerified { factor });
+            action(account, &mut next, &mut fx, now);
+            Transition { next: Some(next), outcome: StepUpOutcome::verified(factor), effects: fx }
+        }
+        Err((factor, reason)) => {
+            fx.event(now, account, EventKind::SecondFactorFailed { factor, reason });
+            throttle::record_failure(&mut next, &policy.throttle, now, throttle::Failed::SecondFactor, &mut fx);
+            let outcome = match throttle::blocked(&next, now) {
+                Some(Some(until)) => StepUpOutcome::Throttled { until },
+                Some(None) => StepUpOutcome::Locked,
+                None => StepUpOutcome::Denied,
+            };
+            Transition { next: Some(next), outcome, effects: fx }
+        }
+    }
+}
+
+/// A step-up check changes nothing beyond consuming the factor.
+pub(crate) fn no_action(_: &Account, _: &mut Account, _: &mut Effects, _: Timestamp) {}
+
+/// Turns 2FA off: every authenticator, the backup codes, pending logins and
+/// remembered locations go; the newest step stays used (as after a reset); the user is
+/// mailed.
+pub(crate) fn disable(account: &Account, next: &mut Account, fx: &mut Effects, now: Timestamp) {
+    if let TwoFactor::Enabled(e) = &account.two_factor {
+        next.retired_totp_step = next.retired_totp_step.max(e.newest_step());
+    }
+    next.two_factor = TwoFactor::Disabled;
+    next.pending.clear();
+    next.locations.clear();
+    fx.event(now, account, EventKind::TwoFactorDisabled);
+    fx.mails.push(Message::TwoFactorDisabled { to: recipient(account), at: now });
+}
+
+/// Removes authenticator `id` (the engine checked that the fresh factor came from
+/// another one, or from the backup code); its newest step stays used.
+pub(crate) fn remove(id: AuthenticatorId) -> impl Fn(&Account, &mut Account, &mut Effects, Timestamp) {
+    move |account, next, fx, now| {
+        let TwoFactor::Enabled(e) = &mut next.two_factor else { return };
+        let Some(i) = e.authenticators.iter().position(|a| a.id == id) else { return };
+        if e.authenticators.len() < 2 {
+            return;
+        }
+        let removed = e.authenticators.remove(i);
+        next.retired_totp_step = next.retired_totp_step.max(removed.last_used_step);
+        fx.event(now, account, EventKind::AuthenticatorRemoved { authenticator: authenticator_id_text(&id) });
+        fx.mails.push(Message::AuthenticatorRemoved { to: recipient(account), name: removed.name, at: now });
+    }
+}
+
+/// Whether `id` can be removed from `account` now (2FA on, the authenticator there,
+/// another one left).
+pub(crate) fn check_removable(account: &Account, id: &AuthenticatorId) -> Result<(), Refusal> {
+    let TwoFactor::Enabled(e) = &account.two_factor else {
+        return Err(Refusal::TwoFactorNotActive);
+    };
+    if !e.authenticators.iter().any(|a| a.id == *id) {
+        return Err(Refusal::NoSuchAuthenticator);
+    }
+    if e.authenticators.len() < 2 {
+        return Err(Refusal::LastAuthenticator);
+    }
+    Ok(())
+}
+
+/// Starts adding a further authenticator (replacing one being added). 2FA must be on.
+pub(crate) fn start_adding(account: &Account, adding: Enrolling, now: Timestamp) -> Result<Transition<()>, Refusal> {
+    let TwoFactor::Enabled(e) = &account.two_factor else {
+        return Err(Refusal::TwoFactorNotActive);
+    };
+    if e.authenticators.len() >= MAX_AUTHENTICATORS {
+        return Err(Refusal::TooManyAuthenticators);
+    }
+    let mut next = account.clone();
+    if let TwoFactor::Enabled(e) = &mut next.two_factor {
+        e.adding = Some(adding);
+    }
+    let mut fx = Effects::default();
+    fx.event(now, account, EventKind::EnrollmentStarted);
+    Ok(Transition { next: Some(next), outcome: (), effects: fx })
+}
+
+/// Confirms the authenticator being added with a right code for `step` (that step
+/// counts as used for it): it logs in from now on, and the user is mailed.
+pub(crate) fn confirm_adding(
+    account: &Account,
+    expected_secret: &SealedSecret,
+    step: u64,
+    now: Timestamp,
+) -> Result<Transition<AuthenticatorId>, Refusal> {
+    let TwoFactor::Enabled(e) = &account.two_factor else {
+        return Err(Refusal::TwoFactorNotActive);
+    };
+    let Some(adding) = &e.adding else {
+        return Err(Refusal::NoEnrollment);
+    };
+    if &adding.secret != expected_secret {
+        return Err(Refusal::EnrollmentChanged);
+    }
+    if step <= account.retired_totp_step {
+        return Err(Refusal::StepUsedBeforeReset);
+    }
+    if e.authenticators.len() >= MAX_AUTHENTICATORS {
+        return Err(Refusal::TooManyAuthenticators);
+    }
+    let added = Authenticator::confirmed(adding, step, now);
+    let mut next = account.clone();
+    if let TwoFactor::Enabled(e) = &mut next.two_factor {
+        e.adding = None;
+        e.authenticators.push(added.clone());
+    }
+    let mut fx = Effects::default();
+    fx.event(now, account, EventKind::AuthenticatorAdded { authenticator: authenticator_id_text(&added.id) });
+    fx.mails.push(Message::AuthenticatorAdded { to: recipient(account), name: added.name, at: now });
+    Ok(Transition { next: Some(next), outcome: added.id, effects: fx })
+}
+
+/// An administrator's unlock: lifts the throttle and the second-factor lock (2FA stays
+/// as it is), records who and why, and mails the user. No write when nothing is
+/// locked or throttled (`false`).
+pub(crate) fn unlock(target: &Account, actor: &Account, reason: &str, now: Timestamp) -> Transition<bool> {
+    if target.throttle == Throttle::default() {
+        return Transition::unchanged(false, Effects::default());
+    }
+    let mut next = target.clone();
+    next.throttle = Throttle::default();
+    next.last_unlock = Some(ResetRecord {
+        by: actor.id,
+        by_username: actor.username.clone(),
+        by_role: actor.role,
+        identity_check: reason.to_owned(),
+        at: now,
+    });
+    let mut fx = Effects::default();
+    fx.event(now, target, EventKind::Unlocked { by: actor.id, by_role: actor.role, reason: reason.to_owned() });
+    fx.mails.push(Message::Unlocked {
+        to: recipient(target),
+        by: actor.username.clone(),
+        by_role: actor.role,
+        at: now,
+    });
+    Transition { next: Some(next), outcome: true, effects: fx }
+}
+
+impl StepUpOutcome {
+    fn verified(factor: Factor) -> StepUpOutcome {
+        StepUpOutcome::Verified { factor, backup_code_delivery: None }
+    }
+}
+
+#[cfg(test)]
+mod tests;
