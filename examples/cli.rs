@@ -11,6 +11,13 @@
 //! login NAME [--code CODE | --backup-code CODE] [--remember] [--device TOKEN]
 //!                                                          password: one line on stdin
 //! reset NAME --by ACTOR --verified-by TEXT
+//! authenticators NAME                                      lists NAME's authenticators
+//! add-authenticator NAME --name LABEL                      prints the otpauth:// URI and a QR code
+//! confirm-authenticator NAME --code CODE
+//! remove-authenticator NAME --id ID (--code CODE | --backup-code CODE)
+//! disable NAME (--code CODE | --backup-code CODE)          turns two-factor authentication off
+//! unlock NAME --by ACTOR --reason TEXT                     lifts a throttle or the second-factor lock
+//! forget NAME                                              removes everything kept for NAME
 //! keygen                                                   adds a fresh key to PATH.key, the newest
 //! keys                                                     each key and the documents it seals
 //! reseal                                                   moves every secret to the newest key
@@ -70,6 +77,40 @@
 //! delivered 0 messages; 0 waiting for a retry; 0 given up
 //! ```
 //!
+//! # Several authenticators, turning 2FA off, unlocking, forgetting
+//!
+//! With alice's two-factor authentication on (her phone, the "Authenticator app"):
+//!
+//! ```text
+//! $ cli add-authenticator alice --name Tablet
+//! otpauth://totp/twofactor:alice?secret=OHRYGHVU7KVNRT6KYDRDNYU5Q6SQWBR5&issuer=twofactor
+//! … (a QR code: scan it with the tablet's app)
+//! scan it, then run: confirm-authenticator alice --code CODE
+//! $ cli confirm-authenticator alice --code 318004        # the tablet's code
+//! added authenticator 9f083940109f0b00 (Tablet) for alice; alice was told by mail
+//! $ cli authenticators alice
+//! 173fbc9ab92aa71c  added 2027-01-15T08:00:00Z  last used 2027-01-15T08:00:30Z  Authenticator app
+//! 9f083940109f0b00  added 2027-01-15T08:01:00Z  last used 2027-01-15T08:01:00Z  Tablet
+//! $ # the phone is lost: a code from the tablet (or the backup code) removes it
+//! $ cli remove-authenticator alice --id 173fbc9ab92aa71c --code 650274
+//! removed authenticator 173fbc9ab92aa71c from alice; alice was told by mail
+//! $ cli remove-authenticator alice --id 9f083940109f0b00 --code 104711
+//! refused: cannot remove the last authenticator of alice: `disable alice` turns two-factor authentication off
+//! $ cli disable alice --code 104711
+//! two-factor authentication is off for alice; alice was told by mail
+//! $ # carol typed wrong codes until sign-in paused; bob checks it is her, then:
+//! $ cli unlock carol --by bob --reason 'she called from the number on file'
+//! carol was unlocked by bob; carol was told by mail
+//! $ cli forget carol                  # account deletion: everything kept for carol goes
+//! forgot carol: the account, its two-factor authentication and its queued mail are gone
+//! ```
+//!
+//! A code that removes an authenticator or turns 2FA off is checked as at login: it
+//! works once, and wrong ones count towards the pause after failed attempts. A backup
+//! code used to remove an authenticator is replaced by mail, as at login (`…; a new
+//! backup code was mailed`); one used to turn 2FA off goes with the rest. `unlock`
+//! follows the role rules of `reset` and is refused when nothing is paused or locked.
+//!
 //! # Rotating the key
 //!
 //! With alice enrolled and bob not:
@@ -126,7 +167,8 @@
 //!   mail. Run `deliver` from cron, as an application runs its delivery worker
 //!   ([`twofactor::DeliveryWorker`]).
 //!
-//! `reset` trusts `--by`: a real application authenticates the administrator first.
+//! `reset` and `unlock` trust `--by`: a real application authenticates the administrator
+//! first.
 //! The environment variable `TWOFACTOR_CLI_NOW=UNIX_SECONDS` is a testing aid: it
 //! fixes the clock (TOTP codes, expiries, when queued mail is due) for one invocation.
 
@@ -142,9 +184,10 @@ use qrcode::QrCode;
 use qrcode::render::unicode::Dense1x2;
 use twofactor::mail::FileOutbox;
 use twofactor::{
-    AccountView, AppKey, AuthMethod, Authenticated, Clock, ConfirmOutcome, Delivery, Engine, KeyError, KeyRing,
-    LoginOutcome, MailError, MailId, MailStatus, Mailer, ManualClock, NewAccount, Policy, ResetOutcome, Role,
-    SecondFactor, SecondFactorOutcome, SecretString, SystemClock, Timestamp, UserId, UserStore,
+    AccountView, AddAuthenticatorOutcome, AppKey, AuthMethod, Authenticated, Clock, ConfirmOutcome, Delivery,
+    DeliveryReport, Engine, KeyError, KeyRing, LoginOutcome, MailError, MailId, MailStatus, Mailer, ManualClock,
+    MessageKind, NewAccount, Policy, Refusal, ResetOutcome, Role, SecondFactor, SecondFactorOutcome, SecretString,
+    StepUpOutcome, SystemClock, Timestamp, TwoFactorState, UnlockOutcome, UserId, UserStore,
 };
 use zeroize::Zeroizing;
 
@@ -158,6 +201,13 @@ commands:
   login NAME [--code CODE | --backup-code CODE] [--remember] [--device TOKEN]
                                                            password: one line on stdin
   reset NAME --by ACTOR --verified-by TEXT
+  authenticators NAME                                      lists NAME's authenticators
+  add-authenticator NAME --name LABEL                      prints the otpauth:// URI and a QR code
+  confirm-authenticator NAME --code CODE
+  remove-authenticator NAME --id ID (--code CODE | --backup-code CODE)
+  disable NAME (--code CODE | --backup-code CODE)          turns two-factor authentication off
+  unlock NAME --by ACTOR --reason TEXT                     lifts a throttle or the second-factor lock
+  forget NAME                                              removes everything kept for NAME
   keygen                                                   adds a fresh key to PATH.key, the newest
   keys                                                     each key and the documents it seals
   reseal                                                   moves every secret to the newest key
@@ -244,6 +294,88 @@ options:
   --by ACTOR           who resets (this example trusts it; a real application
                        authenticates the administrator first)
   --verified-by TEXT   how ACTOR checked who NAME is (kept in the audit trail)"
+        ),
+    ),
+    (
+        "authenticators",
+        command_help!(
+            "authenticators NAME",
+            "Lists NAME's authenticators, oldest first, one line each: its id (for
+`remove-authenticator`), when it was added and last used, and its name. With
+two-factor authentication off there are none."
+        ),
+    ),
+    (
+        "add-authenticator",
+        command_help!(
+            "add-authenticator NAME --name LABEL",
+            "Starts adding a further authenticator (a tablet beside the phone) for NAME, whose
+two-factor authentication is on: prints its otpauth:// URI and a QR code of it to scan,
+then run `cli confirm-authenticator NAME --code CODE`. Running it again replaces an
+authenticator not yet confirmed.
+
+options:
+  --name LABEL   what to call it (one line, at most 64 bytes), e.g. Tablet (required)"
+        ),
+    ),
+    (
+        "confirm-authenticator",
+        command_help!(
+            "confirm-authenticator NAME --code CODE",
+            "Finishes adding the authenticator `add-authenticator` started, with a CODE it shows:
+its codes log NAME in from then on, and NAME is told by mail.
+
+options:
+  --code CODE   the code the new authenticator shows (required)"
+        ),
+    ),
+    (
+        "remove-authenticator",
+        command_help!(
+            "remove-authenticator NAME --id ID (--code CODE | --backup-code CODE)",
+            "Removes NAME's authenticator ID (as `authenticators` lists it) after a fresh code
+from another authenticator, or the backup code; NAME is told by mail. The last
+authenticator cannot be removed: `disable` turns two-factor authentication off.
+
+options:
+  --id ID              the authenticator to remove (required)
+  --code CODE          a code from another authenticator
+  --backup-code CODE   the backup code (works once; a new one is mailed)"
+        ),
+    ),
+    (
+        "disable",
+        command_help!(
+            "disable NAME (--code CODE | --backup-code CODE)",
+            "Turns two-factor authentication off for NAME after a fresh code: every
+authenticator, the backup code and the remembered locations go, the password alone
+logs in, and NAME is told by mail.
+
+options:
+  --code CODE          a code from any of NAME's authenticators
+  --backup-code CODE   the backup code"
+        ),
+    ),
+    (
+        "unlock",
+        command_help!(
+            "unlock NAME --by ACTOR --reason TEXT",
+            "Lifts the pause after failed attempts, or the second-factor lock, on NAME (who is
+told by mail), on behalf of the administrator ACTOR, without touching NAME's
+two-factor authentication: an admin unlocks users, only support unlocks an admin.
+Refused when nothing is paused or locked.
+
+options:
+  --by ACTOR      who unlocks (this example trusts it, as it does for reset)
+  --reason TEXT   why (kept in the audit trail)"
+        ),
+    ),
+    (
+        "forget",
+        command_help!(
+            "forget NAME",
+            "Removes everything kept for NAME (the account, its two-factor authentication and its
+queued mail), for account deletion and data-protection requests. It cannot be undone."
         ),
     ),
     (
@@ -382,6 +514,13 @@ enum Command {
     Confirm { name: String, code: String },
     Login { name: String, code: Option<Code>, remember: bool, device: Option<String> },
     Reset { name: String, by: String, verified_by: String },
+    Authenticators { name: String },
+    AddAuthenticator { name: String, label: String },
+    ConfirmAuthenticator { name: String, code: String },
+    RemoveAuthenticator { name: String, id: String, code: Code },
+    Disable { name: String, code: Code },
+    Unlock { name: String, by: String, reason: String },
+    Forget { name: String },
     Keygen,
     Keys,
     Reseal,
@@ -406,6 +545,9 @@ const VALUE_OPTIONS: &[&str] = &[
     "--device",
     "--by",
     "--verified-by",
+    "--name",
+    "--id",
+    "--reason",
 ];
 /// Options without a value (`--help`, also spelled `-h`, is apart: see [`Parsed::help`]).
 const SWITCHES: &[&str] = &["--remember"];
@@ -594,6 +736,35 @@ fn parse(args: impl IntoIterator<Item = OsString>, now: Option<String>) -> Resul
             p.expect("reset", &["NAME"], &["--by", "--verified-by"])?;
             Command::Reset { name: arg(1), by: p.required("--by")?, verified_by: p.required("--verified-by")? }
         }
+        Some("authenticators") => {
+            p.expect("authenticators", &["NAME"], &[])?;
+            Command::Authenticators { name: arg(1) }
+        }
+        Some("add-authenticator") => {
+            p.expect("add-authenticator", &["NAME"], &["--name"])?;
+            Command::AddAuthenticator { name: arg(1), label: p.required("--name")? }
+        }
+        Some("confirm-authenticator") => {
+            p.expect("confirm-authenticator", &["NAME"], &["--code"])?;
+            Command::ConfirmAuthenticator { name: arg(1), code: p.required("--code")? }
+        }
+        Some("remove-authenticator") => {
+            p.expect("remove-authenticator", &["NAME"], &["--id", "--code", "--backup-code"])?;
+            let id = p.required("--id")?;
+            Command::RemoveAuthenticator { name: arg(1), id, code: fresh_code(&p)? }
+        }
+        Some("disable") => {
+            p.expect("disable", &["NAME"], &["--code", "--backup-code"])?;
+            Command::Disable { name: arg(1), code: fresh_code(&p)? }
+        }
+        Some("unlock") => {
+            p.expect("unlock", &["NAME"], &["--by", "--reason"])?;
+            Command::Unlock { name: arg(1), by: p.required("--by")?, reason: p.required("--reason")? }
+        }
+        Some("forget") => {
+            p.expect("forget", &["NAME"], &[])?;
+            Command::Forget { name: arg(1) }
+        }
         Some("keygen") => {
             p.expect("keygen", &[], &[])?;
             Command::Keygen
@@ -619,6 +790,16 @@ fn parse(args: impl IntoIterator<Item = OsString>, now: Option<String>) -> Resul
         Some(other) => return Err(Fail::usage(format!("unknown command {other} (try --help)"))),
     };
     Ok(Invocation { db, transport, clock, command })
+}
+
+/// The fresh factor a command needs: `--code` or `--backup-code`, exactly one.
+fn fresh_code(p: &Parsed) -> Result<Code, Fail> {
+    match (p.option("--code"), p.option("--backup-code")) {
+        (Some(_), Some(_)) => Err(Fail::usage("give --code or --backup-code, not both")),
+        (Some(c), None) => Ok(Code::Totp(c.to_owned())),
+        (None, Some(c)) => Ok(Code::Backup(SecretString::from(c))),
+        (None, None) => Err(Fail::usage("give --code CODE or --backup-code CODE")),
+    }
 }
 
 fn main() -> ExitCode {
@@ -707,12 +888,7 @@ async fn execute<S: UserStore, M: Mailer + 'static>(store: S, mailer: M, work: W
         Command::Enroll { name } => {
             let account = find(&engine, &name).await?;
             let started = engine.start_enrollment(account.id).await?;
-            let uri = started.uri.expose();
-            say!("{uri}");
-            if let Ok(qr) = QrCode::new(uri.as_bytes()) {
-                let art = qr.render::<Dense1x2>().dark_color(Dense1x2::Light).light_color(Dense1x2::Dark).build();
-                say!("{art}");
-            }
+            show_uri(started.uri.expose())?;
             eprintln!("scan it, then run: confirm {name} CODE");
             Ok(())
         }
@@ -738,8 +914,7 @@ async fn execute<S: UserStore, M: Mailer + 'static>(store: S, mailer: M, work: W
             match engine.reset(actor.id, target.id, &verified_by).await? {
                 ResetOutcome::Reset { notice_delivery } => {
                     let delivery = deliver_now(&engine, target.id, &notice_delivery).await;
-                    let told = if delivery.is_sent() { "was told by mail" } else { "could not be told by mail" };
-                    say!("two-factor authentication for {name} was reset by {by}; {name} {told}");
+                    say!("two-factor authentication for {name} was reset by {by}; {name} {}", told(&delivery));
                     still_queued(&engine, target.id, &notice_delivery, &delivery).await;
                     Ok(())
                 }
@@ -749,11 +924,216 @@ async fn execute<S: UserStore, M: Mailer + 'static>(store: S, mailer: M, work: W
                 ))),
             }
         }
+        Command::Authenticators { name } => list_authenticators(&engine, &name).await,
+        Command::AddAuthenticator { name, label } => {
+            let account = find(&engine, &name).await?;
+            let started = engine.add_authenticator(account.id, &label).await?;
+            show_uri(started.uri.expose())?;
+            eprintln!("scan it, then run: confirm-authenticator {name} --code CODE");
+            Ok(())
+        }
+        Command::ConfirmAuthenticator { name, code } => confirm_authenticator(&engine, &name, &code).await,
+        Command::RemoveAuthenticator { name, id, code } => {
+            let account = find(&engine, &name).await?;
+            typed_code(&code)?;
+            let outcome = match engine.remove_authenticator(account.id, &id, factor_of(&code)).await {
+                Err(twofactor::Error::Misuse(Refusal::NoSuchAuthenticator) | twofactor::Error::InvalidInput(_)) => {
+                    return Err(Fail::refused(format!(
+                        "{name} has no authenticator {id} (`authenticators {name}` lists them)"
+                    )));
+                }
+                Err(twofactor::Error::Misuse(Refusal::LastAuthenticator)) => {
+                    return Err(Fail::refused(format!(
+                        "cannot remove the last authenticator of {name}: `disable {name}` turns two-factor \
+                         authentication off"
+                    )));
+                }
+                other => other?,
+            };
+            let asked = Asked {
+                notice: MessageKind::AuthenticatorRemoved,
+                wrong: "wrong code: give a code from another authenticator, or the backup code",
+                new_code: true,
+            };
+            after_fresh_factor(&engine, &account, outcome, asked, |told| {
+                format!("removed authenticator {id} from {name}; {name} {told}")
+            })
+            .await
+        }
+        Command::Disable { name, code } => {
+            let account = find(&engine, &name).await?;
+            typed_code(&code)?;
+            let outcome = engine.disable_two_factor(account.id, factor_of(&code)).await?;
+            // The backup code goes with the rest: no new one is mailed, even after one was used.
+            let asked = Asked { notice: MessageKind::TwoFactorDisabled, wrong: "wrong code", new_code: false };
+            after_fresh_factor(&engine, &account, outcome, asked, |told| {
+                format!("two-factor authentication is off for {name}; {name} {told}")
+            })
+            .await
+        }
+        Command::Unlock { name, by, reason } => {
+            let target = find(&engine, &name).await?;
+            let actor = find(&engine, &by).await?;
+            match engine.unlock(actor.id, target.id, &reason).await? {
+                UnlockOutcome::Unlocked { notice_delivery } => {
+                    let delivery = deliver_now(&engine, target.id, &notice_delivery).await;
+                    say!("{name} was unlocked by {by}; {name} {}", told(&delivery));
+                    still_queued(&engine, target.id, &notice_delivery, &delivery).await;
+                    Ok(())
+                }
+                UnlockOutcome::NotLocked => {
+                    Err(Fail::refused(format!("{name} is neither paused nor locked: there is nothing to unlock")))
+                }
+                _ => Err(Fail::refused(format!(
+                    "{by} ({}) may not unlock {name} ({}): an admin unlocks users, only support unlocks an admin",
+                    actor.role, target.role
+                ))),
+            }
+        }
+        Command::Forget { name } => {
+            let account = find(&engine, &name).await?;
+            if !engine.forget_user(account.id).await? {
+                return Err(Fail::refused(format!("no user named {name}")));
+            }
+            say!("forgot {name}: the account, its two-factor authentication and its queued mail are gone");
+            Ok(())
+        }
         Command::Keys => list_keys(&engine).await,
         Command::Reseal => reseal(&engine, &key_file).await,
         Command::RetireKey { id } => retire_key(&engine, &key_file, id).await,
         Command::Deliver => deliver(&engine).await,
     }
+}
+
+/// Prints an `otpauth://` URI and, below it, a QR code of it to scan.
+fn show_uri(uri: &str) -> Result<(), Fail> {
+    say!("{uri}");
+    if let Ok(qr) = QrCode::new(uri.as_bytes()) {
+        let art = qr.render::<Dense1x2>().dark_color(Dense1x2::Light).light_color(Dense1x2::Dark).build();
+        say!("{art}");
+    }
+    Ok(())
+}
+
+/// The engine's form of a code given on the command line.
+fn factor_of(code: &Code) -> SecondFactor<'_> {
+    match code {
+        Code::Totp(c) => SecondFactor::Totp(c),
+        Code::Backup(c) => SecondFactor::BackupCode(c.expose()),
+    }
+}
+
+/// `authenticators NAME`: one line per authenticator, oldest first.
+async fn list_authenticators<S: UserStore, M: Mailer, C: Clock>(
+    engine: &Engine<S, M, C>,
+    name: &str,
+) -> Result<(), Fail> {
+    let account = find(engine, name).await?;
+    let list = engine.authenticators(account.id).await?;
+    if list.is_empty() {
+        let why = match account.two_factor {
+            TwoFactorState::Enrolling => "two-factor authentication is being set up: run confirm",
+            _ => "two-factor authentication is off",
+        };
+        say!("{name} has no authenticators ({why})");
+    }
+    for a in &list {
+        let used = a.last_used_at.map_or_else(|| "unknown".to_owned(), |t| t.to_string());
+        say!("{}  added {}  last used {used}  {}", a.id, a.added_at, a.name);
+    }
+    Ok(())
+}
+
+/// `confirm-authenticator NAME --code CODE`.
+async fn confirm_authenticator<S: UserStore, M: Mailer, C: Clock>(
+    engine: &Engine<S, M, C>,
+    name: &str,
+    code: &str,
+) -> Result<(), Fail> {
+    let account = find(engine, name).await?;
+    let outcome = match engine.confirm_authenticator(account.id, code).await {
+        Err(twofactor::Error::Misuse(Refusal::NoEnrollment)) => {
+            return Err(Fail::refused(format!(
+                "no authenticator is being added for {name}: run add-authenticator {name} --name LABEL first"
+            )));
+        }
+        other => other?,
+    };
+    match outcome {
+        AddAuthenticatorOutcome::Added { id, notice_delivery } => {
+            let delivery = deliver_now(engine, account.id, &notice_delivery).await;
+            let label = engine
+                .authenticators(account.id)
+                .await
+                .ok()
+                .and_then(|all| all.into_iter().find(|a| a.id == id).map(|a| format!(" ({})", a.name)));
+            say!("added authenticator {id}{} for {name}; {name} {}", label.unwrap_or_default(), told(&delivery));
+            still_queued(engine, account.id, &notice_delivery, &delivery).await;
+            Ok(())
+        }
+        AddAuthenticatorOutcome::WrongCode => Err(Fail::refused("wrong code; the authenticator is still waiting")),
+        _ => Err(Fail::refused("not confirmed")),
+    }
+}
+
+/// What a command that asks for a fresh factor says and mails.
+struct Asked {
+    /// The notice its change queues.
+    notice: MessageKind,
+    /// The refusal of a wrong code.
+    wrong: &'static str,
+    /// Whether a backup code used for it is replaced by mail (not when 2FA goes off).
+    new_code: bool,
+}
+
+/// After a call that asked for a fresh factor: on success, sends the mail it queued
+/// (its notice, and a new backup code when one was used) and prints `done(told)`;
+/// otherwise the refusal.
+async fn after_fresh_factor<S: UserStore, M: Mailer, C: Clock>(
+    engine: &Engine<S, M, C>,
+    account: &AccountView,
+    outcome: StepUpOutcome,
+    asked: Asked,
+    done: impl FnOnce(&str) -> String,
+) -> Result<(), Fail> {
+    let backup_code_delivery = match outcome {
+        StepUpOutcome::Verified { backup_code_delivery, .. } => backup_code_delivery.filter(|_| asked.new_code),
+        StepUpOutcome::Denied => return Err(Fail::refused(asked.wrong)),
+        StepUpOutcome::Throttled { until } => {
+            return Err(Fail::refused(format!("too many failed attempts: try again after {until}")));
+        }
+        StepUpOutcome::Locked => {
+            return Err(Fail::refused(
+                "too many failed attempts: the second factor is locked until an administrator unlocks it",
+            ));
+        }
+        _ => return Err(Fail::refused("not verified")),
+    };
+    let user = account.id;
+    let report = engine.deliver_queued(user).await;
+    // The notice's id is not returned: it is the newest of its kind this round tried.
+    let notice_delivery = match &report {
+        Ok(report) => report.messages.iter().rev().find(|(_, kind, _)| *kind == asked.notice).map_or_else(
+            || Delivery::Failed("another invocation is sending it".to_owned()),
+            |(_, _, delivery)| delivery.clone(),
+        ),
+        Err(e) => Delivery::Failed(e.to_string()),
+    };
+    let mut line = done(told(&notice_delivery));
+    let code = match &backup_code_delivery {
+        Some(queued) => Some((queued, settled(engine, user, queued, report.as_ref()).await)),
+        None => None,
+    };
+    if let Some((_, delivery)) = &code {
+        line.push_str(&format!("; a new backup code {}", mailed(delivery)));
+    }
+    say!("{line}");
+    if matches!(notice_delivery, Delivery::Failed(_)) {
+        eprintln!("note: the mail stays queued and is tried again by the next command or `deliver`");
+    } else if let Some((queued, delivery)) = &code {
+        still_queued(engine, user, queued, delivery).await;
+    }
+    Ok(())
 }
 
 /// Users per delivery round of `deliver`.
@@ -802,6 +1182,16 @@ async fn deliver_now<S: UserStore, M: Mailer, C: Clock>(
     queued: &Delivery,
 ) -> Delivery {
     let report = engine.deliver_queued(user).await;
+    settled(engine, user, queued, report.as_ref()).await
+}
+
+/// How the message `queued` names went in the delivery round `report`.
+async fn settled<S: UserStore, M: Mailer, C: Clock>(
+    engine: &Engine<S, M, C>,
+    user: UserId,
+    queued: &Delivery,
+    report: Result<&DeliveryReport, &twofactor::Error>,
+) -> Delivery {
     let Some(id) = queued.queued() else {
         return queued.clone();
     };
@@ -985,10 +1375,7 @@ async fn login<S: UserStore, M: Mailer, C: Clock>(
         return Err(Fail::refused(format!("{name} needs a second factor: pass --code CODE or --backup-code CODE")));
     };
     typed_code(&code)?;
-    let factor = match &code {
-        Code::Totp(c) => SecondFactor::Totp(c),
-        Code::Backup(c) => SecondFactor::BackupCode(c.expose()),
-    };
+    let factor = factor_of(&code);
     let label = remember.then_some(LOCATION_LABEL);
     match engine.finish_login(pending.token(), factor, label).await? {
         SecondFactorOutcome::Authenticated(auth) => logged_in(engine, &auth, remember).await,
@@ -1038,6 +1425,11 @@ async fn logged_in<S: UserStore, M: Mailer, C: Clock>(
         None => {}
     }
     Ok(())
+}
+
+/// "was told by mail", or not.
+fn told(delivery: &Delivery) -> &'static str {
+    if delivery.is_sent() { "was told by mail" } else { "could not be told by mail" }
 }
 
 fn mailed(delivery: &Delivery) -> String {

@@ -6,7 +6,8 @@
 //! case) and its own password check. The crate reads the user from that table at every
 //! call and writes only its columns: a version, an opaque JSON document, and when the
 //! document's earliest queued mail is due (so the delivery worker finds that mail
-//! through an index instead of reading every document). Here
+//! through an index instead of reading every document). Forgetting a user clears those
+//! columns and leaves the application's row alone. Here
 //! the application checks passwords itself (the second-factor-only mode); an
 //! application that wants the crate to check them gives it the stored hashes once
 //! (`Engine::import_password_hash`, which reads bcrypt, Django and scrypt hashes)
@@ -136,6 +137,25 @@ impl UserStore for AppStore {
         .await
         .map_err(backend)?;
         Ok(ids.into_iter().map(UserId::from).collect())
+    }
+
+    /// Forgets what the crate keeps for a user (`Engine::forget_user`, for account
+    /// deletion and data-protection requests): one guarded UPDATE clears the crate's
+    /// columns (the document, with any mail queued in it, and its due time; the version
+    /// back to 0) if nobody wrote since `expected`. The application's row stays: the
+    /// application deletes its user itself, or keeps it without 2FA.
+    async fn forget(&self, id: UserId, expected: u64) -> Result<Swap, StoreError> {
+        let (Some(id), Ok(expected_sql)) = (app_id(id), i64::try_from(expected)) else { return Ok(Swap::Conflict) };
+        let done = query(
+            "UPDATE users SET twofactor_document = NULL, twofactor_mail_due = NULL, twofactor_version = 0 \
+             WHERE id = ? AND twofactor_version = ?",
+        )
+        .bind(id)
+        .bind(expected_sql)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(if done.rows_affected() == 1 { Swap::Swapped { version: 0 } } else { Swap::Conflict })
     }
 }
 
@@ -274,5 +294,20 @@ pub async fn main() -> Result<(), Box<dyn Error>> {
         return Err("the delivered mail is still due".into());
     }
     println!("the crate's columns for alice: version {version}, document of {size} bytes, no mail due");
+
+    // A data-protection request: the crate forgets what it holds for her (the
+    // document, and any mail queued in it). Her row is the application's to delete.
+    if !engine.forget_user(alice).await? {
+        return Err("forget_user did not find alice".into());
+    }
+    let (version, document, name): (i64, Option<String>, String) =
+        sqlx::query_as("SELECT twofactor_version, twofactor_document, display_name FROM users WHERE id = ?")
+            .bind(app_id(alice))
+            .fetch_one(&pool)
+            .await?;
+    if (version, document.is_some()) != (0, false) {
+        return Err("forget_user left the crate's columns behind".into());
+    }
+    println!("forgotten: the crate's columns are cleared; the application's row ({name}) stays");
     Ok(())
 }

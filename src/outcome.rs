@@ -381,12 +381,13 @@ pub enum AddAuthenticatorOutcome {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum UnlockOutcome {
-    /// The throttle and the second-factor lock were lifted; the user is mailed.
+    /// The failure budget was cleared, and with it a throttle or the second-factor lock;
+    /// the user is mailed.
     Unlocked {
         /// The notice's mail ([`Delivery::Queued`]).
         notice_delivery: Delivery,
     },
-    /// Nothing was throttled or locked: nothing changed.
+    /// The budget held no failure: nothing changed.
     NotLocked,
     /// The role rules forbid it (as for a reset: an admin unlocks users; only support
     /// unlocks admins; nobody unlocks themselves or a peer).

@@ -12,7 +12,12 @@
 //! exactly once, and no other; and [`UserStore::mail_due`] lists exactly the users
 //! whose stored document has mail due ([`Document::mail_due_at`] at or before the
 //! time asked about), most overdue first, at most the limit (0 counting as 1),
-//! following every swap that changes the due time and no swap that failed.
+//! following every swap that changes the due time and no swap that failed; and
+//! [`UserStore::forget`] at the stored version removes the document (the user too, or
+//! the user stays without one: the kit accepts either), so `mail_due` and `scan` no
+//! longer list it, while a stale version or a missing user is [`Swap::Conflict`] and
+//! changes nothing, other users stay untouched, and a forget racing swaps from the
+//! same version is the one winner or loses.
 //!
 //! - [`run_conformance`] is for a store that creates users itself
 //!   ([`UserStore::create_user`], like the shipped stores). It also checks that a
@@ -228,6 +233,8 @@ impl Conformance {
         check!("scan_visits_every_document_once", scan_visits_every_document_once);
         check!("mail_due_lists_due_documents", mail_due_lists_due_documents);
         check!("mail_due_follows_swaps", mail_due_follows_swaps);
+        check!("forget_removes_the_document", forget_removes_the_document);
+        check!("racing_forget_and_swaps_one_winner", |s, u| racing_forget_and_swaps(s, u, tasks));
         Ok(Report { checks, tasks })
     }
 }
@@ -806,4 +813,151 @@ async fn racing_creates<S: UserStore + 'static>(store: Arc<S>, tasks: usize) -> 
         return Err("after the creation race the login does not name the winner".to_owned());
     }
     Ok(())
+}
+
+async fn forget<S: UserStore>(store: &S, id: UserId, expected: u64) -> Result<Swap, String> {
+    store.forget(id, expected).await.map_err(|e| store_err("forget", e))
+}
+
+/// Reads `user` back after a forget: either no user at all (a store that keeps the
+/// users itself removes them) or the same user without a document (a store over the
+/// application's own users table keeps its row); `find_by_login` agrees either way.
+/// Returns whether the user is still there.
+async fn expect_forgotten<S: UserStore>(store: &S, user: &UserRecord, when: &str) -> Result<bool, String> {
+    let found = store.find_by_id(user.id).await.map_err(|e| store_err("find_by_id", e))?;
+    match found {
+        None => {
+            let by_login = store.find_by_login(&user.login).await.map_err(|e| store_err("find_by_login", e))?;
+            if by_login.is_some() {
+                return Err(format!("{when}: find_by_id finds no user, but find_by_login still finds one"));
+            }
+            Ok(false)
+        }
+        Some(found) => {
+            if let Some(stored) = &found.credentials {
+                return Err(format!("{when}: the user still holds its document (version {})", stored.version));
+            }
+            expect_document(store, user, None, when).await?;
+            Ok(true)
+        }
+    }
+}
+
+/// A forget at the stored version removes the document (and with it the user's place
+/// in `mail_due` and `scan`); a stale, future or missing version, or a user that does
+/// not exist, is a Conflict and changes nothing; other users are untouched. A store
+/// may remove the user or keep it without a document: the kit accepts both, and a kept
+/// user starts over (its next document is inserted at version 1).
+async fn forget_removes_the_document<S: UserStore>(store: Arc<S>, users: Vec<UserRecord>) -> Check {
+    let base = mail_base()?;
+    let (a, b, c) = (&users[0], &users[1], &users[2]);
+    let (a_doc, b_doc) = (mail_at(&[base - 200]), mail_at(&[base - 50]));
+    if insert(&*store, a.id, &mail_at(&[base - 100])).await? != (Swap::Swapped { version: 1 })
+        || swap(&*store, a.id, 1, &a_doc).await? != (Swap::Swapped { version: 2 })
+        || insert(&*store, b.id, &b_doc).await? != (Swap::Swapped { version: 1 })
+    {
+        return Err("setting up the documents (an insert, a swap, an insert) did not succeed".to_owned());
+    }
+    let mut ours: Vec<(UserId, Option<u64>)> = users.iter().map(|u| (u.id, None)).collect();
+    ours[0].1 = Some(base - 200);
+    ours[1].1 = Some(base - 50);
+    expect_due(&*store, base, 1000, &ours, "before any forget").await?;
+
+    for expected in [1, 3, 0, u64::MAX, i64::MAX as u64] {
+        let answer = forget(&*store, a.id, expected).await?;
+        if answer != Swap::Conflict {
+            return Err(format!(
+                "a forget expecting version {expected} while the store holds 2 answered {answer:?}; a Conflict is due"
+            ));
+        }
+        let when = format!("after a forget expecting version {expected}");
+        expect_document(&*store, a, Some((2, &a_doc)), &when).await?;
+    }
+    let (ghost, _) = fresh("ghost")?;
+    for expected in [0, 1] {
+        if forget(&*store, ghost, expected).await? != Swap::Conflict {
+            return Err(format!(
+                "a forget (expecting version {expected}) of a user that does not exist was not a Conflict"
+            ));
+        }
+    }
+    expect_due(&*store, base, 1000, &ours, "after the conflicting forgets").await?;
+
+    let answer = forget(&*store, a.id, 2).await?;
+    if answer != (Swap::Swapped { version: 0 }) {
+        return Err(format!("a forget at the stored version answered {answer:?}; Swapped at version 0 is due"));
+    }
+    let kept = expect_forgotten(&*store, a, "after a forget at the stored version").await?;
+    ours[0].1 = None;
+    expect_due(&*store, base, 1000, &ours, "after a forget").await?;
+    if walk(&*store, 1000).await?.iter().any(|u| u.id == a.id) {
+        return Err("after a forget, scan still visits the user".to_owned());
+    }
+    expect_document(&*store, b, Some((1, &b_doc)), "another user, after a forget").await?;
+    expect_document(&*store, c, None, "a user never written, after another's forget").await?;
+
+    let again = insert(&*store, a.id, &counter(1)).await?;
+    match (kept, again) {
+        (true, Swap::Swapped { version: 1 }) | (false, Swap::Conflict) => {}
+        (true, other) => {
+            return Err(format!(
+                "after a forget that kept the user, insert_document answered {other:?}; a first document at version 1 is due"
+            ));
+        }
+        (false, other) => {
+            return Err(format!("after a forget that removed the user, insert_document answered {other:?}"));
+        }
+    }
+
+    // A user without a document is forgotten at version 0, and only at version 0.
+    if forget(&*store, c.id, 1).await? != Swap::Conflict {
+        return Err("a forget expecting version 1 of a user without a document was not a Conflict".to_owned());
+    }
+    let answer = forget(&*store, c.id, 0).await?;
+    if answer != (Swap::Swapped { version: 0 }) {
+        return Err(format!("a forget at version 0 of a user without a document answered {answer:?}"));
+    }
+    expect_forgotten(&*store, c, "after forgetting a user without a document").await?;
+    expect_document(&*store, b, Some((1, &b_doc)), "another user, after the forgets").await?;
+    ours[2].1 = None;
+    expect_due(&*store, base, 1000, &ours, "after the forgets").await
+}
+
+/// Forgets and swaps racing from one version: exactly one of them wins, and the user
+/// reads back as that winner left it.
+async fn racing_forget_and_swaps<S: UserStore + 'static>(store: Arc<S>, users: Vec<UserRecord>, tasks: usize) -> Check {
+    let rt = runtime("racing_forget_and_swaps_one_winner")?;
+    let user = users[0].clone();
+    if insert(&*store, user.id, &counter(0)).await? != (Swap::Swapped { version: 1 }) {
+        return Err("the first insert_document was not Swapped at version 1".to_owned());
+    }
+    let barrier = Arc::new(tokio::sync::Barrier::new(tasks));
+    let handles = (1..=tasks as u64)
+        .map(|i| {
+            let (store, barrier) = (Arc::clone(&store), Arc::clone(&barrier));
+            rt.spawn(async move {
+                barrier.wait().await;
+                // Every other task forgets; the rest swap. `Some(None)`: a forget won.
+                let swapped = if i % 2 == 0 {
+                    store.forget(user.id, 1).await?.eq(&Swap::Swapped { version: 0 }).then_some(None)
+                } else {
+                    match store.compare_and_swap(user.id, 1, &counter(i)).await? {
+                        Swap::Swapped { version } => Some(Some((version, i))),
+                        Swap::Conflict => None,
+                    }
+                };
+                Ok(swapped)
+            })
+        })
+        .collect();
+    match winners(handles, "a racing forget or compare_and_swap").await?.as_slice() {
+        [None] => expect_forgotten(&*store, &users[0], "after a forget won the race").await.map(|_| ()),
+        [Some((2, i))] => {
+            expect_document(&*store, &users[0], Some((2, &counter(*i))), "after a swap won the race").await
+        }
+        [Some((v, _))] => Err(format!("the winning swap reported version {v}, expected 2")),
+        won => {
+            Err(format!("{} of {tasks} forgets and swaps from the same version succeeded; exactly one must", won.len()))
+        }
+    }
 }

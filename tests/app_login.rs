@@ -35,6 +35,9 @@ impl UserStore for AnyCase {
     async fn mail_due(&self, now: Timestamp, limit: usize) -> Result<Vec<UserId>, StoreError> {
         self.0.mail_due(now, limit).await
     }
+    async fn forget(&self, id: UserId, expected: u64) -> Result<Swap, StoreError> {
+        self.0.forget(id, expected).await
+    }
 }
 
 fn policy() -> Policy {

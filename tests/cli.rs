@@ -400,6 +400,13 @@ const COMMAND_USAGE: &[(&str, &str)] = &[
     ("reseal", "reseal"),
     ("retire-key", "retire-key ID"),
     ("deliver", "deliver"),
+    ("authenticators", "authenticators NAME"),
+    ("add-authenticator", "add-authenticator NAME --name LABEL"),
+    ("confirm-authenticator", "confirm-authenticator NAME --code CODE"),
+    ("remove-authenticator", "remove-authenticator NAME --id ID (--code CODE | --backup-code CODE)"),
+    ("disable", "disable NAME (--code CODE | --backup-code CODE)"),
+    ("unlock", "unlock NAME --by ACTOR --reason TEXT"),
+    ("forget", "forget NAME"),
 ];
 
 #[test]
@@ -483,6 +490,26 @@ fn usage_errors_keep_their_wording() {
         (&["retire-key", "1", "2"], "expected: retire-key ID"),
         (&["retire-key", "one"], "retire-key takes a key id (a number, as `keys` lists)"),
         (&["retire-key", "-1"], "retire-key takes a key id (a number, as `keys` lists)"),
+        (&["authenticators"], "expected: authenticators NAME"),
+        (&["authenticators", "alice", "--code", "1"], "authenticators does not take --code"),
+        (&["add-authenticator", "alice"], "--name is required"),
+        (&["add-authenticator", "--name", "Tablet"], "expected: add-authenticator NAME"),
+        (&["confirm-authenticator", "alice"], "--code is required"),
+        (&["confirm-authenticator", "alice", "123456"], "expected: confirm-authenticator NAME"),
+        (&["remove-authenticator", "alice", "--code", "123456"], "--id is required"),
+        (&["remove-authenticator", "alice", "--id", "00"], "give --code CODE or --backup-code CODE"),
+        (
+            &["remove-authenticator", "alice", "--id", "00", "--code", "1", "--backup-code", "2"],
+            "give --code or --backup-code, not both",
+        ),
+        (&["disable", "alice"], "give --code CODE or --backup-code CODE"),
+        (&["disable", "alice", "--code", "1", "--backup-code", "2"], "give --code or --backup-code, not both"),
+        (&["disable", "alice", "--remember", "--code", "1"], "disable does not take --remember"),
+        (&["unlock", "alice", "--by", "bob"], "--reason is required"),
+        (&["unlock", "alice", "--reason", "phone call"], "--by is required"),
+        (&["forget"], "expected: forget NAME"),
+        (&["forget", "alice", "bob"], "expected: forget NAME"),
+        (&["login", "alice", "--name", "Tablet"], "login does not take --name"),
     ] {
         let out = sh.run(args, "", T0).usage_error();
         assert_eq!(out.stderr, format!("usage error: {message}\n"), "{args:?}");
@@ -1150,4 +1177,202 @@ fn a_later_command_for_the_user_sends_what_is_due() {
     assert!(names[1].ends_with("-reset.eml"), "{names:?}");
     let out = sh.run(&["deliver"], "", T0 + 3600).ok();
     assert_eq!(out.stdout, "delivered 0 messages; 0 waiting for a retry; 0 given up\n");
+}
+
+/// The id, added and last-used times and name on each line `authenticators` prints.
+fn authenticator_lines(out: &Run) -> Vec<(String, String)> {
+    out.stdout
+        .lines()
+        .map(|l| {
+            let parts: Vec<&str> = l.splitn(4, "  ").collect();
+            assert_eq!(parts.len(), 4, "ID  added T  last used T  NAME: {l}");
+            assert!(parts[1].starts_with("added 20") && parts[2].starts_with("last used "), "{l}");
+            (parts[0].to_owned(), parts[3].to_owned())
+        })
+        .collect()
+}
+
+/// A code that is not `code` (and not any code of the same step).
+fn wrong(code: &str) -> String {
+    format!("{:06}", (code.parse::<u32>().unwrap() + 1) % 1_000_000)
+}
+
+#[test]
+fn a_second_authenticator_is_added_listed_used_and_removed() {
+    let sh = Shell::new();
+    sh.add_user("alice", "user", ALICE_PW);
+    sh.add_user("bob", "admin", BOB_PW);
+    let pw = &format!("{ALICE_PW}\n");
+    let phone = sh.enroll("alice");
+    let out = sh.run(&["authenticators", "alice"], "", T0).ok();
+    let listed = authenticator_lines(&out);
+    assert_eq!(listed.len(), 1, "{}", out.stdout);
+    let (phone_id, first_name) = listed[0].clone();
+    assert_eq!(first_name, "Authenticator app");
+    assert!(phone_id.len() == 16 && phone_id.bytes().all(|b| b.is_ascii_hexdigit()), "{phone_id}");
+
+    // add-authenticator prints the URI and a QR code, as enroll does.
+    let out = sh.run(&["add-authenticator", "alice", "--name", "Tablet"], "", T0).ok();
+    let uri = out.stdout.lines().next().expect("the otpauth:// URI first");
+    assert!(out.stdout.lines().count() > 10, "a QR code follows the URI");
+    assert_eq!(out.stderr, "scan it, then run: confirm-authenticator alice --code CODE\n");
+    let tablet = parse_otpauth_uri(uri).expect("a valid otpauth URI");
+    assert_ne!(tablet.secret.expose(), phone.secret.expose(), "a secret of its own");
+
+    // A wrong code leaves it waiting; the right one adds it, and alice is told by mail.
+    let out = sh.run(&["confirm-authenticator", "alice", "--code", &wrong(&totp(&tablet, T0))], "", T0).refused();
+    assert_eq!(out.stderr, "refused: wrong code; the authenticator is still waiting\n");
+    let out = sh.run(&["confirm-authenticator", "alice", "--code", &totp(&tablet, T0)], "", T0).ok();
+    let tablet_id = out
+        .stdout
+        .strip_prefix("added authenticator ")
+        .and_then(|rest| rest.strip_suffix(" (Tablet) for alice; alice was told by mail\n"))
+        .unwrap_or_else(|| panic!("{}", out.stdout))
+        .to_owned();
+    let names = mail_names(&sh.dir.path().join("outbox"));
+    assert!(names.last().unwrap().ends_with("-authenticator.added.eml"), "{names:?}");
+    let notice = sh.mails().pop().unwrap();
+    assert_eq!(header(&notice, "To"), Some("alice@example.test"));
+    assert!(notice.contains("Tablet"), "{notice}");
+    let out = sh.run(&["confirm-authenticator", "alice", "--code", &totp(&tablet, T0)], "", T0).refused();
+    assert!(out.stderr.contains("no authenticator is being added for alice"), "{}", out.stderr);
+    let out = sh.run(&["authenticators", "alice"], "", T0).ok();
+    assert_eq!(
+        authenticator_lines(&out),
+        [(phone_id.clone(), "Authenticator app".to_owned()), (tablet_id.clone(), "Tablet".to_owned())]
+    );
+
+    // The tablet's codes log in.
+    let out = sh.run(&["login", "alice", "--code", &totp(&tablet, T0 + 30)], pw, T0 + 30).ok();
+    assert_eq!(out.stdout, "logged in as alice (password and authenticator code)\n");
+
+    // Removing the phone takes a code from another authenticator, not from the phone.
+    let remove =
+        |id: &str, code: &str, at: u64| sh.run(&["remove-authenticator", "alice", "--id", id, "--code", code], "", at);
+    let out = remove(&phone_id, &totp(&phone, T0 + 60), T0 + 60).refused();
+    assert_eq!(out.stderr, "refused: wrong code: give a code from another authenticator, or the backup code\n");
+    let out = remove("0123456789abcdef", &totp(&tablet, T0 + 60), T0 + 60).refused();
+    assert!(out.stderr.contains("alice has no authenticator 0123456789abcdef"), "{}", out.stderr);
+    let out = remove(&phone_id, &totp(&tablet, T0 + 60), T0 + 60).ok();
+    assert_eq!(out.stdout, format!("removed authenticator {phone_id} from alice; alice was told by mail\n"));
+    let names = mail_names(&sh.dir.path().join("outbox"));
+    assert!(names.last().unwrap().ends_with("-authenticator.removed.eml"), "{names:?}");
+    let out = sh.run(&["authenticators", "alice"], "", T0 + 60).ok();
+    assert_eq!(authenticator_lines(&out), [(tablet_id.clone(), "Tablet".to_owned())]);
+
+    // The backup code removes one too, and is replaced by mail as at login.
+    let out = sh.run(&["add-authenticator", "alice", "--name", "Laptop"], "", T0 + 60).ok();
+    let laptop = parse_otpauth_uri(out.stdout.lines().next().unwrap()).unwrap();
+    let out = sh.run(&["confirm-authenticator", "alice", "--code", &totp(&laptop, T0 + 60)], "", T0 + 60).ok();
+    let laptop_id = out.stdout.split(' ').nth(2).unwrap().to_owned();
+    let backup = backup_code(&sh.mails()[0]);
+    let out =
+        sh.run(&["remove-authenticator", "alice", "--id", &laptop_id, "--backup-code", &backup], "", T0 + 60).ok();
+    assert_eq!(
+        out.stdout,
+        format!("removed authenticator {laptop_id} from alice; alice was told by mail; a new backup code was mailed\n")
+    );
+    let names = mail_names(&sh.dir.path().join("outbox"));
+    let last_two: Vec<&str> = names[names.len() - 2..].iter().map(|n| n.rsplit('-').next().unwrap()).collect();
+    assert!(
+        last_two.contains(&"authenticator.removed.eml") && last_two.contains(&"backup_code.rotated.eml"),
+        "{names:?}"
+    );
+    let out = sh.run(&["authenticators", "alice"], "", T0 + 60).ok();
+    assert_eq!(authenticator_lines(&out), [(tablet_id.clone(), "Tablet".to_owned())]);
+
+    // The last one cannot go; the phone's codes no longer log in.
+    let out = remove(&tablet_id, &totp(&tablet, T0 + 90), T0 + 90).refused();
+    assert!(out.stderr.contains("cannot remove the last authenticator of alice"), "{}", out.stderr);
+    let out = sh.run(&["login", "alice", "--code", &totp(&phone, T0 + 120)], pw, T0 + 120).refused();
+    assert!(out.stderr.contains("wrong code"), "{}", out.stderr);
+
+    // Without two-factor authentication there is nothing to add to.
+    let out = sh.run(&["authenticators", "bob"], "", T0).ok();
+    assert_eq!(out.stdout, "bob has no authenticators (two-factor authentication is off)\n");
+    let out = sh.run(&["add-authenticator", "bob", "--name", "Tablet"], "", T0).refused();
+    assert!(out.stderr.contains("two-factor authentication is not active"), "{}", out.stderr);
+    sh.run(&["add-authenticator", "nobody", "--name", "Tablet"], "", T0).refused();
+    sh.run(&["add-authenticator", "alice", "--name", " "], "", T0).refused();
+}
+
+#[test]
+fn disable_turns_two_factor_off_after_a_fresh_code() {
+    let sh = Shell::new();
+    sh.add_user("alice", "user", ALICE_PW);
+    let pw = &format!("{ALICE_PW}\n");
+    let alice = sh.enroll("alice");
+    let backup = backup_code(&sh.mails()[0]);
+    let out = sh.run(&["disable", "alice", "--code", &wrong(&totp(&alice, T0 + 30))], "", T0 + 30).refused();
+    assert_eq!(out.stderr, "refused: wrong code\n");
+    let out = sh.run(&["disable", "alice", "--code", "12x456"], "", T0 + 30).refused();
+    assert!(out.stderr.starts_with("refused: invalid input: "), "{}", out.stderr);
+    // The backup code works too; it goes with the rest, so no new one is mailed.
+    let out = sh.run(&["disable", "alice", "--backup-code", &backup], "", T0 + 30).ok();
+    assert_eq!(out.stdout, "two-factor authentication is off for alice; alice was told by mail\n");
+    assert!(out.stderr.is_empty(), "{}", out.stderr);
+    let names = mail_names(&sh.dir.path().join("outbox"));
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(names[1].ends_with("-two_factor.disabled.eml"), "{names:?}");
+    let out = sh.run(&["login", "alice"], pw, T0 + 60).ok();
+    assert_eq!(out.stdout, "logged in as alice (password)\n");
+    let out = sh.run(&["authenticators", "alice"], "", T0 + 60).ok();
+    assert_eq!(out.stdout, "alice has no authenticators (two-factor authentication is off)\n");
+    let out = sh.run(&["disable", "alice", "--code", &totp(&alice, T0 + 60)], "", T0 + 60).refused();
+    assert!(out.stderr.contains("two-factor authentication is not active"), "{}", out.stderr);
+    sh.run(&["disable", "nobody", "--code", "123456"], "", T0 + 60).refused();
+}
+
+#[test]
+fn unlock_lifts_the_pause_after_wrong_codes_as_the_role_rules_allow() {
+    let sh = Shell::new();
+    sh.add_user("alice", "user", ALICE_PW);
+    sh.add_user("carol", "user", ALICE_PW);
+    sh.add_user("bob", "admin", BOB_PW);
+    let pw = &format!("{ALICE_PW}\n");
+    let alice = sh.enroll("alice");
+    let unlock = |name: &str, by: &str| sh.run(&["unlock", name, "--by", by, "--reason", "phone call"], "", T0 + 30);
+    let out = unlock("alice", "bob").refused();
+    assert_eq!(out.stderr, "refused: alice is neither paused nor locked: there is nothing to unlock\n");
+    // Wrong codes until sign-in is paused: then even the right code is refused.
+    let bad = wrong(&totp(&alice, T0 + 30));
+    for _ in 0..5 {
+        sh.run(&["login", "alice", "--code", &bad], pw, T0 + 30).refused();
+    }
+    let out = sh.run(&["login", "alice", "--code", &totp(&alice, T0 + 30)], pw, T0 + 30).refused();
+    assert!(out.stderr.contains("too many failed attempts"), "{}", out.stderr);
+    let out = unlock("alice", "carol").refused();
+    assert!(out.stderr.contains("carol (user) may not unlock alice (user)"), "{}", out.stderr);
+    unlock("bob", "bob").refused();
+    unlock("alice", "nobody").refused();
+    let out = sh.run(&["unlock", "alice", "--by", "bob", "--reason", " "], "", T0 + 30).refused();
+    assert!(out.stderr.starts_with("refused: invalid input: "), "{}", out.stderr);
+    let out = unlock("alice", "bob").ok();
+    assert_eq!(out.stdout, "alice was unlocked by bob; alice was told by mail\n");
+    let names = mail_names(&sh.dir.path().join("outbox"));
+    assert!(names.last().unwrap().ends_with("-unlocked.eml"), "{names:?}");
+    let notice = sh.mails().pop().unwrap();
+    assert!(notice.contains("bob"), "{notice}");
+    // Her second factor is untouched: the code logs in.
+    let out = sh.run(&["login", "alice", "--code", &totp(&alice, T0 + 30)], pw, T0 + 30).ok();
+    assert_eq!(out.stdout, "logged in as alice (password and authenticator code)\n");
+}
+
+#[test]
+fn forget_removes_the_user_and_everything_kept_for_them() {
+    let sh = Shell::new();
+    sh.add_user("alice", "user", ALICE_PW);
+    sh.enroll("alice");
+    let out = sh.run(&["forget", "alice"], "", T0 + 30).ok();
+    assert_eq!(out.stdout, "forgot alice: the account, its two-factor authentication and its queued mail are gone\n");
+    let out = sh.run(&["login", "alice"], &format!("{ALICE_PW}\n"), T0 + 30).refused();
+    assert!(out.stderr.contains("wrong username or password"), "{}", out.stderr);
+    let out = sh.run(&["authenticators", "alice"], "", T0 + 30).refused();
+    assert_eq!(out.stderr, "refused: no user named alice\n");
+    let out = sh.run(&["forget", "alice"], "", T0 + 30).refused();
+    assert_eq!(out.stderr, "refused: no user named alice\n");
+    // The name is free again: a new alice starts from nothing.
+    sh.add_user("alice", "user", ALICE_PW);
+    let out = sh.run(&["authenticators", "alice"], "", T0 + 30).ok();
+    assert_eq!(out.stdout, "alice has no authenticators (two-factor authentication is off)\n");
 }

@@ -378,6 +378,9 @@ impl<S: UserStore> UserStore for Dropping<S> {
     async fn mail_due(&self, now: Timestamp, limit: usize) -> Result<Vec<UserId>, StoreError> {
         self.inner.mail_due(now, limit).await
     }
+    async fn forget(&self, id: UserId, expected: u64) -> Result<Swap, StoreError> {
+        self.inner.forget(id, expected).await
+    }
 }
 
 /// A re-seal that stops after its first page (the connection drops) resumes from the
@@ -765,6 +768,9 @@ impl UserStore for Hooked {
     }
     async fn mail_due(&self, now: Timestamp, limit: usize) -> Result<Vec<UserId>, StoreError> {
         self.inner.mail_due(now, limit).await
+    }
+    async fn forget(&self, id: UserId, expected: u64) -> Result<Swap, StoreError> {
+        self.inner.forget(id, expected).await
     }
 }
 

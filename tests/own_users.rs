@@ -11,8 +11,8 @@ use std::time::Duration;
 use own_users::{AppStore, app_database, sign_up};
 use twofactor::testkit::{Conformance, SEEDED_USERS};
 use twofactor::{
-    Engine, KeyRing, LoginOutcome, ManualClock, MemoryMailer, Policy, Role, SecondFactor, SecondFactorOutcome,
-    Timestamp, TotpParams, UserId, UserStore,
+    Engine, EventKind, KeyRing, LoginOutcome, ManualClock, MemoryMailer, MemorySink, Policy, Role, SecondFactor,
+    SecondFactorOutcome, Timestamp, TotpParams, TwoFactorState, UserId, UserStore,
 };
 
 /// The store conformance kit passes on the application's store.
@@ -29,8 +29,8 @@ async fn app_store_conforms() {
         })
         .await
         .unwrap_or_else(|failure| panic!("{failure}"));
-    assert_eq!(report.checks.len(), 12, "{report}");
-    assert_eq!(report.checks.last(), Some(&"mail_due_follows_swaps"), "{report}");
+    assert_eq!(report.checks.len(), 14, "{report}");
+    assert_eq!(report.checks.last(), Some(&"racing_forget_and_swaps_one_winner"), "{report}");
 }
 
 /// Logins are the application's: by email, in any case; ids are its integers.
@@ -127,6 +127,64 @@ async fn key_operations_walk_the_applications_table() -> Result<(), Box<dyn std:
         let done = newest.finish_login(pending.token(), SecondFactor::Totp(code.expose()), None).await?;
         assert!(matches!(done, SecondFactorOutcome::Authenticated(_)), "{id}: {done:?}");
     }
+    Ok(())
+}
+
+/// Forgetting a user on the application's table clears the crate's columns (the
+/// document with the mail queued in it, its due time, the version back to 0) and
+/// keeps the application's row: the queued backup code is never sent, the event names
+/// the user and nothing else, and the user, now without a document, signs in without a
+/// second factor and can enroll from scratch.
+#[tokio::test]
+async fn forgetting_a_user_clears_the_crates_columns_and_keeps_the_applications_row()
+-> Result<(), Box<dyn std::error::Error>> {
+    let pool = app_database().await?;
+    let alice = sign_up(&pool, "alice@example.test", "Alice", false).await?;
+    let bob = sign_up(&pool, "bob@example.test", "Bob", false).await?;
+    let store = AppStore::new(pool.clone());
+    let (mailer, events, clock) = (MemoryMailer::new(), MemorySink::new(), ManualClock::new(Timestamp(1_800_000_000)));
+    let engine = Engine::builder(store.clone(), mailer.clone(), KeyRing::ephemeral()?)
+        .clock(clock.clone())
+        .policy(Policy::builder().danger_fast_hashing().build()?)
+        .events(events.clone())
+        .build()?;
+    for id in [alice, bob] {
+        let started = engine.start_enrollment(id).await?;
+        let secret = data_encoding::BASE32_NOPAD.decode(started.secret_base32.expose().as_bytes())?;
+        let code = twofactor::totp::generate(&secret, &TotpParams::default(), clock_now(&clock));
+        engine.confirm_enrollment(id, code.expose()).await?;
+    }
+    // Both setup codes wait in the documents.
+    assert_eq!(store.mail_due(Timestamp(u64::MAX / 2), 10).await?.len(), 2);
+
+    assert!(engine.forget_user(alice).await?);
+    let row: (i64, Option<String>, Option<i64>, String) = sqlx::query_as(
+        "SELECT twofactor_version, twofactor_document, twofactor_mail_due, display_name FROM users WHERE id = ?",
+    )
+    .bind(alice.as_u64().map(|n| n as i64))
+    .fetch_one(&pool)
+    .await?;
+    assert_eq!(row, (0, None, None, "Alice".to_owned()), "the crate's columns cleared, the row kept");
+    assert!(store.find_by_id(alice).await?.ok_or("alice's row")?.credentials.is_none());
+    let forgotten: Vec<_> = events.events().into_iter().filter(|e| e.kind.name() == "user.forgotten").collect();
+    assert_eq!(forgotten.len(), 1);
+    assert_eq!((forgotten[0].account, &forgotten[0].kind), (Some(alice), &EventKind::UserForgotten));
+
+    let report = engine.deliver_due(100).await?;
+    assert_eq!(report.sent, 1, "only bob's code: {report:?}");
+    let sent: Vec<String> = mailer.outbox().iter().map(|m| m.message.recipient().email.clone()).collect();
+    assert_eq!(sent, ["bob@example.test"], "alice's queued code was forgotten with her document");
+
+    // Without a document she has no second factor; she can enroll again from scratch.
+    let LoginOutcome::Authenticated(_) = engine.begin_second_factor(alice, None).await? else {
+        panic!("a user without a document signs in without a second factor");
+    };
+    assert_eq!(engine.account(alice).await?.ok_or("alice")?.two_factor, TwoFactorState::Disabled);
+    engine.start_enrollment(alice).await?;
+    let again = store.find_by_id(alice).await?.ok_or("alice's row")?.credentials.ok_or("a new document")?;
+    assert_eq!(again.version, 1, "the version started over");
+    // Bob is untouched.
+    assert_eq!(engine.account(bob).await?.ok_or("bob")?.two_factor, TwoFactorState::Enabled);
     Ok(())
 }
 

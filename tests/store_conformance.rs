@@ -18,7 +18,7 @@ use twofactor::{
 use wrapper_stores::{AppUsers, NoScan};
 
 /// The document checks (`run_seeded`).
-const SEEDED_CHECKS: [&str; 12] = [
+const SEEDED_CHECKS: [&str; 14] = [
     "reads_users",
     "first_document_inserted_once",
     "swap_bumps_version",
@@ -31,6 +31,8 @@ const SEEDED_CHECKS: [&str; 12] = [
     "scan_visits_every_document_once",
     "mail_due_lists_due_documents",
     "mail_due_follows_swaps",
+    "forget_removes_the_document",
+    "racing_forget_and_swaps_one_winner",
 ];
 /// What `run` checks beyond them, on a store that creates users.
 const CREATE_CHECKS: [&str; 4] =
@@ -244,6 +246,13 @@ enum Mode {
     /// The due time is written with a user's first document only, as a store whose
     /// swap statement forgot the column would: mail_due answers from those.
     DueNotSwapped,
+    /// forget ignores the expected version: a stale one removes the document too.
+    ForgetIgnoresVersion,
+    /// forget answers Swapped but removes nothing (a statement that matched no row
+    /// read as success).
+    ForgetKeepsDocument,
+    /// forget is the trait's default (`Unsupported`), as in a store written before it.
+    ForgetUnsupported,
 }
 
 #[derive(Clone)]
@@ -405,6 +414,24 @@ impl UserStore for Broken {
             _ => self.inner.mail_due(now, limit).await,
         }
     }
+
+    async fn forget(&self, id: UserId, expected: u64) -> Result<Swap, StoreError> {
+        match self.mode {
+            Mode::ForgetIgnoresVersion => {
+                let current = self.inner.find_by_id(id).await?.map(|u| u.credentials.map_or(0, |c| c.version));
+                match current {
+                    Some(version) => self.inner.forget(id, version).await,
+                    None => Ok(Swap::Conflict),
+                }
+            }
+            Mode::ForgetKeepsDocument => {
+                let current = self.inner.find_by_id(id).await?.map(|u| u.credentials.map_or(0, |c| c.version));
+                Ok(if current == Some(expected) { Swap::Swapped { version: 0 } } else { Swap::Conflict })
+            }
+            Mode::ForgetUnsupported => Err(StoreError::Unsupported("this store cannot forget users")),
+            _ => self.inner.forget(id, expected).await,
+        }
+    }
 }
 
 /// The seeded factory for a broken store: users added behind its back.
@@ -442,6 +469,9 @@ async fn the_kit_rejects_broken_stores() {
         (Mode::ScanRepeats, "scan_visits_every_document_once"),
         (Mode::DueInIdOrder, "mail_due_lists_due_documents"),
         (Mode::DueNotSwapped, "mail_due_follows_swaps"),
+        (Mode::ForgetIgnoresVersion, "forget_removes_the_document"),
+        (Mode::ForgetKeepsDocument, "forget_removes_the_document"),
+        (Mode::ForgetUnsupported, "forget_removes_the_document"),
     ];
     for (mode, check) in cases {
         let failure = failed(full_kit(mode).await, check);
@@ -451,6 +481,9 @@ async fn the_kit_rejects_broken_stores() {
             Mode::ScanSkips => Some("visited a user with a document 0 times"),
             Mode::ScanRepeats => Some("visited a user with a document 2 times"),
             Mode::DueInIdOrder => Some("not most overdue first"),
+            Mode::ForgetIgnoresVersion => Some("a forget expecting version"),
+            Mode::ForgetKeepsDocument => Some("still holds its document"),
+            Mode::ForgetUnsupported => Some("forget failed"),
             _ => None,
         };
         if let Some(expect) = expect {
@@ -536,6 +569,9 @@ async fn the_kit_rejects_a_check_then_create_store() {
         }
         async fn mail_due(&self, now: Timestamp, limit: usize) -> Result<Vec<UserId>, StoreError> {
             self.rows.mail_due(now, limit).await
+        }
+        async fn forget(&self, id: UserId, expected: u64) -> Result<Swap, StoreError> {
+            self.rows.forget(id, expected).await
         }
         async fn create_user(&self, user: &UserRecord) -> Result<(), StoreError> {
             if self.logins.lock().unwrap().contains_key(&user.login) {

@@ -17,6 +17,16 @@
 //! temp folder (with its mailed backup codes) behind. The keys come from
 //! `TWOFACTOR_KEYS`, or else from a key file with mode 0600 beside the database.
 //!
+//! Self-service, one test per flow: a second authenticator added with its QR code and
+//! secret (a wrong code refused), whose code then signs in; an authenticator removed
+//! with a code from the other one (its own refused), the last one kept with the reason
+//! shown; 2FA turned off with a fresh code, then the password alone signs in (and under
+//! a policy requiring 2FA, refused with the reason); the step-up before changing the
+//! email (the password without 2FA, a code with it; a wrong one refused, a forged
+//! change refused, the right one lets the change happen, and the next mail goes to the
+//! new address); and an administrator's unlock of a user paused by wrong codes, who
+//! then signs in with her code.
+//!
 //! Runs under the `browser-tests` feature (so a plain `cargo test` needs no browser):
 //! `cargo build --example web && cargo test --features browser-tests --test web_browser`
 //! (`--test` alone does not rebuild the example; the tests refuse a stale build). They
@@ -451,8 +461,23 @@ fn forms_need_the_csrf_token_output_is_escaped_and_cookies_are_locked_down() {
         assert_eq!(status, 303, "{path} with the session's token goes through");
         assert!(headers.iter().any(|h| h.eq_ignore_ascii_case("location: /account")), "{path}: {headers:?}");
     }
+    // And the self-service forms.
+    for (path, fields) in [
+        ("/account/authenticators", "name=Tablet"),
+        ("/account/authenticators/new", "code=123456"),
+        ("/account/authenticators/remove", "id=0123456789abcdef&code=123456"),
+        ("/account/two-factor/off", "code=123456"),
+        ("/account/step-up", "password=x"),
+        ("/account/email", "email=mallory%40example.test"),
+    ] {
+        let (status, _, _) = web_support::http(url, "POST", path, Some(&alice), Some(fields));
+        assert_eq!(status, missing_csrf, "{path} without a CSRF token is refused like /login");
+        let (status, _, _) = web_support::http(url, "POST", path, Some(&alice), Some(&format!("csrf=wrong&{fields}")));
+        assert_eq!(status, 403, "{path} with a wrong CSRF token is refused like /login");
+    }
     let (status, _, body) = web_support::http(url, "GET", "/account", Some(&alice), None);
     assert_eq!(status, 200, "the refusals left Alice signed in");
+    assert!(body.contains(r#"<span id="email">alice@example.test</span>"#), "and her email unchanged");
     assert!(body.contains(r#"id="tf-status""#) && body.contains("<strong>off</strong>"), "and 2FA unchanged");
 
     let secure = Server::start_with(&[("TWOFACTOR_WEB_SECURE_COOKIES", "1")]);
@@ -468,13 +493,19 @@ fn forms_need_the_csrf_token_output_is_escaped_and_cookies_are_locked_down() {
 
 /// Every kind of request an anonymous visitor (or a script) can make that needs no
 /// password: with no cookie, or with a session id the server never issued.
-const ANONYMOUS: [(&str, &str, Option<&str>); 12] = [
+const ANONYMOUS: [(&str, &str, Option<&str>); 18] = [
     ("GET", "/", None),
     ("GET", "/login", None),
     ("GET", "/verify", None),
     ("GET", "/verify?device=lost", None),
     ("GET", "/enroll", None),
     ("GET", "/account", None),
+    ("GET", "/account/email", None),
+    ("GET", "/account/two-factor/off", None),
+    ("GET", "/account/authenticators/new", None),
+    ("GET", "/account/authenticators/remove?id=0123456789abcdef", None),
+    ("POST", "/account/step-up", Some("csrf=x&code=123456")),
+    ("POST", "/admin/unlock", Some("csrf=x&username=alice&reason=x")),
     ("GET", "/admin", None),
     ("GET", "/mailbox", None),
     ("GET", "/favicon.ico", None),
@@ -545,7 +576,15 @@ async fn required_2fa_keeps_a_password_only_session_on_the_enrollment_pages() {
     let b = Browser::start().await;
     sign_in(&b, url, "admin", &server.admin_password).await;
     assert_eq!(b.path().await, "/enroll", "an administrator without 2FA lands on enrollment");
-    for path in ["/admin", "/account", "/"] {
+    for path in [
+        "/admin",
+        "/account",
+        "/",
+        "/account/email",
+        "/account/two-factor/off",
+        "/account/authenticators/new",
+        "/account/authenticators/remove?id=0123456789abcdef",
+    ] {
         b.goto(&format!("{url}{path}")).await;
         assert_eq!(b.path().await, "/enroll", "{path} is closed until enrollment");
     }
@@ -560,8 +599,15 @@ async fn required_2fa_keeps_a_password_only_session_on_the_enrollment_pages() {
     let csrf = b.find(r#"input[name="csrf"]"#).await.attr("value").await.unwrap().expect("a CSRF token");
     let posts = [
         ("/admin", format!("csrf={csrf}&username=alice&identity_check=forged")),
+        ("/admin/unlock", format!("csrf={csrf}&username=alice&reason=forged")),
         ("/account/backup-code", format!("csrf={csrf}")),
         ("/account/locations/revoke", format!("csrf={csrf}&location=x")),
+        ("/account/authenticators", format!("csrf={csrf}&name=Tablet")),
+        ("/account/authenticators/new", format!("csrf={csrf}&code=123456")),
+        ("/account/authenticators/remove", format!("csrf={csrf}&id=0123456789abcdef&code=123456")),
+        ("/account/two-factor/off", format!("csrf={csrf}&code=123456")),
+        ("/account/step-up", format!("csrf={csrf}&code=123456")),
+        ("/account/email", format!("csrf={csrf}&email=mallory%40example.test")),
     ];
     for (path, form) in &posts {
         let (status, headers, body) = web_support::http(url, "POST", path, Some(&session), Some(form));
@@ -589,6 +635,28 @@ async fn required_2fa_keeps_a_password_only_session_on_the_enrollment_pages() {
     b.wait("#whoami").await;
     b.goto(&format!("{url}/admin")).await;
     b.wait("#identity_check").await;
+
+    // Required 2FA cannot be turned off: the account page offers no way, the page says
+    // why, and the engine refuses a forged form, even with a right code.
+    b.goto(&format!("{url}/account")).await;
+    b.wait("#tf-required").await;
+    assert!(b.text("#tf-required").await.contains("required"));
+    assert!(b.client.find(fantoccini::Locator::Css("#disable-link")).await.is_err(), "no way to turn it off");
+    b.goto(&format!("{url}/account/two-factor/off")).await;
+    b.wait("#tf-required").await;
+    assert!(b.text("#tf-required").await.contains("cannot be turned off"), "the page says why");
+    assert!(b.client.find(fantoccini::Locator::Css("#disable")).await.is_err(), "and offers no form");
+    b.shot("12a-required-cannot-turn-off").await;
+    let session = format!("tf_session={}", b.cookie("tf_session").await.unwrap().value());
+    let csrf = b.find(r#"input[name="csrf"]"#).await.attr("value").await.unwrap().unwrap();
+    clear_of_step_edge().await;
+    let form = format!("csrf={csrf}&code={}", totp(&secret, 0));
+    let (status, _, body) = web_support::http(url, "POST", "/account/two-factor/off", Some(&session), Some(&form));
+    assert_eq!(status, 200);
+    assert!(body.contains("cannot be turned off"), "the engine refuses: {body}");
+    b.goto(&format!("{url}/account")).await;
+    b.wait("#tf-status").await;
+    assert!(b.text("#tf-status").await.contains("on"), "2FA stays on");
     b.client.clone().close().await.unwrap();
 }
 
@@ -802,5 +870,394 @@ async fn a_delayed_backup_code_mail_says_so_and_the_worker_delivers_it_later() {
     b.wait("#whoami").await;
     assert_eq!(b.path().await, "/account", "the delayed code logs in");
     assert!(b.text(".msg.info").await.contains("We emailed you a new backup code"), "and the outbox works again");
+    b.client.clone().close().await.unwrap();
+}
+
+// ---- Self-service: several authenticators, turning 2FA off, step-up, unlock ----
+
+/// A code that is not `code`.
+fn other_code(code: &str) -> String {
+    format!("{:06}", (code.parse::<u32>().unwrap() + 1) % 1_000_000)
+}
+
+/// Waits until the demo mailbox holds a mail whose subject contains `needle` (mail is
+/// sent by the worker, not by the request).
+async fn wait_for_subject(b: &Browser, url: &str, needle: &str) {
+    let deadline = Instant::now() + MAIL_WAIT;
+    while !mail_subjects(b, url).await.iter().any(|s| s.contains(needle)) {
+        assert!(Instant::now() < deadline, "no mail about {needle:?} in the demo mailbox");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The names in the account page's authenticators table, oldest first.
+async fn authenticator_names(b: &Browser) -> Vec<String> {
+    let mut names = Vec::new();
+    for cell in b.client.find_all(fantoccini::Locator::Css("#authenticators td.label")).await.unwrap() {
+        names.push(cell.text().await.unwrap());
+    }
+    names
+}
+
+/// How many elements match `css` on the page.
+async fn count(b: &Browser, css: &str) -> usize {
+    b.client.find_all(fantoccini::Locator::Css(css)).await.unwrap().len()
+}
+
+/// The base32 secret shown on an enrollment or add-authenticator page.
+async fn shown_secret(b: &Browser) -> Vec<u8> {
+    let shown: String = b.text("#secret").await.split_whitespace().collect();
+    data_encoding::BASE32_NOPAD.decode(shown.as_bytes()).expect("the secret is base32")
+}
+
+/// Alice signs in (2FA off) and enrolls; returns her phone's secret, on the account page.
+async fn alice_enrolled(b: &Browser, server: &Server) -> Vec<u8> {
+    sign_in(b, &server.url, "alice", &server.user_password).await;
+    b.click_and_load("#enroll-link").await;
+    b.wait("#secret").await;
+    confirm_enrollment(b).await
+}
+
+/// On the account page: adds an authenticator named `name`, confirmed with its
+/// previous step's code (so its current one is unused); returns its secret.
+async fn add_authenticator(b: &Browser, name: &str) -> Vec<u8> {
+    b.fill("#authenticator_name", name).await;
+    b.click_and_load("#add-authenticator").await;
+    b.wait("#secret").await;
+    let secret = shown_secret(b).await;
+    clear_of_step_edge().await;
+    b.fill("#code", &totp(&secret, 1)).await;
+    b.click_and_load("#confirm-authenticator").await;
+    b.wait("#whoami").await;
+    secret
+}
+
+/// The session cookie pair and the CSRF token of the page the browser shows.
+async fn session_and_csrf(b: &Browser) -> (String, String) {
+    let session = format!("tf_session={}", b.cookie("tf_session").await.expect("a session").value());
+    let csrf = b.find(r#"input[name="csrf"]"#).await.attr("value").await.unwrap().expect("a CSRF token");
+    (session, csrf)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_authenticator_is_added_with_its_qr_code_and_its_codes_sign_in() {
+    let server = Server::start();
+    let b = Browser::start().await;
+    let url = server.url.as_str();
+    let phone = alice_enrolled(&b, &server).await;
+
+    // One authenticator: listed, with why it cannot be removed, and no Remove button.
+    assert_eq!(authenticator_names(&b).await, ["Authenticator app"]);
+    assert!(b.text("#last-authenticator").await.contains("cannot be removed"), "the page says why");
+    assert_eq!(count(&b, "#authenticators button.remove").await, 0);
+    b.shot("13-authenticators-one").await;
+
+    // A name, then a page with the QR code and the secret.
+    b.fill("#authenticator_name", "Tablet").await;
+    b.click_and_load("#add-authenticator").await;
+    b.wait("#secret").await;
+    assert_eq!(b.path().await, "/account/authenticators/new");
+    assert_eq!(b.text("#adding-name").await, "Tablet");
+    assert!(b.displayed("#qr svg").await, "the QR code is an inline SVG");
+    let tablet = shown_secret(&b).await;
+    assert_ne!(tablet, phone, "a secret of its own");
+    b.shot("14-add-authenticator").await;
+
+    // A wrong code says so and keeps the same secret on screen; the right one adds it.
+    clear_of_step_edge().await;
+    b.fill("#code", &other_code(&totp(&tablet, 1))).await;
+    b.click_and_load("#confirm-authenticator").await;
+    b.wait(".msg.error").await;
+    assert!(b.text(".msg.error").await.contains("not right"), "a wrong code is refused");
+    assert_eq!(shown_secret(&b).await, tablet, "the same authenticator is still being added");
+    b.goto(&format!("{url}/account/authenticators/new")).await;
+    assert_eq!(shown_secret(&b).await, tablet, "a reload shows the same secret");
+    clear_of_step_edge().await;
+    b.fill("#code", &totp(&tablet, 1)).await;
+    b.click_and_load("#confirm-authenticator").await;
+    b.wait("#whoami").await;
+    assert_eq!(b.path().await, "/account");
+    let notice = b.text(".msg.info").await;
+    assert!(notice.contains("“Tablet” was added") && notice.contains("We emailed you a notice"), "{notice}");
+    assert_eq!(authenticator_names(&b).await, ["Authenticator app", "Tablet"]);
+    assert_eq!(count(&b, "#authenticators button.remove").await, 2, "each can be removed now");
+    assert!(b.client.find(fantoccini::Locator::Css("#last-authenticator")).await.is_err());
+    b.shot("15-two-authenticators").await;
+    wait_for_subject(&b, url, "an authenticator was added").await;
+
+    // The tablet's code signs in.
+    b.goto(&format!("{url}/account")).await;
+    b.wait("#sign-out").await;
+    sign_out(&b).await;
+    sign_in(&b, url, "alice", &server.user_password).await;
+    assert_eq!(b.path().await, "/verify");
+    clear_of_step_edge().await;
+    b.fill("#code", &totp(&tablet, 0)).await;
+    b.click_and_load("#verify").await;
+    b.wait("#whoami").await;
+    assert_eq!(b.path().await, "/account", "a code from the added authenticator signs in");
+    b.client.clone().close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_an_authenticator_takes_a_code_from_another_one_and_the_last_one_stays() {
+    let server = Server::start();
+    let b = Browser::start().await;
+    let url = server.url.as_str();
+    let phone = alice_enrolled(&b, &server).await;
+    let tablet = add_authenticator(&b, "Tablet").await;
+    assert_eq!(authenticator_names(&b).await, ["Authenticator app", "Tablet"]);
+    let tablet_id = b
+        .find("#authenticators tr:nth-child(3) input[name=id]")
+        .await
+        .attr("value")
+        .await
+        .unwrap()
+        .expect("the tablet's id");
+
+    // The phone's Remove button asks for a code from another authenticator.
+    b.click_and_load("#authenticators tr:nth-child(2) button.remove").await;
+    b.wait("#removing").await;
+    assert_eq!(b.path().await, "/account/authenticators/remove");
+    assert_eq!(b.text("#removing").await, "Authenticator app");
+    b.shot("16-remove-authenticator").await;
+    clear_of_step_edge().await;
+    b.fill("#code", &totp(&phone, 0)).await;
+    b.click_and_load("#remove").await;
+    b.wait(".msg.error").await;
+    assert!(b.text(".msg.error").await.contains("another authenticator"), "the phone's own code is refused");
+    assert_eq!(b.text("#removing").await, "Authenticator app", "still on the remove page");
+    clear_of_step_edge().await;
+    b.fill("#code", &totp(&tablet, 0)).await;
+    b.click_and_load("#remove").await;
+    b.wait("#whoami").await;
+    assert_eq!(b.path().await, "/account");
+    assert!(b.text(".msg.info").await.contains("“Authenticator app” was removed"));
+    assert_eq!(authenticator_names(&b).await, ["Tablet"]);
+
+    // The last one stays, and both the account page and its remove page say why.
+    assert!(b.text("#last-authenticator").await.contains("cannot be removed"));
+    assert_eq!(count(&b, "#authenticators button.remove").await, 0);
+    b.goto(&format!("{url}/account/authenticators/remove?id={tablet_id}")).await;
+    b.wait("#removing").await;
+    assert_eq!(b.text("#removing").await, "Tablet");
+    assert!(b.text("#last-authenticator").await.contains("only authenticator"), "the remove page says why");
+    assert!(b.client.find(fantoccini::Locator::Css("#remove")).await.is_err(), "and offers no form");
+    b.shot("17-last-authenticator").await;
+    // Not even a forged form removes it.
+    let (session, csrf) = session_and_csrf(&b).await;
+    let form = format!("csrf={csrf}&id={tablet_id}&code={}", totp(&tablet, 0));
+    let (status, _, body) =
+        web_support::http(url, "POST", "/account/authenticators/remove", Some(&session), Some(&form));
+    assert_eq!(status, 200);
+    assert!(body.contains("only authenticator"), "the engine refuses the last one: {body}");
+    wait_for_subject(&b, url, "an authenticator was removed").await;
+
+    // The removed phone's codes no longer sign in.
+    b.goto(&format!("{url}/account")).await;
+    b.wait("#sign-out").await;
+    assert_eq!(authenticator_names(&b).await, ["Tablet"]);
+    sign_out(&b).await;
+    sign_in(&b, url, "alice", &server.user_password).await;
+    clear_of_step_edge().await;
+    b.fill("#code", &totp(&phone, 0)).await;
+    b.click_and_load("#verify").await;
+    b.wait(".msg.error").await;
+    assert!(b.text(".msg.error").await.contains("not right"), "the removed phone's code is refused");
+    b.client.clone().close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn turning_two_factor_off_takes_a_fresh_code_then_the_password_alone_signs_in() {
+    let server = Server::start();
+    let b = Browser::start().await;
+    let url = server.url.as_str();
+    let phone = alice_enrolled(&b, &server).await;
+    b.click_and_load("#disable-link").await;
+    b.wait("#disable").await;
+    assert_eq!(b.path().await, "/account/two-factor/off");
+    b.shot("18-turn-off").await;
+    clear_of_step_edge().await;
+    b.fill("#code", &other_code(&totp(&phone, 0))).await;
+    b.click_and_load("#disable").await;
+    b.wait(".msg.error").await;
+    assert!(b.text(".msg.error").await.contains("not right"), "a wrong code is refused");
+    clear_of_step_edge().await;
+    b.fill("#code", &totp(&phone, 0)).await;
+    b.click_and_load("#disable").await;
+    b.wait("#whoami").await;
+    assert_eq!(b.path().await, "/account");
+    assert!(b.text("#tf-status").await.contains("off"), "2FA is off");
+    assert!(b.text(".msg.info").await.contains("password alone signs you in"));
+    assert!(b.displayed("#enroll-link").await, "and can be set up again");
+    wait_for_subject(&b, url, "two-factor authentication was turned off").await;
+    b.goto(&format!("{url}/account")).await;
+    b.wait("#sign-out").await;
+    sign_out(&b).await;
+    sign_in(&b, url, "alice", &server.user_password).await;
+    assert_eq!(b.path().await, "/account", "the password alone signs in");
+    b.client.clone().close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changing_the_email_needs_a_fresh_step_up() {
+    let server = Server::start();
+    let b = Browser::start().await;
+    let url = server.url.as_str();
+    let alice_pw = server.user_password.as_str();
+
+    // Without 2FA the step-up asks for the password.
+    sign_in(&b, url, "alice", alice_pw).await;
+    assert_eq!(b.text("#email").await, ALICE_EMAIL);
+    b.click_and_load("#email-link").await;
+    b.wait("#step-up").await;
+    assert_eq!(b.path().await, "/account/email");
+    assert!(b.client.find(fantoccini::Locator::Css("input#email")).await.is_err(), "no email field yet");
+    b.fill("#password", "not-her-password").await;
+    b.click_and_load("#step-up").await;
+    b.wait(".msg.error").await;
+    assert!(b.text(".msg.error").await.contains("not right"));
+    b.fill("#password", alice_pw).await;
+    b.click_and_load("#step-up").await;
+    b.wait("input#email").await;
+    b.fill("input#email", "alice.new@example.test").await;
+    b.click_and_load("#change-email").await;
+    b.wait("#whoami").await;
+    assert_eq!(b.text("#email").await, "alice.new@example.test");
+    assert!(b.text(".msg.info").await.contains("Your email address is now alice.new@example.test"));
+
+    // The engine reads the address at every call: the setup mail goes to the new one.
+    b.click_and_load("#enroll-link").await;
+    b.wait("#secret").await;
+    let phone = confirm_enrollment(&b).await;
+    b.goto(&format!("{url}/mailbox")).await;
+    b.wait("h1").await;
+    let deadline = Instant::now() + MAIL_WAIT;
+    let setup_code = loop {
+        let to_new = b
+            .client
+            .find_all(fantoccini::Locator::Css(r#"article.mail[data-to="alice.new@example.test"] pre.body"#))
+            .await
+            .unwrap();
+        if let Some(mail) = to_new.first() {
+            break backup_code_in(&mail.text().await.unwrap()).expect("the setup mail's backup code");
+        }
+        assert!(Instant::now() < deadline, "no mail to the new address");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        b.goto(&format!("{url}/mailbox")).await;
+    };
+
+    // A new session (signed in with the backup code, so the phone's current code is
+    // unused) must step up again, with a code now.
+    b.goto(&format!("{url}/account")).await;
+    b.wait("#sign-out").await;
+    sign_out(&b).await;
+    sign_in(&b, url, "alice", alice_pw).await;
+    b.click("#no-device-link").await;
+    b.click("#use_backup").await;
+    b.fill("#backup_code", &setup_code).await;
+    b.click_and_load("#verify").await;
+    b.wait("#whoami").await;
+    b.click_and_load("#email-link").await;
+    b.wait("#step-up").await;
+    assert!(b.displayed("#code").await, "with 2FA on, the step-up asks for a code");
+    assert!(b.text("#step-up-help").await.contains("sensitive"));
+    b.shot("19-step-up").await;
+
+    // Without a fresh step-up, a forged change is refused.
+    let (session, csrf) = session_and_csrf(&b).await;
+    let form = format!("csrf={csrf}&email=mallory%40example.test");
+    let (status, _, body) = web_support::http(url, "POST", "/account/email", Some(&session), Some(&form));
+    assert_eq!(status, 200);
+    assert!(body.contains("Please confirm it") && !body.contains("mallory"), "refused: {body}");
+
+    // A wrong code is refused; the right one opens the form, and the change happens.
+    clear_of_step_edge().await;
+    b.fill("#code", &other_code(&totp(&phone, 0))).await;
+    b.click_and_load("#step-up").await;
+    b.wait(".msg.error").await;
+    assert!(b.text(".msg.error").await.contains("not right"), "a wrong code is refused");
+    assert!(b.client.find(fantoccini::Locator::Css("input#email")).await.is_err(), "and opens nothing");
+    clear_of_step_edge().await;
+    b.fill("#code", &totp(&phone, 0)).await;
+    b.click_and_load("#step-up").await;
+    b.wait("input#email").await;
+    assert_eq!(b.path().await, "/account/email");
+    b.shot("20-change-email").await;
+    let (session, csrf) = session_and_csrf(&b).await;
+    let form = format!("csrf={csrf}&email=not-an-address");
+    let (_, _, body) = web_support::http(url, "POST", "/account/email", Some(&session), Some(&form));
+    assert!(body.contains("does not look like an email address"), "{body}");
+    b.fill("input#email", "alice.other@example.test").await;
+    b.click_and_load("#change-email").await;
+    b.wait("#whoami").await;
+    assert_eq!(b.text("#email").await, "alice.other@example.test", "the change happened");
+    b.client.clone().close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_administrator_unlocks_a_user_paused_by_wrong_codes_who_then_signs_in() {
+    let server = Server::start();
+    let b = Browser::start().await;
+    let url = server.url.as_str();
+    let alice_pw = server.user_password.as_str();
+    let phone = alice_enrolled(&b, &server).await;
+    sign_out(&b).await;
+
+    // Nothing to unlock yet; nobody unlocks themselves.
+    sign_in(&b, url, "admin", &server.admin_password).await;
+    b.goto(&format!("{url}/admin")).await;
+    b.wait("#unlock").await;
+    b.fill("#unlock_username", "alice").await;
+    b.fill("#reason", "She asked").await;
+    b.click_and_load("#unlock").await;
+    b.wait(".msg.info").await;
+    assert!(b.text(".msg.info").await.contains("neither paused nor locked"), "NotLocked is shown");
+    b.fill("#unlock_username", "admin").await;
+    b.fill("#reason", "It is me").await;
+    b.click_and_load("#unlock").await;
+    b.wait(".msg.error").await;
+    assert!(b.text(".msg.error").await.starts_with("Not allowed"), "NotAllowed is shown");
+    sign_out(&b).await;
+
+    // Wrong codes until sign-in pauses; then even her right password is refused.
+    sign_in(&b, url, "alice", alice_pw).await;
+    let wrong = other_code(&totp(&phone, 0));
+    for _ in 0..7 {
+        if b.path().await != "/verify" {
+            break;
+        }
+        b.fill("#code", &wrong).await;
+        b.click_and_load("#verify").await;
+    }
+    assert_eq!(b.path().await, "/login", "sent back to sign in");
+    assert!(b.text(".msg.info").await.contains("Too many wrong codes"));
+    sign_in(&b, url, "alice", alice_pw).await;
+    assert_eq!(b.path().await, "/login", "paused: the right password does not get through");
+
+    // The administrator unlocks her, saying why; she is told by mail.
+    sign_in(&b, url, "admin", &server.admin_password).await;
+    b.goto(&format!("{url}/admin")).await;
+    b.wait("#unlock").await;
+    b.fill("#unlock_username", "alice").await;
+    b.fill("#reason", "She called from the number on file").await;
+    b.click_and_load("#unlock").await;
+    b.wait(".msg.ok").await;
+    let said = b.text(".msg.ok").await;
+    assert!(said.contains("was unlocked") && said.contains("the notice was sent"), "{said}");
+    b.shot("21-admin-unlock").await;
+    assert!(mail_subjects(&b, url).await.iter().any(|s| s.contains("sign-in was unlocked")));
+    b.goto(&format!("{url}/account")).await;
+    b.wait("#sign-out").await;
+    sign_out(&b).await;
+
+    // Her 2FA is as it was: password, then her code.
+    sign_in(&b, url, "alice", alice_pw).await;
+    assert_eq!(b.path().await, "/verify", "unlocked, and still asked for her code");
+    clear_of_step_edge().await;
+    b.fill("#code", &totp(&phone, 0)).await;
+    b.click_and_load("#verify").await;
+    b.wait("#whoami").await;
+    assert_eq!(b.path().await, "/account");
     b.client.clone().close().await.unwrap();
 }

@@ -16,7 +16,7 @@ use crate::html::{Nav, page};
 use crate::parts::{DemoEngine, Mailbox};
 use crate::session::{Ctx, Login, SESSION_COOKIE, SignedIn};
 use crate::store::BoundedStore;
-use crate::{account, admin, enroll, mailbox, signin, verify};
+use crate::{account, admin, authenticators, enroll, mailbox, signin, stepup, verify};
 
 /// Sessions idle longer than this are forgotten.
 const IDLE: Duration = Duration::from_secs(30 * 60);
@@ -225,7 +225,14 @@ pub fn router(app: Shared, max_sessions: usize) -> Router {
         .route("/account", get(account::show))
         .route("/account/backup-code", post(account::reissue))
         .route("/account/locations/revoke", post(account::revoke))
+        .route("/account/authenticators", post(authenticators::add))
+        .route("/account/authenticators/new", get(authenticators::shown).post(authenticators::confirm))
+        .route("/account/authenticators/remove", get(authenticators::remove_form).post(authenticators::remove))
+        .route("/account/two-factor/off", get(stepup::disable_form).post(stepup::disable))
+        .route("/account/email", get(stepup::email_form).post(stepup::change_email))
+        .route("/account/step-up", post(stepup::step_up))
         .route("/admin", get(admin::form).post(admin::submit))
+        .route("/admin/unlock", post(admin::unlock))
         .route("/mailbox", get(mailbox::show))
         .with_state(app)
         .layer(

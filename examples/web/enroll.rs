@@ -40,7 +40,9 @@ pub async fn form(State(app): State<Shared>, mut ctx: Ctx) -> Result {
     Ok(render(&app, &ctx, &shown, ""))
 }
 
-fn render(app: &App, ctx: &Ctx, shown: &Shown, msg: &str) -> Response {
+/// An inline SVG QR code of the shown `otpauth://` URI, and its secret in groups of
+/// four for typing (both HTML, escaped).
+pub fn qr_and_secret(shown: &Shown) -> (String, String) {
     let qr = QrCode::new(shown.uri.as_bytes()).map_or_else(
         |_| "<p>(QR code unavailable: enter the key below.)</p>".to_owned(),
         |code| {
@@ -51,6 +53,11 @@ fn render(app: &App, ctx: &Ctx, shown: &Shown, msg: &str) -> Response {
     );
     let grouped: Vec<String> =
         shown.secret.as_bytes().chunks(4).map(|c| String::from_utf8_lossy(c).into_owned()).collect();
+    (qr, esc(&grouped.join(" ")))
+}
+
+fn render(app: &App, ctx: &Ctx, shown: &Shown, msg: &str) -> Response {
+    let (qr, secret) = qr_and_secret(shown);
     let required = if matches!(ctx.data.login, Login::MustEnroll(_)) {
         message("info", "Two-factor authentication is required for your account. Set it up to continue.")
     } else {
@@ -67,7 +74,6 @@ fn render(app: &App, ctx: &Ctx, shown: &Shown, msg: &str) -> Response {
 <input type="text" id="code" name="code" inputmode="numeric" autocomplete="one-time-code" maxlength="10" required autofocus>
 <button class="primary" type="submit" id="confirm">Turn on two-factor authentication</button>
 </form>"#,
-        secret = esc(&grouped.join(" ")),
         csrf = csrf_field(&ctx.data),
     );
     app.page(ctx, "Set up two-factor authentication", &body, None)

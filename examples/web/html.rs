@@ -34,9 +34,9 @@ header a,header button{color:#fff;text-decoration:none;background:none;border:0;
 header .brand{font-weight:700;margin-right:auto}header form{margin:0}
 main{max-width:34rem;margin:2.5rem auto;background:#fff;border-radius:10px;padding:2rem 2.2rem;
 box-shadow:0 2px 12px rgba(20,30,60,.08)}main.wide{max-width:46rem}
-h1{font-size:1.45rem;margin:0 0 1rem}h2{font-size:1.1rem;margin:1.6rem 0 .6rem}
+h1{font-size:1.45rem;margin:0 0 1rem}h2{font-size:1.1rem;margin:1.6rem 0 .6rem}h3{font-size:1rem;margin:1.2rem 0 .4rem}
 label{display:block;font-weight:600;margin:.9rem 0 .3rem}label.check{font-weight:400;display:flex;gap:.5rem;align-items:center}
-input[type=text],input[type=password],textarea{width:100%;padding:.6rem .7rem;border:1px solid #b8c1d1;border-radius:6px;font:inherit}
+input[type=text],input[type=password],input[type=email],textarea{width:100%;padding:.6rem .7rem;border:1px solid #b8c1d1;border-radius:6px;font:inherit}
 input:focus,textarea:focus{outline:2px solid #3b6fd8;border-color:#3b6fd8}
 button.primary,button.secondary{margin-top:1.2rem;padding:.6rem 1.3rem;border-radius:6px;font:inherit;cursor:pointer;border:0}
 button.primary{background:#2d5fc4;color:#fff}button.secondary{background:#e6ebf3;color:#1d2330}
@@ -47,6 +47,7 @@ button.danger{background:#b3261e;color:#fff}
 .muted{color:#5b6475;font-size:.92rem}code.secret{display:inline-block;margin-top:.3rem;font-size:1.05rem;letter-spacing:.04em;background:#f3f5f8;padding:.2rem .5rem;border-radius:4px}
 .qr{text-align:center;margin:1rem 0}.qr svg{width:220px;height:220px}
 table{border-collapse:collapse;width:100%}td,th{text-align:left;white-space:nowrap;padding:.4rem;border-bottom:1px solid #e3e7ee;font-size:.92rem}td.label{white-space:normal}
+td form{margin:0}td button.secondary{margin-top:0;padding:.3rem .9rem}
 article.mail{border:1px solid #e3e7ee;border-radius:6px;padding:.6rem .9rem;margin:.8rem 0}
 article.mail pre{white-space:pre-wrap;font-size:.9rem;background:#f8f9fb;padding:.6rem;margin:.4rem 0 0}
 ";

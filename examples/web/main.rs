@@ -1,6 +1,9 @@
 //! The seed's login pages in an axum app: sign-in, verification with the "I don't have
 //! my device" backup-code switch, enrollment with a QR code, account, administrator
-//! reset and a demo mailbox.
+//! reset and a demo mailbox; and what users and administrators do besides logging in:
+//! further authenticators (added with a QR code, removed after a code from another
+//! one), turning 2FA off, a step-up prompt before changing the email, and an
+//! administrator's unlock.
 //!
 //! Run `cargo run --example web` and open the printed URL. The demo seeds an
 //! administrator and a user and prints their (per-run, random) passwords on the
@@ -10,8 +13,9 @@
 //! user's record in the same write as the change that causes it, and a background
 //! [`DeliveryWorker`] (started with the server, stopped on graceful shutdown after the
 //! last request) sends it, woken by that write, and every few seconds for retries.
-//! After a successful backup-code login, an enrollment, a reissued code and an
-//! administrator's reset the page delivers inline (`App::deliver_now`) to say at once
+//! After a successful backup-code login, an enrollment, a reissued code, an added
+//! authenticator, a backup code used to step up or remove an authenticator, and an
+//! administrator's reset or unlock the page delivers inline (`App::deliver_now`) to say at once
 //! whether the mail went out ("we emailed you a new backup code", or "the email is
 //! delayed; we keep trying"); a failed attempt never waits on mail.
 //!
@@ -51,12 +55,14 @@
 mod account;
 mod admin;
 mod app;
+mod authenticators;
 mod enroll;
 mod html;
 mod mailbox;
 mod parts;
 mod session;
 mod signin;
+mod stepup;
 mod store;
 mod verify;
 

@@ -16,7 +16,7 @@ use std::error::Error;
 use std::path::{Path, PathBuf};
 
 use twofactor::mail::{DefaultRenderer, FileOutbox};
-use twofactor::{AppKey, BoxMailer, Engine, KeyRing, Policy, SqliteStore};
+use twofactor::{AppKey, BoxMailer, Engine, KeyRing, Policy, SqliteStore, StoreError};
 
 /// The store the demo runs on.
 pub type DemoStore = SqliteStore;
@@ -101,6 +101,20 @@ pub async fn open(data_dir: &Path, policy: &Policy) -> Result<(DemoStore, DemoMa
     let outbox = data_dir.join("outbox");
     let mailer = mailer(&outbox, policy)?;
     Ok((SqliteStore::open(&db).await?, mailer, Mailbox(outbox)))
+}
+
+/// Changes user `id`'s email address: `false` when there is no such user. The demo's
+/// users live in [`SqliteStore`]'s own table, `twofactor_users`, whose `email` column is
+/// the application's to change (the engine only reads it, at every call); an
+/// application with a users table of its own updates that instead.
+pub async fn set_email(store: &DemoStore, id: twofactor::UserId, email: &str) -> Result<bool, StoreError> {
+    let done = twofactor::sqlx::query("UPDATE twofactor_users SET email = ? WHERE id = ?")
+        .bind(email)
+        .bind(id.as_str())
+        .execute(store.pool())
+        .await
+        .map_err(StoreError::backend)?;
+    Ok(done.rows_affected() == 1)
 }
 
 /// One mail as the demo mailbox shows it.
@@ -216,6 +230,22 @@ mod tests {
         let (again, said) = key_file(&path).unwrap();
         assert_eq!(again.to_text(), ring.to_text(), "the next run reads the same key");
         assert!(said.contains("the existing key file"), "{said}");
+    }
+
+    #[tokio::test]
+    async fn a_changed_email_is_what_the_engine_reads_next() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("twofactor.db")).await.unwrap();
+        let engine = Engine::builder(store, twofactor::MemoryMailer::new(), KeyRing::ephemeral().unwrap())
+            .policy(Policy::builder().danger_fast_hashing().build().unwrap())
+            .build()
+            .unwrap();
+        let alice = twofactor::NewAccount::new("alice", "alice@example.test", twofactor::Role::User, "correct horse");
+        let alice = engine.create_account(alice).await.unwrap();
+        assert!(set_email(engine.store(), alice, "alice@example.org").await.unwrap());
+        assert_eq!(engine.account(alice).await.unwrap().unwrap().email, "alice@example.org");
+        let nobody = twofactor::UserId::from(404_u64);
+        assert!(!set_email(engine.store(), nobody, "x@example.org").await.unwrap(), "no such user");
     }
 
     #[test]

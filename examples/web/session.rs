@@ -91,6 +91,16 @@ pub struct Shown {
     pub secret: String,
 }
 
+/// A further authenticator on screen but not yet confirmed (so a reload shows the same
+/// secret).
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Adding {
+    /// The name the user gave it.
+    pub name: String,
+    /// Its `otpauth://` URI and secret.
+    pub shown: Shown,
+}
+
 /// What one browser's session holds. (tower-sessions keeps it as JSON: the pending
 /// login and an unconfirmed secret are plain strings in the store, not zeroized on drop
 /// as the engine's `SecretString`s are; they expire with the session.)
@@ -104,13 +114,28 @@ pub struct Data {
     pub pending: Option<String>,
     /// An enrollment shown but not yet confirmed.
     pub enrollment: Option<Shown>,
+    /// A further authenticator shown but not yet confirmed.
+    #[serde(default)]
+    pub adding: Option<Adding>,
+    /// When (Unix seconds) the signed-in user last passed a step-up check: the
+    /// sensitive actions accept one made within `stepup::FRESH_FOR` of it.
+    #[serde(default)]
+    pub stepped_up_at: Option<u64>,
     /// A one-time message for the next page.
     pub notice: Option<String>,
 }
 
 impl Data {
     fn new() -> Data {
-        Data { csrf: token(), login: Login::Anonymous, pending: None, enrollment: None, notice: None }
+        Data {
+            csrf: token(),
+            login: Login::Anonymous,
+            pending: None,
+            enrollment: None,
+            adding: None,
+            stepped_up_at: None,
+            notice: None,
+        }
     }
 
     /// Whether there is anything worth storing. The CSRF token alone is not.
@@ -118,6 +143,8 @@ impl Data {
         !matches!(self.login, Login::Anonymous)
             || self.pending.is_some()
             || self.enrollment.is_some()
+            || self.adding.is_some()
+            || self.stepped_up_at.is_some()
             || self.notice.is_some()
     }
 }
@@ -160,13 +187,16 @@ impl Ctx {
     }
 
     /// Moves the session to `login` under a new id and CSRF token, dropping any pending
-    /// login or enrollment of the old state. The old id stops working at once.
+    /// login, enrollment, authenticator being added or step-up of the old state. The old
+    /// id stops working at once.
     pub async fn promote(&mut self, login: Login) -> Result<(), AppError> {
         self.session.cycle_id().await?;
         self.set(|d| {
             d.csrf = token();
             d.pending = None;
             d.enrollment = None;
+            d.adding = None;
+            d.stepped_up_at = None;
             d.login = login;
         })
         .await
@@ -240,6 +270,16 @@ mod tests {
         let Login::MustEnroll(user) = back.login else { panic!("the login state survives") };
         assert_eq!((user.id, user.username.as_str(), user.role), (UserId::from(42_u64), "alice", Role::Admin));
         assert!(same_token(&back.csrf, &data.csrf) && is_token(&back.csrf));
+    }
+
+    #[test]
+    fn a_record_from_before_the_self_service_fields_still_reads() {
+        let mut value = serde_json::to_value(Data::new()).unwrap();
+        let fields = value.as_object_mut().unwrap();
+        fields.remove("adding");
+        fields.remove("stepped_up_at");
+        let back: Data = serde_json::from_value(value).unwrap();
+        assert!(back.adding.is_none() && back.stepped_up_at.is_none());
     }
 
     #[test]

@@ -203,18 +203,12 @@ fn totp(a: &account::Authenticator) -> Authenticator {
     }
 }
 
+/// An authenticator being enrolled or added, written as one (its `added_at` is when it
+/// was issued).
 fn enrolling_totp(e: &Enrolling) -> Authenticator {
-    Authenticator::Totp {
-        id: HEXLOWER.encode(&e.id),
-        name: Some(e.name.clone()),
-        secret: BASE64.encode(&e.secret.0),
-        algorithm: e.params.algorithm.as_str().to_owned(),
-        digits: e.params.digits,
-        period: e.params.period,
-        last_used_step: 0,
-        added_at: e.started_at.0,
-        last_used_at: 0,
-    }
+    let unconfirmed =
+        account::Authenticator { last_used_at: Timestamp(0), ..account::Authenticator::confirmed(e, 0, e.started_at) };
+    totp(&unconfirmed)
 }
 
 fn from_totp(a: Authenticator) -> Result<account::Authenticator, StoreError> {

@@ -6,6 +6,7 @@ use crate::account::Account;
 use crate::clock::Clock;
 use crate::engine::Engine;
 use crate::error::{Error, InternalError, Result};
+use crate::events::EventKind;
 use crate::mail::{CodeReason, Delivery, Mailer, Message, MessageKind};
 use crate::outbox::rules::{self, Claimed, Settlement, Tried};
 use crate::outbox::{DeliveryReport, MailId, MailStatus, Payload, QueuedMail};
@@ -187,7 +188,11 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
         let snapshot = self.load(id).await?;
         let now = self.clock.now();
         let claim = self.update(snapshot, |fresh| Ok(rules::claim(fresh, &policy, now))).await?;
+        // Messages whose every try crashed its worker are given up by the claim.
+        self.dispatch(&claim.effects);
         let mut report = DeliveryReport { users: 1, ..DeliveryReport::default() };
+        report.gave_up +=
+            claim.effects.events.iter().filter(|e| matches!(e.kind, EventKind::MailGaveUp { .. })).count() as u32;
         let Some(account) = claim.next.filter(|_| !claim.outcome.is_empty()) else {
             return Ok(report);
         };

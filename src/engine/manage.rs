@@ -28,7 +28,15 @@ const MAX_EMAIL: usize = 254;
 /// Longest imported password hash accepted (the longest format is under 200).
 const MAX_IMPORTED_HASH: usize = 512;
 /// Longest identity-check note.
-pub(super) const MAX_IDENTITY_CHECK: usize = 500;
+const MAX_IDENTITY_CHECK: usize = 500;
+
+/// The free text an administrator gives with an action: the input field it is checked
+/// as, the text, and what to say when it is empty.
+pub(super) struct AdminNote<'a> {
+    pub(super) field: &'static str,
+    pub(super) text: &'a str,
+    pub(super) missing: &'static str,
+}
 /// TOTP secret length: 160 bits, as RFC 4226 recommends.
 const SECRET_BYTES: usize = 20;
 
@@ -319,21 +327,48 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
     /// [`Error::InvalidInput`] for an empty or over-long identity check;
     /// [`Error::NoSuchAccount`]; store faults.
     pub async fn reset(&self, actor: UserId, target: UserId, identity_check: &str) -> Result<ResetOutcome> {
-        check_len("identity check", identity_check, MAX_IDENTITY_CHECK)?;
-        if identity_check.trim().is_empty() {
-            return Err(InputError::malformed("identity check", "say how the user's identity was verified").into());
-        }
-        let actor_rec = self.load(actor).await?.record;
-        let snapshot = self.load(target).await?;
-        if actor == target || !actor_rec.role.may_reset(snapshot.record.role) {
-            self.record(Some(target), EventKind::ResetDenied { by: actor });
+        let note = AdminNote {
+            field: "identity check",
+            text: identity_check,
+            missing: "say how the user's identity was verified",
+        };
+        let Some((actor_rec, snapshot)) =
+            self.admin_over(actor, target, note, EventKind::ResetDenied { by: actor }).await?
+        else {
             return Ok(ResetOutcome::NotAllowed);
-        }
+        };
         let now = self.clock.now();
         let stamp = random::u64()?;
         let t = self.update(snapshot, |fresh| Ok(manage::reset(fresh, &actor_rec, identity_check, stamp, now))).await?;
         self.dispatch(&t.effects);
         Ok(ResetOutcome::Reset { notice_delivery: delivery_of(&t.effects, MessageKind::TwoFactorReset)? })
+    }
+
+    /// Checks an administrator's note and the role rules for `actor` acting on
+    /// `target` (see [`Role::may_reset`]): the actor's record and the target's
+    /// snapshot, or `None` after recording `denied`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for an empty or over-long note; [`Error::NoSuchAccount`];
+    /// store faults.
+    pub(super) async fn admin_over(
+        &self,
+        actor: UserId,
+        target: UserId,
+        note: AdminNote<'_>,
+        denied: EventKind,
+    ) -> Result<Option<(Account, Versioned<Account>)>> {
+        check_len(note.field, note.text, MAX_IDENTITY_CHECK)?;
+        if note.text.trim().is_empty() {
+            return Err(InputError::malformed(note.field, note.missing).into());
+        }
+        let actor_rec = self.load(actor).await?.record;
+        let snapshot = self.load(target).await?;
+        if actor == target || !actor_rec.role.may_reset(snapshot.record.role) {
+            self.record(Some(target), denied);
+            return Ok(None);
+        }
+        Ok(Some((actor_rec, snapshot)))
     }
 
     /// Sets the user's password, the first one too (for a user of the application's

@@ -12,7 +12,7 @@ use crate::account::{Account, Enrolling, TwoFactor};
 use crate::clock::Clock;
 use crate::engine::delivery::{code_delivery, delivery_of};
 use crate::engine::factor::ParsedFactor;
-use crate::engine::manage::MAX_IDENTITY_CHECK;
+use crate::engine::manage::AdminNote;
 use crate::engine::{Engine, EnrollmentStarted, SecondFactor};
 use crate::error::{Error, InputError, Refusal, Result, check_len};
 use crate::events::{EventKind, FailureClass};
@@ -145,7 +145,8 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
         if self.policy.require_two_factor {
             return Err(Refusal::TwoFactorRequired.into());
         }
-        self.with_fresh_factor(id, factor, None, |_| Ok(()), &rules::disable).await
+        let stamp = random::u64()?;
+        self.with_fresh_factor(id, factor, None, |_| Ok(()), &rules::disable(stamp)).await
     }
 
     /// A step-up check: before a sensitive action (changing the email, the password or
@@ -231,25 +232,22 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
         })
     }
 
-    /// An administrator's (or support's) unlock: lifts a throttle or the permanent
-    /// second-factor lock without touching the user's 2FA, records who did it and why,
-    /// and mails the user. The role rules are a reset's ([`Role::may_reset`](crate::Role::may_reset));
+    /// An administrator's (or support's) unlock: clears the user's failure budget, and
+    /// with it a throttle or the permanent second-factor lock, without touching the
+    /// user's 2FA; records who did it and why, and mails the user.
+    /// [`UnlockOutcome::NotLocked`] when the budget holds no failure. The role rules are a reset's ([`Role::may_reset`](crate::Role::may_reset));
     /// a refusal is [`UnlockOutcome::NotAllowed`].
     ///
     /// # Errors
     /// [`Error::InvalidInput`] for an empty or over-long reason; [`Error::NoSuchAccount`];
     /// store faults.
     pub async fn unlock(&self, actor: UserId, target: UserId, reason: &str) -> Result<UnlockOutcome> {
-        check_len("reason", reason, MAX_IDENTITY_CHECK)?;
-        if reason.trim().is_empty() {
-            return Err(InputError::malformed("reason", "say why the account is unlocked").into());
-        }
-        let actor_rec = self.load(actor).await?.record;
-        let snapshot = self.load(target).await?;
-        if actor == target || !actor_rec.role.may_reset(snapshot.record.role) {
-            self.record(Some(target), EventKind::UnlockDenied { by: actor });
+        let note = AdminNote { field: "reason", text: reason, missing: "say why the account is unlocked" };
+        let Some((actor_rec, snapshot)) =
+            self.admin_over(actor, target, note, EventKind::UnlockDenied { by: actor }).await?
+        else {
             return Ok(UnlockOutcome::NotAllowed);
-        }
+        };
         let now = self.clock.now();
         let t = self.update(snapshot, |fresh| Ok(rules::unlock(fresh, &actor_rec, reason, now))).await?;
         self.dispatch(&t.effects);

@@ -29,8 +29,9 @@ pub(crate) fn parse_authenticator_id(text: &str) -> Option<AuthenticatorId> {
 }
 
 /// What a verified fresh factor lets happen: the action's change to the record, its
-/// events and mail.
-pub(crate) type Action<'a> = &'a dyn Fn(&Account, &mut Account, &mut Effects, Timestamp);
+/// events and mail. `Sync`, so the engine's futures that hold one stay `Send` (an
+/// application awaits them in a spawned task or a web handler).
+pub(crate) type Action<'a> = &'a (dyn Fn(&Account, &mut Account, &mut Effects, Timestamp) + Sync);
 
 /// Checks a fresh second factor of a signed-in user against the freshest record and,
 /// when it is right, applies `action`. A blocked account evaluates nothing; a wrong
@@ -81,17 +82,25 @@ pub(crate) fn fresh_factor(
 pub(crate) fn no_action(_: &Account, _: &mut Account, _: &mut Effects, _: Timestamp) {}
 
 /// Turns 2FA off: every authenticator, the backup codes, pending logins and
-/// remembered locations go; the newest step stays used (as after a reset); the user is
-/// mailed.
-pub(crate) fn disable(account: &Account, next: &mut Account, fx: &mut Effects, now: Timestamp) {
-    if let TwoFactor::Enabled(e) = &account.two_factor {
-        next.retired_totp_step = next.retired_totp_step.max(e.newest_step());
+/// remembered locations go, and the security stamp rotates to `stamp`, so no pending
+/// login from before comes back when 2FA is turned on again; the newest step stays used
+/// (as after a reset), the one the fresh factor just used included; the user is mailed.
+pub(crate) fn disable(stamp: u64) -> impl Fn(&Account, &mut Account, &mut Effects, Timestamp) {
+    move |account, next, fx, now| {
+        // `next`, not `account`: it holds the step the fresh factor just used.
+        if let TwoFactor::Enabled(e) = &next.two_factor {
+            next.retired_totp_step = next.retired_totp_step.max(e.newest_step());
+        }
+        next.two_factor = TwoFactor::Disabled;
+        next.pending.clear();
+        next.locations.clear();
+        next.security_stamp = stamp;
+        // A backup code that proved the factor was replaced; with 2FA off the
+        // replacement works nowhere, so it is not mailed.
+        fx.mails.retain(|m| !m.carries_code());
+        fx.event(now, account, EventKind::TwoFactorDisabled);
+        fx.mails.push(Message::TwoFactorDisabled { to: recipient(account), at: now });
     }
-    next.two_factor = TwoFactor::Disabled;
-    next.pending.clear();
-    next.locations.clear();
-    fx.event(now, account, EventKind::TwoFactorDisabled);
-    fx.mails.push(Message::TwoFactorDisabled { to: recipient(account), at: now });
 }
 
 /// Removes authenticator `id` (the engine checked that the fresh factor came from
@@ -177,9 +186,9 @@ pub(crate) fn confirm_adding(
     Ok(Transition { next: Some(next), outcome: added.id, effects: fx })
 }
 
-/// An administrator's unlock: lifts the throttle and the second-factor lock (2FA stays
-/// as it is), records who and why, and mails the user. No write when nothing is
-/// locked or throttled (`false`).
+/// An administrator's unlock: clears the failure budget, and with it a throttle or the
+/// second-factor lock (2FA stays as it is), records who and why, and mails the user.
+/// No write when the budget holds no failure (`false`).
 pub(crate) fn unlock(target: &Account, actor: &Account, reason: &str, now: Timestamp) -> Transition<bool> {
     if target.throttle == Throttle::default() {
         return Transition::unchanged(false, Effects::default());

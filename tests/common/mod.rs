@@ -51,17 +51,11 @@ pub async fn delivered<S: UserStore, M: Mailer, C: Clock>(engine: &Engine<S, M, 
     let mut all = DeliveryReport::default();
     for _ in 0..100 {
         let round = engine.deliver_due(1000).await.expect("a delivery round");
-        if round.messages.is_empty() {
-            all.users += round.users;
-            all.skipped += round.skipped;
+        let done = round.messages.is_empty();
+        all.absorb(round);
+        if done {
             return all;
         }
-        all.messages.extend(round.messages);
-        all.sent += round.sent;
-        all.retrying += round.retrying;
-        all.gave_up += round.gave_up;
-        all.users += round.users;
-        all.skipped += round.skipped;
     }
     panic!("mail was still due after 100 delivery rounds");
 }

@@ -5,7 +5,7 @@
 use twofactor::{Document, MemoryStore, ScanPage, StoreError, Swap, Timestamp, UserId, UserRecord, UserStore};
 
 /// A store over "the application's own users table": the four document methods,
-/// `mail_due` and `scan`, forwarded to a `MemoryStore` the test fills with `add_user`; `create_user`
+/// `mail_due`, `forget` and `scan`, forwarded to a `MemoryStore` the test fills with `add_user`; `create_user`
 /// is left at the trait's default (`Unsupported`).
 #[derive(Clone, Default)]
 pub struct AppUsers(pub MemoryStore);
@@ -14,7 +14,7 @@ pub struct AppUsers(pub MemoryStore);
 #[derive(Clone, Default)]
 pub struct NoScan(pub MemoryStore);
 
-/// Forwards the four document methods and `mail_due` of `$store` to its `MemoryStore`.
+/// Forwards the four document methods, `mail_due` and `forget` of `$store` to its `MemoryStore`.
 macro_rules! document_methods {
     () => {
         async fn find_by_id(&self, id: UserId) -> Result<Option<UserRecord>, StoreError> {
@@ -31,6 +31,9 @@ macro_rules! document_methods {
         }
         async fn mail_due(&self, now: Timestamp, limit: usize) -> Result<Vec<UserId>, StoreError> {
             self.0.mail_due(now, limit).await
+        }
+        async fn forget(&self, id: UserId, expected: u64) -> Result<Swap, StoreError> {
+            self.0.forget(id, expected).await
         }
     };
 }

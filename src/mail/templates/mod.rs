@@ -163,9 +163,9 @@ impl Voice<'_> {
                 format!("Sign-in was unlocked on your {p}account"),
                 vec![
                     Block::Para(format!(
-                        "After failed sign-in attempts, sign-in to your {p}account {} was paused or locked. {by} \
-                         ({by_role}) lifted it at {at} (UTC). Your authenticator apps and your backup code work as \
-                         before.",
+                        "{by} ({by_role}) cleared the failed sign-in attempts on your {p}account {} at {at} (UTC), \
+                         and with them any pause or lock they had caused. Your authenticator apps and your backup \
+                         code work as before.",
                         to.username
                     )),
                     Block::Warning(format!(

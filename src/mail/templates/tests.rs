@@ -183,7 +183,11 @@ fn unlock_notice_says_who_lifted_it_and_whom_to_contact() {
     let m = Message::Unlocked { to: to("alice"), by: "bob".to_owned(), by_role: Role::Admin, at: AT };
     let (r, html) = render(&m);
     assert_eq!(r.subject, "Sign-in was unlocked on your Acme account");
-    assert_both(&r, &html, &format!("bob (admin) lifted it at {AT_TEXT} (UTC)"));
+    assert_both(
+        &r,
+        &html,
+        &format!("bob (admin) cleared the failed sign-in attempts on your Acme account alice at {AT_TEXT} (UTC)"),
+    );
     assert_both(&r, &html, "work as before");
     assert_both(&r, &html, "contact security@acme.test at once");
 }

@@ -58,7 +58,7 @@ fn a_blocked_account_evaluates_nothing_not_even_a_right_code() {
     assert_eq!(t.outcome, StepUpOutcome::Throttled { until: Timestamp(NOW.0 + 60) });
     assert!(t.next.is_none());
     a.throttle.second_factor_locked = true;
-    let t = fresh_factor(&a, &code(PHONE, 11), &material(), &p, NOW, &disable);
+    let t = fresh_factor(&a, &code(PHONE, 11), &material(), &p, NOW, &disable(1234));
     assert_eq!(t.outcome, StepUpOutcome::Locked);
     assert!(t.next.is_none());
 }
@@ -69,18 +69,25 @@ fn a_backup_code_step_up_replaces_the_code_and_queues_it() {
     let t = fresh_factor(&enabled(), &CodeVerdict::BackupMatched("H1".into()), &material(), &p, NOW, &no_action);
     assert!(t.outcome.is_verified());
     assert_eq!(kinds(&t.effects), [MessageKind::BackupCodeRotated]);
+    // Turning 2FA off with the backup code mails the notice only: no code works now.
+    let t = fresh_factor(&enabled(), &CodeVerdict::BackupMatched("H1".into()), &material(), &p, NOW, &disable(9));
+    assert_eq!(kinds(&t.effects), [MessageKind::TwoFactorDisabled]);
 }
 
 #[test]
 fn turning_2fa_off_removes_every_authenticator_and_keeps_the_newest_step_used() {
     let p = Policy::default();
-    let t = fresh_factor(&enabled(), &code(PHONE, 11), &material(), &p, NOW, &disable);
+    let t = fresh_factor(&enabled(), &code(PHONE, 11), &material(), &p, NOW, &disable(1234));
     let next = t.next.expect("written");
     assert_eq!(next.two_factor, TwoFactor::Disabled);
     assert_eq!(next.retired_totp_step, 20, "the tablet's newest step");
+    assert_eq!(next.security_stamp, 1234, "pending logins from before end for good");
     assert_eq!(kinds(&t.effects), [MessageKind::TwoFactorDisabled]);
+    // The step that turns 2FA off, when it is the newest, stays used too.
+    let t = fresh_factor(&enabled(), &code(PHONE, 21), &material(), &p, NOW, &disable(1234));
+    assert_eq!(t.next.expect("written").retired_totp_step, 21, "the step just used");
     // A wrong factor turns nothing off.
-    let t = fresh_factor(&enabled(), &wrong(), &material(), &p, NOW, &disable);
+    let t = fresh_factor(&enabled(), &wrong(), &material(), &p, NOW, &disable(1234));
     assert!(matches!(t.next.expect("counted").two_factor, TwoFactor::Enabled(_)));
 }
 
