@@ -17,7 +17,6 @@ use std::time::{Duration, Instant};
 
 use data_encoding::{BASE64, HEXLOWER};
 use serde_json::Value;
-use store_support::temp_db;
 use twofactor::{
     AppKey, AuthMethod, ConfirmOutcome, Delivery, DeliveryPolicy, DeliveryReport, DeliveryWorker, Document, Engine,
     Error, KeyRing, LocationPolicy, LoginOutcome, MailError, MailId, MailStatus, Mailer, ManualClock, MemoryMailer,
@@ -911,41 +910,7 @@ async fn the_outbox_stays_bounded_and_never_drops_a_queued_code<S: Store>(open: 
 
 // ---------------------------------------------------------------- on every store
 
-#[cfg(feature = "postgres")]
-async fn pg_url() -> String {
-    store_support::pg_schema_url().await
-}
-
-/// Runs each generic body above on MemoryStore, a SQLite file and PostgreSQL (a fresh
-/// schema), as `memory::<body>`, `sqlite::<body>` and `postgres::<body>`. A body gets an
-/// opener: every store it opens is another connection to the same database (for
-/// MemoryStore, a clone).
-macro_rules! on_every_store {
-    ($($body:ident),* $(,)?) => {
-        mod memory {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn $body() {
-                let store = twofactor::MemoryStore::new();
-                super::$body(async || store.clone()).await;
-            })*
-        }
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn $body() {
-                let (_dir, path) = super::temp_db();
-                super::$body(async || twofactor::SqliteStore::open(&path).await.expect("open")).await;
-            })*
-        }
-        #[cfg(feature = "postgres")]
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn $body() {
-                let url = super::pg_url().await;
-                super::$body(async || twofactor::PostgresStore::connect(&url).await.expect("connect")).await;
-            })*
-        }
-    };
-}
+use store_support::on_every_store_opener as on_every_store;
 
 on_every_store!(
     a_used_backup_code_is_void_at_once_and_its_successor_is_stored_and_queued_in_one_write,

@@ -13,7 +13,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::delivered;
-use store_support::temp_db;
 use twofactor::events::Factor;
 use twofactor::{
     AddAuthenticatorOutcome, AuthMethod, ConfirmOutcome, Delivery, Engine, Error, Event, EventKind, KeyRing,
@@ -1301,41 +1300,7 @@ fn every_self_service_future_is_send() {
 
 // ---------------------------------------------------------------- on every store
 
-#[cfg(feature = "postgres")]
-async fn pg_url() -> String {
-    store_support::pg_schema_url().await
-}
-
-/// Runs each generic body above on MemoryStore, a SQLite file and PostgreSQL (a fresh
-/// schema; the URL must be set under the `postgres` feature), as `memory::<body>`,
-/// `sqlite::<body>` and `postgres::<body>`. A body gets an opener: every store it opens
-/// is another connection to the same database (for MemoryStore, a clone).
-macro_rules! on_every_store {
-    ($($body:ident),* $(,)?) => {
-        mod memory {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn $body() {
-                let store = twofactor::MemoryStore::new();
-                super::$body(async || store.clone()).await;
-            })*
-        }
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn $body() {
-                let (_dir, path) = super::temp_db();
-                super::$body(async || twofactor::SqliteStore::open(&path).await.expect("open")).await;
-            })*
-        }
-        #[cfg(feature = "postgres")]
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn $body() {
-                let url = super::pg_url().await;
-                super::$body(async || twofactor::PostgresStore::connect(&url).await.expect("connect")).await;
-            })*
-        }
-    };
-}
+use store_support::on_every_store_opener as on_every_store;
 
 on_every_store!(
     a_second_authenticator_is_added_with_a_name_and_confirmed_by_a_code_from_it,

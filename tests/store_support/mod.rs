@@ -44,3 +44,38 @@ pub async fn pg_schema_url() -> String {
     let sep = if url.contains('?') { '&' } else { '?' };
     format!("{url}{sep}options[search_path]={schema}")
 }
+
+/// Runs each generic body of the including file on MemoryStore, a SQLite file and
+/// PostgreSQL (a fresh schema; the URL must be set under the `postgres` feature), as
+/// `memory::<body>`, `sqlite::<body>` and `postgres::<body>`. A body gets an opener:
+/// every store it opens is another connection to the same database (for MemoryStore,
+/// a clone). The including file declares `mod store_support;`.
+#[allow(unused_macros)]
+macro_rules! on_every_store_opener {
+    ($($body:ident),* $(,)?) => {
+        mod memory {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $body() {
+                let store = twofactor::MemoryStore::new();
+                super::$body(async || store.clone()).await;
+            })*
+        }
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $body() {
+                let (_dir, path) = crate::store_support::temp_db();
+                super::$body(async || twofactor::SqliteStore::open(&path).await.expect("open")).await;
+            })*
+        }
+        #[cfg(feature = "postgres")]
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $body() {
+                let url = crate::store_support::pg_schema_url().await;
+                super::$body(async || twofactor::PostgresStore::connect(&url).await.expect("connect")).await;
+            })*
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use on_every_store_opener;
