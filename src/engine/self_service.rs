@@ -217,9 +217,19 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
         let checked = self.check_factor(&snapshot.record, &parsed, except, now).await?;
         let verdict = checked.verdict.clone();
         let material = self.material(checked, now).await?;
+        let stamp = snapshot.record.security_stamp;
         let t = self
             .update(snapshot, |fresh| {
+                // The verdict is about the record it was checked against. A reset, a
+                // turn-off or a password change meanwhile (a new stamp) makes it
+                // stale: refused as at login, and counted nowhere.
+                if !matches!(fresh.two_factor, TwoFactor::Enabled(_)) {
+                    return Err(Refusal::TwoFactorNotActive.into());
+                }
                 allowed(fresh)?;
+                if fresh.security_stamp != stamp {
+                    return Ok(crate::rules::Transition::unchanged(StepUpOutcome::Denied, Default::default()));
+                }
                 Ok(rules::fresh_factor(fresh, &verdict, &material, &self.policy, now, action))
             })
             .await?;
