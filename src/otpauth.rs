@@ -24,8 +24,14 @@ use crate::totp::{Algorithm, TotpParams};
 
 /// The longest issuer or account name, in characters.
 pub const MAX_NAME: usize = 128;
-/// The longest URI accepted by [`parse_otpauth_uri`], in bytes.
-pub const MAX_URI: usize = 2048;
+/// The longest secret [`otpauth_uri`] writes and [`parse_otpauth_uri`] accepts, in
+/// bytes (2048 bits; 160 is usual).
+pub const MAX_SECRET: usize = 256;
+/// The longest URI accepted by [`parse_otpauth_uri`], in bytes: more than the longest
+/// [`otpauth_uri`] writes (two issuers and an account of [`MAX_NAME`] four-byte
+/// characters, percent-encoded, and a secret of [`MAX_SECRET`] bytes: about 5,150), so
+/// every URI this crate writes reads back.
+pub const MAX_URI: usize = 8192;
 
 /// Builds `otpauth://totp/ISSUER:ACCOUNT?secret=BASE32&issuer=ISSUER`, followed by
 /// `&algorithm=…`, `&digits=…` and `&period=…` only where they differ from the
@@ -36,7 +42,7 @@ pub const MAX_URI: usize = 2048;
 /// The URI contains the secret, so it comes back as a [`SecretString`].
 ///
 /// Errors: [`InputError::TooLong`] for an issuer or account over [`MAX_NAME`]
-/// characters; [`InputError::Malformed`] for one that is empty, contains `:` or a
+/// characters or a secret over [`MAX_SECRET`] bytes; [`InputError::Malformed`] for one that is empty, contains `:` or a
 /// control character, or starts or ends with whitespace, for an empty secret, and for
 /// invalid `params`.
 ///
@@ -63,6 +69,9 @@ pub fn otpauth_uri(
     check_name("account", account)?;
     if secret.is_empty() {
         return Err(InputError::malformed("secret", "must not be empty"));
+    }
+    if secret.len() > MAX_SECRET {
+        return Err(InputError::TooLong { field: "secret", max: MAX_SECRET });
     }
     params.validate()?;
 
@@ -117,7 +126,8 @@ pub struct OtpauthUri {
 /// prefix and the `issuer` parameter are present they must be equal. Issuer and
 /// account follow the rules of [`otpauth_uri`].
 ///
-/// Errors: [`InputError::TooLong`] over [`MAX_URI`] bytes, otherwise
+/// Errors: [`InputError::TooLong`] over [`MAX_URI`] bytes (or a secret over
+/// [`MAX_SECRET`] bytes), otherwise
 /// [`InputError::Malformed`]; `hotp` URIs give "only totp is supported". Never panics.
 ///
 /// ```
@@ -240,10 +250,14 @@ fn decode_secret(encoded: &str) -> Result<SecretBytes, InputError> {
     if unpadded.is_empty() {
         return Err(InputError::malformed("secret", "must not be empty"));
     }
-    BASE32_NOPAD
+    let secret = BASE32_NOPAD
         .decode(unpadded.as_bytes())
         .map(SecretBytes::new)
-        .map_err(|_| InputError::malformed("secret", "not valid base32"))
+        .map_err(|_| InputError::malformed("secret", "not valid base32"))?;
+    if secret.len() > MAX_SECRET {
+        return Err(InputError::TooLong { field: "secret", max: MAX_SECRET });
+    }
+    Ok(secret)
 }
 
 /// Checks an issuer or account name.
@@ -322,4 +336,34 @@ fn percent_decode(value: &str, field: &'static str, plus_is_space: bool) -> Resu
 
 fn hex_value(b: u8) -> Option<u8> {
     char::from(b).to_digit(16).and_then(|d| u8::try_from(d).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by the `otpauth_uri` fuzz target: names of non-ASCII characters grow
+    /// up to 12-fold when percent-encoded, and the issuer is written twice, so a URI
+    /// this crate wrote could be too long for its own parser.
+    #[test]
+    fn the_longest_uri_written_reads_back() -> Result<(), InputError> {
+        let widest = "\u{10FFFF}".repeat(MAX_NAME); // four bytes each, twelve encoded
+        let secret = [0xa5; MAX_SECRET];
+        let params = TotpParams::new(Algorithm::Sha512, 8, 300)?;
+        let uri = otpauth_uri(&widest, &widest, &secret, &params)?;
+        assert!(uri.expose().len() > 2048 && uri.expose().len() <= MAX_URI, "{}", uri.expose().len());
+        let back = parse_otpauth_uri(uri.expose())?;
+        assert_eq!((back.issuer.as_deref(), back.account.as_str()), (Some(widest.as_str()), widest.as_str()));
+        assert_eq!(back.secret.expose(), secret.as_slice());
+        Ok(())
+    }
+
+    #[test]
+    fn a_secret_over_the_bound_is_refused_both_ways() {
+        let long = [1; MAX_SECRET + 1];
+        let too_long = InputError::TooLong { field: "secret", max: MAX_SECRET };
+        assert_eq!(otpauth_uri("A", "b", &long, &TotpParams::default()).err(), Some(too_long.clone()));
+        let uri = format!("otpauth://totp/A:b?secret={}&issuer=A", data_encoding::BASE32_NOPAD.encode(&long));
+        assert_eq!(parse_otpauth_uri(&uri).err(), Some(too_long));
+    }
 }

@@ -438,8 +438,9 @@ fn otpauth_parse_errors() {
     ] {
         assert!(parse_otpauth_uri(junk).is_err(), "{junk:?} should be rejected");
     }
-    let huge = format!("otpauth://totp/A:b?secret=NM&x={}", "a".repeat(2048));
-    assert_eq!(parse_otpauth_uri(&huge).unwrap_err(), InputError::TooLong { field: "uri", max: 2048 });
+    let huge = format!("otpauth://totp/A:b?secret=NM&x={}", "a".repeat(twofactor::otpauth::MAX_URI));
+    let max = twofactor::otpauth::MAX_URI;
+    assert_eq!(parse_otpauth_uri(&huge).unwrap_err(), InputError::TooLong { field: "uri", max });
 }
 
 // ---- properties ----------------------------------------------------------------

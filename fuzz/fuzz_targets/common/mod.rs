@@ -1,7 +1,8 @@
 //! The world the token targets fuzz: an engine on in-memory parts with one account
 //! that has active 2FA, a remembered location and an open pending login. Tokens are
 //! fuzzed through the public engine calls that parse them, so the crate exposes no
-//! extra surface for fuzzing.
+//! extra surface for fuzzing. Below it, the fixed-key engine the document and import
+//! targets share (one per process; each input gets a fresh user, removed after).
 #![allow(dead_code)]
 
 use std::future::Future;
@@ -82,7 +83,8 @@ async fn setup() -> World {
     let wrong_code = (0..).map(|n: u32| format!("{n:06}")).find(|c| !valid.contains(c)).expect("a wrong code");
     let legacy_location = {
         let body = location.strip_prefix("loc2.").expect("loc2 token");
-        let mut bytes = id.0.to_be_bytes().to_vec();
+        let number = id.as_u64().expect("create_account makes numeric ids");
+        let mut bytes = number.to_be_bytes().to_vec();
         bytes.extend(data_encoding::BASE64URL_NOPAD.decode(body.as_bytes()).expect("token body"));
         format!("loc1.{}", data_encoding::BASE64URL_NOPAD.encode(&bytes))
     };
@@ -98,4 +100,56 @@ pub fn splice(token: &str, prefix: &str, offset: usize, data: &[u8]) -> String {
         *b = *d;
     }
     format!("{prefix}{}", data_encoding::BASE64URL_NOPAD.encode(&bytes))
+}
+
+/// The engines of the document and import targets (and of the seed generator,
+/// `examples/document_seeds.rs`) run at this time and seal under this fixed key, so
+/// the committed seed documents' sealed secrets and codes open in the fuzzer.
+pub const NOW: u64 = 1_800_000_000;
+pub const FIXED_KEY_HEX: &str = "5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a";
+
+/// The user whose document the document target fuzzes (the seeds are sealed for it).
+pub const DOC_USER: u64 = 1001;
+pub const DOC_LOGIN: &str = "doc-user";
+pub const DOC_EMAIL: &str = "doc-user@example.test";
+
+pub type MemoryEngine = Engine<MemoryStore, MemoryMailer, ManualClock>;
+
+/// An engine on a fresh memory store and mailer, cheap hashing, the fixed key and
+/// `clock`.
+pub fn fixed_engine(clock: ManualClock) -> MemoryEngine {
+    fixed_engine_with(clock, Policy::builder().danger_fast_hashing().build().expect("policy"))
+}
+
+/// [`fixed_engine`] under `policy`.
+pub fn fixed_engine_with(clock: ManualClock, policy: Policy) -> MemoryEngine {
+    let key = twofactor::AppKey::from_hex(1, FIXED_KEY_HEX).expect("key");
+    let keys = KeyRing::new(vec![key]).expect("ring");
+    Engine::builder(MemoryStore::new(), MemoryMailer::new(), keys).clock(clock).policy(policy).build().expect("engine")
+}
+
+/// An engine and its clock, built once per fuzzing process.
+pub struct Fixed {
+    pub engine: MemoryEngine,
+    pub clock: ManualClock,
+}
+
+pub fn fixed() -> &'static Fixed {
+    static FIXED: OnceLock<Fixed> = OnceLock::new();
+    FIXED.get_or_init(|| {
+        let clock = ManualClock::new(Timestamp(NOW));
+        Fixed { engine: fixed_engine(clock.clone()), clock }
+    })
+}
+
+/// Removes user `id` (and its document) from `engine`'s store, whatever its version.
+pub fn remove_user(engine: &MemoryEngine, id: twofactor::UserId) {
+    use twofactor::{Swap, UserStore};
+    let store = engine.store();
+    while let Some(user) = block_on(store.find_by_id(id)).expect("find") {
+        let version = user.credentials.as_ref().map_or(0, |c| c.version);
+        if let Swap::Swapped { .. } = block_on(store.forget(id, version)).expect("forget") {
+            return;
+        }
+    }
 }
