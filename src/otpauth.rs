@@ -250,6 +250,7 @@ fn decode_secret(encoded: &str) -> Result<SecretBytes, InputError> {
     if unpadded.is_empty() {
         return Err(InputError::malformed("secret", "must not be empty"));
     }
+    // Wrapped at once, so an over-long secret is wiped when it is refused.
     let secret = BASE32_NOPAD
         .decode(unpadded.as_bytes())
         .map(SecretBytes::new)

@@ -1091,6 +1091,7 @@ fn one_totp_step_two_engines_exactly_one_wins_in_every_interleaving() {
     let runs = every_interleaving(&[], [&script, &script], |h, trace| {
         assert_eq!(wins(h), (0, 1), "{trace:?}\n{}", h.world.borrow().log.join("\n"));
     });
+    assert!(runs > 1, "interleavings were explored: {runs}");
     eprintln!("TOTP race: {runs} interleavings");
 }
 
@@ -1141,6 +1142,7 @@ fn the_last_free_failure_is_counted_once_in_every_interleaving() {
             assert_eq!(number(&doc, "/throttle/failures"), u64::from(FREE_FAILURES), "{name}: {trace:?}\n{doc}");
             assert!(blocked(&doc, h.now()), "{name}: throttled at the end");
         });
+        assert!(runs > 1, "interleavings were explored: {runs}");
         eprintln!("last free failure, {name}: {runs} interleavings");
     }
 }
@@ -1178,6 +1180,7 @@ fn two_delivery_rounds_send_a_code_once_in_every_interleaving() {
         let codes = h.mailer.outbox().iter().filter(|m| matches!(m.message, Message::BackupCode { .. })).count();
         assert_eq!(codes, 2, "the setup code and its one replacement: {trace:?}");
     });
+    assert!(runs > 1, "interleavings were explored: {runs}");
     eprintln!("two delivery rounds: {runs} interleavings");
 }
 

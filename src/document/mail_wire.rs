@@ -1,12 +1,12 @@
 //! The outbox's part of the document's JSON (see [`crate::outbox`]):
 //!
 //! ```text
-//!  "outbox":[{"id":"<32 hex>","kind":"backup_code.rotated","queued_at":…,"attempts":1,"due":…,
+//!  "outbox":[{"id":"<32 hex>","kind":"backup_code.rotated","attempts":1,"due":…,
 //!             "codes":["<base64 sealed>"],"expires_at":…}],
 //!  "settled_mail":[{"id":"<32 hex>","kind":"throttled","delivered":true,"at":…,"attempts":1}]
 //! ```
 //!
-//! A message's fields beyond `id`, `kind`, `queued_at`, `attempts` and `due` are those of
+//! A message's fields beyond `id`, `kind`, `attempts` and `due` are those of
 //! its kind (`codes` and `expires_at`; `by`, `by_role` and `at`; `until`; `at`;
 //! `location` and `at`; `name` and `at`). Codes are sealed under the key ring, bound to the user and the
 //! mail id.
@@ -25,8 +25,6 @@ use crate::outbox::{MailId, Payload, QueuedMail, SettledMail};
 pub(super) struct WireMail {
     id: String,
     kind: String,
-    #[serde(default)]
-    queued_at: u64,
     #[serde(default, skip_serializing_if = "is_zero")]
     attempts: u32,
     due: u64,
@@ -70,7 +68,6 @@ pub(super) fn encode_mail(m: &QueuedMail) -> WireMail {
     let mut w = WireMail {
         id: m.id.to_string(),
         kind: m.payload.kind().as_str().to_owned(),
-        queued_at: m.queued_at.0,
         attempts: m.attempts,
         due: m.due.0,
         codes: Vec::new(),
@@ -153,13 +150,7 @@ pub(super) fn decode_mail(w: WireMail) -> Result<QueuedMail, StoreError> {
             at: at()?,
         },
     };
-    Ok(QueuedMail {
-        id: mail_id(&w.id)?,
-        payload,
-        queued_at: Timestamp(w.queued_at),
-        attempts: w.attempts,
-        due: Timestamp(w.due),
-    })
+    Ok(QueuedMail { id: mail_id(&w.id)?, payload, attempts: w.attempts, due: Timestamp(w.due) })
 }
 
 pub(super) fn encode_settled(m: &SettledMail) -> WireSettled {

@@ -40,7 +40,7 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
                 next.outbox.retain(|m| !matches!(m.payload, Payload::BackupCode { .. }));
             }
             queued.push((id, payload.kind()));
-            next.outbox.push(QueuedMail { id, payload, queued_at: now, attempts: 0, due: now });
+            next.outbox.push(QueuedMail { id, payload, attempts: 0, due: now });
         }
         while next.outbox.len() > MAX_QUEUED {
             let oldest_notice = next.outbox.iter().position(|m| !matches!(m.payload, Payload::BackupCode { .. }));

@@ -246,7 +246,6 @@ impl DeliveryReport {
 pub(crate) struct QueuedMail {
     pub(crate) id: MailId,
     pub(crate) payload: Payload,
-    pub(crate) queued_at: Timestamp,
     /// Tries claimed so far.
     pub(crate) attempts: u32,
     /// When it is next due: its first try, its next retry, or the end of a claim.

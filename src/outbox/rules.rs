@@ -155,7 +155,6 @@ mod tests {
             a.outbox.push(QueuedMail {
                 id: MailId([u8::try_from(n).unwrap_or(0); 16]),
                 payload: Payload::Throttled { until: NOW },
-                queued_at: NOW,
                 attempts: 0,
                 due: Timestamp(*d),
             });
