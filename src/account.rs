@@ -230,6 +230,13 @@ pub(crate) struct BackupCodeHash {
     pub(crate) expires_at: Option<Timestamp>,
 }
 
+impl BackupCodeHash {
+    /// Whether it still works at `now` (not past its expiry, if it has one).
+    pub(crate) fn is_live(&self, now: Timestamp) -> bool {
+        self.expires_at.is_none_or(|e| e > now)
+    }
+}
+
 impl fmt::Debug for BackupCodeHash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BackupCodeHash")

@@ -10,7 +10,7 @@ use crate::events::EventKind;
 use crate::mail::{CodeReason, Delivery, Mailer, Message, MessageKind};
 use crate::outbox::rules::{self, Claimed, Settlement, Tried};
 use crate::outbox::{DeliveryReport, MailId, MailStatus, Payload, QueuedMail};
-use crate::rules::{Effects, recipient};
+use crate::rules::{Effects, Outgoing, recipient};
 use crate::secret::SecretString;
 use crate::store::UserStore;
 
@@ -25,11 +25,14 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
     /// Moves `mails` into `next`'s outbox, due at once: a backup code sealed under the
     /// key ring, bound to the user and the message. A message that makes queued
     /// backup codes void (new codes for all, or a reset) drops the queued code mail.
-    pub(super) fn enqueue(&self, next: &mut Account, mails: &[Message]) -> Result<Vec<(MailId, MessageKind)>> {
+    pub(super) fn enqueue(&self, next: &mut Account, mails: &[Outgoing]) -> Result<Vec<(MailId, MessageKind)>> {
         let now = self.clock.now();
         let mut queued = Vec::with_capacity(mails.len());
-        for message in mails {
-            let id = MailId::random()?;
+        for Outgoing { id, message } in mails {
+            let id = match id {
+                Some(named) => *named,
+                None => MailId::random()?,
+            };
             let payload = self.payload(next.id, id, message)?;
             let voids_codes = match &payload {
                 Payload::BackupCode { reason: CodeReason::Rotated, .. } => self.policy.backup.count == 1,
@@ -243,11 +246,6 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
     pub async fn mail_status(&self, id: UserId, mail: MailId) -> Result<MailStatus> {
         Ok(rules::status(&self.load(id).await?.record, mail))
     }
-}
-
-/// The delivery of the first queued message that carries a backup code.
-pub(super) fn code_delivery(effects: &Effects) -> Option<Delivery> {
-    effects.queued.iter().find(|(_, kind)| kind.carries_code()).map(|(id, _)| Delivery::Queued(*id))
 }
 
 /// The delivery of the first queued message of `kind`; an internal error when the

@@ -103,12 +103,8 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
                 Ok(Checked { verdict: best, resealed: None })
             }
             ParsedFactor::Backup(code) => {
-                let candidates: Vec<String> = enabled
-                    .backup_codes
-                    .iter()
-                    .filter(|c| c.expires_at.is_none_or(|e| e > now))
-                    .map(|c| c.phc.clone())
-                    .collect();
+                let candidates: Vec<String> =
+                    enabled.backup_codes.iter().filter(|c| c.is_live(now)).map(|c| c.phc.clone()).collect();
                 let code = code.clone();
                 let verdict = self
                     .blocking(move || -> Result<CodeVerdict> {
@@ -129,7 +125,7 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
     /// code (hashed here, off the swap loop) after a backup code.
     pub(super) async fn material(&self, checked: Checked, now: Timestamp) -> Result<SecondStepMaterial> {
         let replacement = match (&checked.verdict, checked.succeeded()) {
-            (CodeVerdict::BackupMatched(_), true) => Some(self.new_backup_code(now).await?),
+            (CodeVerdict::BackupMatched(_), true) => Some(self.new_backup_codes(1, now).await?),
             _ => None,
         };
         Ok(SecondStepMaterial { replacement, remember: None, resealed: checked.resealed })

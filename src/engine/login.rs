@@ -6,22 +6,25 @@ use crate::backup_code::BackupCode;
 use crate::clock::Clock;
 use crate::clock::Timestamp;
 use crate::engine::Engine;
-use crate::engine::delivery::code_delivery;
 use crate::error::{Error, Result, check_len};
-use crate::events::{EventKind, Factor, FailureClass};
+use crate::events::{EventKind, FailureClass};
 use crate::mail::Mailer;
-use crate::outcome::{AuthMethod, Authenticated, LoginOutcome, PendingLogin, RememberToken, SecondFactorOutcome};
+use crate::outbox::MailId;
+use crate::outcome::{LoginOutcome, PendingLogin, SecondFactorOutcome};
 use crate::password;
 use crate::random;
+use crate::rules::FreshCodes;
 use crate::rules::locations::valid_location;
-use crate::rules::login::{CodeVerdict, SecondStepMaterial, apply_second_step};
-use crate::rules::password::{PasswordStep, apply_password_failure, apply_password_success, password_step};
-use crate::rules::pending::{PendingProblem, attempts_left, check_pending, issue_pending};
+use crate::rules::login::{SecondStepMaterial, apply_second_step};
+use crate::rules::password::{
+    FirstFactor, PasswordChanged, RightPassword, apply_password_failure, apply_right_password,
+};
+use crate::rules::pending::{attempts_left, check_pending};
 use crate::rules::throttle;
 use crate::secret::SecretString;
 use crate::semaphore::Lane;
 use crate::store::UserStore;
-use crate::token::{LocationToken, PendingClaims, location_id_text};
+use crate::token::{LocationToken, PendingClaims};
 use crate::username::MAX_USERNAME;
 
 /// What [`LoginOutcome::Busy`] suggests: a second, long enough for the line of
@@ -300,64 +303,32 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
         verified_hash: Option<Option<String>>,
         now: Timestamp,
     ) -> Result<LoginOutcome> {
-        let id = snapshot.record.id;
-        // Decide inside the compare-and-swap loop: when the step writes (a re-hash,
-        // clearing failures, touching a location) and loses a race, the decision is made
-        // again on the record that won, so a concurrent throttle, reset or revocation
-        // counts. A step that writes nothing is decided on its one read, as of that read.
-        let decision = self
+        // Decided inside the compare-and-swap loop: when the step writes (a re-hash,
+        // clearing failures, touching a location) and loses a race, it is decided again
+        // on the record that won, so a concurrent throttle, reset or revocation counts.
+        let first = FirstFactor {
+            verified_hash: verified_hash.as_ref(),
+            rehash,
+            location: location_token,
+            pending_id: random::bytes::<16>()?,
+        };
+        let t = self
             .update(snapshot, |fresh| {
-                if verified_hash.as_ref().is_some_and(|verified| &fresh.password_hash != verified) {
-                    // The password changed after we verified it: refuse rather than
-                    // re-verify against a hash we did not check.
-                    return Err(Error::Contention);
-                }
-                if throttle::blocked(fresh, now).is_some() {
-                    // Throttled by a concurrent failure after our snapshot: refused
-                    // like any attempt while throttled.
-                    return Ok(crate::rules::Transition::unchanged(Err(throttle::refusal(fresh)), Default::default()));
-                }
-                let location = location_token.and_then(|t| valid_location(fresh, t, now));
-                let step = password_step(fresh, &self.policy, location.is_some());
-                let next = apply_password_success(fresh, step, rehash, location, now);
-                Ok(crate::rules::Transition { next, outcome: Ok((step, fresh.clone())), effects: Default::default() })
+                // The password changed after we verified it: refused rather than
+                // re-verified against a hash we did not check.
+                apply_right_password(fresh, first, &self.policy, now).map_err(|PasswordChanged| Error::Contention)
             })
-            .await?
-            .outcome;
-        let (step, account) = match decision {
-            Ok(decided) => decided,
-            Err(reason) => {
-                self.record(Some(id), EventKind::LoginFailed { reason });
-                return Ok(LoginOutcome::Denied);
-            }
-        };
-        let auth = |method| Authenticated {
-            account: account.id,
-            username: account.username.clone(),
-            role: account.role,
-            method,
-            remembered: None,
-            backup_code_delivery: None,
-        };
-        Ok(match step {
-            PasswordStep::Authenticated { via_location } => {
-                let (method, factor) = if via_location {
-                    (AuthMethod::PasswordAndLocation, Factor::Location)
-                } else {
-                    (AuthMethod::Password, Factor::Password)
-                };
-                self.record(Some(id), EventKind::LoginSucceeded { factor });
-                LoginOutcome::Authenticated(auth(method))
-            }
-            PasswordStep::EnrollmentRequired => LoginOutcome::EnrollmentRequired(auth(AuthMethod::Password)),
-            PasswordStep::SecondFactor => {
-                let claims = issue_pending(&account, random::bytes::<16>()?, now, &self.policy);
-                LoginOutcome::SecondFactorRequired(PendingLogin {
-                    token: SecretString::new(claims.seal(&self.keys)?),
-                    expires_at: claims.expires_at,
-                    lifetime: self.policy.pending_lifetime,
-                })
-            }
+            .await?;
+        self.dispatch(&t.effects);
+        Ok(match t.outcome {
+            RightPassword::Authenticated(authenticated) => LoginOutcome::Authenticated(authenticated),
+            RightPassword::EnrollmentRequired(authenticated) => LoginOutcome::EnrollmentRequired(authenticated),
+            RightPassword::SecondFactor(claims) => LoginOutcome::SecondFactorRequired(PendingLogin {
+                token: SecretString::new(claims.seal(&self.keys)?),
+                expires_at: claims.expires_at,
+                lifetime: self.policy.pending_lifetime,
+            }),
+            RightPassword::Denied => LoginOutcome::Denied,
         })
     }
 
@@ -430,10 +401,7 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
                 Some(snapshot.record.id),
                 EventKind::SecondFactorFailed { factor: kind, reason: FailureClass::PendingInvalid },
             );
-            return Ok(match problem {
-                PendingProblem::Expired => SecondFactorOutcome::Expired,
-                PendingProblem::Locked(until) => SecondFactorOutcome::Locked { until },
-            });
+            return Ok(problem.into());
         }
         let parsed = match parsed {
             Ok(parsed) => parsed,
@@ -460,33 +428,22 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
             .update(snapshot, |fresh| Ok(apply_second_step(fresh, &claims, &verdict, &material, &self.policy, now)))
             .await?;
         self.dispatch(&t.effects);
-        Ok(match t.outcome {
-            SecondFactorOutcome::Authenticated(mut auth) => {
-                auth.method = match verdict {
-                    CodeVerdict::BackupMatched(_) => AuthMethod::PasswordAndBackupCode,
-                    _ => AuthMethod::PasswordAndTotp,
-                };
-                auth.backup_code_delivery = code_delivery(&t.effects);
-                auth.remembered = material.remember.as_ref().map(|(token, _)| RememberToken {
-                    token: SecretString::new(token.encode()),
-                    id: location_id_text(&token.id),
-                    expires_at: now.plus(self.policy.locations.lifetime),
-                    lifetime: self.policy.locations.lifetime,
-                });
-                SecondFactorOutcome::Authenticated(auth)
-            }
-            other => other,
-        })
+        Ok(t.outcome)
     }
 
-    /// A fresh backup code and its hash (Argon2 runs through the offload hook).
-    pub(crate) async fn new_backup_code(&self, now: crate::clock::Timestamp) -> Result<(SecretString, BackupCodeHash)> {
-        let code = BackupCode::generate()?;
-        let shown = code.display();
+    /// `count` fresh backup codes with their hashes (Argon2 runs through the offload
+    /// hook), and the id of the mail that will carry them.
+    pub(crate) async fn new_backup_codes(&self, count: u8, now: Timestamp) -> Result<FreshCodes> {
         let params = self.policy.backup.hash;
-        let phc = self.blocking(move || password::hash(code.canonical(), &params)).await??;
         let expires_at = self.policy.backup.lifetime.map(|d| now.plus(d));
-        Ok((shown, BackupCodeHash { phc, issued_at: now, expires_at }))
+        let mut codes = Vec::with_capacity(usize::from(count));
+        for _ in 0..count {
+            let code = BackupCode::generate()?;
+            let shown = code.display();
+            let phc = self.blocking(move || password::hash(code.canonical(), &params)).await??;
+            codes.push((shown, BackupCodeHash { phc, issued_at: now, expires_at }));
+        }
+        Ok(FreshCodes { mail: MailId::random()?, codes })
     }
 }
 

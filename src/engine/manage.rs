@@ -6,8 +6,8 @@ use crate::account::{Account, DEFAULT_AUTHENTICATOR_NAME, Enrolling, Role, TwoFa
 use crate::clock::Clock;
 use crate::document;
 use crate::engine::Engine;
-use crate::engine::delivery::{code_delivery, delivery_of};
-use crate::error::{Error, InputError, InternalError, Refusal, Result, check_len};
+use crate::engine::delivery::delivery_of;
+use crate::error::{Error, InputError, Refusal, Result, check_len};
 use crate::events::EventKind;
 use crate::mail::{Delivery, Mailer, MessageKind};
 use crate::otpauth::otpauth_uri;
@@ -242,7 +242,7 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
             return Ok(ConfirmOutcome::WrongCode);
         };
         let sealed = enrolling.secret.clone();
-        let codes = self.new_backup_codes(now).await?;
+        let codes = self.new_backup_codes(self.policy.backup.count, now).await?;
         let t = self
             .update(snapshot, |fresh| {
                 // A re-seal under a new key changes the sealed bytes, not the secret
@@ -251,13 +251,11 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
                     TwoFactor::Enrolling(e) if e.secret != sealed && self.holds(id, &e.secret, &secret) => &e.secret,
                     _ => &sealed,
                 };
-                Ok(manage::confirm_enrollment(fresh, expected, step, codes.clone(), now)?)
+                Ok(manage::confirm_enrollment(fresh, expected, step, &codes, now)?)
             })
             .await?;
         self.dispatch(&t.effects);
-        Ok(ConfirmOutcome::Confirmed {
-            backup_code_delivery: code_delivery(&t.effects).ok_or(InternalError::MailNotQueued)?,
-        })
+        Ok(ConfirmOutcome::Confirmed { backup_code_delivery: t.outcome })
     }
 
     /// The time step `code` matches for the authenticator being enrolled (or added),
@@ -298,21 +296,10 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
     pub async fn reissue_backup_code(&self, id: UserId) -> Result<Delivery> {
         let snapshot = self.load(id).await?;
         let now = self.clock.now();
-        let codes = self.new_backup_codes(now).await?;
-        let t = self.update(snapshot, |fresh| Ok(manage::reissue(fresh, codes.clone(), now)?)).await?;
+        let codes = self.new_backup_codes(self.policy.backup.count, now).await?;
+        let t = self.update(snapshot, |fresh| Ok(manage::reissue(fresh, &codes, now)?)).await?;
         self.dispatch(&t.effects);
-        Ok(code_delivery(&t.effects).ok_or(InternalError::MailNotQueued)?)
-    }
-
-    async fn new_backup_codes(
-        &self,
-        now: crate::clock::Timestamp,
-    ) -> Result<Vec<(SecretString, crate::account::BackupCodeHash)>> {
-        let mut codes = Vec::with_capacity(usize::from(self.policy.backup.count));
-        for _ in 0..self.policy.backup.count {
-            codes.push(self.new_backup_code(now).await?);
-        }
-        Ok(codes)
+        Ok(t.outcome)
     }
 
     /// An administrator's (or support's) reset of another account's 2FA: removes the

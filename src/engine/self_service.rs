@@ -10,7 +10,7 @@
 use crate::UserId;
 use crate::account::{Account, Enrolling, TwoFactor};
 use crate::clock::Clock;
-use crate::engine::delivery::{code_delivery, delivery_of};
+use crate::engine::delivery::delivery_of;
 use crate::engine::factor::ParsedFactor;
 use crate::engine::manage::AdminNote;
 use crate::engine::{Engine, EnrollmentStarted, SecondFactor};
@@ -234,12 +234,7 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
             })
             .await?;
         self.dispatch(&t.effects);
-        Ok(match t.outcome {
-            StepUpOutcome::Verified { factor, .. } => {
-                StepUpOutcome::Verified { factor, backup_code_delivery: code_delivery(&t.effects) }
-            }
-            other => other,
-        })
+        Ok(t.outcome)
     }
 
     /// An administrator's (or support's) unlock: clears the user's failure budget, and

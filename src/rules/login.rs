@@ -1,19 +1,19 @@
 //! The second step as a pure transition: a TOTP code or the backup code against a
 //! pending login.
 
-use crate::account::{Account, AuthenticatorId, BackupCodeHash, SealedSecret, TwoFactor};
+use crate::account::{Account, AuthenticatorId, SealedSecret, TwoFactor};
 use crate::clock::Timestamp;
 use crate::events::{EventKind, Factor, FailureClass};
 use crate::mail::{CodeReason, Message};
-use crate::outcome::SecondFactorOutcome;
+use crate::outcome::{AuthMethod, Authenticated, RememberToken, SecondFactorOutcome};
 use crate::policy::Policy;
-use crate::rules::{Effects, Transition, recipient, throttle};
+use crate::rules::{Effects, FreshCodes, Transition, recipient, throttle};
 use crate::secret::SecretString;
-use crate::token::{LocationToken, PendingClaims};
+use crate::token::{LocationToken, PendingClaims, location_id_text};
 use crate::totp::TotpVerification;
 
 use super::locations::remember;
-use super::pending::{PendingProblem, check_pending, mark_pending, prune_pending};
+use super::pending::{check_pending, mark_pending, prune_pending};
 
 /// What the engine found when it checked the code against a snapshot.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,8 +41,8 @@ impl CodeVerdict {
 /// Fresh material for a successful second step, made by the engine before the swap
 /// (randomness and hashing stay out of the core).
 pub(crate) struct SecondStepMaterial {
-    /// The replacement backup code (display form) and its hash, for a backup-code login.
-    pub replacement: Option<(SecretString, BackupCodeHash)>,
+    /// The replacement backup code, for a backup-code login.
+    pub replacement: Option<FreshCodes>,
     /// A new remembered location, if the user asked for one.
     pub remember: Option<(LocationToken, String)>,
     /// The accepting authenticator's secret re-sealed under the newest key, when it was
@@ -94,23 +94,17 @@ pub(crate) fn accept_factor(
         } => Err((Factor::Totp, FailureClass::Replayed)),
         CodeVerdict::Totp { .. } => Err((Factor::Totp, FailureClass::WrongCode)),
         CodeVerdict::BackupMatched(phc) => {
-            let still_valid =
-                enabled.backup_codes.iter().position(|c| &c.phc == phc && c.expires_at.is_none_or(|e| e > now));
+            let still_valid = enabled.backup_codes.iter().position(|c| &c.phc == phc && c.is_live(now));
             match (still_valid, &material.replacement) {
-                (Some(i), Some((code, hash))) => {
+                (Some(i), Some(fresh)) => {
                     if let TwoFactor::Enabled(e) = &mut next.two_factor {
                         e.backup_codes.remove(i);
-                        e.backup_codes.retain(|c| c.expires_at.is_none_or(|x| x > now));
-                        e.backup_codes.push(hash.clone());
+                        e.backup_codes.retain(|c| c.is_live(now));
+                        e.backup_codes.extend(fresh.hashes());
                     }
                     fx.event(now, account, EventKind::BackupCodeUsed);
                     fx.event(now, account, EventKind::BackupCodeRotated);
-                    fx.mails.push(Message::BackupCode {
-                        to: recipient(account),
-                        reason: CodeReason::Rotated,
-                        codes: vec![code.clone()],
-                        expires_at: hash.expires_at,
-                    });
+                    fresh.queue(fx, account, CodeReason::Rotated);
                     Ok(Factor::BackupCode)
                 }
                 _ => Err((Factor::BackupCode, FailureClass::Replayed)),
@@ -136,11 +130,7 @@ pub(crate) fn apply_second_step(
             account,
             EventKind::SecondFactorFailed { factor: verdict.factor(), reason: FailureClass::PendingInvalid },
         );
-        let outcome = match problem {
-            PendingProblem::Expired => SecondFactorOutcome::Expired,
-            PendingProblem::Locked(until) => SecondFactorOutcome::Locked { until },
-        };
-        return Transition::unchanged(outcome, fx);
+        return Transition::unchanged(problem.into(), fx);
     }
     if !matches!(account.two_factor, TwoFactor::Enabled(_)) {
         return Transition::unchanged(SecondFactorOutcome::Expired, fx);
@@ -157,14 +147,22 @@ pub(crate) fn apply_second_step(
             }
             if policy.locations.notify_new_location {
                 let location = material.remember.as_ref().map_or("an unremembered device", |(_, l)| l.as_str());
-                fx.mails.push(Message::NewLocation { to: recipient(account), location: location.to_owned(), at: now });
+                fx.mail(Message::NewLocation { to: recipient(account), location: location.to_owned(), at: now });
             }
             fx.event(now, account, EventKind::LoginSucceeded { factor });
-            Transition {
-                next: Some(next),
-                outcome: SecondFactorOutcome::Authenticated(placeholder_auth(account)),
-                effects: fx,
-            }
+            let method = match factor {
+                Factor::BackupCode => AuthMethod::PasswordAndBackupCode,
+                _ => AuthMethod::PasswordAndTotp,
+            };
+            let authenticated = Authenticated {
+                account: account.id,
+                username: account.username.clone(),
+                role: account.role,
+                method,
+                remembered: material.remember.as_ref().map(|(token, _)| remember_token(token, policy, now)),
+                backup_code_delivery: fx.code_delivery(),
+            };
+            Transition { next: Some(next), outcome: SecondFactorOutcome::Authenticated(authenticated), effects: fx }
         }
         Err((factor, reason)) => {
             fx.event(now, account, EventKind::SecondFactorFailed { factor, reason });
@@ -181,15 +179,13 @@ pub(crate) fn apply_second_step(
     }
 }
 
-/// The engine fills in the details (method, tokens, delivery) after the write.
-fn placeholder_auth(account: &Account) -> crate::outcome::Authenticated {
-    crate::outcome::Authenticated {
-        account: account.id,
-        username: account.username.clone(),
-        role: account.role,
-        method: crate::outcome::AuthMethod::PasswordAndTotp,
-        remembered: None,
-        backup_code_delivery: None,
+/// What the client keeps of a new remembered location.
+fn remember_token(token: &LocationToken, policy: &Policy, now: Timestamp) -> RememberToken {
+    RememberToken {
+        token: SecretString::new(token.encode()),
+        id: location_id_text(&token.id),
+        expires_at: now.plus(policy.locations.lifetime),
+        lifetime: policy.locations.lifetime,
     }
 }
 
@@ -197,7 +193,7 @@ fn placeholder_auth(account: &Account) -> crate::outcome::Authenticated {
 pub(crate) mod tests {
     use super::*;
     use crate::UserId;
-    use crate::account::{Authenticator, Enabled, Role, Throttle};
+    use crate::account::{Authenticator, BackupCodeHash, Enabled, Role, Throttle};
     use crate::rules::locations::*;
     use crate::rules::password::*;
     use crate::rules::pending::*;
@@ -252,7 +248,9 @@ pub(crate) mod tests {
 
     fn material() -> SecondStepMaterial {
         let hash = BackupCodeHash { phc: "H2".into(), issued_at: Timestamp(5), expires_at: None };
-        SecondStepMaterial { replacement: Some((SecretString::from("NEW"), hash)), remember: None, resealed: None }
+        let replacement =
+            FreshCodes { mail: crate::outbox::MailId([7; 16]), codes: vec![(SecretString::from("NEW"), hash)] };
+        SecondStepMaterial { replacement: Some(replacement), remember: None, resealed: None }
     }
 
     #[test]

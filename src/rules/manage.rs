@@ -1,15 +1,12 @@
 //! Enrollment, backup-code reissue, administrator reset, password change and
 //! remembered-location management, as pure transitions.
 
-use crate::account::{
-    Account, Authenticator, BackupCodeHash, Enabled, Enrolling, ResetRecord, SealedSecret, Throttle, TwoFactor,
-};
+use crate::account::{Account, Authenticator, Enabled, Enrolling, ResetRecord, SealedSecret, Throttle, TwoFactor};
 use crate::clock::Timestamp;
 use crate::error::Refusal;
 use crate::events::EventKind;
-use crate::mail::{CodeReason, Message};
-use crate::rules::{Effects, Transition, recipient};
-use crate::secret::SecretString;
+use crate::mail::{CodeReason, Delivery, Message};
+use crate::rules::{Effects, FreshCodes, Transition, recipient};
 
 /// Starts (or restarts) an enrollment with a freshly sealed secret. Refused when 2FA is
 /// already active: a further authenticator is added with
@@ -30,14 +27,14 @@ pub(crate) fn start_enrollment(
 }
 
 /// Activates 2FA after a correct code for `step`: that step counts as used, and the
-/// first backup codes are stored and queued for mail.
+/// first backup codes are stored and queued for mail (the outcome is their delivery).
 pub(crate) fn confirm_enrollment(
     account: &Account,
     expected_secret: &SealedSecret,
     step: u64,
-    codes: Vec<(SecretString, BackupCodeHash)>,
+    codes: &FreshCodes,
     now: Timestamp,
-) -> Result<Transition<()>, Refusal> {
+) -> Result<Transition<Delivery>, Refusal> {
     let TwoFactor::Enrolling(enrolling) = &account.two_factor else {
         return Err(Refusal::NoEnrollment);
     };
@@ -48,43 +45,31 @@ pub(crate) fn confirm_enrollment(
         return Err(Refusal::StepUsedBeforeReset);
     }
     let mut next = account.clone();
-    let expires_at = codes.first().and_then(|(_, h)| h.expires_at);
-    let (shown, hashes): (Vec<_>, Vec<_>) = codes.into_iter().unzip();
     next.two_factor = TwoFactor::Enabled(Enabled {
         authenticators: vec![Authenticator::confirmed(enrolling, step, now)],
         adding: None,
-        backup_codes: hashes,
+        backup_codes: codes.hashes(),
         enabled_at: now,
     });
     let mut fx = Effects::default();
     fx.event(now, account, EventKind::EnrollmentConfirmed);
     fx.event(now, account, EventKind::BackupCodeRotated);
-    fx.mails.push(Message::BackupCode { to: recipient(account), reason: CodeReason::Setup, codes: shown, expires_at });
-    Ok(Transition { next: Some(next), outcome: (), effects: fx })
+    let delivery = codes.queue(&mut fx, account, CodeReason::Setup);
+    Ok(Transition { next: Some(next), outcome: delivery, effects: fx })
 }
 
-/// Replaces every backup code with fresh ones (the old ones are void at once).
-pub(crate) fn reissue(
-    account: &Account,
-    codes: Vec<(SecretString, BackupCodeHash)>,
-    now: Timestamp,
-) -> Result<Transition<()>, Refusal> {
+/// Replaces every backup code with fresh ones (the old ones are void at once); the
+/// outcome is their mail's delivery.
+pub(crate) fn reissue(account: &Account, codes: &FreshCodes, now: Timestamp) -> Result<Transition<Delivery>, Refusal> {
     let mut next = account.clone();
     let TwoFactor::Enabled(enabled) = &mut next.two_factor else {
         return Err(Refusal::TwoFactorNotActive);
     };
-    let expires_at = codes.first().and_then(|(_, h)| h.expires_at);
-    let (shown, hashes): (Vec<_>, Vec<_>) = codes.into_iter().unzip();
-    enabled.backup_codes = hashes;
+    enabled.backup_codes = codes.hashes();
     let mut fx = Effects::default();
     fx.event(now, account, EventKind::BackupCodeRotated);
-    fx.mails.push(Message::BackupCode {
-        to: recipient(account),
-        reason: CodeReason::Reissued,
-        codes: shown,
-        expires_at,
-    });
-    Ok(Transition { next: Some(next), outcome: (), effects: fx })
+    let delivery = codes.queue(&mut fx, account, CodeReason::Reissued);
+    Ok(Transition { next: Some(next), outcome: delivery, effects: fx })
 }
 
 /// Removes the whole 2FA association: secret, backup codes, pending logins,
@@ -120,7 +105,7 @@ pub(crate) fn reset(
         target,
         EventKind::TwoFactorReset { by: actor.id, by_role: actor.role, identity_check: identity_check.to_owned() },
     );
-    fx.mails.push(Message::TwoFactorReset {
+    fx.mail(Message::TwoFactorReset {
         to: recipient(target),
         by: actor.username.clone(),
         by_role: actor.role,
@@ -208,8 +193,9 @@ mod tests {
         };
         let started = start_enrollment(&a, enrolling, Timestamp(1));
         assert_eq!(started.err(), Some(Refusal::TwoFactorActive));
-        let confirmed = confirm_enrollment(&a, &SealedSecret(vec![]), 11, vec![], Timestamp(1));
+        let none = FreshCodes { mail: crate::outbox::MailId([0; 16]), codes: vec![] };
+        let confirmed = confirm_enrollment(&a, &SealedSecret(vec![]), 11, &none, Timestamp(1));
         assert_eq!(confirmed.err(), Some(Refusal::NoEnrollment));
-        assert_eq!(reissue(&account(), vec![], Timestamp(1)).err(), Some(Refusal::TwoFactorNotActive));
+        assert_eq!(reissue(&account(), &none, Timestamp(1)).err(), Some(Refusal::TwoFactorNotActive));
     }
 }

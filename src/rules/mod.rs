@@ -16,11 +16,12 @@ pub(crate) mod pending;
 pub(crate) mod self_service;
 pub(crate) mod throttle;
 
-use crate::account::Account;
+use crate::account::{Account, BackupCodeHash};
 use crate::clock::Timestamp;
 use crate::events::{Event, EventKind};
-use crate::mail::{Message, MessageKind};
+use crate::mail::{CodeReason, Delivery, Message, MessageKind};
 use crate::outbox::MailId;
+use crate::secret::SecretString;
 
 /// What must happen besides the write: mail to queue in the same write, events to
 /// record after it commits.
@@ -28,15 +29,63 @@ use crate::outbox::MailId;
 pub(crate) struct Effects {
     /// The messages the change causes; the engine moves them into the written
     /// document's outbox ([`crate::outbox`]) and lists them in `queued`.
-    pub mails: Vec<Message>,
+    pub mails: Vec<Outgoing>,
     /// The queued messages' ids and kinds, in order, once written.
     pub queued: Vec<(MailId, MessageKind)>,
     pub events: Vec<Event>,
 }
 
+/// A message a transition queues; `id` is set when the rule named it in its outcome
+/// (a code mail, see [`FreshCodes`]), otherwise the engine draws one.
+#[derive(Debug)]
+pub(crate) struct Outgoing {
+    pub id: Option<MailId>,
+    pub message: Message,
+}
+
 impl Effects {
     pub fn event(&mut self, at: Timestamp, account: &Account, kind: EventKind) {
         self.events.push(Event { at, account: Some(account.id), kind });
+    }
+
+    /// Queues `message` under an id the engine draws.
+    pub fn mail(&mut self, message: Message) {
+        self.mails.push(Outgoing { id: None, message });
+    }
+
+    /// The delivery of the code mail this transition queues, if it still queues one.
+    pub fn code_delivery(&self) -> Option<Delivery> {
+        self.mails.iter().find(|o| o.message.carries_code()).and_then(|o| o.id).map(Delivery::Queued)
+    }
+}
+
+/// Fresh backup codes for one mail, made by the engine before the swap (randomness and
+/// Argon2 stay out of the rules): each code as shown and as stored, and the id its mail
+/// is queued under, so the rule that queues it answers the final
+/// [`Delivery::Queued`] itself.
+#[derive(Clone)]
+pub(crate) struct FreshCodes {
+    pub mail: MailId,
+    pub codes: Vec<(SecretString, BackupCodeHash)>,
+}
+
+impl FreshCodes {
+    /// The stored forms, for the record.
+    pub fn hashes(&self) -> Vec<BackupCodeHash> {
+        self.codes.iter().map(|(_, hash)| hash.clone()).collect()
+    }
+
+    /// Queues the codes' mail to `account` under [`mail`](Self::mail) and answers its
+    /// delivery.
+    pub fn queue(&self, fx: &mut Effects, account: &Account, reason: CodeReason) -> Delivery {
+        let message = Message::BackupCode {
+            to: recipient(account),
+            reason,
+            codes: self.codes.iter().map(|(shown, _)| shown.clone()).collect(),
+            expires_at: self.codes.first().and_then(|(_, hash)| hash.expires_at),
+        };
+        fx.mails.push(Outgoing { id: Some(self.mail), message });
+        Delivery::Queued(self.mail)
     }
 }
 

@@ -3,9 +3,94 @@
 
 use crate::account::{Account, TwoFactor};
 use crate::clock::Timestamp;
-use crate::events::{EventKind, FailureClass};
+use crate::events::{EventKind, Factor, FailureClass};
+use crate::outcome::{AuthMethod, Authenticated};
 use crate::policy::Policy;
+use crate::rules::locations::valid_location;
+use crate::rules::pending::issue_pending;
 use crate::rules::{Effects, Transition, throttle};
+use crate::token::{LocationToken, PendingClaims};
+
+/// What a right first factor leads to, decided on the freshest record.
+#[derive(Debug)]
+pub(crate) enum RightPassword {
+    /// Logged in: no code needed, or a remembered location.
+    Authenticated(Authenticated),
+    /// Logged in, but the policy requires enrolling first.
+    EnrollmentRequired(Authenticated),
+    /// A code is needed: the claims of the pending login (the engine seals them).
+    SecondFactor(PendingClaims),
+    /// Throttled since the engine's snapshot: refused like any attempt while throttled.
+    Denied,
+}
+
+/// The password the engine verified was changed before its write: the verdict is
+/// about a hash that is gone.
+#[derive(Debug)]
+pub(crate) struct PasswordChanged;
+
+/// What the engine verified before the swap, for [`apply_right_password`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FirstFactor<'a> {
+    /// The password hash the crate verified (`None`: the application checked it).
+    pub verified_hash: Option<&'a Option<String>>,
+    /// A stronger hash of the same password, when the stored one is outdated.
+    pub rehash: Option<&'a str>,
+    /// The remembered-location token the client sent, if it parsed.
+    pub location: Option<&'a LocationToken>,
+    /// A fresh random id for the pending login, used if a code is needed.
+    pub pending_id: [u8; 16],
+}
+
+/// The step after a right first factor (the crate's password check, or the
+/// application's), on the freshest record: refused if the account was throttled
+/// meanwhile; otherwise clears the failures of a complete login, uses a remembered
+/// location, stores a re-hash, and answers authenticated, enrollment required or a
+/// pending login.
+///
+/// # Errors
+/// [`PasswordChanged`] when the record's hash is no longer the one verified.
+pub(crate) fn apply_right_password(
+    account: &Account,
+    first: FirstFactor<'_>,
+    policy: &Policy,
+    now: Timestamp,
+) -> Result<Transition<RightPassword>, PasswordChanged> {
+    if first.verified_hash.is_some_and(|verified| &account.password_hash != verified) {
+        return Err(PasswordChanged);
+    }
+    let mut fx = Effects::default();
+    if throttle::blocked(account, now).is_some() {
+        fx.event(now, account, EventKind::LoginFailed { reason: throttle::refusal(account) });
+        return Ok(Transition::unchanged(RightPassword::Denied, fx));
+    }
+    let location = first.location.and_then(|t| valid_location(account, t, now));
+    let step = password_step(account, policy, location.is_some());
+    let next = apply_password_success(account, step, first.rehash, location, now);
+    let authenticated = |method| Authenticated {
+        account: account.id,
+        username: account.username.clone(),
+        role: account.role,
+        method,
+        remembered: None,
+        backup_code_delivery: None,
+    };
+    let outcome = match step {
+        PasswordStep::Authenticated { via_location: true } => {
+            fx.event(now, account, EventKind::LoginSucceeded { factor: Factor::Location });
+            RightPassword::Authenticated(authenticated(AuthMethod::PasswordAndLocation))
+        }
+        PasswordStep::Authenticated { via_location: false } => {
+            fx.event(now, account, EventKind::LoginSucceeded { factor: Factor::Password });
+            RightPassword::Authenticated(authenticated(AuthMethod::Password))
+        }
+        PasswordStep::EnrollmentRequired => RightPassword::EnrollmentRequired(authenticated(AuthMethod::Password)),
+        PasswordStep::SecondFactor => {
+            RightPassword::SecondFactor(issue_pending(account, first.pending_id, now, policy))
+        }
+    };
+    Ok(Transition { next, outcome, effects: fx })
+}
 
 /// What the password step decided after verifying the password against a snapshot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

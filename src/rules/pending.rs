@@ -3,6 +3,7 @@
 
 use crate::account::{Account, PendingMark, TwoFactor};
 use crate::clock::Timestamp;
+use crate::outcome::SecondFactorOutcome;
 use crate::policy::Policy;
 use crate::rules::throttle;
 use crate::token::PendingClaims;
@@ -27,6 +28,15 @@ pub(crate) enum PendingProblem {
     Expired,
     /// Its attempts are used up, or the account is throttled or locked.
     Locked(Option<Timestamp>),
+}
+
+impl From<PendingProblem> for SecondFactorOutcome {
+    fn from(problem: PendingProblem) -> Self {
+        match problem {
+            PendingProblem::Expired => SecondFactorOutcome::Expired,
+            PendingProblem::Locked(until) => SecondFactorOutcome::Locked { until },
+        }
+    }
 }
 
 /// Checks a pending login (opened, so authentic) against the account as it is now: a

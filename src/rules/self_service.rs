@@ -7,7 +7,7 @@ use crate::account::{
 };
 use crate::clock::Timestamp;
 use crate::error::Refusal;
-use crate::events::{EventKind, Factor};
+use crate::events::EventKind;
 use crate::mail::Message;
 use crate::outcome::StepUpOutcome;
 use crate::policy::Policy;
@@ -63,7 +63,9 @@ pub(crate) fn fresh_factor(
             // The budget is the login's: only a complete login clears it.
             fx.event(now, account, EventKind::SecondFactorVerified { factor });
             action(account, &mut next, &mut fx, now);
-            Transition { next: Some(next), outcome: StepUpOutcome::verified(factor), effects: fx }
+            // The replacement code's mail, unless the action dropped it.
+            let outcome = StepUpOutcome::Verified { factor, backup_code_delivery: fx.code_delivery() };
+            Transition { next: Some(next), outcome, effects: fx }
         }
         Err((factor, reason)) => {
             fx.event(now, account, EventKind::SecondFactorFailed { factor, reason });
@@ -97,9 +99,9 @@ pub(crate) fn disable(stamp: u64) -> impl Fn(&Account, &mut Account, &mut Effect
         next.security_stamp = stamp;
         // A backup code that proved the factor was replaced; with 2FA off the
         // replacement works nowhere, so it is not mailed.
-        fx.mails.retain(|m| !m.carries_code());
+        fx.mails.retain(|o| !o.message.carries_code());
         fx.event(now, account, EventKind::TwoFactorDisabled);
-        fx.mails.push(Message::TwoFactorDisabled { to: recipient(account), at: now });
+        fx.mail(Message::TwoFactorDisabled { to: recipient(account), at: now });
     }
 }
 
@@ -115,7 +117,7 @@ pub(crate) fn remove(id: AuthenticatorId) -> impl Fn(&Account, &mut Account, &mu
         let removed = e.authenticators.remove(i);
         next.retired_totp_step = next.retired_totp_step.max(removed.last_used_step);
         fx.event(now, account, EventKind::AuthenticatorRemoved { authenticator: authenticator_id_text(&id) });
-        fx.mails.push(Message::AuthenticatorRemoved { to: recipient(account), name: removed.name, at: now });
+        fx.mail(Message::AuthenticatorRemoved { to: recipient(account), name: removed.name, at: now });
     }
 }
 
@@ -182,7 +184,7 @@ pub(crate) fn confirm_adding(
     }
     let mut fx = Effects::default();
     fx.event(now, account, EventKind::AuthenticatorAdded { authenticator: authenticator_id_text(&added.id) });
-    fx.mails.push(Message::AuthenticatorAdded { to: recipient(account), name: added.name, at: now });
+    fx.mail(Message::AuthenticatorAdded { to: recipient(account), name: added.name, at: now });
     Ok(Transition { next: Some(next), outcome: added.id, effects: fx })
 }
 
@@ -204,19 +206,8 @@ pub(crate) fn unlock(target: &Account, actor: &Account, reason: &str, now: Times
     });
     let mut fx = Effects::default();
     fx.event(now, target, EventKind::Unlocked { by: actor.id, by_role: actor.role, reason: reason.to_owned() });
-    fx.mails.push(Message::Unlocked {
-        to: recipient(target),
-        by: actor.username.clone(),
-        by_role: actor.role,
-        at: now,
-    });
+    fx.mail(Message::Unlocked { to: recipient(target), by: actor.username.clone(), by_role: actor.role, at: now });
     Transition { next: Some(next), outcome: true, effects: fx }
-}
-
-impl StepUpOutcome {
-    fn verified(factor: Factor) -> StepUpOutcome {
-        StepUpOutcome::Verified { factor, backup_code_delivery: None }
-    }
 }
 
 #[cfg(test)]

@@ -55,14 +55,14 @@ pub(crate) fn record_failure(
         let until = now.plus(delay);
         t.until = Some(until);
         if failures == policy.free_failures {
-            fx.mails.push(Message::Throttled { to: recipient(account), until });
+            fx.mail(Message::Throttled { to: recipient(account), until });
         }
         fx.event(now, account, EventKind::Throttled { until });
     }
     let enabled = matches!(account.two_factor, TwoFactor::Enabled(_));
     if enabled && second_factor_failures >= policy.disable_after && !account.throttle.second_factor_locked {
         account.throttle.second_factor_locked = true;
-        fx.mails.push(Message::SecondFactorLocked { to: recipient(account), at: now });
+        fx.mail(Message::SecondFactorLocked { to: recipient(account), at: now });
         fx.event(now, account, EventKind::SecondFactorLocked);
     }
 }

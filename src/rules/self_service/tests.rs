@@ -2,6 +2,7 @@ use super::*;
 use crate::UserId;
 use crate::account::{BackupCodeHash, Role};
 use crate::mail::MessageKind;
+use crate::rules::FreshCodes;
 use crate::rules::login::tests::{PHONE, TABLET, account, authenticator, enabled};
 use crate::secret::SecretString;
 use crate::totp::{TotpParams, TotpVerification};
@@ -10,7 +11,9 @@ const NOW: Timestamp = Timestamp(1000);
 
 fn material() -> SecondStepMaterial {
     let hash = BackupCodeHash { phc: "H2".into(), issued_at: NOW, expires_at: None };
-    SecondStepMaterial { replacement: Some((SecretString::from("NEW"), hash)), remember: None, resealed: None }
+    let replacement =
+        FreshCodes { mail: crate::outbox::MailId([7; 16]), codes: vec![(SecretString::from("NEW"), hash)] };
+    SecondStepMaterial { replacement: Some(replacement), remember: None, resealed: None }
 }
 
 fn code(from: AuthenticatorId, step: u64) -> CodeVerdict {
@@ -22,7 +25,7 @@ fn wrong() -> CodeVerdict {
 }
 
 fn kinds(fx: &Effects) -> Vec<MessageKind> {
-    fx.mails.iter().map(Message::kind).collect()
+    fx.mails.iter().map(|o| o.message.kind()).collect()
 }
 
 #[test]
