@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use common::*;
 use criterion::{Criterion, criterion_group, criterion_main};
 use twofactor::offload::Inline;
-use twofactor::{HashParams, LoginOutcome, ManualClock, MemoryStore, SecondFactor, SecondFactorOutcome, Timestamp};
+use twofactor::store::MemoryStore;
+use twofactor::{HashParams, LoginOutcome, ManualClock, SecondFactor, SecondFactorOutcome, Timestamp};
 
 const CODE: &str = "K7QXM2PD9WRTH4NB";
 

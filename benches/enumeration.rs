@@ -18,11 +18,10 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use criterion::{Criterion, criterion_group, criterion_main};
+use twofactor::mail::{Mailer, Message, MessageKind};
 use twofactor::offload::Inline;
-use twofactor::{
-    Engine, KeyRing, LoginOutcome, MailError, MailId, Mailer, ManualClock, MemoryStore, Message, MessageKind,
-    NewAccount, Policy, Role, Timestamp,
-};
+use twofactor::store::MemoryStore;
+use twofactor::{Engine, KeyRing, LoginOutcome, MailError, MailId, ManualClock, NewAccount, Policy, Role, Timestamp};
 
 /// Consecutive failures that stay below the throttle (default: the 5th throttles), so
 /// every measured wrong-password login takes the full path, CAS write included.
@@ -95,7 +94,7 @@ fn slow_mailer_check() {
     #[cfg(feature = "sqlite")]
     {
         let dir = tempfile::tempdir().expect("temp dir");
-        let store = rt.block_on(twofactor::SqliteStore::open(dir.path().join("accounts.db"))).expect("sqlite");
+        let store = rt.block_on(twofactor::store::SqliteStore::open(dir.path().join("accounts.db"))).expect("sqlite");
         slow_mailer_check_on(&rt, "sqlite", store);
     }
 }
@@ -105,7 +104,7 @@ fn slow_mailer_check() {
 /// the means, and beside them the 4th failure (the same write of the failure count,
 /// without a notice), which tells the cost of the write from the cost of the notice.
 /// Then, untimed, shows the notice was queued and that delivering it does take 300 ms.
-fn slow_mailer_check_on<S: twofactor::UserStore>(rt: &tokio::runtime::Runtime, label: &str, store: S) {
+fn slow_mailer_check_on<S: twofactor::store::UserStore>(rt: &tokio::runtime::Runtime, label: &str, store: S) {
     const PAIRS: usize = 40;
     let engine = Engine::builder(store, SlowMailer, KeyRing::ephemeral().expect("keys"))
         .clock(ManualClock::new(Timestamp(T0)))
@@ -186,7 +185,7 @@ fn slow_mailer_check_on<S: twofactor::UserStore>(rt: &tokio::runtime::Runtime, l
 /// On a shared machine the two criterion runs above see different load. This check
 /// alternates the two paths attempt by attempt, so both see the same load, and prints
 /// the medians and their ratio.
-fn paired_check<S: twofactor::UserStore>(rt: &tokio::runtime::Runtime, engine: &BenchEngine<S>) {
+fn paired_check<S: twofactor::store::UserStore>(rt: &tokio::runtime::Runtime, engine: &BenchEngine<S>) {
     const PAIRS: usize = 60;
     let (mut unknown, mut wrong) = (Vec::with_capacity(PAIRS), Vec::with_capacity(PAIRS));
     for i in 0..PAIRS {

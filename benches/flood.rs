@@ -22,11 +22,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::*;
+use twofactor::mail::MemoryMailer;
 use twofactor::offload::TokioOffload;
+use twofactor::store::MemoryStore;
 use twofactor::totp::{TotpParams, generate};
 use twofactor::{
-    Clock, Engine, HashParams, KeyRing, LoginOutcome, ManualClock, MemoryMailer, MemoryStore, NewAccount, Policy, Role,
-    SecondFactor, SecondFactorOutcome, Timestamp,
+    Clock, Engine, HashParams, KeyRing, LoginOutcome, ManualClock, NewAccount, Policy, Role, SecondFactor,
+    SecondFactorOutcome, Timestamp,
 };
 
 /// Logs the real user in with a TOTP code and asks to remember the location.

@@ -15,7 +15,8 @@ use std::sync::Mutex;
 use common::*;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use twofactor::offload::Inline;
-use twofactor::{HashParams, ManualClock, MemoryStore, Timestamp};
+use twofactor::store::MemoryStore;
+use twofactor::{HashParams, ManualClock, Timestamp};
 
 fn bench(c: &mut Criterion) {
     let threads = cores();

@@ -26,11 +26,10 @@ use std::time::{Duration, Instant};
 
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use common::*;
+use twofactor::mail::MemoryMailer;
 use twofactor::offload::{Inline, Offload, TokioOffload};
-use twofactor::{
-    Engine, HashParams, KeyRing, LoginOutcome, ManualClock, MemoryMailer, MemoryStore, NewAccount, Policy, Role,
-    Timestamp,
-};
+use twofactor::store::MemoryStore;
+use twofactor::{Engine, HashParams, KeyRing, LoginOutcome, ManualClock, NewAccount, Policy, Role, Timestamp};
 
 /// Names the scenario a child process runs.
 const SCENARIO_VAR: &str = "TWOFACTOR_MEMORY_SCENARIO";

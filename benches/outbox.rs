@@ -20,11 +20,10 @@ use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use twofactor::mail::{DefaultRenderer, FileOutbox};
+use twofactor::mail::{Mailer, MemoryMailer};
+use twofactor::store::SqliteStore;
 use twofactor::totp::{TotpParams, generate};
-use twofactor::{
-    ConfirmOutcome, Engine, KeyRing, Mailer, ManualClock, MemoryMailer, NewAccount, Policy, Role, SqliteStore,
-    Timestamp,
-};
+use twofactor::{ConfirmOutcome, Engine, KeyRing, ManualClock, NewAccount, Policy, Role, Timestamp};
 
 const USERS: usize = 1_000;
 const T0: u64 = 1_800_000_000;

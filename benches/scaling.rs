@@ -20,7 +20,8 @@ use std::time::Instant;
 use common::*;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use twofactor::offload::TokioOffload;
-use twofactor::{HashParams, ManualClock, PostgresStore, SqliteStore, Timestamp, UserStore};
+use twofactor::store::{PostgresStore, SqliteStore, UserStore};
+use twofactor::{HashParams, ManualClock, Timestamp};
 
 /// The PostgreSQL store under test.
 async fn postgres() -> PostgresStore {
@@ -53,7 +54,7 @@ fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("rt");
     if stores.contains("memory") {
         // Not a target: shows what the runtime and the offload cost without a store.
-        run(c, &rt, "memory", twofactor::MemoryStore::new());
+        run(c, &rt, "memory", twofactor::store::MemoryStore::new());
     }
     if stores.contains("sqlite") {
         let dir = tempfile::tempdir().expect("temp dir");

@@ -13,10 +13,10 @@ mod store_support;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use twofactor::{
-    Clock, Document, Engine, KeyRing, ManualClock, MemoryMailer, NewAccount, Policy, Role, SqliteStore, Swap,
-    Timestamp, TotpParams, UserId, UserStore,
-};
+use twofactor::mail::MemoryMailer;
+use twofactor::store::{Document, SqliteStore, Swap, UserStore};
+use twofactor::totp::TotpParams;
+use twofactor::{Clock, Engine, KeyRing, ManualClock, NewAccount, Policy, Role, Timestamp, UserId};
 
 /// Makes an account with confirmed 2FA (one backup code) through the engine, so the
 /// document has the shape of a real one.
@@ -85,7 +85,7 @@ fn stores(c: &mut Criterion) {
     #[cfg(feature = "postgres")]
     if std::env::var_os("TWOFACTOR_TEST_DATABASE_URL").is_some() {
         let pg = rt.block_on(async {
-            twofactor::PostgresStore::connect(&store_support::pg_schema_url().await).await.expect("postgres")
+            twofactor::store::PostgresStore::connect(&store_support::pg_schema_url().await).await.expect("postgres")
         });
         bench_store(c, &rt, "postgres", pg);
     } else {

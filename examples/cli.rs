@@ -183,11 +183,13 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use qrcode::QrCode;
 use qrcode::render::unicode::Dense1x2;
 use twofactor::mail::FileOutbox;
+use twofactor::mail::{Delivery, Mailer, MessageKind};
+use twofactor::store::UserStore;
 use twofactor::{
-    AccountView, AddAuthenticatorOutcome, AppKey, AuthMethod, Authenticated, Clock, ConfirmOutcome, Delivery,
-    DeliveryReport, Engine, KeyError, KeyRing, LoginOutcome, MailError, MailId, MailStatus, Mailer, ManualClock,
-    MessageKind, NewAccount, Policy, Refusal, ResetOutcome, Role, SecondFactor, SecondFactorOutcome, SecretString,
-    StepUpOutcome, SystemClock, Timestamp, TwoFactorState, UnlockOutcome, UserId, UserStore,
+    AccountView, AddAuthenticatorOutcome, AppKey, AuthMethod, Authenticated, Clock, ConfirmOutcome, DeliveryReport,
+    Engine, KeyError, KeyRing, LoginOutcome, MailError, MailId, MailStatus, ManualClock, NewAccount, Policy, Refusal,
+    ResetOutcome, Role, SecondFactor, SecondFactorOutcome, SecretString, StepUpOutcome, SystemClock, Timestamp,
+    TwoFactorState, UnlockOutcome, UserId,
 };
 use zeroize::Zeroizing;
 
@@ -462,7 +464,7 @@ const LOCATION_LABEL: &str = "twofactor command line";
 
 /// The store. Everything below is generic over [`UserStore`]; this alias and
 /// [`open_store`] are the only places that name the backend.
-type Store = twofactor::SqliteStore;
+type Store = twofactor::store::SqliteStore;
 
 async fn open_store(db: &Path) -> Result<Store, Fail> {
     Store::open(db).await.map_err(|e| Fail::refused(format!("cannot open the database {}: {e}", db.display())))
@@ -1345,9 +1347,9 @@ fn typed_login(name: &str, password: &str, policy: &twofactor::Policy) -> Result
 /// See [`typed_login`]: a code that is not a code, worded as before.
 fn typed_code(code: &Code) -> Result<(), Fail> {
     let checked = match code {
-        Code::Totp(c) => {
-            twofactor::TotpCode::parse(c, 6).or_else(|e| twofactor::TotpCode::parse(c, 8).map_err(|_| e)).map(drop)
-        }
+        Code::Totp(c) => twofactor::totp::TotpCode::parse(c, 6)
+            .or_else(|e| twofactor::totp::TotpCode::parse(c, 8).map_err(|_| e))
+            .map(drop),
         Code::Backup(c) => twofactor::BackupCode::parse(c.expose()).map(drop),
     };
     checked.map_err(|e| Fail::from(twofactor::Error::from(e)))

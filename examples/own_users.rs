@@ -20,10 +20,12 @@ use std::time::Duration;
 
 use sqlx::sqlite::{SqlitePool, SqliteRow};
 use sqlx::{Row, query};
+use twofactor::mail::MemoryMailer;
+use twofactor::store::{Document, ScanPage, Swap, UserRecord, UserStore};
+use twofactor::totp::TotpParams;
 use twofactor::{
-    Clock, Document, Engine, KeyError, KeyRing, LoginOutcome, ManualClock, MemoryMailer, PasswordAttempt, Policy, Role,
-    ScanPage, SecondFactor, SecondFactorOutcome, StoreError, Swap, SystemClock, Timestamp, TotpParams, UserId,
-    UserRecord, UserStore,
+    Clock, Engine, KeyError, KeyRing, LoginOutcome, ManualClock, PasswordAttempt, Policy, Role, SecondFactor,
+    SecondFactorOutcome, StoreError, SystemClock, Timestamp, UserId,
 };
 
 /// The application's own table, as it was before 2FA.
@@ -208,7 +210,7 @@ pub async fn sign_up(pool: &SqlitePool, email: &str, name: &str, admin: bool) ->
 /// The application's password step: its own check (`password_is_right`, standing for
 /// its hash verification), run only when the crate's budget allows, then the crate's
 /// second step.
-async fn sign_in<M: twofactor::Mailer, C: Clock>(
+async fn sign_in<M: twofactor::mail::Mailer, C: Clock>(
     engine: &Engine<AppStore, M, C>,
     id: UserId,
     password_is_right: impl Fn(&str) -> bool,

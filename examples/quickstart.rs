@@ -30,9 +30,12 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use twofactor::mail::DefaultRenderer;
+use twofactor::mail::MemoryMailer;
+use twofactor::store::SqliteStore;
+use twofactor::totp::TotpParams;
 use twofactor::{
-    Clock, ConfirmOutcome, Engine, KeyRing, LoginOutcome, ManualClock, MemoryMailer, NewAccount, Policy, Role,
-    SecondFactor, SecondFactorOutcome, SqliteStore, SystemClock, TotpParams,
+    Clock, ConfirmOutcome, Engine, KeyRing, LoginOutcome, ManualClock, NewAccount, Policy, Role, SecondFactor,
+    SecondFactorOutcome, SystemClock,
 };
 
 /// Runs the story in a fresh temporary directory, and removes it on every way out: the

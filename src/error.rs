@@ -3,7 +3,7 @@
 //! A wrong password, a wrong code, an expired pending login or a throttled account
 //! are ordinary outcomes (see [`crate::LoginOutcome`]); they never come back as an
 //! [`Error`]. Nor does a failed mail: the engine reports it as a
-//! [`Delivery`](crate::Delivery) and an event. An `Err` means the store failed, the
+//! [`Delivery`](crate::mail::Delivery) and an event. An `Err` means the store failed, the
 //! input was malformed, the call does not fit the account's state ([`Refusal`]), or
 //! something inside the crate failed ([`InternalError`]).
 //!
@@ -15,7 +15,7 @@ use std::fmt;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The [`UserStore`](crate::UserStore) failed. Nothing was changed by this call.
+    /// The [`UserStore`](crate::store::UserStore) failed. Nothing was changed by this call.
     #[error("store failure: {0}")]
     Store(#[from] StoreError),
     /// An input was rejected before anything was read or written.
@@ -123,7 +123,7 @@ pub enum InternalError {
     /// Sealing a secret or a token failed.
     #[error("sealing failed")]
     Sealing,
-    /// The [`Offload`](crate::offload::Offload) finished without running the hashing
+    /// The [`Offload`](crate::plumbing::offload::Offload) finished without running the hashing
     /// job (it dropped the job, or the job panicked).
     #[error("the offloaded hashing job did not run")]
     OffloadedJobLost,
@@ -140,7 +140,7 @@ pub enum InternalError {
     MailNotQueued,
 }
 
-/// A failure of a [`UserStore`](crate::UserStore) implementation.
+/// A failure of a [`UserStore`](crate::store::UserStore) implementation.
 ///
 /// The message must not contain secrets; stores only ever see hashes and sealed
 /// blobs, so a driver error message is safe.
@@ -169,7 +169,7 @@ impl StoreError {
     }
 }
 
-/// A failure of a [`Mailer`](crate::Mailer) implementation.
+/// A failure of a [`Mailer`](crate::mail::Mailer) implementation.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum MailError {

@@ -12,10 +12,10 @@ use std::time::Duration;
 
 use crate::UserId;
 use crate::account::Role;
-use crate::clock::Timestamp;
+use crate::crypto::secret::SecretString;
 use crate::events::Factor;
 use crate::mail::Delivery;
-use crate::secret::SecretString;
+use crate::plumbing::clock::Timestamp;
 
 /// The answer to the password step ([`Engine::begin_login`](crate::Engine::begin_login)).
 #[derive(Debug)]

@@ -6,11 +6,12 @@
 use std::time::Duration;
 
 use crate::error::InputError;
+use crate::factors::totp::{TotpParams, Window};
 use crate::outbox::DeliveryPolicy;
-use crate::totp::{TotpParams, Window};
 
 /// Argon2id cost parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct HashParams {
     /// Memory in KiB.
     pub m_cost: u32,
@@ -21,6 +22,12 @@ pub struct HashParams {
 }
 
 impl HashParams {
+    /// Parameters as given: memory in KiB, passes, lanes (the policy builder checks
+    /// them against its floor).
+    pub const fn new(m_cost: u32, t_cost: u32, p_cost: u32) -> HashParams {
+        HashParams { m_cost, t_cost, p_cost }
+    }
+
     /// OWASP's Argon2id recommendation: 19 MiB, 2 iterations, 1 lane.
     pub const OWASP: HashParams = HashParams { m_cost: 19_456, t_cost: 2, p_cost: 1 };
     /// Light parameters for high-entropy backup codes (the code, not the hash, carries
@@ -40,6 +47,7 @@ impl HashParams {
 /// Password rules (NIST SP 800-63B): a minimum length, a generous maximum, no
 /// composition rules, no truncation. Lengths count Unicode characters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PasswordPolicy {
     /// At least this many characters (default 8).
     pub min_chars: usize,
@@ -57,6 +65,7 @@ impl Default for PasswordPolicy {
 
 /// Backup-code rules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct BackupCodePolicy {
     /// How many codes an account holds (default 1, as in the seed).
     pub count: u8,
@@ -80,6 +89,7 @@ impl Default for BackupCodePolicy {
 /// `disable_after` consecutive failures the second factor is locked until an
 /// administrator resets it. A successful login clears the count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ThrottlePolicy {
     /// Failures before throttling starts (default 5).
     pub free_failures: u32,
@@ -155,6 +165,7 @@ impl ThrottlePolicy {
 
 /// Remembered-location rules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct LocationPolicy {
     /// How long a remembered location skips the code (default 30 days).
     pub lifetime: Duration,
@@ -495,3 +506,9 @@ impl PolicyBuilder {
         Ok(p)
     }
 }
+
+setters!(HashParams { m_cost: u32, t_cost: u32, p_cost: u32 });
+setters!(PasswordPolicy { min_chars: usize, max_chars: usize, hash: HashParams });
+setters!(BackupCodePolicy { count: u8, lifetime: Option<Duration>, hash: HashParams });
+setters!(ThrottlePolicy { free_failures: u32, base_delay: Duration, max_delay: Duration, disable_after: u32 });
+setters!(LocationPolicy { lifetime: Duration, max_per_account: usize, notify_new_location: bool });

@@ -36,7 +36,7 @@
 //!
 //! ```no_run
 //! use twofactor::testkit::run_conformance;
-//! use twofactor::MemoryStore; // your store here
+//! use twofactor::store::MemoryStore; // your store here
 //!
 //! #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 //! async fn my_store_conforms() {
@@ -53,8 +53,8 @@ use std::sync::Arc;
 
 use crate::UserId;
 use crate::account::Role;
-use crate::clock::Timestamp;
 use crate::error::StoreError;
+use crate::plumbing::clock::Timestamp;
 use crate::store::{Document, Swap, UserRecord, UserStore};
 
 /// How many tasks race by default in the concurrency checks.
@@ -259,7 +259,7 @@ async fn seeded_users<S: UserStore>(store: &S, ids: Vec<UserId>) -> Result<Vec<U
 
 /// A random id below 2^63 and a login unique to this run.
 fn fresh(prefix: &str) -> Result<(UserId, String), String> {
-    let bytes = crate::random::bytes::<8>().map_err(|e| format!("random: {e}"))?;
+    let bytes = crate::crypto::random::bytes::<8>().map_err(|e| format!("random: {e}"))?;
     let id = u64::from_le_bytes(bytes) >> 1;
     Ok((UserId::from(id), format!("{prefix}-{id:016x}")))
 }
@@ -570,7 +570,7 @@ fn mail_at(due: &[u64]) -> Document {
 /// A random time for a mail check to ask about, far from any clock (between about
 /// 1970-01-12 and 2001-09-21), with room for the times around it.
 fn mail_base() -> Result<u64, String> {
-    let r = crate::random::u64().map_err(|e| format!("random: {e}"))?;
+    let r = crate::crypto::random::u64().map_err(|e| format!("random: {e}"))?;
     Ok(1_000_000 + r % 1_000_000_000)
 }
 

@@ -3,14 +3,14 @@
 
 mod common;
 use common::*;
-use twofactor::{
-    Engine, Error, HashParams, InputError, KeyRing, LoginOutcome, MemoryMailer, NewAccount, Policy, Role, UserStore,
-};
+use twofactor::mail::MemoryMailer;
+use twofactor::store::UserStore;
+use twofactor::{Engine, Error, HashParams, InputError, KeyRing, LoginOutcome, NewAccount, Policy, Role};
 
 #[test]
 fn default_policy_hashes_passwords_at_owasp_strength() {
     let p = Policy::default();
-    assert_eq!(p.password().hash, HashParams { m_cost: 19_456, t_cost: 2, p_cost: 1 });
+    assert_eq!(p.password().hash, HashParams::new(19_456, 2, 1));
     assert_eq!(HashParams::OWASP, p.password().hash);
     assert!(!p.requires_two_factor());
     assert_eq!(p.backup_codes().count, 1);
@@ -19,7 +19,7 @@ fn default_policy_hashes_passwords_at_owasp_strength() {
 
 #[test]
 fn weaker_password_hashing_needs_the_danger_option() {
-    let weak = HashParams { m_cost: 1024, t_cost: 1, p_cost: 1 };
+    let weak = HashParams::new(1024, 1, 1);
     assert!(Policy::builder().password_hash(weak).build().is_err());
     assert!(Policy::builder().danger_fast_hashing().password_hash(weak).build().is_ok());
 }
@@ -106,11 +106,7 @@ async fn login_rehashes_a_password_stored_with_weaker_parameters() {
     let id = f.user("alice", Role::User).await;
     let before = stored_str(&f, id, "/password").await.expect("a password hash");
     assert!(before.contains("m=8,t=1,p=1"));
-    let stronger = Policy::builder()
-        .danger_fast_hashing()
-        .password_hash(HashParams { m_cost: 64, t_cost: 2, p_cost: 1 })
-        .build()
-        .unwrap();
+    let stronger = Policy::builder().danger_fast_hashing().password_hash(HashParams::new(64, 2, 1)).build().unwrap();
     let engine = Engine::builder(f.store.clone(), MemoryMailer::new(), KeyRing::ephemeral().unwrap())
         .policy(stronger)
         .build()

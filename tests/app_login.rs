@@ -4,9 +4,10 @@
 
 use std::sync::Arc;
 
+use twofactor::mail::MemoryMailer;
+use twofactor::store::{Document, MemoryStore, ScanPage, Swap, UserRecord, UserStore};
 use twofactor::{
-    Document, Engine, KeyRing, LoginOutcome, ManualClock, MemoryMailer, MemoryStore, PasswordAttempt, Policy, Role,
-    ScanPage, StoreError, Swap, Timestamp, UserId, UserRecord, UserStore,
+    Engine, KeyRing, LoginOutcome, ManualClock, PasswordAttempt, Policy, Role, StoreError, Timestamp, UserId,
 };
 
 const PASSWORD: &str = "correct horse battery staple";

@@ -9,11 +9,11 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use common::*;
+use twofactor::events::{EventKind, MemorySink};
+use twofactor::mail::MemoryMailer;
 use twofactor::offload::{Job, JobFuture, Offload};
-use twofactor::{
-    Engine, EventKind, KeyRing, LoginOutcome, ManualClock, MemoryMailer, MemorySink, MemoryStore, SecondFactor,
-    SecondFactorOutcome,
-};
+use twofactor::store::MemoryStore;
+use twofactor::{Engine, KeyRing, LoginOutcome, ManualClock, SecondFactor, SecondFactorOutcome};
 
 /// Holds every job until the test releases it, so hashes stay "running" (holding their
 /// permit and their ticket) for as long as the test wants.

@@ -7,9 +7,10 @@ mod common;
 use common::*;
 use std::time::Duration;
 
+use twofactor::mail::Delivery;
+use twofactor::store::UserStore;
 use twofactor::{
-    AuthMethod, Delivery, DeliveryPolicy, LoginOutcome, MailId, MailStatus, Role, SecondFactor, SecondFactorOutcome,
-    UserStore,
+    AuthMethod, DeliveryPolicy, LoginOutcome, MailId, MailStatus, Role, SecondFactor, SecondFactorOutcome,
 };
 
 async fn backup_login(f: &Fixture, name: &str, code: &str) -> SecondFactorOutcome {
@@ -43,7 +44,7 @@ async fn a_backup_code_works_once() {
             let report = f.deliver().await;
             assert_eq!(report.delivery_of(mail), Some(&Delivery::Sent), "{report:?}");
             let last = f.mailer.outbox().last().cloned().unwrap();
-            assert_eq!((last.id, last.message.kind()), (mail, twofactor::MessageKind::BackupCodeRotated));
+            assert_eq!((last.id, last.message.kind()), (mail, twofactor::mail::MessageKind::BackupCodeRotated));
         }
         other => panic!("{other:?}"),
     }
@@ -62,7 +63,7 @@ async fn the_rotated_code_is_mailed_and_works() {
     assert_eq!(f.deliver().await.sent, 1);
     let outbox = f.mailer.outbox();
     assert_eq!(outbox.len(), sent + 1);
-    assert_eq!(outbox.last().unwrap().message.kind(), twofactor::MessageKind::BackupCodeRotated);
+    assert_eq!(outbox.last().unwrap().message.kind(), twofactor::mail::MessageKind::BackupCodeRotated);
     let second = f.backup_code("alice");
     assert_ne!(first, second);
     assert!(is_authenticated(&backup_login(&f, "alice", &second).await));
@@ -134,7 +135,7 @@ async fn a_failed_replacement_mail_is_retried_after_the_backoff_with_the_same_id
     let report = f.deliver().await;
     assert_eq!(report.delivery_of(mail), Some(&Delivery::Sent), "{report:?}");
     let last = f.mailer.outbox().last().cloned().unwrap();
-    assert_eq!((last.id, last.message.kind()), (mail, twofactor::MessageKind::BackupCodeRotated));
+    assert_eq!((last.id, last.message.kind()), (mail, twofactor::mail::MessageKind::BackupCodeRotated));
     assert!(matches!(f.engine.mail_status(id, mail).await.unwrap(), MailStatus::Delivered { .. }));
     let rotated = f.backup_code("alice");
     assert_ne!(rotated, old);
@@ -147,7 +148,7 @@ async fn mail_given_up_after_rotation_keeps_the_old_code_invalid_and_reissue_wor
     let f = fixture_with(fast_policy().delivery(delivery).build().unwrap());
     let (id, _) = f.enrolled("alice").await;
     let old = f.backup_code("alice");
-    let stored_hashes = |rec: twofactor::UserRecord| backup_hashes(&document_of(&rec));
+    let stored_hashes = |rec: twofactor::store::UserRecord| backup_hashes(&document_of(&rec));
     let before = stored_hashes(f.store.find_by_id(id).await.unwrap().unwrap());
     f.mailer.fail_next(2);
     let mail = login_with_failing_replacement(&f, &old).await;
@@ -186,7 +187,7 @@ async fn reissue_voids_the_previous_code() {
     let mail = f.engine.reissue_backup_code(id).await.unwrap().queued().expect("queued");
     f.deliver().await;
     let last = f.mailer.outbox().last().cloned().unwrap();
-    assert_eq!((last.id, last.message.kind()), (mail, twofactor::MessageKind::BackupCodeReissued));
+    assert_eq!((last.id, last.message.kind()), (mail, twofactor::mail::MessageKind::BackupCodeReissued));
     assert!(matches!(backup_login(&f, "alice", &old).await, SecondFactorOutcome::Denied { .. }));
     assert!(is_authenticated(&backup_login(&f, "alice", &f.backup_code("alice")).await));
 }
@@ -212,7 +213,7 @@ async fn a_backup_code_completes_only_a_pending_login() {
 async fn several_codes_per_account_are_opt_in_and_each_is_replaced_singly() {
     let f = fixture_with(fast_policy().backup_code_count(3).build().unwrap());
     let (id, _) = f.enrolled("alice").await;
-    let twofactor::Message::BackupCode { codes, .. } = &f.mailer.outbox()[0].message else { panic!("code mail") };
+    let twofactor::mail::Message::BackupCode { codes, .. } = &f.mailer.outbox()[0].message else { panic!("code mail") };
     let codes: Vec<String> = codes.iter().map(|c| c.expose().to_owned()).collect();
     assert_eq!(codes.len(), 3);
     assert!(is_authenticated(&backup_login(&f, "alice", &codes[1]).await));
@@ -241,16 +242,16 @@ async fn a_code_with_a_limited_life_is_refused_after_it() {
 /// be committed (the used code void, its replacement stored) before any mail leaves,
 /// and then it fails the send.
 struct CheckingMailer {
-    store: twofactor::MemoryStore,
+    store: twofactor::store::MemoryStore,
     id: std::sync::OnceLock<twofactor::UserId>,
     void_code: std::sync::Mutex<Option<String>>,
     /// Each checked send: the message id and the code it carried.
     seen: std::sync::Mutex<Vec<(MailId, String)>>,
 }
 
-impl twofactor::Mailer for CheckingMailer {
-    async fn send(&self, mail: MailId, message: &twofactor::Message) -> Result<(), twofactor::MailError> {
-        if let (Some(id), twofactor::Message::BackupCode { codes, .. }) = (self.id.get(), message) {
+impl twofactor::mail::Mailer for CheckingMailer {
+    async fn send(&self, mail: MailId, message: &twofactor::mail::Message) -> Result<(), twofactor::MailError> {
+        if let (Some(id), twofactor::mail::Message::BackupCode { codes, .. }) = (self.id.get(), message) {
             let rec = self.store.find_by_id(*id).await.unwrap().unwrap();
             // Enabled before the mail (`backup_hashes` checks it).
             let hashes = backup_hashes(&document_of(&rec));
@@ -275,7 +276,7 @@ fn argon2_matches(code: &str, phc: &str) -> bool {
 
 #[tokio::test]
 async fn the_store_change_commits_before_the_mail_and_a_waiting_code_is_kept_only_sealed() {
-    let store = twofactor::MemoryStore::new();
+    let store = twofactor::store::MemoryStore::new();
     let mailer = std::sync::Arc::new(CheckingMailer {
         store: store.clone(),
         id: std::sync::OnceLock::new(),
@@ -307,7 +308,7 @@ async fn the_store_change_commits_before_the_mail_and_a_waiting_code_is_kept_onl
     let reissued = engine.reissue_backup_code(id).await.unwrap().queued().expect("queued");
     assert!(mailer.seen.lock().unwrap().is_empty(), "the reissue only queues its mail");
     let report = delivered(&engine).await;
-    assert!(matches!(report.delivery_of(reissued), Some(twofactor::Delivery::Failed(_))), "{report:?}");
+    assert!(matches!(report.delivery_of(reissued), Some(twofactor::mail::Delivery::Failed(_))), "{report:?}");
     let (seen_id, undelivered) = mailer.seen.lock().unwrap().last().cloned().unwrap();
     assert_eq!(seen_id, reissued);
 
@@ -321,7 +322,7 @@ async fn the_store_change_commits_before_the_mail_and_a_waiting_code_is_kept_onl
     let SecondFactorOutcome::Authenticated(auth) = out else { panic!("{out:?}") };
     let rotated = auth.backup_code_delivery.as_ref().and_then(Delivery::queued).expect("the replacement is queued");
     let report = delivered(&engine).await;
-    assert!(matches!(report.delivery_of(rotated), Some(twofactor::Delivery::Failed(_))), "{report:?}");
+    assert!(matches!(report.delivery_of(rotated), Some(twofactor::mail::Delivery::Failed(_))), "{report:?}");
     let (seen_id, lost) = mailer.seen.lock().unwrap().last().cloned().unwrap();
     assert_eq!(seen_id, rotated);
     assert_ne!(lost, undelivered);
@@ -379,7 +380,7 @@ async fn an_email_changed_in_the_application_is_where_the_next_mail_goes() {
     assert_eq!(f.deliver().await.delivery_of(mail), Some(&Delivery::Sent));
     let reissued = f.mailer.last_code_for(new).expect("the reissued code went to the new address");
     assert_ne!(reissued, rotated);
-    assert_eq!(f.mailer.outbox().last().unwrap().message.kind(), twofactor::MessageKind::BackupCodeReissued);
+    assert_eq!(f.mailer.outbox().last().unwrap().message.kind(), twofactor::mail::MessageKind::BackupCodeReissued);
 
     let after: Vec<String> =
         f.mailer.outbox()[sent_before..].iter().map(|m| m.message.recipient().email.clone()).collect();

@@ -287,7 +287,7 @@ fn mistyped_login_input_keeps_its_lines() {
         line(sh.run(&["login", &"u".repeat(65)], &pw, T0 + 30)),
         "refused: invalid input: username is too long (at most 64 characters)"
     );
-    let totp_error = twofactor::TotpCode::parse("12x456", 6).unwrap_err();
+    let totp_error = twofactor::totp::TotpCode::parse("12x456", 6).unwrap_err();
     assert_eq!(
         line(sh.run(&["login", "alice", "--code", "12x456"], &pw, T0 + 30)),
         format!("refused: invalid input: {totp_error}")

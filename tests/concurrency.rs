@@ -6,7 +6,9 @@ use common::*;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Barrier;
-use twofactor::{Engine, LoginOutcome, ManualClock, MemoryMailer, MemoryStore, Policy, SecondFactor, ThrottlePolicy};
+use twofactor::mail::MemoryMailer;
+use twofactor::store::MemoryStore;
+use twofactor::{Engine, LoginOutcome, ManualClock, Policy, SecondFactor, ThrottlePolicy};
 
 const TASKS: usize = 32;
 const ROUNDS: usize = 100;
@@ -15,7 +17,7 @@ const ROUNDS: usize = 100;
 /// pre-empts the race (a success resets the count every round).
 fn race_policy() -> Policy {
     fast_policy()
-        .danger_relaxed_throttle(ThrottlePolicy { free_failures: 100, disable_after: 100, ..ThrottlePolicy::default() })
+        .danger_relaxed_throttle(ThrottlePolicy::default().free_failures(100).disable_after(100))
         .build()
         .unwrap()
 }
@@ -72,7 +74,7 @@ async fn exactly_one_of_32_tasks_wins_one_totp_code_in_each_of_100_rounds() {
     let engine = Arc::new(engine);
     for round in 0..ROUNDS {
         let now = twofactor::Clock::now(&clock).0;
-        let code = twofactor::totp::generate(&secret, &twofactor::TotpParams::default(), now).expose().to_owned();
+        let code = twofactor::totp::generate(&secret, &twofactor::totp::TotpParams::default(), now).expose().to_owned();
         let winners = race(&engine, || (false, code.clone())).await;
         assert_eq!(winners, 1, "round {round}");
         clock.advance(Duration::from_secs(30));

@@ -29,10 +29,12 @@ use std::time::{Duration, Instant};
 use maildir::{Mail, mails_to, sink};
 use serde_json::{Value, json};
 use twofactor::mail::{DefaultRenderer, SmtpMailer};
+use twofactor::mail::{Delivery, Mailer, MemoryMailer, Message};
+use twofactor::store::{BoxStore, SqliteStore};
+use twofactor::totp::TotpParams;
 use twofactor::{
-    AppKey, BoxStore, Clock, ConfirmOutcome, Delivery, DeliveryPolicy, Engine, KeyRing, LoginOutcome, MailError,
-    MailId, MailStatus, Mailer, ManualClock, MemoryMailer, Message, NewAccount, Policy, Role, SecondFactor,
-    SecondFactorOutcome, SqliteStore, SystemClock, Timestamp, TotpParams, UserId,
+    AppKey, Clock, ConfirmOutcome, DeliveryPolicy, Engine, KeyRing, LoginOutcome, MailError, MailId, MailStatus,
+    ManualClock, NewAccount, Policy, Role, SecondFactor, SecondFactorOutcome, SystemClock, Timestamp, UserId,
 };
 
 const CHILD: &str = "TWOFACTOR_CRASH_CHILD";
@@ -67,7 +69,7 @@ impl Db {
             Db::Sqlite(path) => BoxStore::new(SqliteStore::open(path).await.expect("open the SQLite file")),
             #[cfg(feature = "postgres")]
             Db::Postgres(url) => {
-                BoxStore::new(twofactor::PostgresStore::connect(url).await.expect("connect to PostgreSQL"))
+                BoxStore::new(twofactor::store::PostgresStore::connect(url).await.expect("connect to PostgreSQL"))
             }
         }
     }

@@ -8,11 +8,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{PASSWORD, T0, delivered, email, fast_policy};
+use twofactor::mail::{BoxMailer, Delivery, Mailer, MemoryMailer, Message};
 use twofactor::mail::{CodeReason, FileOutbox, Recipient};
+use twofactor::store::{BoxStore, Document, MemoryStore, Swap, UserRecord, UserStore};
+use twofactor::totp::TotpParams;
 use twofactor::{
-    BoxMailer, BoxStore, ConfirmOutcome, Delivery, Document, Either, Engine, KeyRing, LoginOutcome, MailId, Mailer,
-    ManualClock, MemoryMailer, MemoryStore, Message, NewAccount, Role, SecondFactor, SecondFactorOutcome, SecretString,
-    StoreError, Swap, Timestamp, TotpParams, UserId, UserRecord, UserStore,
+    ConfirmOutcome, Either, Engine, KeyRing, LoginOutcome, MailId, ManualClock, NewAccount, Role, SecondFactor,
+    SecondFactorOutcome, SecretString, StoreError, Timestamp, UserId,
 };
 use wrapper_stores::{AppUsers, NoScan};
 
@@ -374,8 +376,9 @@ async fn boxed_and_either_stores_forward_an_unsupported_scan() {
 
 #[cfg(feature = "testkit")]
 mod conformance {
+    use twofactor::store::{BoxStore, MemoryStore};
     use twofactor::testkit::{Conformance, DEFAULT_TASKS, SEEDED_USERS, run_conformance};
-    use twofactor::{BoxStore, Either, MemoryStore, Role, StoreError, UserId};
+    use twofactor::{Either, Role, StoreError, UserId};
 
     use super::AppUsers;
 

@@ -3,10 +3,10 @@
 
 mod common;
 use common::*;
-use twofactor::{
-    ConfirmOutcome, Error, LoginOutcome, Message, Policy, Role, SecondFactor, SecondFactorOutcome, TotpParams,
-    UserStore,
-};
+use twofactor::mail::Message;
+use twofactor::store::UserStore;
+use twofactor::totp::TotpParams;
+use twofactor::{ConfirmOutcome, Error, LoginOutcome, Policy, Role, SecondFactor, SecondFactorOutcome};
 
 #[tokio::test]
 async fn enrollment_issues_a_160_bit_secret_and_an_otpauth_uri() {
@@ -74,11 +74,11 @@ async fn confirming_activates_2fa_and_mails_the_first_backup_code() {
     let (_, doc) = stored(&f, id).await;
     assert_eq!(doc.pointer("/second_factor/state").and_then(|s| s.as_str()), Some("enabled"), "{doc}");
     assert!(f.mailer.outbox().is_empty(), "queued with the confirmation, not sent by it");
-    assert_eq!(f.deliver().await.delivery_of(mail), Some(&twofactor::Delivery::Sent));
+    assert_eq!(f.deliver().await.delivery_of(mail), Some(&twofactor::mail::Delivery::Sent));
     let outbox = f.mailer.outbox();
     assert_eq!(outbox.len(), 1);
     assert_eq!(outbox[0].id, mail);
-    assert_eq!(outbox[0].message.kind(), twofactor::MessageKind::BackupCodeSetup);
+    assert_eq!(outbox[0].message.kind(), twofactor::mail::MessageKind::BackupCodeSetup);
     assert_eq!(outbox[0].message.recipient().email, email("alice"));
     let code = f.backup_code("alice");
     assert!(outbox[0].rendered.text.lines().any(|l| l == code), "code on a line of its own");
@@ -118,7 +118,7 @@ async fn enrollment_over_active_2fa_is_refused() {
 
 #[tokio::test]
 async fn sha256_with_eight_digits_is_opt_in_and_works_end_to_end() {
-    let params = TotpParams::new(twofactor::Algorithm::Sha256, 8, 30).unwrap();
+    let params = TotpParams::new(twofactor::totp::Algorithm::Sha256, 8, 30).unwrap();
     let f = fixture_with(fast_policy().totp(params).build().unwrap());
     let id = f.user("alice", Role::User).await;
     let started = f.engine.start_enrollment(id).await.unwrap();

@@ -134,7 +134,7 @@ async fn no_password_step_sends_mail_and_the_throttle_notice_arrives_after_the_r
     assert_eq!(second.sent, 1, "{second:?}");
     let mails = f.mailer.outbox();
     assert_eq!(mails.len(), 1);
-    assert_eq!(mails[0].message.kind(), twofactor::MessageKind::Throttled);
+    assert_eq!(mails[0].message.kind(), twofactor::mail::MessageKind::Throttled);
     assert_eq!(mails[0].message.recipient().email, email("victim"));
     assert_eq!(first.messages[0].0, mails[0].id, "one message, tried twice under one id");
 }

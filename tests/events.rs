@@ -7,8 +7,9 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+use twofactor::events::Event;
 use twofactor::events::{EventKind, Factor, FailureClass};
-use twofactor::{DeliveryPolicy, Error, Event, Role, SecondFactor, SecondFactorOutcome};
+use twofactor::{DeliveryPolicy, Error, Role, SecondFactor, SecondFactorOutcome};
 
 /// Everything secret a full flow handled, and every event, error and outcome it saw.
 struct Flow {
@@ -188,15 +189,15 @@ async fn failures_carry_a_reason_class_and_logins_their_factor() {
 async fn mail_events_carry_the_message_kind_and_the_tries() {
     let flow = full_flow().await;
     let kinds: Vec<EventKind> = flow.f.events.events().into_iter().map(|e| e.kind).collect();
-    let rotated = twofactor::MessageKind::BackupCodeRotated;
+    let rotated = twofactor::mail::MessageKind::BackupCodeRotated;
     let failed = kinds.iter().filter(|k| **k == EventKind::MailFailed { kind: rotated }).count();
     assert_eq!(failed, 2, "one per failed try: {kinds:?}");
     for expected in [
         EventKind::MailGaveUp { kind: rotated, attempts: 2 },
-        EventKind::MailDelivered { kind: twofactor::MessageKind::BackupCodeSetup },
-        EventKind::MailDelivered { kind: twofactor::MessageKind::BackupCodeReissued },
-        EventKind::MailDelivered { kind: twofactor::MessageKind::Throttled },
-        EventKind::MailDelivered { kind: twofactor::MessageKind::TwoFactorReset },
+        EventKind::MailDelivered { kind: twofactor::mail::MessageKind::BackupCodeSetup },
+        EventKind::MailDelivered { kind: twofactor::mail::MessageKind::BackupCodeReissued },
+        EventKind::MailDelivered { kind: twofactor::mail::MessageKind::Throttled },
+        EventKind::MailDelivered { kind: twofactor::mail::MessageKind::TwoFactorReset },
     ] {
         assert!(kinds.contains(&expected), "missing {expected:?} in {kinds:?}");
     }
@@ -243,10 +244,10 @@ fn input_errors_do_not_echo_the_input() {
     let marker = "SECRET-MARKER-123456";
     let errors: Vec<Box<dyn std::error::Error>> = vec![
         Box::new(twofactor::BackupCode::parse(marker).unwrap_err()),
-        Box::new(twofactor::TotpCode::parse(marker, 6).unwrap_err()),
+        Box::new(twofactor::totp::TotpCode::parse(marker, 6).unwrap_err()),
         Box::new(twofactor::otpauth::parse_otpauth_uri(marker).unwrap_err()),
         Box::new(twofactor::AppKey::from_hex(1, marker).unwrap_err()),
-        Box::new(Error::from(twofactor::TotpCode::parse(&marker.repeat(10), 6).unwrap_err())),
+        Box::new(Error::from(twofactor::totp::TotpCode::parse(&marker.repeat(10), 6).unwrap_err())),
     ];
     for e in errors {
         let shown = format!("{e} / {e:?}");

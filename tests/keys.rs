@@ -13,10 +13,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use store_support::temp_db;
+use twofactor::mail::MemoryMailer;
+use twofactor::store::{MemoryStore, ScanPage, SqliteStore, Swap, UserRecord, UserStore};
+use twofactor::totp::TotpParams;
 use twofactor::{
-    AppKey, ConfirmOutcome, Engine, Error, KeyError, KeyRing, LoginOutcome, ManualClock, MemoryMailer, MemoryStore,
-    NewAccount, Policy, ResealProgress, Role, ScanPage, SecondFactor, SecondFactorOutcome, SqliteStore, StoreError,
-    Swap, Timestamp, TotpParams, UserId, UserRecord, UserStore,
+    AppKey, ConfirmOutcome, Engine, Error, KeyError, KeyRing, LoginOutcome, ManualClock, NewAccount, Policy,
+    ResealProgress, Role, SecondFactor, SecondFactorOutcome, StoreError, Timestamp, UserId,
 };
 
 const PASSWORD: &str = "correct horse battery staple";
@@ -354,14 +356,14 @@ impl<S: UserStore> UserStore for Dropping<S> {
     async fn find_by_login(&self, login: &str) -> Result<Option<UserRecord>, StoreError> {
         self.inner.find_by_login(login).await
     }
-    async fn insert_document(&self, id: UserId, document: &twofactor::Document) -> Result<Swap, StoreError> {
+    async fn insert_document(&self, id: UserId, document: &twofactor::store::Document) -> Result<Swap, StoreError> {
         self.inner.insert_document(id, document).await
     }
     async fn compare_and_swap(
         &self,
         id: UserId,
         expected: u64,
-        document: &twofactor::Document,
+        document: &twofactor::store::Document,
     ) -> Result<Swap, StoreError> {
         self.inner.compare_and_swap(id, expected, document).await
     }
@@ -445,8 +447,8 @@ async fn an_interrupted_reseal_resumes_from_its_cursor<S: UserStore + Clone + 's
 }
 
 #[cfg(feature = "postgres")]
-async fn postgres() -> twofactor::PostgresStore {
-    twofactor::PostgresStore::connect(&store_support::pg_schema_url().await).await.expect("connect")
+async fn postgres() -> twofactor::store::PostgresStore {
+    twofactor::store::PostgresStore::connect(&store_support::pg_schema_url().await).await.expect("connect")
 }
 
 // ---------------------------------------------------------------- text form
@@ -745,14 +747,14 @@ impl UserStore for Hooked {
     async fn find_by_login(&self, login: &str) -> Result<Option<UserRecord>, StoreError> {
         self.inner.find_by_login(login).await
     }
-    async fn insert_document(&self, id: UserId, document: &twofactor::Document) -> Result<Swap, StoreError> {
+    async fn insert_document(&self, id: UserId, document: &twofactor::store::Document) -> Result<Swap, StoreError> {
         self.inner.insert_document(id, document).await
     }
     async fn compare_and_swap(
         &self,
         id: UserId,
         expected: u64,
-        document: &twofactor::Document,
+        document: &twofactor::store::Document,
     ) -> Result<Swap, StoreError> {
         let hook = self.hook.lock().expect("lock").take();
         if let Some(hook) = hook {
@@ -808,14 +810,14 @@ macro_rules! on_every_store {
         mod memory {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn $body() {
-                super::$body(twofactor::MemoryStore::new()).await;
+                super::$body(twofactor::store::MemoryStore::new()).await;
             })*
         }
         mod sqlite {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn $body() {
                 let (_dir, path) = super::temp_db();
-                super::$body(twofactor::SqliteStore::open(&path).await.expect("open")).await;
+                super::$body(twofactor::store::SqliteStore::open(&path).await.expect("open")).await;
             })*
         }
         #[cfg(feature = "postgres")]

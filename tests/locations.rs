@@ -212,7 +212,7 @@ async fn tokens_expire_after_30_days() {
 
 #[tokio::test]
 async fn locations_are_bounded_per_account_and_the_oldest_is_evicted() {
-    let policy = fast_policy().locations(LocationPolicy { max_per_account: 3, ..LocationPolicy::default() });
+    let policy = fast_policy().locations(LocationPolicy::default().max_per_account(3));
     let f = fixture_with(policy.build().unwrap());
     let (id, secret) = f.enrolled("bounded").await;
     let mut tokens = vec![];
@@ -263,11 +263,11 @@ async fn locations_are_revoked_one_by_one() {
 
 #[tokio::test]
 async fn a_new_location_notice_is_mailed_only_when_the_policy_asks() {
-    let policy = fast_policy().locations(LocationPolicy { notify_new_location: true, ..LocationPolicy::default() });
+    let policy = fast_policy().locations(LocationPolicy::default().notify_new_location(true));
     let f = fixture_with(policy.build().unwrap());
     let (_, secret) = f.enrolled("notified").await;
     let notices = |f: &Fixture| {
-        f.mailer.outbox().into_iter().filter(|m| m.message.kind() == twofactor::MessageKind::NewLocation).count()
+        f.mailer.outbox().into_iter().filter(|m| m.message.kind() == twofactor::mail::MessageKind::NewLocation).count()
     };
     let token = remember(&f, "notified", &secret, "Chrome on Windows").await;
     assert_eq!(notices(&f), 0, "queued by the login, not sent by it");

@@ -5,7 +5,8 @@ mod common;
 use common::*;
 use std::time::Duration;
 use twofactor::events::{EventKind, FailureClass};
-use twofactor::{AuthMethod, LoginOutcome, Policy, Role, SecondFactor, SecondFactorOutcome, TotpParams};
+use twofactor::totp::TotpParams;
+use twofactor::{AuthMethod, LoginOutcome, Policy, Role, SecondFactor, SecondFactorOutcome};
 
 fn code_at(secret: &[u8], unix: u64) -> String {
     twofactor::totp::generate(secret, &TotpParams::default(), unix).expose().to_owned()

@@ -35,9 +35,11 @@ use common::*;
 use proptest::prelude::*;
 use std::collections::HashSet;
 use std::time::Duration;
+use twofactor::mail::Delivery;
+use twofactor::totp::TotpParams;
 use twofactor::{
-    AddAuthenticatorOutcome, ConfirmOutcome, Delivery, Error, LoginOutcome, Policy, Refusal, Role, SecondFactor,
-    SecondFactorOutcome, StepUpOutcome, ThrottlePolicy, TotpParams, TwoFactorState, UnlockOutcome, UserId,
+    AddAuthenticatorOutcome, ConfirmOutcome, Error, LoginOutcome, Policy, Refusal, Role, SecondFactor,
+    SecondFactorOutcome, StepUpOutcome, ThrottlePolicy, TwoFactorState, UnlockOutcome, UserId,
 };
 
 /// A second factor offered to a step-up, to turn 2FA off or to remove an authenticator.
@@ -267,7 +269,7 @@ const MAX_ATTEMPTS: u32 = 10;
 fn policy() -> Policy {
     fast_policy()
         .max_code_attempts(MAX_ATTEMPTS)
-        .danger_relaxed_throttle(ThrottlePolicy { free_failures: 100, disable_after: 100, ..ThrottlePolicy::default() })
+        .danger_relaxed_throttle(ThrottlePolicy::default().free_failures(100).disable_after(100))
         .build()
         .unwrap()
 }

@@ -47,12 +47,14 @@ use common::{PASSWORD, T0, email, fast_policy};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence, TestRunner};
 use serde_json::Value;
+use twofactor::events::MemorySink;
+use twofactor::mail::{Mailer, MemoryMailer, Message};
 use twofactor::offload::Inline;
+use twofactor::store::{Document, MemoryStore, ScanPage, Swap, UserRecord, UserStore};
+use twofactor::totp::TotpParams;
 use twofactor::{
-    Clock, ConfirmOutcome, Document, Engine, Error, KeyRing, LoginOutcome, MailError, MailId, Mailer, ManualClock,
-    MemoryMailer, MemorySink, MemoryStore, Message, NewAccount, Policy, Refusal, ResetOutcome, Role, ScanPage,
-    SecondFactor, SecondFactorOutcome, StoreError, Swap, ThrottlePolicy, Timestamp, TotpParams, UserId, UserRecord,
-    UserStore,
+    Clock, ConfirmOutcome, Engine, Error, KeyRing, LoginOutcome, MailError, MailId, ManualClock, NewAccount, Policy,
+    Refusal, ResetOutcome, Role, SecondFactor, SecondFactorOutcome, StoreError, ThrottlePolicy, Timestamp, UserId,
 };
 
 // ---------------------------------------------------------------------------------
@@ -70,12 +72,13 @@ const TICK: Duration = Duration::from_secs(30);
 fn policy() -> Policy {
     fast_policy()
         .max_code_attempts(MAX_CODE_ATTEMPTS)
-        .throttle(ThrottlePolicy {
-            free_failures: FREE_FAILURES,
-            base_delay: TICK,
-            max_delay: 2 * TICK,
-            disable_after: DISABLE_AFTER,
-        })
+        .throttle(
+            ThrottlePolicy::default()
+                .free_failures(FREE_FAILURES)
+                .base_delay(TICK)
+                .max_delay(2 * TICK)
+                .disable_after(DISABLE_AFTER),
+        )
         .build()
         .expect("policy")
 }

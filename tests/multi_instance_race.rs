@@ -9,9 +9,12 @@ mod store_support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use twofactor::mail::MemoryMailer;
+use twofactor::store::{SqliteStore, UserStore};
+use twofactor::totp::TotpParams;
 use twofactor::{
-    Clock, ConfirmOutcome, Engine, KeyRing, LoginOutcome, ManualClock, MemoryMailer, NewAccount, Policy, Role,
-    SecondFactor, SecondFactorOutcome, SqliteStore, ThrottlePolicy, Timestamp, TotpParams, UserStore,
+    Clock, ConfirmOutcome, Engine, KeyRing, LoginOutcome, ManualClock, NewAccount, Policy, Role, SecondFactor,
+    SecondFactorOutcome, ThrottlePolicy, Timestamp,
 };
 
 const TASKS_PER_ENGINE: usize = 32;
@@ -36,7 +39,7 @@ struct Cluster<S> {
 fn policy() -> Policy {
     Policy::builder()
         .danger_fast_hashing()
-        .danger_relaxed_throttle(ThrottlePolicy { free_failures: 100, disable_after: 100, ..ThrottlePolicy::default() })
+        .danger_relaxed_throttle(ThrottlePolicy::default().free_failures(100).disable_after(100))
         .pending_lifetime(Duration::from_secs(30))
         .build()
         .expect("policy")
@@ -169,10 +172,10 @@ async fn sqlite_one_totp_code_wins_once_per_round() {
 }
 
 #[cfg(feature = "postgres")]
-async fn postgres_cluster() -> Cluster<twofactor::PostgresStore> {
+async fn postgres_cluster() -> Cluster<twofactor::store::PostgresStore> {
     let url = store_support::pg_schema_url().await;
-    let a = twofactor::PostgresStore::connect(&url).await.expect("connect a");
-    let b = twofactor::PostgresStore::connect(&url).await.expect("connect b");
+    let a = twofactor::store::PostgresStore::connect(&url).await.expect("connect a");
+    let b = twofactor::store::PostgresStore::connect(&url).await.expect("connect b");
     Cluster::new([a, b]).await
 }
 

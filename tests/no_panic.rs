@@ -14,9 +14,11 @@ use common::*;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use twofactor::events::{EventKind, FailureClass, InputProblem};
+use twofactor::store::UserStore;
+use twofactor::totp::TotpCode;
 use twofactor::{
     AppKey, BackupCode, ConfirmOutcome, Error, InputError, LoginOutcome, NewAccount, Policy, ResetOutcome, Role,
-    SecondFactor, SecondFactorOutcome, TotpCode, UserStore,
+    SecondFactor, SecondFactorOutcome,
 };
 
 /// Arbitrary text: any string, any bytes made UTF-8 lossily, near-valid shapes, long runs.

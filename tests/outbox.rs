@@ -17,11 +17,14 @@ use std::time::{Duration, Instant};
 
 use data_encoding::{BASE64, HEXLOWER};
 use serde_json::Value;
+use twofactor::events::MemorySink;
+use twofactor::mail::{Delivery, Mailer, MemoryMailer, Message, MessageKind};
+use twofactor::store::{Document, UserStore};
+use twofactor::totp::TotpParams;
 use twofactor::{
-    AppKey, AuthMethod, ConfirmOutcome, Delivery, DeliveryPolicy, DeliveryReport, DeliveryWorker, Document, Engine,
-    Error, KeyRing, LocationPolicy, LoginOutcome, MailError, MailId, MailStatus, Mailer, ManualClock, MemoryMailer,
-    MemorySink, Message, MessageKind, NewAccount, Policy, PolicyBuilder, ResetOutcome, Role, SecondFactor,
-    SecondFactorOutcome, ThrottlePolicy, Timestamp, TotpParams, UserId, UserStore,
+    AppKey, AuthMethod, ConfirmOutcome, DeliveryPolicy, DeliveryReport, DeliveryWorker, Engine, Error, KeyRing,
+    LocationPolicy, LoginOutcome, MailError, MailId, MailStatus, ManualClock, NewAccount, Policy, PolicyBuilder,
+    ResetOutcome, Role, SecondFactor, SecondFactorOutcome, ThrottlePolicy, Timestamp, UserId,
 };
 
 const PASSWORD: &str = "correct horse battery staple";
@@ -406,11 +409,7 @@ async fn every_message_the_engine_decides_on_is_queued_not_sent<S: Store>(open: 
     queued_not_sent(&site, &engine, &bob, &[MessageKind::Throttled], None).await;
 
     // The lock notice (with the throttle notice of the same failure).
-    let strict = site.engine(fast().throttle(ThrottlePolicy {
-        free_failures: 3,
-        disable_after: 3,
-        ..ThrottlePolicy::default()
-    }));
+    let strict = site.engine(fast().throttle(ThrottlePolicy::default().free_failures(3).disable_after(3)));
     let (carol, _) = site.enrolled(&strict, "carol").await;
     deliver(&strict).await;
     site.mailer.clear();
@@ -424,8 +423,7 @@ async fn every_message_the_engine_decides_on_is_queued_not_sent<S: Store>(open: 
     queued_not_sent(&site, &strict, &carol, &[MessageKind::Throttled, MessageKind::SecondFactorLocked], None).await;
 
     // The new-location notice.
-    let notify =
-        site.engine(fast().locations(LocationPolicy { notify_new_location: true, ..LocationPolicy::default() }));
+    let notify = site.engine(fast().locations(LocationPolicy::default().notify_new_location(true)));
     let (dave, _) = site.enrolled(&notify, "dave").await;
     deliver(&notify).await;
     site.mailer.clear();
@@ -874,8 +872,7 @@ async fn the_delivery_worker_delivers_queued_mail_in_the_background<S: Store>(op
 /// and works, when delivery resumes).
 async fn the_outbox_stays_bounded_and_never_drops_a_queued_code<S: Store>(open: impl AsyncFn() -> S) {
     let site = Site::new(open().await);
-    let engine =
-        site.engine(fast().locations(LocationPolicy { notify_new_location: true, ..LocationPolicy::default() }));
+    let engine = site.engine(fast().locations(LocationPolicy::default().notify_new_location(true)));
     let (alice, setup) = site.enrolled(&engine, "alice").await;
     let mut login_times = Vec::new();
     for round in 0..40 {

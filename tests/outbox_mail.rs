@@ -10,7 +10,8 @@ use std::path::Path;
 
 use maildir::{Mail, Part};
 use twofactor::mail::{CodeReason, DefaultRenderer, FileOutbox, Recipient};
-use twofactor::{MailId, Mailer, Message, MessageKind, Policy, Role, SecretString, Timestamp};
+use twofactor::mail::{Mailer, Message, MessageKind};
+use twofactor::{MailId, Policy, Role, SecretString, Timestamp};
 
 const CODE: &str = "K7QX-M2PD-9WRT-H4NB";
 const AT: Timestamp = Timestamp(1_800_000_000);

@@ -93,13 +93,13 @@ async fn second_factor_only_backup_code_works_once_and_is_mailed_again() {
     match f.engine.finish_login(&pending, SecondFactor::BackupCode(&code), None).await.unwrap() {
         SecondFactorOutcome::Authenticated(a) => {
             assert_eq!((a.account, a.method), (id, AuthMethod::PasswordAndBackupCode));
-            let mail = a.backup_code_delivery.as_ref().and_then(twofactor::Delivery::queued).expect("queued");
-            assert_eq!(f.deliver().await.delivery_of(mail), Some(&twofactor::Delivery::Sent));
+            let mail = a.backup_code_delivery.as_ref().and_then(twofactor::mail::Delivery::queued).expect("queued");
+            assert_eq!(f.deliver().await.delivery_of(mail), Some(&twofactor::mail::Delivery::Sent));
         }
         other => panic!("the backup code logs in: {other:?}"),
     }
     let last = f.mailer.outbox().last().unwrap().clone();
-    assert_eq!(last.message.kind(), twofactor::MessageKind::BackupCodeRotated);
+    assert_eq!(last.message.kind(), twofactor::mail::MessageKind::BackupCodeRotated);
     assert_eq!(last.message.recipient().email, email("sso-bob"));
     let rotated = f.backup_code("sso-bob");
     assert_ne!(rotated, code, "a new code was mailed");
@@ -158,7 +158,10 @@ async fn application_password_failures_throttle_but_never_lock_the_second_factor
     assert_eq!(wrong, vec![(Some(id), FailureClass::WrongPassword); threshold as usize]);
     assert!(f.events.events()[before..].iter().any(|e| matches!(e.kind, EventKind::Throttled { .. })));
     f.deliver().await;
-    assert_eq!(f.mailer.outbox().iter().filter(|m| m.message.kind() == twofactor::MessageKind::Throttled).count(), 1);
+    assert_eq!(
+        f.mailer.outbox().iter().filter(|m| m.message.kind() == twofactor::mail::MessageKind::Throttled).count(),
+        1
+    );
 
     let before = f.events.events().len();
     let out = f.engine.begin_second_factor(id, None).await.unwrap();

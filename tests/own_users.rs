@@ -9,10 +9,14 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use own_users::{AppStore, app_database, sign_up};
+use twofactor::events::{EventKind, MemorySink};
+use twofactor::mail::MemoryMailer;
+use twofactor::store::UserStore;
 use twofactor::testkit::{Conformance, SEEDED_USERS};
+use twofactor::totp::TotpParams;
 use twofactor::{
-    Engine, EventKind, KeyRing, LoginOutcome, ManualClock, MemoryMailer, MemorySink, Policy, Role, SecondFactor,
-    SecondFactorOutcome, Timestamp, TotpParams, TwoFactorState, UserId, UserStore,
+    Engine, KeyRing, LoginOutcome, ManualClock, Policy, Role, SecondFactor, SecondFactorOutcome, Timestamp,
+    TwoFactorState, UserId,
 };
 
 /// The store conformance kit passes on the application's store.

@@ -13,12 +13,12 @@ const DAY: Duration = Duration::from_secs(86_400);
 #[test]
 fn the_default_is_owasp_strength_with_optional_2fa_and_one_non_expiring_backup_code() {
     let p = Policy::default();
-    assert_eq!(p.password().hash, HashParams { m_cost: 19_456, t_cost: 2, p_cost: 1 });
+    assert_eq!(p.password().hash, HashParams::new(19_456, 2, 1));
     assert_eq!(p.password().hash, HashParams::OWASP);
     assert!(!p.requires_two_factor(), "2FA is optional per account");
     assert_eq!(p.backup_codes().count, 1, "one emailed backup code");
     assert_eq!(p.backup_codes().lifetime, None, "that works until used");
-    assert_eq!(*p.totp(), TotpParams { algorithm: Algorithm::Sha1, digits: 6, period: 30 });
+    assert_eq!(*p.totp(), TotpParams::default().algorithm(Algorithm::Sha1).digits(6).period(30));
     assert_eq!((p.window().back, p.window().ahead), (1, 0), "one step of clock drift back");
     assert_eq!(p.max_code_attempts(), 5);
     assert_eq!(*p.throttle(), ThrottlePolicy::default());
@@ -53,13 +53,13 @@ fn rejected(b: PolicyBuilder, field: &str) {
 
 #[test]
 fn weaker_hashing_needs_danger_fast_hashing() {
-    let weak = HashParams { m_cost: 19_455, ..HashParams::OWASP };
+    let weak = HashParams::OWASP.m_cost(19_455);
     rejected(Policy::builder().password_hash(weak), "password_hash");
-    rejected(Policy::builder().password_hash(HashParams { t_cost: 1, ..HashParams::OWASP }), "password_hash");
+    rejected(Policy::builder().password_hash(HashParams::OWASP.t_cost(1)), "password_hash");
     let p = Policy::builder().danger_fast_hashing().build().unwrap();
     assert_eq!(p.password().hash, HashParams::MINIMAL);
     assert_eq!(p.backup_codes().hash, HashParams::MINIMAL);
-    let stronger = HashParams { m_cost: 65_536, t_cost: 3, p_cost: 1 };
+    let stronger = HashParams::new(65_536, 3, 1);
     assert_eq!(Policy::builder().password_hash(stronger).build().unwrap().password().hash, stronger);
 }
 
@@ -89,18 +89,18 @@ fn the_builder_rejects_out_of_bounds_values() {
     rejected(b().max_code_attempts(0), "max_code_attempts");
     rejected(b().max_code_attempts(11), "max_code_attempts");
     let t = ThrottlePolicy::default();
-    rejected(b().throttle(ThrottlePolicy { disable_after: 101, ..t }), "throttle");
-    rejected(b().throttle(ThrottlePolicy { free_failures: 11, ..t }), "throttle");
-    assert!(b().danger_relaxed_throttle(ThrottlePolicy { free_failures: 11, ..t }).build().is_ok());
-    rejected(b().throttle(ThrottlePolicy { free_failures: 0, ..t }), "throttle");
-    rejected(b().throttle(ThrottlePolicy { free_failures: 10, disable_after: 9, ..t }), "throttle");
-    rejected(b().throttle(ThrottlePolicy { base_delay: Duration::ZERO, ..t }), "throttle");
-    rejected(b().throttle(ThrottlePolicy { base_delay: Duration::from_millis(500), ..t }), "throttle");
-    rejected(b().throttle(ThrottlePolicy { max_delay: Duration::from_secs(59), ..t }), "throttle");
+    rejected(b().throttle(t.disable_after(101)), "throttle");
+    rejected(b().throttle(t.free_failures(11)), "throttle");
+    assert!(b().danger_relaxed_throttle(t.free_failures(11)).build().is_ok());
+    rejected(b().throttle(t.free_failures(0)), "throttle");
+    rejected(b().throttle(t.free_failures(10).disable_after(9)), "throttle");
+    rejected(b().throttle(t.base_delay(Duration::ZERO)), "throttle");
+    rejected(b().throttle(t.base_delay(Duration::from_millis(500))), "throttle");
+    rejected(b().throttle(t.max_delay(Duration::from_secs(59))), "throttle");
     let l = LocationPolicy::default();
-    rejected(b().locations(LocationPolicy { max_per_account: 0, ..l }), "locations");
-    rejected(b().locations(LocationPolicy { max_per_account: 101, ..l }), "locations");
-    rejected(b().locations(LocationPolicy { lifetime: Duration::ZERO, ..l }), "locations");
+    rejected(b().locations(l.max_per_account(0)), "locations");
+    rejected(b().locations(l.max_per_account(101)), "locations");
+    rejected(b().locations(l.lifetime(Duration::ZERO)), "locations");
     let d = DeliveryPolicy::default();
     let (second, minute) = (Duration::from_secs(1), Duration::from_secs(60));
     rejected(b().delivery(d.max_attempts(0)), "delivery");
@@ -115,8 +115,8 @@ fn the_builder_rejects_out_of_bounds_values() {
         .backup_code_count(16)
         .pending_lifetime(Duration::from_secs(30))
         .max_code_attempts(10)
-        .throttle(ThrottlePolicy { free_failures: 1, disable_after: 100, ..t })
-        .locations(LocationPolicy { max_per_account: 100, ..l });
+        .throttle(t.free_failures(1).disable_after(100))
+        .locations(l.max_per_account(100));
     assert!(edges.build().is_ok());
     for delivery in [d.max_attempts(1).retry(second, second).lease(second), d.max_attempts(100)] {
         assert_eq!(*b().delivery(delivery).build().unwrap().delivery(), delivery);

@@ -2,9 +2,10 @@
 
 mod common;
 use common::*;
+use twofactor::store::UserStore;
+use twofactor::totp::TotpCode;
 use twofactor::{
-    AppKey, BackupCode, KeyRing, LoginOutcome, SecondFactor, SecondFactorOutcome, SecretBytes, SecretString, TotpCode,
-    UserStore,
+    AppKey, BackupCode, KeyRing, LoginOutcome, SecondFactor, SecondFactorOutcome, SecretBytes, SecretString,
 };
 
 #[test]

@@ -3,9 +3,8 @@
 
 mod common;
 use common::*;
-use twofactor::{
-    Delivery, Error, LoginOutcome, MailStatus, MessageKind, ResetOutcome, Role, SecondFactor, SecondFactorOutcome,
-};
+use twofactor::mail::{Delivery, MessageKind};
+use twofactor::{Error, LoginOutcome, MailStatus, ResetOutcome, Role, SecondFactor, SecondFactorOutcome};
 
 #[tokio::test]
 async fn the_role_rules() {
@@ -127,7 +126,7 @@ async fn reset_mails_the_user_who_did_it() {
     assert!(matches!(f.engine.mail_status(alice, notice).await.unwrap(), MailStatus::Delivered { .. }));
     let mail = f.mailer.outbox().last().unwrap().clone();
     assert_eq!(mail.id, notice);
-    assert_eq!(mail.message.kind(), twofactor::MessageKind::TwoFactorReset);
+    assert_eq!(mail.message.kind(), twofactor::mail::MessageKind::TwoFactorReset);
     assert_eq!(mail.message.recipient().email, email("alice"));
     assert!(mail.rendered.text.contains("bob"), "{}", mail.rendered.text);
     assert!(f.events.names().contains(&"two_factor.reset"));

@@ -158,7 +158,7 @@ fn algorithm_names() {
 
 #[test]
 fn window_bounds() {
-    assert_eq!(Window::default(), Window { back: 1, ahead: 0 });
+    assert_eq!(Window::default(), Window::default().back(1).ahead(0));
     assert!(Window::new(Window::MAX, Window::MAX).is_ok());
     assert!(Window::new(Window::MAX + 1, 0).is_err());
     assert!(Window::new(0, Window::MAX + 1).is_err());
@@ -273,9 +273,9 @@ fn verify_rejects_mismatches() {
     let w = Window::default();
     assert_eq!(verify(&key, &params, w, &eight, NOW, None), TotpVerification::Rejected);
     let code = code_at(&key, &params, now);
-    let sha256 = TotpParams { algorithm: Algorithm::Sha256, ..params };
+    let sha256 = params.algorithm(Algorithm::Sha256);
     assert_eq!(verify(&key, &sha256, w, &code, NOW, None), TotpVerification::Rejected);
-    let bad = TotpParams { period: 0, ..params };
+    let bad = params.period(0);
     assert_eq!(verify(&key, &bad, w, &code, NOW, None), TotpVerification::Rejected);
     let wrong = TotpCode::parse(if code.as_str() == "000000" { "111111" } else { "000000" }, 6);
     let wrong = wrong.unwrap();
@@ -285,7 +285,7 @@ fn verify_rejects_mismatches() {
 #[test]
 fn verify_saturates_at_the_ends_of_time() {
     let (key, params, _) = setup();
-    let wide = Window { back: u8::MAX, ahead: u8::MAX }; // clamped to Window::MAX
+    let wide = Window::default().back(u8::MAX).ahead(u8::MAX); // clamped to Window::MAX
     let zero = code_at(&key, &params, 0);
     let got = verify(&key, &params, wide, &zero, 0, None);
     assert_eq!(got, TotpVerification::Accepted { step: 0 });
@@ -372,7 +372,7 @@ fn otpauth_uri_rejects_bad_names() {
     assert!(otpauth_uri("Acme", &long, b"k", &p).is_err());
     assert!(otpauth_uri(&long[..128], &long[..128], b"k", &p).is_ok());
     assert!(otpauth_uri("Acme", "bob", b"", &p).is_err());
-    assert!(otpauth_uri("Acme", "bob", b"k", &TotpParams { digits: 7, ..p }).is_err());
+    assert!(otpauth_uri("Acme", "bob", b"k", &p.digits(7)).is_err());
 }
 
 #[test]

@@ -7,10 +7,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use twofactor::mail::MemoryMailer;
+use twofactor::store::{Document, MemoryStore, ScanPage, Swap, UserRecord, UserStore};
+use twofactor::totp::TotpParams;
 use twofactor::{
-    Clock, ConfirmOutcome, Document, Engine, KeyRing, LoginOutcome, ManualClock, MemoryMailer, MemoryStore, NewAccount,
-    Policy, Role, ScanPage, SecondFactor, SecondFactorOutcome, StoreError, Swap, Timestamp, TotpParams, UserId,
-    UserRecord, UserStore,
+    Clock, ConfirmOutcome, Engine, KeyRing, LoginOutcome, ManualClock, NewAccount, Policy, Role, SecondFactor,
+    SecondFactorOutcome, StoreError, Timestamp, UserId,
 };
 
 const PASSWORD: &str = "correct horse battery staple";

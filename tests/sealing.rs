@@ -8,7 +8,8 @@ mod common;
 use common::hashwork::{CountingOffload, fixture_on};
 use common::*;
 use data_encoding::BASE64;
-use twofactor::{AppKey, Clock, Error, KeyRing, MemoryStore, SecondFactor, UserId};
+use twofactor::store::MemoryStore;
+use twofactor::{AppKey, Clock, Error, KeyRing, SecondFactor, UserId};
 
 fn key(id: u32, byte: &str) -> AppKey {
     AppKey::from_hex(id, &byte.repeat(32)).unwrap()

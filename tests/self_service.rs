@@ -14,11 +14,14 @@ use std::time::Duration;
 
 use common::delivered;
 use twofactor::events::Factor;
+use twofactor::events::{Event, EventKind, MemorySink};
+use twofactor::mail::{Delivery, MemoryMailer, MessageKind};
+use twofactor::store::UserStore;
+use twofactor::totp::TotpParams;
 use twofactor::{
-    AddAuthenticatorOutcome, AuthMethod, ConfirmOutcome, Delivery, Engine, Error, Event, EventKind, KeyRing,
-    LoginOutcome, ManualClock, MemoryMailer, MemorySink, MessageKind, NewAccount, Policy, PolicyBuilder, Refusal,
-    ResetOutcome, Role, SecondFactor, SecondFactorOutcome, StepUpOutcome, ThrottlePolicy, Timestamp, TotpParams,
-    TwoFactorState, UnlockOutcome, UserId, UserStore,
+    AddAuthenticatorOutcome, AuthMethod, ConfirmOutcome, Engine, Error, KeyRing, LoginOutcome, ManualClock, NewAccount,
+    Policy, PolicyBuilder, Refusal, ResetOutcome, Role, SecondFactor, SecondFactorOutcome, StepUpOutcome,
+    ThrottlePolicy, Timestamp, TwoFactorState, UnlockOutcome, UserId,
 };
 
 const PASSWORD: &str = "correct horse battery staple";
@@ -38,7 +41,7 @@ fn fast() -> PolicyBuilder {
 /// A budget the racing tasks' failures do not exhaust (the races are about single use,
 /// not about throttling).
 fn relaxed() -> PolicyBuilder {
-    fast().danger_relaxed_throttle(ThrottlePolicy { free_failures: 100, disable_after: 100, ..Default::default() })
+    fast().danger_relaxed_throttle(ThrottlePolicy::default().free_failures(100).disable_after(100))
 }
 
 /// One database with the clock, mailer, audit log and keys that every engine over it
@@ -912,7 +915,7 @@ async fn an_administrator_unlocks_a_throttled_user_and_2fa_stays<S: Store>(open:
 /// codes: the lock is lifted, 2FA stays, and the user logs in with a code again.
 async fn an_administrator_unlocks_a_locked_second_factor_and_2fa_stays<S: Store>(open: impl AsyncFn() -> S) {
     let site = Site::new(open().await);
-    let small = ThrottlePolicy { free_failures: 3, disable_after: 3, ..ThrottlePolicy::default() };
+    let small = ThrottlePolicy::default().free_failures(3).disable_after(3);
     let engine = site.engine(fast().throttle(small));
     let alice = site.enrolled(&engine, "alice").await;
     let support = site.user(&engine, "sam", Role::Support).await;
@@ -1285,7 +1288,7 @@ async fn racing_removals_of_two_authenticators_never_remove_both<S: Store>(open:
 #[test]
 fn every_self_service_future_is_send() {
     fn send<F: Future + Send>(_: F) {}
-    let site = Site::new(twofactor::MemoryStore::new());
+    let site = Site::new(twofactor::store::MemoryStore::new());
     let engine = site.engine(fast());
     let id = UserId::from(1_u64);
     send(engine.authenticators(id));

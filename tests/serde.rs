@@ -10,10 +10,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use common::*;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use twofactor::events::Event;
 use twofactor::events::{EventKind, Factor, FailureClass, InputProblem};
+use twofactor::mail::MessageKind;
 use twofactor::{
-    AccountView, Clock, Event, LocationInfo, LoginOutcome, MessageKind, Role, SecondFactor, SecondFactorOutcome,
-    Timestamp, TwoFactorState, UserId,
+    AccountView, Clock, LocationInfo, LoginOutcome, Role, SecondFactor, SecondFactorOutcome, Timestamp, TwoFactorState,
+    UserId,
 };
 
 fn json<T: Serialize>(value: &T) -> String {
@@ -358,15 +360,15 @@ fn secrets_and_tokens_do_not_serialize() {
         twofactor::SecondFactorOutcome,
         twofactor::EnrollmentStarted,
         twofactor::BackupCode,
-        twofactor::TotpCode,
+        twofactor::totp::TotpCode,
         twofactor::KeyRing,
         twofactor::AppKey,
         // The credential document holds the password hash and the sealed TOTP key;
         // it reaches the store as opaque text, never through serde.
-        twofactor::Document,
-        twofactor::StoredDocument,
-        twofactor::UserRecord,
-        twofactor::Message,
+        twofactor::store::Document,
+        twofactor::store::StoredDocument,
+        twofactor::store::UserRecord,
+        twofactor::mail::Message,
     ) {
         assert!(!ser && !de, "{name} must not be Serialize or Deserialize");
     }

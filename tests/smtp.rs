@@ -24,13 +24,17 @@ use std::time::{Duration, Instant};
 
 use common::{PASSWORD, T0, fast_policy};
 use maildir::{Mail, is_code, mails_to, sink};
+use twofactor::events::MemorySink;
 use twofactor::mail::{
     CodeReason, DefaultRenderer, Recipient, Rendered, Renderer, RetryPolicy, SmtpConfig, SmtpMailer,
 };
+use twofactor::mail::{Delivery, Mailer, Message, MessageKind};
+use twofactor::store::MemoryStore;
+use twofactor::totp::TotpParams;
 use twofactor::{
-    Clock, ConfirmOutcome, Delivery, DeliveryPolicy, DeliveryReport, Engine, KeyRing, LoginOutcome, MailError, MailId,
-    MailStatus, Mailer, ManualClock, MemorySink, MemoryStore, Message, MessageKind, NewAccount, Policy, ResetOutcome,
-    Role, SecondFactor, SecondFactorOutcome, SecretString, Timestamp, TotpParams, UserId,
+    Clock, ConfirmOutcome, DeliveryPolicy, DeliveryReport, Engine, KeyRing, LoginOutcome, MailError, MailId,
+    MailStatus, ManualClock, NewAccount, Policy, ResetOutcome, Role, SecondFactor, SecondFactorOutcome, SecretString,
+    Timestamp, UserId,
 };
 
 const FROM: &str = "Acme Security <no-reply@acme.test>";
@@ -58,12 +62,11 @@ fn message_id(id: MailId) -> String {
 
 /// Fast retries so the tests stay quick; generous per-attempt time for a loaded machine.
 fn fast_retry() -> RetryPolicy {
-    RetryPolicy {
-        max_attempts: 4,
-        initial_backoff: Duration::from_millis(50),
-        max_backoff: Duration::from_millis(200),
-        deadline: Duration::from_secs(20),
-    }
+    RetryPolicy::default()
+        .max_attempts(4)
+        .initial_backoff(Duration::from_millis(50))
+        .max_backoff(Duration::from_millis(200))
+        .deadline(Duration::from_secs(20))
 }
 
 fn mailer_for(url: &str) -> SmtpMailer {

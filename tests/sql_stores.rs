@@ -17,11 +17,10 @@ use std::sync::Arc;
 use serde_json::Value;
 use sql_support::{LegacyAccount, enrolling_document, full_document, plain_document};
 use store_support::temp_db;
+use twofactor::mail::MemoryMailer;
+use twofactor::store::{Document, SqliteStore, Swap, UserRecord, UserStore};
 use twofactor::testkit::sample_document;
-use twofactor::{
-    Document, Engine, Error, KeyRing, ManualClock, MemoryMailer, NewAccount, Policy, Role, SqliteStore, StoreError,
-    Swap, Timestamp, UserId, UserRecord, UserStore,
-};
+use twofactor::{Engine, Error, KeyRing, ManualClock, NewAccount, Policy, Role, StoreError, Timestamp, UserId};
 
 /// The table's columns, in order.
 const COLUMNS: [&str; 7] = ["id", "login", "email", "role", "version", "document", "mail_due"];
@@ -288,7 +287,7 @@ async fn race_rounds<S: UserStore + 'static>(stores: Vec<Arc<S>>, id: UserId, ro
                     let mine = counter(round * 1000 + r as u64);
                     match store.compare_and_swap(id, round, &mine).await.expect("swap") {
                         Swap::Swapped { version } => Some((version, mine)),
-                        Swap::Conflict => None,
+                        _ => None,
                     }
                 })
             })
@@ -1027,7 +1026,7 @@ async fn sqlite_a_schema_3_database_migrates_to_4() {
 #[cfg(feature = "postgres")]
 mod postgres {
     use super::*;
-    use twofactor::PostgresStore;
+    use twofactor::store::PostgresStore;
 
     async fn store() -> PostgresStore {
         PostgresStore::connect(&store_support::pg_schema_url().await).await.expect("connect")

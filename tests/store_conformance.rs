@@ -11,10 +11,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use store_support::temp_db;
+use twofactor::store::{Document, MemoryStore, ScanPage, SqliteStore, Swap, UserRecord, UserStore};
 use twofactor::testkit::{Conformance, DEFAULT_TASKS, Failure, Report, SEEDED_USERS, run_conformance};
-use twofactor::{
-    Document, MemoryStore, Role, ScanPage, SqliteStore, StoreError, Swap, Timestamp, UserId, UserRecord, UserStore,
-};
+use twofactor::{Role, StoreError, Timestamp, UserId};
 use wrapper_stores::{AppUsers, NoScan};
 
 /// The document checks (`run_seeded`).
@@ -96,7 +95,7 @@ async fn postgres_store_conforms() {
     passed(
         run_conformance(|| async {
             let url = store_support::pg_schema_url().await;
-            twofactor::PostgresStore::connect(&url).await
+            twofactor::store::PostgresStore::connect(&url).await
         })
         .await,
     );
@@ -114,7 +113,7 @@ async fn postgres_store_conforms_seeded() {
             .run_seeded(|| {
                 let (url, base) = (url.clone(), n.fetch_add(SEEDED_USERS, Ordering::Relaxed));
                 async move {
-                    let store = twofactor::PostgresStore::connect(&url).await?;
+                    let store = twofactor::store::PostgresStore::connect(&url).await?;
                     let mut ids = Vec::new();
                     for k in base..base + SEEDED_USERS {
                         let id = format!("app-user-{k}");
@@ -335,7 +334,7 @@ impl UserStore for Broken {
         {
             return self.inner.compare_and_swap(id, current.version, &document).await.map(|swap| match swap {
                 Swap::Swapped { .. } => Swap::Swapped { version: 1 },
-                Swap::Conflict => Swap::Conflict,
+                other => other,
             });
         }
         let swap = self.inner.insert_document(id, &document).await?;

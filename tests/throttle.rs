@@ -47,7 +47,7 @@ async fn failures(f: &Fixture, id: UserId) -> u32 {
 /// The throttle notices mailed, once a delivery round has sent what was queued.
 async fn throttled_mails(f: &Fixture) -> usize {
     f.deliver().await;
-    f.mailer.outbox().iter().filter(|m| m.message.kind() == twofactor::MessageKind::Throttled).count()
+    f.mailer.outbox().iter().filter(|m| m.message.kind() == twofactor::mail::MessageKind::Throttled).count()
 }
 
 #[tokio::test]
@@ -156,7 +156,7 @@ async fn the_second_factor_locks_at_100_consecutive_failures_until_an_admin_rese
     assert!(f.engine.account(id).await.unwrap().unwrap().locked);
     assert!(f.events.names().contains(&"second_factor.locked"));
     f.deliver().await;
-    assert!(f.mailer.outbox().iter().any(|m| m.message.kind() == twofactor::MessageKind::SecondFactorLocked));
+    assert!(f.mailer.outbox().iter().any(|m| m.message.kind() == twofactor::mail::MessageKind::SecondFactorLocked));
 
     f.clock.advance(Duration::from_secs(30));
     let right = f.code(&secret);
@@ -235,7 +235,7 @@ async fn a_right_password_alone_does_not_reset_the_count_when_a_code_is_due() {
 
 #[tokio::test]
 async fn a_pending_login_allows_at_most_n_code_attempts() {
-    let throttle = ThrottlePolicy { free_failures: 20, ..ThrottlePolicy::default() };
+    let throttle = ThrottlePolicy::default().free_failures(20);
     let f = fixture_with(fast_policy().max_code_attempts(3).danger_relaxed_throttle(throttle).build().unwrap());
     let (id, secret) = f.enrolled("attempts").await;
     let pending = f.pending("attempts").await;
@@ -279,7 +279,7 @@ async fn the_count_lives_in_the_store_shared_by_every_app_server() {
 
 /// Evaluated guesses (the engine checked them and counted a failure) and refused ones
 /// (not evaluated), from the audit events.
-fn classify(events: &[twofactor::Event]) -> (usize, usize, usize) {
+fn classify(events: &[twofactor::events::Event]) -> (usize, usize, usize) {
     let (mut password, mut code, mut refused) = (0, 0, 0);
     for e in events {
         match &e.kind {
@@ -380,7 +380,7 @@ async fn brute_force_10000_guesses_over_simulated_days_stay_within_the_bound() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn throttle_counting_stays_exact_when_32_tasks_fail_at_once() {
     // A budget large enough that throttling never pre-empts an evaluation here.
-    let throttle = ThrottlePolicy { free_failures: 40, ..ThrottlePolicy::default() };
+    let throttle = ThrottlePolicy::default().free_failures(40);
     let f = Arc::new(fixture_with(fast_policy().danger_relaxed_throttle(throttle).build().unwrap()));
     let (id, secret) = f.enrolled("racer").await;
     let mut pendings = vec![];
@@ -470,7 +470,7 @@ async fn concurrent_guesses_from_many_servers_cannot_outrun_the_throttle() {
     let offload = CountingOffload::new();
     let keys = KeyRing::ephemeral().unwrap();
     let first =
-        fixture_on(twofactor::MemoryStore::new(), keys.clone(), fast_policy().build().unwrap(), offload.clone());
+        fixture_on(twofactor::store::MemoryStore::new(), keys.clone(), fast_policy().build().unwrap(), offload.clone());
     let id = first.user("burst", Role::User).await;
     for _ in 0..4 {
         wrong_password(&first, "burst").await;
@@ -510,7 +510,7 @@ async fn a_right_password_checked_before_a_concurrent_throttle_is_refused_after_
     let offload = CountingOffload::new();
     let keys = KeyRing::ephemeral().unwrap();
     let a = Arc::new(fixture_on(
-        twofactor::MemoryStore::new(),
+        twofactor::store::MemoryStore::new(),
         keys.clone(),
         fast_policy().build().unwrap(),
         offload.clone(),
@@ -541,14 +541,14 @@ async fn a_right_password_checked_before_a_concurrent_throttle_is_refused_after_
 struct HeldMailer {
     open: Arc<tokio::sync::Semaphore>,
     begun: Arc<std::sync::atomic::AtomicUsize>,
-    sent: Arc<std::sync::Mutex<Vec<twofactor::MessageKind>>>,
+    sent: Arc<std::sync::Mutex<Vec<twofactor::mail::MessageKind>>>,
 }
 
-impl twofactor::Mailer for HeldMailer {
+impl twofactor::mail::Mailer for HeldMailer {
     fn send(
         &self,
         _id: twofactor::MailId,
-        message: &twofactor::Message,
+        message: &twofactor::mail::Message,
     ) -> impl std::future::Future<Output = Result<(), twofactor::MailError>> + Send {
         self.begun.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let (open, sent, kind) = (Arc::clone(&self.open), Arc::clone(&self.sent), message.kind());
@@ -573,7 +573,7 @@ async fn a_failed_attempt_never_sends_mail_and_its_notice_goes_out_in_the_delive
         sent: Default::default(),
     };
     let clock = twofactor::ManualClock::new(Timestamp(T0));
-    let store = twofactor::MemoryStore::new();
+    let store = twofactor::store::MemoryStore::new();
     let engine = twofactor::Engine::builder(store.clone(), mailer.clone(), KeyRing::ephemeral().unwrap())
         .clock(clock)
         .policy(fast_policy().build().unwrap())
@@ -604,7 +604,7 @@ async fn a_failed_attempt_never_sends_mail_and_its_notice_goes_out_in_the_delive
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     assert_eq!(begun(), 0, "no mail went out without a delivery round");
-    let record = twofactor::UserStore::find_by_id(&store, id).await.unwrap().unwrap();
+    let record = twofactor::store::UserStore::find_by_id(&store, id).await.unwrap().unwrap();
     let queued = document_of(&record)["outbox"].as_array().cloned().unwrap_or_default();
     let kinds: Vec<_> = queued.iter().map(|m| m["kind"].as_str().unwrap_or_default().to_owned()).collect();
     assert_eq!(kinds, ["throttled"], "the notice waits in the document");
@@ -613,8 +613,12 @@ async fn a_failed_attempt_never_sends_mail_and_its_notice_goes_out_in_the_delive
     let report = tokio::time::timeout(Duration::from_secs(20), engine.deliver_due(10)).await.expect("delivered");
     let report = report.unwrap();
     assert_eq!((report.sent, report.messages.len()), (1, 1), "{report:?}");
-    assert_eq!(report.messages[0].1, twofactor::MessageKind::Throttled);
-    assert_eq!(*mailer.sent.lock().unwrap(), [twofactor::MessageKind::Throttled], "the notice went out in the round");
+    assert_eq!(report.messages[0].1, twofactor::mail::MessageKind::Throttled);
+    assert_eq!(
+        *mailer.sent.lock().unwrap(),
+        [twofactor::mail::MessageKind::Throttled],
+        "the notice went out in the round"
+    );
     assert_eq!(begun(), 1);
 }
 
@@ -671,7 +675,7 @@ async fn concurrent_application_reported_failures_stop_exactly_at_the_threshold(
 /// The same race below the threshold: every one of the 32 failures is counted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_application_reported_failures_below_the_threshold_all_count() {
-    let throttle = ThrottlePolicy { free_failures: 40, ..ThrottlePolicy::default() };
+    let throttle = ThrottlePolicy::default().free_failures(40);
     let f = Arc::new(fixture_with(fast_policy().danger_relaxed_throttle(throttle).build().unwrap()));
     let id = UserId::new("racer-below-threshold").unwrap();
     f.store.add_user(id, "racer-below", &email("racer-below"), Role::User).unwrap();

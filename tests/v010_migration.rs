@@ -22,7 +22,9 @@ mod v010_support;
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use twofactor::{Engine, LoginOutcome, ManualClock, MemoryMailer, SqliteStore, Timestamp, UserId, UserStore};
+use twofactor::mail::MemoryMailer;
+use twofactor::store::{SqliteStore, UserStore};
+use twofactor::{Engine, LoginOutcome, ManualClock, Timestamp, UserId};
 use v010_support::library::{Library, check_logins, code_at, key_ring_from_file, policy, totp_of};
 use v010_support::manifest::{Account, SchemaRow, fixture, manifest};
 use v010_support::records::check_account;
@@ -333,7 +335,7 @@ async fn sqlite_migration_pages_through_many_accounts_and_edge_ids() {
 #[cfg(feature = "postgres")]
 mod postgres {
     use sqlx::Connection as _;
-    use twofactor::PostgresStore;
+    use twofactor::store::PostgresStore;
 
     use super::*;
 

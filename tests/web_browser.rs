@@ -40,7 +40,7 @@ mod web_support;
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use twofactor::TotpParams;
+use twofactor::totp::TotpParams;
 use web_support::{Browser, Server, cookie_pair, header, set_cookie};
 
 const ALICE_EMAIL: &str = "alice@example.test";

@@ -7,11 +7,13 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use argon2::{Algorithm, Argon2, Params, PasswordHash, PasswordHasher, PasswordVerifier, Version};
+use twofactor::mail::MemoryMailer;
 use twofactor::offload::Offload;
+use twofactor::store::UserStore;
 use twofactor::totp::{TotpParams, generate};
 use twofactor::{
-    Clock, ConfirmOutcome, Engine, HashParams, KeyRing, LoginOutcome, ManualClock, MemoryMailer, NewAccount, Policy,
-    Role, SecondFactor, SecondFactorOutcome, Timestamp, UserStore,
+    Clock, ConfirmOutcome, Engine, HashParams, KeyRing, LoginOutcome, ManualClock, NewAccount, Policy, Role,
+    SecondFactor, SecondFactorOutcome, Timestamp,
 };
 
 pub const PASSWORD: &str = "correct horse battery staple";
@@ -26,7 +28,7 @@ pub type BenchEngine<S> = Engine<S, MemoryMailer, ManualClock>;
 /// the clock two or more steps between a client's code and its check. Neither changes
 /// the cost of a login (a wider window only tries a few more HMACs on a wrong code).
 pub fn engine<S: UserStore>(store: S, offload: impl Offload, clock: &ManualClock) -> BenchEngine<S> {
-    let window = twofactor::Window::new(twofactor::Window::MAX, 1).expect("window");
+    let window = twofactor::totp::Window::new(twofactor::totp::Window::MAX, 1).expect("window");
     let policy = Policy::builder()
         .pending_lifetime(Duration::from_secs(30 * 60))
         .danger_wide_window(window)

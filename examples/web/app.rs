@@ -10,7 +10,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tower_sessions::SessionManagerLayer;
 use tower_sessions::cookie::SameSite;
-use twofactor::{Delivery, MailStatus, UserId};
+use twofactor::mail::Delivery;
+use twofactor::{MailStatus, UserId};
 
 use crate::html::{Nav, page};
 use crate::parts::{DemoEngine, Mailbox};
@@ -247,10 +248,10 @@ pub fn router(app: Shared, max_sessions: usize) -> Router {
 
 #[cfg(test)]
 mod tests {
-    use twofactor::{
-        BoxMailer, ConfirmOutcome, Engine, KeyRing, MailError, MailId, Mailer, MemoryMailer, Message, NewAccount,
-        Policy, Role, SqliteStore, TotpParams,
-    };
+    use twofactor::mail::{BoxMailer, Mailer, MemoryMailer, Message};
+    use twofactor::store::SqliteStore;
+    use twofactor::totp::TotpParams;
+    use twofactor::{ConfirmOutcome, Engine, KeyRing, MailError, MailId, NewAccount, Policy, Role};
 
     use super::*;
 

@@ -15,8 +15,10 @@
 use std::error::Error;
 use std::path::{Path, PathBuf};
 
+use twofactor::mail::BoxMailer;
 use twofactor::mail::{DefaultRenderer, FileOutbox};
-use twofactor::{AppKey, BoxMailer, Engine, KeyRing, Policy, SqliteStore, StoreError};
+use twofactor::store::SqliteStore;
+use twofactor::{AppKey, Engine, KeyRing, Policy, StoreError};
 
 /// The store the demo runs on.
 pub type DemoStore = SqliteStore;
@@ -236,7 +238,7 @@ mod tests {
     async fn a_changed_email_is_what_the_engine_reads_next() {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("twofactor.db")).await.unwrap();
-        let engine = Engine::builder(store, twofactor::MemoryMailer::new(), KeyRing::ephemeral().unwrap())
+        let engine = Engine::builder(store, twofactor::mail::MemoryMailer::new(), KeyRing::ephemeral().unwrap())
             .policy(Policy::builder().danger_fast_hashing().build().unwrap())
             .build()
             .unwrap();

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use twofactor::TotpCode;
+use twofactor::totp::TotpCode;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&digits, rest)) = data.split_first() else { return };

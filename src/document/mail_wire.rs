@@ -16,10 +16,10 @@ use serde::{Deserialize, Serialize};
 
 use super::wire::{corrupt, is_zero};
 use crate::account::{Role, SealedSecret};
-use crate::clock::Timestamp;
 use crate::error::StoreError;
 use crate::mail::{CodeReason, MessageKind};
 use crate::outbox::{MailId, Payload, QueuedMail, SettledMail};
+use crate::plumbing::clock::Timestamp;
 
 #[derive(Serialize, Deserialize)]
 pub(super) struct WireMail {

@@ -1,5 +1,5 @@
 //! The credential document: everything the crate keeps for one user, as one opaque,
-//! versioned JSON text that a [`UserStore`](crate::UserStore) persists without reading.
+//! versioned JSON text that a [`UserStore`](crate::store::UserStore) persists without reading.
 //!
 //! The format is private to the crate and versioned by its `"format"` field (see
 //! [`wire`]). Fields added later are optional with a default, so a document written
@@ -16,8 +16,8 @@ use std::fmt;
 use zeroize::Zeroize;
 
 use crate::account::{Account, Versioned};
-use crate::clock::Timestamp;
 use crate::error::StoreError;
+use crate::plumbing::clock::Timestamp;
 use crate::store::UserRecord;
 
 /// What a store keeps for a user on the crate's behalf: one JSON text, written and
@@ -31,7 +31,7 @@ use crate::store::UserRecord;
 /// its length, and its text is wiped when it is dropped.
 ///
 /// ```
-/// use twofactor::Document;
+/// use twofactor::store::Document;
 /// let doc = Document::from_json(r#"{"format":1}"#);
 /// assert_eq!(doc.as_json(), r#"{"format":1}"#);
 /// assert_eq!(format!("{doc:?}"), "Document(12 bytes)");
@@ -63,11 +63,12 @@ impl Document {
     /// When the earliest mail waiting in this document's outbox is due (`None`: no
     /// mail waits). A store keeps it next to the document, in a column it can index,
     /// each time it writes the document, and answers
-    /// [`UserStore::mail_due`](crate::UserStore::mail_due) from it. A text that is not
+    /// [`UserStore::mail_due`](crate::store::UserStore::mail_due) from it. A text that is not
     /// a document has no mail due.
     ///
     /// ```
-    /// use twofactor::{Document, Timestamp};
+    /// use twofactor::Timestamp;
+    /// use twofactor::store::Document;
     /// assert_eq!(Document::from_json(r#"{"format":1}"#).mail_due_at(), None);
     /// let waiting = Document::from_json(r#"{"format":1,"outbox":[{"due":1800000060},{"due":1800000000}]}"#);
     /// assert_eq!(waiting.mail_due_at(), Some(Timestamp(1_800_000_000)));

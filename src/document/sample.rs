@@ -2,13 +2,13 @@
 
 use crate::UserId;
 use crate::account::{
-    Account, Authenticator, BackupCodeHash, Enabled, Enrolling, PendingMark, RememberedLocation, ResetRecord, Role,
+    Account, Authenticator, BackupCodeHash, Enabled, Enrolling, LoginMark, RememberedLocation, ResetRecord, Role,
     SealedSecret, Throttle, TwoFactor,
 };
-use crate::clock::Timestamp;
+use crate::factors::totp::{Algorithm, TotpParams};
 use crate::mail::{CodeReason, MessageKind};
 use crate::outbox::{MailId, Payload, QueuedMail, SettledMail};
-use crate::totp::{Algorithm, TotpParams};
+use crate::plumbing::clock::Timestamp;
 
 /// A fully populated record: enabled 2FA with two authenticators and one being added,
 /// three backup codes (one expiring), two
@@ -93,9 +93,9 @@ pub(crate) fn sample_account(id: UserId, username: &str) -> Account {
             },
         ],
         pending: vec![
-            PendingMark { id: [3; 16], expires_at: Timestamp(big - 3), failures: 2, consumed: false },
-            PendingMark { id: [4; 16], expires_at: Timestamp(5), failures: 0, consumed: true },
-            PendingMark { id: [2; 16], expires_at: Timestamp(6), failures: u32::MAX, consumed: false },
+            LoginMark { id: [3; 16], expires_at: Timestamp(big - 3), failures: 2, consumed: false },
+            LoginMark { id: [4; 16], expires_at: Timestamp(5), failures: 0, consumed: true },
+            LoginMark { id: [2; 16], expires_at: Timestamp(6), failures: u32::MAX, consumed: false },
         ],
         last_reset: Some(ResetRecord {
             by: UserId::from(i64::MAX as u64),

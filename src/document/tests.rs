@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::UserId;
-use crate::account::{PendingMark, RememberedLocation, Role, TwoFactor};
+use crate::account::{LoginMark, RememberedLocation, Role, TwoFactor};
 use crate::store::UserRecord;
 
 use super::sample::sample_account;
@@ -152,7 +152,7 @@ fn document_size_with_2fa_10_locations_and_64_pending_marks() -> crate::Result<(
     };
     a.locations = (0..10).map(location).collect();
     a.pending = (0..64)
-        .map(|i| PendingMark {
+        .map(|i| LoginMark {
             id: [i; 16],
             expires_at: Timestamp(1_764_500_300),
             failures: u32::from(i % 2),

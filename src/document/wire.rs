@@ -34,12 +34,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::UserId;
 use crate::account::{
-    self, Account, BackupCodeHash, DEFAULT_AUTHENTICATOR_NAME, Enabled, Enrolling, PendingMark, RememberedLocation,
+    self, Account, BackupCodeHash, DEFAULT_AUTHENTICATOR_NAME, Enabled, Enrolling, LoginMark, RememberedLocation,
     ResetRecord, Role, SealedSecret, Throttle, TwoFactor,
 };
-use crate::clock::Timestamp;
 use crate::error::StoreError;
-use crate::totp::{Algorithm, TotpParams};
+use crate::factors::totp::{Algorithm, TotpParams};
+use crate::plumbing::clock::Timestamp;
 
 use super::mail_wire::{self, WireMail, WireSettled};
 pub(super) use mail_wire::mail_due_at;
@@ -391,7 +391,7 @@ pub(super) fn decode(json: &str, mut a: Account) -> Result<Account, StoreError> 
         .pending
         .into_iter()
         .map(|p| {
-            Ok(PendingMark {
+            Ok(LoginMark {
                 id: hex(&p.id, "pending login id")?,
                 expires_at: Timestamp(p.expires_at),
                 failures: p.failures,

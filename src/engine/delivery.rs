@@ -3,15 +3,15 @@
 
 use crate::UserId;
 use crate::account::Account;
-use crate::clock::Clock;
+use crate::crypto::secret::SecretString;
 use crate::engine::Engine;
 use crate::error::{Error, InternalError, Result};
 use crate::events::EventKind;
 use crate::mail::{CodeReason, Delivery, Mailer, Message, MessageKind};
 use crate::outbox::rules::{self, Claimed, Settlement, Tried};
 use crate::outbox::{DeliveryReport, MailId, MailStatus, Payload, QueuedMail};
+use crate::plumbing::clock::Clock;
 use crate::rules::{Effects, Outgoing, recipient};
-use crate::secret::SecretString;
 use crate::store::UserStore;
 
 /// The most unreadable documents one delivery round steps over.
@@ -120,7 +120,7 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
     /// a time), sends them through the [`Mailer`], and records each as delivered (its
     /// backup code erased) or failed (retried with backoff, given up after
     /// [`DeliveryPolicy::max_attempts`](crate::DeliveryPolicy::max_attempts) with a
-    /// [`MailGaveUp`](crate::EventKind::MailGaveUp) event).
+    /// [`MailGaveUp`](crate::events::EventKind::MailGaveUp) event).
     ///
     /// A user whose document cannot be read is skipped (counted in
     /// [`DeliveryReport::skipped`]) and the round looks further, so bad documents do
@@ -128,7 +128,9 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
     ///
     /// ```
     /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
-    /// use twofactor::{Engine, KeyRing, MemoryMailer, MemoryStore, NewAccount, Policy, Role};
+    /// use twofactor::{Engine, KeyRing, NewAccount, Policy, Role};
+    /// use twofactor::mail::MemoryMailer;
+    /// use twofactor::store::MemoryStore;
     /// let mailer = MemoryMailer::new();
     /// let engine = Engine::builder(MemoryStore::new(), mailer.clone(), KeyRing::ephemeral()? /* tests only */)
     ///     .policy(Policy::builder().danger_fast_hashing().build()?)
@@ -190,7 +192,7 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
         let policy = self.policy.delivery;
         let snapshot = self.load(id).await?;
         let now = self.clock.now();
-        let claim = self.update(snapshot, |fresh| Ok(rules::claim(fresh, &policy, now))).await?;
+        let claim = self.transact(snapshot, |fresh| Ok(rules::claim(fresh, &policy, now))).await?;
         // Messages whose every try crashed its worker are given up by the claim.
         self.dispatch(&claim.effects);
         let mut report = DeliveryReport { users: 1, ..DeliveryReport::default() };
@@ -211,7 +213,8 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
             reasons.push(sent.err());
         }
         let now = self.clock.now();
-        let settle = self.update(self.load(id).await?, |fresh| Ok(rules::settle(fresh, &tried, &policy, now))).await?;
+        let settle =
+            self.transact(self.load(id).await?, |fresh| Ok(rules::settle(fresh, &tried, &policy, now))).await?;
         self.dispatch(&settle.effects);
         for ((t, why), settlement) in tried.iter().zip(reasons).zip(settle.outcome) {
             let delivery = match (settlement, why) {

@@ -4,16 +4,16 @@
 //! re-check on the freshest record is [`accept_factor`](crate::rules::login::accept_factor).
 
 use crate::account::{Account, AuthenticatorId, TwoFactor};
-use crate::backup_code::BackupCode;
-use crate::clock::{Clock, Timestamp};
 use crate::engine::{Engine, SecondFactor};
 use crate::error::{InputError, Result};
 use crate::events::Factor;
+use crate::factors::backup_code::BackupCode;
+use crate::factors::password;
+use crate::factors::totp::{TotpCode, TotpKey, TotpVerification, verify};
 use crate::mail::Mailer;
-use crate::password;
-use crate::rules::login::{CodeVerdict, SecondStepMaterial};
+use crate::plumbing::clock::{Clock, Timestamp};
+use crate::rules::login::{CodeVerdict, Prepared};
 use crate::store::UserStore;
-use crate::totp::{TotpCode, TotpKey, TotpVerification, verify};
 
 /// A second factor as typed, parsed.
 pub(super) enum ParsedFactor {
@@ -107,7 +107,7 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
                     enabled.backup_codes.iter().filter(|c| c.is_live(now)).map(|c| c.phc.clone()).collect();
                 let code = code.clone();
                 let verdict = self
-                    .blocking(move || -> Result<CodeVerdict> {
+                    .run_hashing(move || -> Result<CodeVerdict> {
                         for phc in candidates {
                             if password::verify(code.canonical(), &phc)? {
                                 return Ok(CodeVerdict::BackupMatched(phc));
@@ -121,13 +121,13 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
         }
     }
 
-    /// The material a successful check needs before the swap: a replacement backup
+    /// What a successful check needs before the swap: a replacement backup
     /// code (hashed here, off the swap loop) after a backup code.
-    pub(super) async fn material(&self, checked: Checked, now: Timestamp) -> Result<SecondStepMaterial> {
+    pub(super) async fn prepare(&self, checked: Checked, now: Timestamp) -> Result<Prepared> {
         let replacement = match (&checked.verdict, checked.succeeded()) {
             (CodeVerdict::BackupMatched(_), true) => Some(self.new_backup_codes(1, now).await?),
             _ => None,
         };
-        Ok(SecondStepMaterial { replacement, remember: None, resealed: checked.resealed })
+        Ok(Prepared { replacement, remember: None, resealed: checked.resealed })
     }
 }

@@ -4,12 +4,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::account::{Account, SealedSecret, TwoFactor};
-use crate::clock::Clock;
+use crate::crypto::keys::{KeyRing, sealed_key_id};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::keys::{KeyRing, sealed_key_id};
 use crate::mail::Mailer;
 use crate::outbox::Payload;
+use crate::plumbing::clock::Clock;
 use crate::rules::Transition;
 use crate::store::UserStore;
 
@@ -119,7 +119,9 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
     ///
     /// ```
     /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
-    /// use twofactor::{Engine, KeyRing, MemoryMailer, MemoryStore, Policy};
+    /// use twofactor::{Engine, KeyRing, Policy};
+    /// use twofactor::mail::MemoryMailer;
+    /// use twofactor::store::MemoryStore;
     /// let engine = Engine::builder(MemoryStore::new(), MemoryMailer::new(), KeyRing::ephemeral()? /* tests only */)
     ///     .policy(Policy::builder().danger_fast_hashing().build()?)
     ///     .build()?;
@@ -174,7 +176,7 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
             let page = self.store.scan(after.as_deref(), PAGE).await?;
             for user in page.users {
                 let snapshot = self.account_of(user)?;
-                let t = self.update(snapshot, |fresh| reseal_one(fresh, &self.keys)).await?;
+                let t = self.transact(snapshot, |fresh| reseal_one(fresh, &self.keys)).await?;
                 report.scanned += 1;
                 match t.outcome {
                     Resealed::Done => report.resealed += 1,

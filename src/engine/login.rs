@@ -1,31 +1,29 @@
 //! The login ceremony: [`Engine::begin_login`] and [`Engine::finish_login`].
 
 use crate::UserId;
-use crate::account::{Account, BackupCodeHash, TwoFactor, Versioned};
-use crate::backup_code::BackupCode;
-use crate::clock::Clock;
-use crate::clock::Timestamp;
+use crate::account::username::MAX_USERNAME;
+use crate::account::{Account, BackupCodeHash, Versioned};
+use crate::crypto::random;
+use crate::crypto::secret::SecretString;
+use crate::crypto::token::{LocationToken, LoginClaims};
 use crate::engine::Engine;
 use crate::error::{Error, Result, check_len};
 use crate::events::{EventKind, FailureClass};
+use crate::factors::backup_code::BackupCode;
+use crate::factors::password;
 use crate::mail::Mailer;
 use crate::outbox::MailId;
 use crate::outcome::{LoginOutcome, PendingLogin, SecondFactorOutcome};
-use crate::password;
-use crate::random;
+use crate::plumbing::clock::Clock;
+use crate::plumbing::clock::Timestamp;
+use crate::plumbing::semaphore::Lane;
 use crate::rules::FreshCodes;
 use crate::rules::locations::valid_location;
-use crate::rules::login::{SecondStepMaterial, apply_second_step};
+use crate::rules::login::{Prepared, admit_second_step, apply_second_step};
 use crate::rules::password::{
-    FirstFactor, PasswordChanged, RightPassword, apply_password_failure, apply_right_password,
+    FirstFactor, PasswordChanged, RightPassword, apply_password_failure, apply_right_password, refused_while_throttled,
 };
-use crate::rules::pending::{attempts_left, check_pending};
-use crate::rules::throttle;
-use crate::secret::SecretString;
-use crate::semaphore::Lane;
 use crate::store::UserStore;
-use crate::token::{LocationToken, PendingClaims};
-use crate::username::MAX_USERNAME;
 
 /// What [`LoginOutcome::Busy`] suggests: a second, long enough for the line of
 /// waiting hashes to move on.
@@ -61,7 +59,7 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
     /// The password step.
     ///
     /// `remembered` is the token from an earlier
-    /// [`Authenticated::remembered`], if the client sent one; a token that does not
+    /// [`Authenticated::remembered`](crate::Authenticated::remembered), if the client sent one; a token that does not
     /// parse or does not belong to this account is ignored.
     ///
     /// Unknown user, wrong password and throttled account all answer
@@ -105,7 +103,7 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
         // One password step per name at a time (see `name_gate`), held from before the
         // read until the verdict is written, so each step reads what the previous one
         // wrote and a burst of guesses is evaluated one by one against the budget.
-        let gate_key = crate::username::for_login(username).unwrap_or(std::borrow::Cow::Borrowed(username));
+        let gate_key = crate::account::username::for_login(username).unwrap_or(std::borrow::Cow::Borrowed(username));
         let _turn = self.name_gate.turn(&gate_key).await;
         let mut snapshot = self.find_by_login_name(username).await?;
         // The store may find the user under another spelling than the one typed (an
@@ -147,15 +145,15 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
             return Ok(LoginOutcome::Denied);
         };
         let account = &snapshot.record;
-        if throttle::blocked(account, now).is_some() {
+        if let Some(refused) = refused_while_throttled(account, now) {
             self.dummy_verify(secret, lane).await?;
-            self.record(Some(account.id), EventKind::LoginFailed { reason: throttle::refusal(account) });
+            self.dispatch(&refused);
             return Ok(LoginOutcome::Denied);
         }
         let phc = account.password_hash.clone().unwrap_or_default();
         let policy_hash = self.policy.password.hash;
         let (matched, rehash) = self
-            .blocking_in(lane, move || -> Result<(bool, Option<String>)> {
+            .run_hashing_in(lane, move || -> Result<(bool, Option<String>)> {
                 let matched = password::verify(secret.expose().as_bytes(), &phc)?;
                 let rehash = if matched && password::needs_rehash(&phc, &policy_hash) {
                     Some(password::hash(secret.expose().as_bytes(), &policy_hash)?)
@@ -166,7 +164,7 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
             })
             .await??;
         if !matched {
-            let t = self.update(snapshot, |fresh| Ok(apply_password_failure(fresh, &self.policy, now))).await?;
+            let t = self.transact(snapshot, |fresh| Ok(apply_password_failure(fresh, &self.policy, now))).await?;
             self.dispatch(&t.effects);
             return Ok(LoginOutcome::Denied);
         }
@@ -193,7 +191,9 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
     ///
     /// ```
     /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
-    /// use twofactor::{Engine, KeyRing, LoginOutcome, MemoryMailer, MemoryStore, Policy, Role, UserId};
+    /// use twofactor::{Engine, KeyRing, LoginOutcome, Policy, Role, UserId};
+    /// use twofactor::mail::MemoryMailer;
+    /// use twofactor::store::MemoryStore;
     /// let store = MemoryStore::new();
     /// store.add_user(UserId::from(42_u64), "alice", "alice@example.test", Role::User)?; // the app's user
     /// let engine = Engine::builder(store, MemoryMailer::new(), KeyRing::ephemeral()? /* tests only */)
@@ -225,7 +225,9 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
     ///
     /// ```
     /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
-    /// use twofactor::{Engine, KeyRing, LoginOutcome, MemoryMailer, MemoryStore, PasswordAttempt, Policy, Role, UserId};
+    /// use twofactor::{Engine, KeyRing, LoginOutcome, PasswordAttempt, Policy, Role, UserId};
+    /// use twofactor::mail::MemoryMailer;
+    /// use twofactor::store::MemoryStore;
     /// # let store = MemoryStore::new();
     /// # store.add_user(UserId::from(42_u64), "alice", "alice@example.test", Role::User)?;
     /// # let engine = Engine::builder(store, MemoryMailer::new(), KeyRing::ephemeral()?)
@@ -250,8 +252,8 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
         let turn = self.name_gate.turn(&user_turn(id)).await;
         let snapshot = self.load(id).await?;
         let now = self.clock.now();
-        if throttle::blocked(&snapshot.record, now).is_some() {
-            self.record(Some(id), EventKind::LoginFailed { reason: throttle::refusal(&snapshot.record) });
+        if let Some(refused) = refused_while_throttled(&snapshot.record, now) {
+            self.dispatch(&refused);
             return Ok(PasswordAttempt::Refused);
         }
         Ok(PasswordAttempt::Check(PasswordCheck { engine: self, id, _turn: turn }))
@@ -275,7 +277,7 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
     async fn count_password_failure(&self, id: UserId) -> Result<()> {
         let snapshot = self.load(id).await?;
         let now = self.clock.now();
-        let t = self.update(snapshot, |fresh| Ok(apply_password_failure(fresh, &self.policy, now))).await?;
+        let t = self.transact(snapshot, |fresh| Ok(apply_password_failure(fresh, &self.policy, now))).await?;
         self.dispatch(&t.effects);
         Ok(())
     }
@@ -283,8 +285,8 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
     async fn second_factor_after_check(&self, id: UserId, remembered: Option<&str>) -> Result<LoginOutcome> {
         let snapshot = self.load(id).await?;
         let now = self.clock.now();
-        if throttle::blocked(&snapshot.record, now).is_some() {
-            self.record(Some(id), EventKind::LoginFailed { reason: throttle::refusal(&snapshot.record) });
+        if let Some(refused) = refused_while_throttled(&snapshot.record, now) {
+            self.dispatch(&refused);
             return Ok(LoginOutcome::Denied);
         }
         let location_token = remembered.and_then(|t| LocationToken::decode(t).ok());
@@ -313,7 +315,7 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
             pending_id: random::bytes::<16>()?,
         };
         let t = self
-            .update(snapshot, |fresh| {
+            .transact(snapshot, |fresh| {
                 // The password changed after we verified it: refused rather than
                 // re-verified against a hash we did not check.
                 apply_right_password(fresh, first, &self.policy, now).map_err(|PasswordChanged| Error::Contention)
@@ -334,7 +336,7 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
 
     async fn dummy_verify(&self, secret: SecretString, lane: Lane) -> Result<()> {
         let dummy = self.dummy_hash.clone();
-        self.blocking_in(lane, move || password::verify(secret.expose().as_bytes(), &dummy)).await??;
+        self.run_hashing_in(lane, move || password::verify(secret.expose().as_bytes(), &dummy)).await??;
         Ok(())
     }
 
@@ -347,12 +349,12 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
     /// The second step: a TOTP code or the backup code against a pending login.
     ///
     /// With `remember_as` (a label such as "Firefox on Linux"), a successful login also
-    /// returns a [`RememberToken`] that lets this location skip the code next time.
+    /// returns a [`RememberToken`](crate::RememberToken) that lets this location skip the code next time.
     ///
     /// A wrong code is [`SecondFactorOutcome::Denied`]; every failure counts against
     /// the pending login's attempts and the account's shared budget. A backup code
     /// works once: in the same atomic write it is voided and replaced, and the new code
-    /// is queued for mail (see [`Authenticated::backup_code_delivery`]).
+    /// is queued for mail (see [`Authenticated::backup_code_delivery`](crate::Authenticated::backup_code_delivery)).
     ///
     /// A token that is not a pending login of this engine's key ring (malformed,
     /// altered, forged, from 0.1.0) is [`SecondFactorOutcome::Expired`], like an expired,
@@ -378,7 +380,7 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
             // The label comes from the application, not the user: a misuse stays an error.
             check_len("location label", label, MAX_LABEL)?;
         }
-        let claims = match PendingClaims::open(pending, &self.keys) {
+        let claims = match LoginClaims::open(pending, &self.keys) {
             Ok(Some(claims)) => claims,
             Ok(None) => {
                 self.record(None, EventKind::SecondFactorFailed { factor: kind, reason: FailureClass::PendingInvalid });
@@ -396,36 +398,22 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
         };
         let snapshot = self.account_of(user)?;
         let now = self.clock.now();
-        if let Err(problem) = check_pending(&snapshot.record, &claims, &self.policy, now) {
-            self.record(
-                Some(snapshot.record.id),
-                EventKind::SecondFactorFailed { factor: kind, reason: FailureClass::PendingInvalid },
-            );
-            return Ok(problem.into());
-        }
-        let parsed = match parsed {
+        let parsed = match admit_second_step(&snapshot.record, &claims, kind, parsed, &self.policy, now) {
             Ok(parsed) => parsed,
-            Err(bad) => {
-                // A typo (letters, a wrong length) is a wrong answer, but one that
-                // guessed nothing: refused without counting, with the attempts left.
-                let reason = FailureClass::bad_input(&bad);
-                self.record(Some(snapshot.record.id), EventKind::SecondFactorFailed { factor: kind, reason });
-                let attempts_left = attempts_left(&snapshot.record, &claims, &self.policy);
-                return Ok(SecondFactorOutcome::Denied { attempts_left });
+            Err(refused) => {
+                self.dispatch(&refused.effects);
+                return Ok(refused.outcome);
             }
         };
-        if !matches!(snapshot.record.two_factor, TwoFactor::Enabled(_)) {
-            return Ok(SecondFactorOutcome::Expired);
-        }
         let checked = self.check_factor(&snapshot.record, &parsed, None, now).await?;
         let remember = match (remember_as, checked.succeeded()) {
             (Some(label), true) => Some((LocationToken::generate()?, label.to_owned())),
             _ => None,
         };
         let verdict = checked.verdict.clone();
-        let material = SecondStepMaterial { remember, ..self.material(checked, now).await? };
+        let prepared = Prepared { remember, ..self.prepare(checked, now).await? };
         let t = self
-            .update(snapshot, |fresh| Ok(apply_second_step(fresh, &claims, &verdict, &material, &self.policy, now)))
+            .transact(snapshot, |fresh| Ok(apply_second_step(fresh, &claims, &verdict, &prepared, &self.policy, now)))
             .await?;
         self.dispatch(&t.effects);
         Ok(t.outcome)
@@ -440,7 +428,7 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
         for _ in 0..count {
             let code = BackupCode::generate()?;
             let shown = code.display();
-            let phc = self.blocking(move || password::hash(code.canonical(), &params)).await??;
+            let phc = self.run_hashing(move || password::hash(code.canonical(), &params)).await??;
             codes.push((shown, BackupCodeHash { phc, issued_at: now, expires_at }));
         }
         Ok(FreshCodes { mail: MailId::random()?, codes })

@@ -2,19 +2,19 @@
 
 use std::borrow::Cow;
 
+use crate::account::username;
 use crate::account::{Account, Versioned};
-use crate::clock::Clock;
 use crate::engine::Engine;
 use crate::error::Result;
 use crate::mail::Mailer;
+use crate::plumbing::clock::Clock;
 use crate::store::UserStore;
-use crate::username;
 
 impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
     /// The account that `input`, a username as typed at login or on an administration
     /// page, names; `None` when no account has that name or the input can never name one
     /// (it holds an invisible, formatting or control character; see
-    /// [`crate::username`]).
+    /// [`crate::account::username`]).
     ///
     /// The store is asked for the input's NFC form. When the input was not in NFC it is
     /// also asked for the input as typed, because 0.1.0 stored names unnormalized; when

@@ -2,26 +2,26 @@
 //! remembered locations.
 
 use crate::UserId;
+use crate::account::username::{self, MAX_USERNAME};
 use crate::account::{Account, DEFAULT_AUTHENTICATOR_NAME, Enrolling, Role, TwoFactor, Versioned};
-use crate::clock::Clock;
+use crate::crypto::random;
+use crate::crypto::secret::SecretString;
+use crate::crypto::token::{location_id_text, parse_location_id};
 use crate::document;
 use crate::engine::Engine;
 use crate::engine::delivery::delivery_of;
 use crate::error::{Error, InputError, Refusal, Result, check_len};
 use crate::events::EventKind;
+use crate::factors::otpauth::otpauth_uri;
+use crate::factors::password;
+use crate::factors::totp::{TotpCode, TotpKey, TotpVerification, verify};
 use crate::mail::{Delivery, Mailer, MessageKind};
-use crate::otpauth::otpauth_uri;
 use crate::outcome::{AccountView, ConfirmOutcome, LocationInfo, ResetOutcome};
-use crate::password;
-use crate::random;
+use crate::plumbing::clock::Clock;
 use crate::rules::manage;
-use crate::secret::SecretString;
 use crate::store::UserRecord;
 use crate::store::UserStore;
-use crate::token::{location_id_text, parse_location_id};
-use crate::totp::{TotpCode, TotpKey, TotpVerification, verify};
-use crate::username::{self, MAX_USERNAME};
-use crate::{StoreError, TotpParams};
+use crate::{StoreError, totp::TotpParams};
 
 /// Longest email address.
 const MAX_EMAIL: usize = 254;
@@ -120,7 +120,7 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
         password::check_new(new.password.expose(), &self.policy.password)?;
         let params = self.policy.password.hash;
         let secret = new.password.clone();
-        let password_hash = self.blocking(move || password::hash(secret.expose().as_bytes(), &params)).await??;
+        let password_hash = self.run_hashing(move || password::hash(secret.expose().as_bytes(), &params)).await??;
         let id = UserId::from(random::u64()? >> 1);
         let mut account =
             Account::new(id, username.clone(), new.email.to_owned(), new.role, random::u64()?, self.clock.now());
@@ -197,7 +197,7 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
     /// ([`Refusal::TwoFactorActive`]) when 2FA is already active;
     /// [`Error::NoSuchAccount`]; store faults.
     pub async fn import_enrollment(&self, id: UserId, uri: &str) -> Result<()> {
-        let parsed = crate::otpauth::parse_otpauth_uri(uri)?;
+        let parsed = crate::factors::otpauth::parse_otpauth_uri(uri)?;
         let min = self.policy.min_imported_secret_bytes;
         if parsed.secret.len() < min {
             return Err(
@@ -220,7 +220,7 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
             params,
             started_at: now,
         };
-        let t = self.update(snapshot, |fresh| Ok(manage::start_enrollment(fresh, enrolling.clone(), now)?)).await?;
+        let t = self.transact(snapshot, |fresh| Ok(manage::start_enrollment(fresh, enrolling.clone(), now)?)).await?;
         self.dispatch(&t.effects);
         Ok(())
     }
@@ -244,7 +244,7 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
         let sealed = enrolling.secret.clone();
         let codes = self.new_backup_codes(self.policy.backup.count, now).await?;
         let t = self
-            .update(snapshot, |fresh| {
+            .transact(snapshot, |fresh| {
                 // A re-seal under a new key changes the sealed bytes, not the secret
                 // they hold: the enrollment is the same if its secret is.
                 let expected = match &fresh.two_factor {
@@ -269,7 +269,7 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
         account: &Account,
         enrolling: &Enrolling,
         code: &str,
-        now: crate::clock::Timestamp,
+        now: crate::plumbing::clock::Timestamp,
     ) -> Result<Option<(u64, zeroize::Zeroizing<Vec<u8>>)>> {
         let code = TotpCode::parse(code, enrolling.params.digits)?;
         let (secret, _) = self.keys.unseal(account.id, &enrolling.secret)?;
@@ -297,7 +297,7 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
         let snapshot = self.load(id).await?;
         let now = self.clock.now();
         let codes = self.new_backup_codes(self.policy.backup.count, now).await?;
-        let t = self.update(snapshot, |fresh| Ok(manage::reissue(fresh, &codes, now)?)).await?;
+        let t = self.transact(snapshot, |fresh| Ok(manage::reissue(fresh, &codes, now)?)).await?;
         self.dispatch(&t.effects);
         Ok(t.outcome)
     }
@@ -326,7 +326,8 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
         };
         let now = self.clock.now();
         let stamp = random::u64()?;
-        let t = self.update(snapshot, |fresh| Ok(manage::reset(fresh, &actor_rec, identity_check, stamp, now))).await?;
+        let t =
+            self.transact(snapshot, |fresh| Ok(manage::reset(fresh, &actor_rec, identity_check, stamp, now))).await?;
         self.dispatch(&t.effects);
         Ok(ResetOutcome::Reset { notice_delivery: delivery_of(&t.effects, MessageKind::TwoFactorReset)? })
     }
@@ -371,10 +372,10 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
         let snapshot = self.load(id).await?;
         let params = self.policy.password.hash;
         let secret = SecretString::from(new_password);
-        let phc = self.blocking(move || password::hash(secret.expose().as_bytes(), &params)).await??;
+        let phc = self.run_hashing(move || password::hash(secret.expose().as_bytes(), &params)).await??;
         let now = self.clock.now();
         let stamp = random::u64()?;
-        let t = self.update(snapshot, |fresh| Ok(manage::change_password(fresh, phc.clone(), stamp, now))).await?;
+        let t = self.transact(snapshot, |fresh| Ok(manage::change_password(fresh, phc.clone(), stamp, now))).await?;
         self.dispatch(&t.effects);
         Ok(())
     }
@@ -416,7 +417,7 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
         })?;
         let snapshot = self.load(id).await?;
         let now = self.clock.now();
-        let t = self.update(snapshot, |fresh| Ok(manage::import_password(fresh, hash.to_owned(), now)?)).await?;
+        let t = self.transact(snapshot, |fresh| Ok(manage::import_password(fresh, hash.to_owned(), now)?)).await?;
         self.dispatch(&t.effects);
         Ok(())
     }
@@ -451,7 +452,7 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
         let loc = parse_location_id(location)?;
         let snapshot = self.load(id).await?;
         let now = self.clock.now();
-        let t = self.update(snapshot, |fresh| Ok(manage::revoke_location(fresh, &loc, now))).await?;
+        let t = self.transact(snapshot, |fresh| Ok(manage::revoke_location(fresh, &loc, now))).await?;
         let existed = t.outcome;
         self.dispatch(&t.effects);
         Ok(existed)

@@ -18,17 +18,17 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::UserId;
 use crate::account::{Account, Versioned};
-use crate::clock::{Clock, SystemClock};
+use crate::crypto::keys::KeyRing;
 use crate::document;
 use crate::error::{Error, InternalError, Result};
 use crate::events::{Event, EventKind, EventSink, NoopSink};
-use crate::keys::KeyRing;
+use crate::factors::password;
 use crate::mail::Mailer;
-use crate::offload::Offload;
-use crate::password;
+use crate::plumbing::clock::{Clock, SystemClock};
+use crate::plumbing::offload::Offload;
+use crate::plumbing::semaphore::{Lane, Semaphore};
 use crate::policy::Policy;
 use crate::rules::{Effects, Transition};
-use crate::semaphore::{Lane, Semaphore};
 use crate::store::{Swap, UserRecord, UserStore};
 
 pub use keys::{KeyUsage, ResealProgress, ResealReport};
@@ -42,7 +42,9 @@ const MAX_SWAP_ATTEMPTS: usize = 256;
 ///
 /// ```
 /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
-/// use twofactor::{Engine, KeyRing, LoginOutcome, MemoryMailer, MemoryStore, NewAccount, Policy, Role};
+/// use twofactor::{Engine, KeyRing, LoginOutcome, NewAccount, Policy, Role};
+/// use twofactor::mail::MemoryMailer;
+/// use twofactor::store::MemoryStore;
 /// let policy = Policy::builder().danger_fast_hashing().build()?; // tests only
 /// let engine = Engine::builder(MemoryStore::new(), MemoryMailer::new(), KeyRing::ephemeral()?)
 ///     .policy(policy)
@@ -84,7 +86,7 @@ pub struct EngineBuilder<S, M, C> {
     keys: KeyRing,
     policy: Policy,
     events: Arc<dyn EventSink>,
-    /// `None`: a [`HashThreads`](crate::offload::HashThreads) pool made at `build`.
+    /// `None`: a [`HashThreads`](crate::plumbing::offload::HashThreads) pool made at `build`.
     offload: Option<Arc<dyn Offload>>,
     max_concurrent_hashes: usize,
     max_queued_logins: Option<usize>,
@@ -100,8 +102,8 @@ impl<S: UserStore, M: Mailer> Engine<S, M, SystemClock> {
     /// Starts configuring an engine with the default [`Policy`], the system clock, no
     /// event sink and at most [`default_max_concurrent_hashes`] hashes at once. Hashing
     /// runs on threads of the engine's own, one per hashing slot
-    /// ([`HashThreads`](crate::offload::HashThreads)), whatever the async runtime; see
-    /// [`crate::offload`].
+    /// ([`HashThreads`](crate::plumbing::offload::HashThreads)), whatever the async runtime; see
+    /// [`crate::plumbing::offload`].
     pub fn builder(store: S, mailer: M, keys: KeyRing) -> EngineBuilder<S, M, SystemClock> {
         EngineBuilder {
             store,
@@ -165,7 +167,7 @@ impl<S: UserStore, M: Mailer, C: Clock> EngineBuilder<S, M, C> {
         self
     }
 
-    /// Runs hashing through `offload` (see [`crate::offload`]).
+    /// Runs hashing through `offload` (see [`crate::plumbing::offload`]).
     pub fn offload(mut self, offload: impl Offload) -> Self {
         self.offload = Some(Arc::new(offload));
         self
@@ -204,10 +206,11 @@ impl<S: UserStore, M: Mailer, C: Clock> EngineBuilder<S, M, C> {
         let offload: Arc<dyn Offload> = match self.offload {
             Some(offload) => offload,
             None => Arc::new(
-                crate::offload::HashThreads::new(self.max_concurrent_hashes).map_err(|_| InternalError::HashThreads)?,
+                crate::plumbing::offload::HashThreads::new(self.max_concurrent_hashes)
+                    .map_err(|_| InternalError::HashThreads)?,
             ),
         };
-        let dummy_secret = crate::random::bytes::<16>()?;
+        let dummy_secret = crate::crypto::random::bytes::<16>()?;
         let started = std::time::Instant::now();
         let dummy_hash = password::hash(&dummy_secret, &self.policy.password.hash)?;
         let took = started.elapsed();
@@ -260,17 +263,18 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
         &self.mailer
     }
 
-    /// Runs blocking work through the offload hook, under the concurrent-hash bound.
+    /// Runs Argon2 (or other CPU-bound work) through the offload hook, under the
+    /// concurrent-hash bound.
     ///
     /// The permit moves into the job and is released when the job has run, not when
     /// this future ends: if the caller drops the future while an offload such as
     /// `TokioOffload` still runs the job, the hash still counts against the bound.
-    async fn blocking<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
-        self.blocking_in(Lane::Normal, f).await
+    async fn run_hashing<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+        self.run_hashing_in(Lane::Normal, f).await
     }
 
-    /// [`blocking`](Self::blocking) in a lane of the hashing semaphore.
-    async fn blocking_in<T: Send + 'static>(&self, lane: Lane, f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    /// [`run_hashing`](Self::run_hashing) in a lane of the hashing semaphore.
+    async fn run_hashing_in<T: Send + 'static>(&self, lane: Lane, f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
         let permit = self.hash_limit.acquire_in(lane).await;
         let slot = Arc::new(Mutex::new(None));
         let out = Arc::clone(&slot);
@@ -292,7 +296,7 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
 
     /// The account a user record describes (see [`document::decode`]).
     fn account_of(&self, user: UserRecord) -> Result<Versioned<Account>> {
-        document::decode(user, self.clock.now(), crate::random::u64)
+        document::decode(user, self.clock.now(), crate::crypto::random::u64)
     }
 
     /// Writes `next` in place of the document at `expected` (0: insert the first one).
@@ -308,7 +312,7 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
     /// Applies `f` to the freshest record until its write wins the compare-and-swap.
     /// `f` must be cheap and pure: it runs again after every lost race. The mail the
     /// transition causes is queued in the same write ([`crate::outbox`]).
-    async fn update<T>(
+    async fn transact<T>(
         &self,
         mut current: Versioned<Account>,
         mut f: impl FnMut(&Account) -> Result<Transition<T>>,
@@ -378,9 +382,9 @@ mod hash_limit_tests {
     use std::sync::mpsc;
 
     use super::*;
-    use crate::clock::ManualClock;
     use crate::mail::MemoryMailer;
-    use crate::offload::TokioOffload;
+    use crate::plumbing::clock::ManualClock;
+    use crate::plumbing::offload::TokioOffload;
     use crate::store::MemoryStore;
 
     fn engine(limit: usize, offload: impl Offload) -> Engine<MemoryStore, MemoryMailer, ManualClock> {
@@ -401,7 +405,7 @@ mod hash_limit_tests {
             let (engine, inside, peak) = (Arc::clone(&engine), Arc::clone(&inside), Arc::clone(&peak));
             tasks.push(tokio::spawn(async move {
                 engine
-                    .blocking(move || {
+                    .run_hashing(move || {
                         let n = inside.fetch_add(1, Ordering::SeqCst) + 1;
                         peak.fetch_max(n, Ordering::SeqCst);
                         std::thread::yield_now();
@@ -418,7 +422,7 @@ mod hash_limit_tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn the_bound_holds_for_inline_hashing() {
-        let peak = peak_concurrency(Arc::new(engine(1, crate::offload::Inline))).await;
+        let peak = peak_concurrency(Arc::new(engine(1, crate::plumbing::offload::Inline))).await;
         assert_eq!(peak, 1);
     }
 
@@ -439,7 +443,7 @@ mod hash_limit_tests {
             let engine = Arc::clone(&engine);
             tokio::spawn(async move {
                 engine
-                    .blocking(move || {
+                    .run_hashing(move || {
                         started_tx.send(()).expect("started");
                         release_rx.recv().expect("release");
                     })
@@ -452,7 +456,7 @@ mod hash_limit_tests {
         assert_eq!(engine.hash_limit.available(), 0, "the running job still holds the permit");
         let second = {
             let engine = Arc::clone(&engine);
-            tokio::spawn(async move { engine.blocking(|| 7).await })
+            tokio::spawn(async move { engine.run_hashing(|| 7).await })
         };
         release_tx.send(()).expect("release");
         assert_eq!(second.await.expect("join").expect("ran"), 7);
@@ -462,7 +466,7 @@ mod hash_limit_tests {
     #[test]
     fn tokio_offload_outside_a_runtime_runs_inline() {
         let engine = engine(1, TokioOffload::new());
-        let out = futures_block_on(engine.blocking(|| 42));
+        let out = futures_block_on(engine.run_hashing(|| 42));
         assert_eq!(out.expect("ran"), 42);
     }
 

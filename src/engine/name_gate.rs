@@ -21,7 +21,7 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use crate::semaphore::{Permit, Semaphore};
+use crate::plumbing::semaphore::{Permit, Semaphore};
 
 /// Turns per login name.
 #[derive(Debug, Default)]

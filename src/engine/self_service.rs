@@ -9,20 +9,18 @@
 
 use crate::UserId;
 use crate::account::{Account, Enrolling, TwoFactor};
-use crate::clock::Clock;
+use crate::crypto::random;
 use crate::engine::delivery::delivery_of;
-use crate::engine::factor::ParsedFactor;
 use crate::engine::manage::AdminNote;
 use crate::engine::{Engine, EnrollmentStarted, SecondFactor};
 use crate::error::{Error, InputError, Refusal, Result, check_len};
-use crate::events::{EventKind, FailureClass};
+use crate::events::EventKind;
 use crate::mail::{Mailer, MessageKind};
 use crate::outcome::{AddAuthenticatorOutcome, AuthenticatorInfo, StepUpOutcome, UnlockOutcome};
-use crate::random;
+use crate::plumbing::clock::Clock;
 use crate::rules::self_service::{
     self as rules, Action, authenticator_id_text, check_removable, parse_authenticator_id,
 };
-use crate::rules::throttle;
 use crate::store::UserStore;
 
 /// The longest authenticator name, in bytes.
@@ -71,7 +69,7 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
             params: self.policy.totp,
             started_at: now,
         };
-        let t = self.update(snapshot, |fresh| Ok(rules::start_adding(fresh, adding.clone(), now)?)).await?;
+        let t = self.transact(snapshot, |fresh| Ok(rules::start_adding(fresh, adding.clone(), now)?)).await?;
         self.dispatch(&t.effects);
         Ok(started)
     }
@@ -93,7 +91,7 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
             return Ok(AddAuthenticatorOutcome::WrongCode);
         };
         let t = self
-            .update(snapshot, |fresh| {
+            .transact(snapshot, |fresh| {
                 // A re-seal meanwhile changes the sealed bytes, not the secret.
                 let expected = match &fresh.two_factor {
                     TwoFactor::Enabled(e) => match &e.adding {
@@ -158,7 +156,9 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
     ///
     /// ```
     /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
-    /// use twofactor::{Engine, KeyRing, MemoryMailer, MemoryStore, NewAccount, Policy, Role, SecondFactor, StepUpOutcome};
+    /// use twofactor::{Engine, KeyRing, NewAccount, Policy, Role, SecondFactor, StepUpOutcome};
+    /// use twofactor::mail::MemoryMailer;
+    /// use twofactor::store::MemoryStore;
     /// let engine = Engine::builder(MemoryStore::new(), MemoryMailer::new(), KeyRing::ephemeral()? /* tests only */)
     ///     .policy(Policy::builder().danger_fast_hashing().build()?)
     ///     .build()?;
@@ -200,26 +200,20 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
         }
         allowed(&snapshot.record)?;
         let now = self.clock.now();
-        if let Some(blocked) = throttle::blocked(&snapshot.record, now) {
-            let reason = throttle::refusal(&snapshot.record);
-            self.record(Some(id), EventKind::SecondFactorFailed { factor: factor.kind(), reason });
-            return Ok(blocked.map_or(StepUpOutcome::Locked, |until| StepUpOutcome::Throttled { until }));
-        }
-        let parsed: ParsedFactor = match factor.parse(self.policy.totp.digits) {
+        let parsed = factor.parse(self.policy.totp.digits);
+        let parsed = match rules::admit_fresh_factor(&snapshot.record, factor.kind(), parsed, now) {
             Ok(parsed) => parsed,
-            Err(bad) => {
-                // Not a code at all: a wrong answer that guessed nothing.
-                let reason = FailureClass::bad_input(&bad);
-                self.record(Some(id), EventKind::SecondFactorFailed { factor: factor.kind(), reason });
-                return Ok(StepUpOutcome::Denied);
+            Err(refused) => {
+                self.dispatch(&refused.effects);
+                return Ok(refused.outcome);
             }
         };
         let checked = self.check_factor(&snapshot.record, &parsed, except, now).await?;
         let verdict = checked.verdict.clone();
-        let material = self.material(checked, now).await?;
+        let prepared = self.prepare(checked, now).await?;
         let stamp = snapshot.record.security_stamp;
         let t = self
-            .update(snapshot, |fresh| {
+            .transact(snapshot, |fresh| {
                 // The verdict is about the record it was checked against. A reset, a
                 // turn-off or a password change meanwhile (a new stamp) makes it
                 // stale: refused as at login, and counted nowhere.
@@ -230,7 +224,7 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
                 if fresh.security_stamp != stamp {
                     return Ok(crate::rules::Transition::unchanged(StepUpOutcome::Denied, Default::default()));
                 }
-                Ok(rules::fresh_factor(fresh, &verdict, &material, &self.policy, now, action))
+                Ok(rules::fresh_factor(fresh, &verdict, &prepared, &self.policy, now, action))
             })
             .await?;
         self.dispatch(&t.effects);
@@ -254,7 +248,7 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
             return Ok(UnlockOutcome::NotAllowed);
         };
         let now = self.clock.now();
-        let t = self.update(snapshot, |fresh| Ok(rules::unlock(fresh, &actor_rec, reason, now))).await?;
+        let t = self.transact(snapshot, |fresh| Ok(rules::unlock(fresh, &actor_rec, reason, now))).await?;
         self.dispatch(&t.effects);
         Ok(if t.outcome {
             UnlockOutcome::Unlocked { notice_delivery: delivery_of(&t.effects, MessageKind::Unlocked)? }
@@ -267,7 +261,7 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
 impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
     /// Forgets user `id`: removes everything the crate holds for them (their document,
     /// and with it any queued mail; in the shipped stores, which keep the users, the
-    /// user too) and records a [`UserForgotten`](crate::EventKind::UserForgotten) event
+    /// user too) and records a [`UserForgotten`](crate::events::EventKind::UserForgotten) event
     /// that holds no secret, for account deletion and data-protection requests. Returns
     /// `false` when the store knows no such user (so calling it again on a shipped
     /// store answers `false`). A

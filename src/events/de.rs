@@ -7,8 +7,8 @@ use serde::Deserialize;
 use super::{EventKind, Factor, FailureClass, InputProblem};
 use crate::UserId;
 use crate::account::Role;
-use crate::clock::Timestamp;
 use crate::mail::MessageKind;
+use crate::plumbing::clock::Timestamp;
 
 #[derive(Deserialize)]
 #[serde(tag = "event")]

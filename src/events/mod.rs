@@ -17,8 +17,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::UserId;
 use crate::account::Role;
-use crate::clock::Timestamp;
 use crate::mail::MessageKind;
+use crate::plumbing::clock::Timestamp;
 
 /// Which factor an event is about. Serializes as [`Factor::as_str`] (`"backup_code"`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -14,7 +14,7 @@
 //! Both costs are negligible next to what a login already does (an Argon2 hash takes
 //! tens of milliseconds; one small allocation takes nanoseconds), so pick whichever
 //! reads better. The store side is [`BoxStore`](crate::store::BoxStore), and
-//! [`Either`] is a [`UserStore`](crate::UserStore) too.
+//! [`Either`] is a [`UserStore`](crate::store::UserStore) too.
 
 use std::fmt;
 use std::future::Future;
@@ -53,7 +53,9 @@ impl<M: Mailer> DynMailer for M {
 /// use std::path::PathBuf;
 ///
 /// use twofactor::mail::{BoxMailer, FileOutbox};
-/// use twofactor::{Engine, KeyRing, MemoryMailer, MemoryStore, Policy};
+/// use twofactor::{Engine, KeyRing, Policy};
+/// use twofactor::mail::MemoryMailer;
+/// use twofactor::store::MemoryStore;
 ///
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// // From the configuration: in development, mail goes to files to open in a mail
@@ -100,7 +102,7 @@ impl Mailer for BoxMailer {
 }
 
 /// One of two parts, chosen at run time: a [`Mailer`] when both sides are mailers and a
-/// [`UserStore`](crate::UserStore) when both sides are stores.
+/// [`UserStore`](crate::store::UserStore) when both sides are stores.
 ///
 /// Every call is a `match` on the variant and goes straight to that side: no allocation
 /// and no dynamic call, unlike [`BoxMailer`] and [`BoxStore`](crate::store::BoxStore).
@@ -110,8 +112,11 @@ impl Mailer for BoxMailer {
 /// ```
 /// use std::path::PathBuf;
 ///
-/// use twofactor::mail::{Either, FileOutbox};
-/// use twofactor::{Engine, KeyRing, MemoryMailer, MemoryStore, Policy};
+/// use twofactor::Either;
+/// use twofactor::mail::FileOutbox;
+/// use twofactor::{Engine, KeyRing, Policy};
+/// use twofactor::mail::MemoryMailer;
+/// use twofactor::store::MemoryStore;
 ///
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let mail_dir: Option<PathBuf> = None; // from the configuration

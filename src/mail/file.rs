@@ -180,10 +180,10 @@ impl Stamp {
 mod tests {
     use super::*;
     use crate::account::Role;
-    use crate::clock::Timestamp;
+    use crate::crypto::secret::SecretString;
     use crate::mail::Rendered;
     use crate::mail::{CodeReason, Recipient};
-    use crate::secret::SecretString;
+    use crate::plumbing::clock::Timestamp;
 
     const CODE: &str = "K7QX-M2PD-9WRT-H4NB";
     const ID: MailId = MailId([0xab; 16]);

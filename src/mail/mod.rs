@@ -8,8 +8,8 @@
 //! so a crash or a mail outage never leaves an old code valid, a new code unstored, or
 //! a new code unmailed.
 
-mod boxed;
-pub mod file;
+pub(crate) mod boxed;
+mod file;
 mod memory;
 mod render;
 #[cfg(feature = "smtp")]
@@ -19,7 +19,7 @@ mod templates;
 use std::fmt;
 use std::future::Future;
 
-pub use boxed::{BoxMailer, Either};
+pub use boxed::BoxMailer;
 pub use file::FileOutbox;
 pub use memory::{MemoryMailer, SentMail};
 pub use render::{DefaultRenderer, Rendered, Renderer};
@@ -28,10 +28,10 @@ pub use smtp::{FailureKind, RetryPolicy, Security, SmtpConfig, SmtpConfigError, 
 pub use templates::escape::html_escape;
 
 use crate::account::Role;
-use crate::clock::Timestamp;
+use crate::crypto::secret::SecretString;
 use crate::error::MailError;
 use crate::outbox::MailId;
-use crate::secret::SecretString;
+use crate::plumbing::clock::Timestamp;
 
 /// Who a message goes to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -186,7 +186,7 @@ impl Message {
 /// The kind of a [`Message`] ([`Message::kind`]): its variant, and for a backup code
 /// why it is sent. [`as_str`](Self::as_str) (also `Display`) is a stable name; with the
 /// `serde` feature the kind serializes as that name (`"backup_code.setup"`), as in the
-/// [`MailFailed`](crate::EventKind::MailFailed) event.
+/// [`MailFailed`](crate::events::EventKind::MailFailed) event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]

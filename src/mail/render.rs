@@ -11,7 +11,7 @@ use lettre::message::header::{ContentTransferEncoding, ContentType};
 use lettre::message::{Mailbox, MultiPart, SinglePart};
 
 use crate::error::MailError;
-use crate::mail::templates::Voice;
+use crate::mail::templates::Branding;
 use crate::mail::{Message, Recipient};
 use crate::outbox::MailId;
 use crate::policy::Policy;
@@ -118,7 +118,7 @@ impl DefaultRenderer {
 
 impl Renderer for DefaultRenderer {
     fn render(&self, message: &Message) -> Rendered {
-        Voice { product: &self.product, support: &self.support }.render(message)
+        Branding { product: &self.product, support: &self.support }.render(message)
     }
 }
 

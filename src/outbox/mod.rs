@@ -24,7 +24,7 @@
 //! ([`DeliveryPolicy::lease`]), with the same Message-ID ([`MailId`]), so the
 //! duplicate is recognisable. A failed send is retried with exponential backoff and
 //! given up after [`DeliveryPolicy::max_attempts`], with a
-//! [`MailGaveUp`](crate::EventKind::MailGaveUp) event.
+//! [`MailGaveUp`](crate::events::EventKind::MailGaveUp) event.
 
 pub(crate) mod rules;
 #[cfg(feature = "tokio")]
@@ -39,9 +39,9 @@ use data_encoding::HEXLOWER;
 pub use worker::DeliveryWorker;
 
 use crate::account::{Role, SealedSecret};
-use crate::clock::Timestamp;
 use crate::error::InputError;
 use crate::mail::{CodeReason, MessageKind};
+use crate::plumbing::clock::Timestamp;
 
 /// How many settled messages (delivered or given up) a document remembers, newest
 /// kept, for [`Engine::mail_status`](crate::Engine::mail_status).
@@ -65,7 +65,7 @@ pub struct MailId(pub(crate) [u8; 16]);
 impl MailId {
     /// A fresh random id.
     pub(crate) fn random() -> crate::Result<MailId> {
-        crate::random::bytes::<16>().map(MailId)
+        crate::crypto::random::bytes::<16>().map(MailId)
     }
 
     /// Parses the 32-hex-digit form.
@@ -206,10 +206,10 @@ pub struct DeliveryReport {
     /// Each message this round tried, in order, and how it went: [`Delivery::Sent`],
     /// [`Delivery::Failed`] (it waits for its next try) or [`Delivery::GaveUp`].
     ///
-    /// [`Delivery::Sent`]: crate::Delivery::Sent
-    /// [`Delivery::Failed`]: crate::Delivery::Failed
-    /// [`Delivery::GaveUp`]: crate::Delivery::GaveUp
-    pub messages: Vec<(MailId, MessageKind, crate::Delivery)>,
+    /// [`Delivery::Sent`]: crate::mail::Delivery::Sent
+    /// [`Delivery::Failed`]: crate::mail::Delivery::Failed
+    /// [`Delivery::GaveUp`]: crate::mail::Delivery::GaveUp
+    pub messages: Vec<(MailId, MessageKind, crate::mail::Delivery)>,
     /// Messages sent.
     pub sent: u32,
     /// Messages that failed and wait for another try.
@@ -225,7 +225,7 @@ pub struct DeliveryReport {
 
 impl DeliveryReport {
     /// How this round's try of message `id` went, if it tried it.
-    pub fn delivery_of(&self, id: MailId) -> Option<&crate::Delivery> {
+    pub fn delivery_of(&self, id: MailId) -> Option<&crate::mail::Delivery> {
         self.messages.iter().find(|(m, _, _)| *m == id).map(|(_, _, d)| d)
     }
 

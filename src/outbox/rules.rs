@@ -4,10 +4,10 @@
 //! result lands on the freshest document.
 
 use crate::account::Account;
-use crate::clock::Timestamp;
 use crate::events::EventKind;
 use crate::mail::MessageKind;
 use crate::outbox::{DeliveryPolicy, MailId, MailStatus, Payload, SETTLED_KEPT, SettledMail};
+use crate::plumbing::clock::Timestamp;
 use crate::rules::{Effects, Transition};
 
 /// A message a worker claimed: its try number and what to send.
@@ -48,12 +48,12 @@ pub(crate) fn claim(account: &Account, policy: &DeliveryPolicy, now: Timestamp) 
         return Transition::unchanged(Vec::new(), Effects::default());
     }
     let mut next = account.clone();
-    let mut fx = Effects::default();
+    let mut effects = Effects::default();
     let (exhausted, waiting): (Vec<_>, Vec<_>) =
         next.outbox.drain(..).partition(|m| m.due <= now && m.attempts >= policy.max_attempts);
     next.outbox = waiting;
     for mail in exhausted {
-        give_up(account, &mut next, mail.id, mail.payload.kind(), mail.attempts, now, &mut fx);
+        give_up(account, &mut next, mail.id, mail.payload.kind(), mail.attempts, now, &mut effects);
     }
     let mut claimed = Vec::new();
     for mail in next.outbox.iter_mut().filter(|m| m.due <= now) {
@@ -61,7 +61,7 @@ pub(crate) fn claim(account: &Account, policy: &DeliveryPolicy, now: Timestamp) 
         mail.due = now.plus(policy.lease);
         claimed.push(Claimed { id: mail.id, attempts: mail.attempts, payload: mail.payload.clone() });
     }
-    Transition { next: Some(next), outcome: claimed, effects: fx }
+    Transition { next: Some(next), outcome: claimed, effects }
 }
 
 /// Records message `id` (already out of the queue) as given up, with its events.
@@ -72,13 +72,13 @@ fn give_up(
     kind: MessageKind,
     attempts: u32,
     now: Timestamp,
-    fx: &mut Effects,
+    effects: &mut Effects,
 ) {
     remember(next, SettledMail { id, kind, delivered: false, at: now, attempts });
     if kind.carries_code() {
-        fx.event(now, account, EventKind::BackupCodeDeliveryFailed);
+        effects.event(now, account, EventKind::BackupCodeDeliveryFailed);
     }
-    fx.event(now, account, EventKind::MailGaveUp { kind, attempts });
+    effects.event(now, account, EventKind::MailGaveUp { kind, attempts });
 }
 
 /// Applies the results of a round of tries: a sent message leaves the queue (its code
@@ -91,7 +91,7 @@ pub(crate) fn settle(
     now: Timestamp,
 ) -> Transition<Vec<Settlement>> {
     let mut next = account.clone();
-    let mut fx = Effects::default();
+    let mut effects = Effects::default();
     let mut outcome = Vec::with_capacity(tried.len());
     for t in tried {
         let position = next.outbox.iter().position(|m| m.id == t.id && (t.sent || m.attempts == t.attempts));
@@ -103,14 +103,14 @@ pub(crate) fn settle(
         if t.sent {
             let mail = next.outbox.remove(i);
             remember(&mut next, SettledMail { id: t.id, kind, delivered: true, at: now, attempts: mail.attempts });
-            fx.event(now, account, EventKind::MailDelivered { kind });
+            effects.event(now, account, EventKind::MailDelivered { kind });
             outcome.push(Settlement::Delivered);
             continue;
         }
-        fx.event(now, account, EventKind::MailFailed { kind });
+        effects.event(now, account, EventKind::MailFailed { kind });
         if t.attempts >= policy.max_attempts {
             next.outbox.remove(i);
-            give_up(account, &mut next, t.id, kind, t.attempts, now, &mut fx);
+            give_up(account, &mut next, t.id, kind, t.attempts, now, &mut effects);
             outcome.push(Settlement::GaveUp);
         } else if let Some(mail) = next.outbox.get_mut(i) {
             mail.due = now.plus(policy.retry_after(t.attempts));
@@ -118,7 +118,7 @@ pub(crate) fn settle(
         }
     }
     let changed = next != *account;
-    Transition { next: changed.then_some(next), outcome, effects: fx }
+    Transition { next: changed.then_some(next), outcome, effects }
 }
 
 fn remember(account: &mut Account, settled: SettledMail) {

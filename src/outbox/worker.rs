@@ -6,10 +6,10 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::clock::Clock;
 use crate::engine::Engine;
 use crate::error::{Error, InternalError};
 use crate::mail::Mailer;
+use crate::plumbing::clock::Clock;
 use crate::store::UserStore;
 
 /// How many users one delivery round serves before the worker looks for more.
@@ -28,7 +28,9 @@ const USERS_PER_ROUND: usize = 100;
 /// # tokio::runtime::Builder::new_current_thread().enable_time().build()?.block_on(async {
 /// use std::sync::Arc;
 /// use std::time::Duration;
-/// use twofactor::{DeliveryWorker, Engine, KeyRing, MemoryMailer, MemoryStore, Policy};
+/// use twofactor::{DeliveryWorker, Engine, KeyRing, Policy};
+/// use twofactor::mail::MemoryMailer;
+/// use twofactor::store::MemoryStore;
 /// let engine = Arc::new(
 ///     Engine::builder(MemoryStore::new(), MemoryMailer::new(), KeyRing::ephemeral()? /* tests only */)
 ///         .policy(Policy::builder().danger_fast_hashing().build()?)

@@ -1,11 +1,11 @@
 //! Remembered locations: the one a token opens, and remembering a new one.
 
 use crate::account::{Account, RememberedLocation};
-use crate::clock::Timestamp;
+use crate::crypto::token::LocationToken;
 use crate::events::EventKind;
+use crate::plumbing::clock::Timestamp;
 use crate::policy::Policy;
 use crate::rules::Effects;
-use crate::token::LocationToken;
 
 /// Finds the remembered location a token opens among the account's, if it is valid
 /// now. A 0.1.0 token (which names its account) works only for that account.
@@ -24,7 +24,7 @@ pub(super) fn remember(
     label: &str,
     policy: &Policy,
     now: Timestamp,
-    fx: &mut Effects,
+    effects: &mut Effects,
 ) {
     account.locations.retain(|l| l.expires_at > now);
     while account.locations.len() >= policy.locations.max_per_account {
@@ -38,5 +38,9 @@ pub(super) fn remember(
         last_used_at: now,
         expires_at: now.plus(policy.locations.lifetime),
     });
-    fx.event(now, account, EventKind::LocationRemembered { location: crate::token::location_id_text(&token.id) });
+    effects.event(
+        now,
+        account,
+        EventKind::LocationRemembered { location: crate::crypto::token::location_id_text(&token.id) },
+    );
 }

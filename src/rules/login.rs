@@ -2,18 +2,19 @@
 //! pending login.
 
 use crate::account::{Account, AuthenticatorId, SealedSecret, TwoFactor};
-use crate::clock::Timestamp;
+use crate::crypto::secret::SecretString;
+use crate::crypto::token::{LocationToken, LoginClaims, location_id_text};
+use crate::error::InputError;
 use crate::events::{EventKind, Factor, FailureClass};
+use crate::factors::totp::TotpVerification;
 use crate::mail::{CodeReason, Message};
 use crate::outcome::{AuthMethod, Authenticated, RememberToken, SecondFactorOutcome};
+use crate::plumbing::clock::Timestamp;
 use crate::policy::Policy;
 use crate::rules::{Effects, FreshCodes, Transition, recipient, throttle};
-use crate::secret::SecretString;
-use crate::token::{LocationToken, PendingClaims, location_id_text};
-use crate::totp::TotpVerification;
 
 use super::locations::remember;
-use super::pending::{check_pending, mark_pending, prune_pending};
+use super::pending::{attempts_left, check_pending, mark_pending, prune_pending};
 
 /// What the engine found when it checked the code against a snapshot.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,9 +39,10 @@ impl CodeVerdict {
     }
 }
 
-/// Fresh material for a successful second step, made by the engine before the swap
-/// (randomness and hashing stay out of the core).
-pub(crate) struct SecondStepMaterial {
+/// What the engine prepared for a successful second factor before the swap
+/// (randomness, Argon2 and sealing stay out of the rules): a replacement code, a new
+/// remembered location, a re-sealed secret.
+pub(crate) struct Prepared {
     /// The replacement backup code, for a backup-code login.
     pub replacement: Option<FreshCodes>,
     /// A new remembered location, if the user asked for one.
@@ -54,16 +56,16 @@ pub(crate) struct SecondStepMaterial {
 /// freshest record), re-checking that it still holds: the TOTP step is still unused
 /// for its authenticator (and newer than any step before a reset), the backup code is
 /// still stored. An accepted TOTP step becomes that authenticator's newest; an
-/// accepted backup code is replaced by `material`'s, and the new one queued for mail.
+/// accepted backup code is replaced by `prepared`'s, and the new one queued for mail.
 /// Shared by the login's second step and every call that asks for a fresh factor
 /// (step-up, turning 2FA off, removing an authenticator).
 pub(crate) fn accept_factor(
     account: &Account,
     next: &mut Account,
     verdict: &CodeVerdict,
-    material: &SecondStepMaterial,
+    prepared: &Prepared,
     now: Timestamp,
-    fx: &mut Effects,
+    effects: &mut Effects,
 ) -> Result<Factor, (Factor, FailureClass)> {
     let TwoFactor::Enabled(enabled) = &account.two_factor else {
         return Err((verdict.factor(), FailureClass::WrongCode));
@@ -82,7 +84,7 @@ pub(crate) fn accept_factor(
             {
                 a.last_used_step = *step;
                 a.last_used_at = now;
-                if let Some(sealed) = &material.resealed {
+                if let Some(sealed) = &prepared.resealed {
                     a.secret = sealed.clone();
                 }
             }
@@ -95,16 +97,16 @@ pub(crate) fn accept_factor(
         CodeVerdict::Totp { .. } => Err((Factor::Totp, FailureClass::WrongCode)),
         CodeVerdict::BackupMatched(phc) => {
             let still_valid = enabled.backup_codes.iter().position(|c| &c.phc == phc && c.is_live(now));
-            match (still_valid, &material.replacement) {
+            match (still_valid, &prepared.replacement) {
                 (Some(i), Some(fresh)) => {
                     if let TwoFactor::Enabled(e) = &mut next.two_factor {
                         e.backup_codes.remove(i);
                         e.backup_codes.retain(|c| c.is_live(now));
                         e.backup_codes.extend(fresh.hashes());
                     }
-                    fx.event(now, account, EventKind::BackupCodeUsed);
-                    fx.event(now, account, EventKind::BackupCodeRotated);
-                    fresh.queue(fx, account, CodeReason::Rotated);
+                    effects.event(now, account, EventKind::BackupCodeUsed);
+                    effects.event(now, account, EventKind::BackupCodeRotated);
+                    fresh.queue(effects, account, CodeReason::Rotated);
                     Ok(Factor::BackupCode)
                 }
                 _ => Err((Factor::BackupCode, FailureClass::Replayed)),
@@ -114,42 +116,67 @@ pub(crate) fn accept_factor(
     }
 }
 
+/// Admits a second step on the engine's snapshot, before any code is checked: `parsed`
+/// back when the pending login is usable and the input is a code. Otherwise the
+/// answer, with its event: the pending login's problem (expired, used, ended by a
+/// stamp rotation, locked), or, for input that is not a code at all (letters, a wrong
+/// length), `Denied` with the attempts left, counting nothing (a typo guessed nothing).
+pub(crate) fn admit_second_step<P>(
+    account: &Account,
+    claims: &LoginClaims,
+    factor: Factor,
+    parsed: Result<P, InputError>,
+    policy: &Policy,
+    now: Timestamp,
+) -> Result<P, Box<Transition<SecondFactorOutcome>>> {
+    let mut effects = Effects::default();
+    if let Err(problem) = check_pending(account, claims, policy, now) {
+        effects.event(now, account, EventKind::SecondFactorFailed { factor, reason: FailureClass::PendingInvalid });
+        return Err(Box::new(Transition::unchanged(problem.into(), effects)));
+    }
+    parsed.map_err(|bad| {
+        effects.event(now, account, EventKind::SecondFactorFailed { factor, reason: FailureClass::bad_input(&bad) });
+        let attempts_left = attempts_left(account, claims, policy);
+        Box::new(Transition::unchanged(SecondFactorOutcome::Denied { attempts_left }, effects))
+    })
+}
+
 /// Applies a second-step verdict to the freshest record.
 pub(crate) fn apply_second_step(
     account: &Account,
-    claims: &PendingClaims,
+    claims: &LoginClaims,
     verdict: &CodeVerdict,
-    material: &SecondStepMaterial,
+    prepared: &Prepared,
     policy: &Policy,
     now: Timestamp,
 ) -> Transition<SecondFactorOutcome> {
-    let mut fx = Effects::default();
+    let mut effects = Effects::default();
     if let Err(problem) = check_pending(account, claims, policy, now) {
-        fx.event(
+        effects.event(
             now,
             account,
             EventKind::SecondFactorFailed { factor: verdict.factor(), reason: FailureClass::PendingInvalid },
         );
-        return Transition::unchanged(problem.into(), fx);
+        return Transition::unchanged(problem.into(), effects);
     }
     if !matches!(account.two_factor, TwoFactor::Enabled(_)) {
-        return Transition::unchanged(SecondFactorOutcome::Expired, fx);
+        return Transition::unchanged(SecondFactorOutcome::Expired, effects);
     }
     let mut next = account.clone();
     prune_pending(&mut next, now);
-    let accepted = accept_factor(account, &mut next, verdict, material, now, &mut fx);
+    let accepted = accept_factor(account, &mut next, verdict, prepared, now, &mut effects);
     match accepted {
         Ok(factor) => {
             throttle::record_success(&mut next);
             mark_pending(&mut next, claims, |m| m.consumed = true);
-            if let Some((token, label)) = &material.remember {
-                remember(&mut next, token, label, policy, now, &mut fx);
+            if let Some((token, label)) = &prepared.remember {
+                remember(&mut next, token, label, policy, now, &mut effects);
             }
             if policy.locations.notify_new_location {
-                let location = material.remember.as_ref().map_or("an unremembered device", |(_, l)| l.as_str());
-                fx.mail(Message::NewLocation { to: recipient(account), location: location.to_owned(), at: now });
+                let location = prepared.remember.as_ref().map_or("an unremembered device", |(_, l)| l.as_str());
+                effects.mail(Message::NewLocation { to: recipient(account), location: location.to_owned(), at: now });
             }
-            fx.event(now, account, EventKind::LoginSucceeded { factor });
+            effects.event(now, account, EventKind::LoginSucceeded { factor });
             let method = match factor {
                 Factor::BackupCode => AuthMethod::PasswordAndBackupCode,
                 _ => AuthMethod::PasswordAndTotp,
@@ -159,14 +186,14 @@ pub(crate) fn apply_second_step(
                 username: account.username.clone(),
                 role: account.role,
                 method,
-                remembered: material.remember.as_ref().map(|(token, _)| remember_token(token, policy, now)),
-                backup_code_delivery: fx.code_delivery(),
+                remembered: prepared.remember.as_ref().map(|(token, _)| remember_token(token, policy, now)),
+                backup_code_delivery: effects.code_delivery(),
             };
-            Transition { next: Some(next), outcome: SecondFactorOutcome::Authenticated(authenticated), effects: fx }
+            Transition { next: Some(next), outcome: SecondFactorOutcome::Authenticated(authenticated), effects }
         }
         Err((factor, reason)) => {
-            fx.event(now, account, EventKind::SecondFactorFailed { factor, reason });
-            throttle::record_failure(&mut next, &policy.throttle, now, throttle::Failed::SecondFactor, &mut fx);
+            effects.event(now, account, EventKind::SecondFactorFailed { factor, reason });
+            throttle::record_failure(&mut next, &policy.throttle, now, throttle::Failed::SecondFactor, &mut effects);
             let failures = mark_pending(&mut next, claims, |m| m.failures = m.failures.saturating_add(1));
             let attempts_left = policy.max_code_attempts.saturating_sub(failures);
             let outcome = match throttle::blocked(&next, now) {
@@ -174,7 +201,7 @@ pub(crate) fn apply_second_step(
                 None if attempts_left == 0 => SecondFactorOutcome::Locked { until: None },
                 None => SecondFactorOutcome::Denied { attempts_left },
             };
-            Transition { next: Some(next), outcome, effects: fx }
+            Transition { next: Some(next), outcome, effects }
         }
     }
 }
@@ -194,10 +221,11 @@ pub(crate) mod tests {
     use super::*;
     use crate::UserId;
     use crate::account::{Authenticator, BackupCodeHash, Enabled, Role, Throttle};
+    use crate::events::Event;
+    use crate::factors::totp::TotpParams;
     use crate::rules::locations::*;
     use crate::rules::password::*;
     use crate::rules::pending::*;
-    use crate::totp::TotpParams;
 
     pub(crate) fn account() -> Account {
         Account {
@@ -246,11 +274,11 @@ pub(crate) mod tests {
         }
     }
 
-    fn material() -> SecondStepMaterial {
+    fn prepared() -> Prepared {
         let hash = BackupCodeHash { phc: "H2".into(), issued_at: Timestamp(5), expires_at: None };
         let replacement =
             FreshCodes { mail: crate::outbox::MailId([7; 16]), codes: vec![(SecretString::from("NEW"), hash)] };
-        SecondStepMaterial { replacement: Some(replacement), remember: None, resealed: None }
+        Prepared { replacement: Some(replacement), remember: None, resealed: None }
     }
 
     #[test]
@@ -269,15 +297,15 @@ pub(crate) mod tests {
         assert_eq!(password_step(&a, &strict, false), PasswordStep::EnrollmentRequired);
     }
 
-    /// Runs the second step with fresh material.
+    /// Runs the second step with fresh prepared.
     fn step(
         a: &Account,
-        claims: &PendingClaims,
+        claims: &LoginClaims,
         verdict: CodeVerdict,
         p: &Policy,
         now: Timestamp,
     ) -> Transition<SecondFactorOutcome> {
-        apply_second_step(a, claims, &verdict, &material(), p, now)
+        apply_second_step(a, claims, &verdict, &prepared(), p, now)
     }
 
     /// The phone accepted `step`.
@@ -400,6 +428,85 @@ pub(crate) mod tests {
         assert_eq!(outcomes[2], "Locked { until: None }");
         assert_eq!(outcomes[3], "Locked { until: None }");
         assert_eq!(a.throttle.failures, 3, "the fourth attempt was not evaluated");
+        Ok(())
+    }
+
+    fn first(verified: Option<&Option<String>>) -> FirstFactor<'_> {
+        FirstFactor { verified_hash: verified, rehash: None, location: None, pending_id: [9; 16] }
+    }
+
+    #[test]
+    fn a_right_password_decides_on_the_freshest_record() -> Result<(), crate::Error> {
+        let p = Policy::default();
+        let now = Timestamp(1000);
+        let verified = Some(String::new());
+        // 2FA on: a pending login bound to this record's stamp, with the engine's id.
+        let a = enabled();
+        let t = apply_right_password(&a, first(Some(&verified)), &p, now).map_err(|_| crate::Error::Contention)?;
+        let RightPassword::SecondFactor(claims) = t.outcome else { return Err(crate::Error::Corrupt("outcome")) };
+        assert_eq!((claims.id, claims.stamp, claims.account), ([9; 16], a.security_stamp, a.id));
+        assert_eq!(claims.expires_at, now.plus(p.pending_lifetime));
+        assert!(t.next.is_none() && t.effects.events.is_empty(), "nothing to write or record yet");
+        // No 2FA: logged in with the password, and the failures of the budget cleared.
+        let mut plain = account();
+        plain.throttle.failures = 2;
+        let t = apply_right_password(&plain, first(None), &p, now).map_err(|_| crate::Error::Contention)?;
+        let RightPassword::Authenticated(auth) = &t.outcome else { return Err(crate::Error::Corrupt("outcome")) };
+        assert_eq!(auth.method, AuthMethod::Password);
+        assert_eq!(t.next.map(|n| n.throttle.failures), Some(0));
+        let kinds: Vec<_> = t.effects.events.iter().map(|e| e.kind.clone()).collect();
+        assert_eq!(kinds, [EventKind::LoginSucceeded { factor: Factor::Password }]);
+        // A policy that requires 2FA: enroll first.
+        let strict = Policy::nist_aal2();
+        let t = apply_right_password(&plain, first(None), &strict, now).map_err(|_| crate::Error::Contention)?;
+        assert!(matches!(t.outcome, RightPassword::EnrollmentRequired(_)));
+        Ok(())
+    }
+
+    #[test]
+    fn a_right_password_is_refused_when_throttled_or_changed_meanwhile() -> Result<(), crate::Error> {
+        let p = Policy::default();
+        let now = Timestamp(1000);
+        let mut a = enabled();
+        a.throttle.until = Some(Timestamp(now.0 + 60));
+        let t = apply_right_password(&a, first(None), &p, now).map_err(|_| crate::Error::Contention)?;
+        assert!(matches!(t.outcome, RightPassword::Denied));
+        assert!(t.next.is_none(), "a refusal writes nothing");
+        assert!(matches!(t.effects.events[..], [Event { kind: EventKind::LoginFailed { .. }, .. }]));
+        let other = Some("another hash".to_owned());
+        assert!(
+            apply_right_password(&enabled(), first(Some(&other)), &p, now).is_err(),
+            "verified a hash that is gone"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn a_second_step_is_admitted_only_for_a_usable_pending_login_and_a_code() -> Result<(), crate::Error> {
+        let p = Policy::default();
+        let a = enabled();
+        let now = Timestamp(1000);
+        let claims = issue_pending(&a, [1; 16], now, &p);
+        let typo = || Err::<(), _>(InputError::malformed("code", "digits only"));
+        assert_eq!(admit_second_step(&a, &claims, Factor::Totp, Ok(7), &p, now).ok(), Some(7));
+        // Not a code: denied with every attempt left, nothing written, the typo recorded.
+        let refused = admit_second_step(&a, &claims, Factor::Totp, typo(), &p, now).err();
+        let refused = refused.ok_or(crate::Error::Corrupt("admitted a typo"))?;
+        assert!(
+            matches!(refused.outcome, SecondFactorOutcome::Denied { attempts_left } if attempts_left == p.max_code_attempts)
+        );
+        assert!(refused.next.is_none());
+        let reason = |t: &Transition<SecondFactorOutcome>| match &t.effects.events[..] {
+            [Event { kind: EventKind::SecondFactorFailed { reason, .. }, .. }] => Some(*reason),
+            _ => None,
+        };
+        assert!(matches!(reason(&refused), Some(FailureClass::BadInput { .. })));
+        // An unusable pending login answers its problem before the input is looked at.
+        let late = Timestamp(now.0 + 301);
+        let refused = admit_second_step(&a, &claims, Factor::Totp, typo(), &p, late).err();
+        let refused = refused.ok_or(crate::Error::Corrupt("admitted an expired login"))?;
+        assert!(matches!(refused.outcome, SecondFactorOutcome::Expired));
+        assert_eq!(reason(&refused), Some(FailureClass::PendingInvalid));
         Ok(())
     }
 

@@ -2,10 +2,10 @@
 //! remembered-location management, as pure transitions.
 
 use crate::account::{Account, Authenticator, Enabled, Enrolling, ResetRecord, SealedSecret, Throttle, TwoFactor};
-use crate::clock::Timestamp;
 use crate::error::Refusal;
 use crate::events::EventKind;
 use crate::mail::{CodeReason, Delivery, Message};
+use crate::plumbing::clock::Timestamp;
 use crate::rules::{Effects, FreshCodes, Transition, recipient};
 
 /// Starts (or restarts) an enrollment with a freshly sealed secret. Refused when 2FA is
@@ -21,9 +21,9 @@ pub(crate) fn start_enrollment(
     }
     let mut next = account.clone();
     next.two_factor = TwoFactor::Enrolling(enrolling);
-    let mut fx = Effects::default();
-    fx.event(now, account, EventKind::EnrollmentStarted);
-    Ok(Transition { next: Some(next), outcome: (), effects: fx })
+    let mut effects = Effects::default();
+    effects.event(now, account, EventKind::EnrollmentStarted);
+    Ok(Transition { next: Some(next), outcome: (), effects })
 }
 
 /// Activates 2FA after a correct code for `step`: that step counts as used, and the
@@ -51,11 +51,11 @@ pub(crate) fn confirm_enrollment(
         backup_codes: codes.hashes(),
         enabled_at: now,
     });
-    let mut fx = Effects::default();
-    fx.event(now, account, EventKind::EnrollmentConfirmed);
-    fx.event(now, account, EventKind::BackupCodeRotated);
-    let delivery = codes.queue(&mut fx, account, CodeReason::Setup);
-    Ok(Transition { next: Some(next), outcome: delivery, effects: fx })
+    let mut effects = Effects::default();
+    effects.event(now, account, EventKind::EnrollmentConfirmed);
+    effects.event(now, account, EventKind::BackupCodeRotated);
+    let delivery = codes.queue(&mut effects, account, CodeReason::Setup);
+    Ok(Transition { next: Some(next), outcome: delivery, effects })
 }
 
 /// Replaces every backup code with fresh ones (the old ones are void at once); the
@@ -66,10 +66,10 @@ pub(crate) fn reissue(account: &Account, codes: &FreshCodes, now: Timestamp) -> 
         return Err(Refusal::TwoFactorNotActive);
     };
     enabled.backup_codes = codes.hashes();
-    let mut fx = Effects::default();
-    fx.event(now, account, EventKind::BackupCodeRotated);
-    let delivery = codes.queue(&mut fx, account, CodeReason::Reissued);
-    Ok(Transition { next: Some(next), outcome: delivery, effects: fx })
+    let mut effects = Effects::default();
+    effects.event(now, account, EventKind::BackupCodeRotated);
+    let delivery = codes.queue(&mut effects, account, CodeReason::Reissued);
+    Ok(Transition { next: Some(next), outcome: delivery, effects })
 }
 
 /// Removes the whole 2FA association: secret, backup codes, pending logins,
@@ -99,19 +99,19 @@ pub(crate) fn reset(
         identity_check: identity_check.to_owned(),
         at: now,
     });
-    let mut fx = Effects::default();
-    fx.event(
+    let mut effects = Effects::default();
+    effects.event(
         now,
         target,
         EventKind::TwoFactorReset { by: actor.id, by_role: actor.role, identity_check: identity_check.to_owned() },
     );
-    fx.mail(Message::TwoFactorReset {
+    effects.mail(Message::TwoFactorReset {
         to: recipient(target),
         by: actor.username.clone(),
         by_role: actor.role,
         at: now,
     });
-    Transition { next: Some(next), outcome: (), effects: fx }
+    Transition { next: Some(next), outcome: (), effects }
 }
 
 /// Sets a new password hash, rotating the stamp: every pending login and remembered
@@ -122,9 +122,9 @@ pub(crate) fn change_password(account: &Account, phc: String, new_stamp: u64, no
     next.security_stamp = new_stamp;
     next.locations.clear();
     next.pending.clear();
-    let mut fx = Effects::default();
-    fx.event(now, account, EventKind::PasswordChanged);
-    Transition { next: Some(next), outcome: (), effects: fx }
+    let mut effects = Effects::default();
+    effects.event(now, account, EventKind::PasswordChanged);
+    Transition { next: Some(next), outcome: (), effects }
 }
 
 /// Keeps a password hash imported from another system (checked by the caller) for an
@@ -137,21 +137,21 @@ pub(crate) fn import_password(account: &Account, hash: String, now: Timestamp) -
     }
     let mut next = account.clone();
     next.password_hash = Some(hash);
-    let mut fx = Effects::default();
-    fx.event(now, account, EventKind::PasswordImported);
-    Ok(Transition { next: Some(next), outcome: (), effects: fx })
+    let mut effects = Effects::default();
+    effects.event(now, account, EventKind::PasswordImported);
+    Ok(Transition { next: Some(next), outcome: (), effects })
 }
 
 /// Revokes one remembered location. The outcome says whether it existed.
 pub(crate) fn revoke_location(account: &Account, id: &[u8; 16], now: Timestamp) -> Transition<bool> {
-    let mut fx = Effects::default();
+    let mut effects = Effects::default();
     let Some(i) = account.locations.iter().position(|l| &l.id == id) else {
-        return Transition::unchanged(false, fx);
+        return Transition::unchanged(false, effects);
     };
     let mut next = account.clone();
     next.locations.remove(i);
-    fx.event(now, account, EventKind::LocationRevoked { location: crate::token::location_id_text(id) });
-    Transition { next: Some(next), outcome: true, effects: fx }
+    effects.event(now, account, EventKind::LocationRevoked { location: crate::crypto::token::location_id_text(id) });
+    Transition { next: Some(next), outcome: true, effects }
 }
 
 #[cfg(test)]
@@ -159,8 +159,8 @@ mod tests {
     use super::*;
     use crate::UserId;
     use crate::account::Role;
+    use crate::factors::totp::TotpParams;
     use crate::rules::login::tests::{account, enabled};
-    use crate::totp::TotpParams;
 
     #[test]
     fn reset_removes_everything_and_rotates_the_stamp() {

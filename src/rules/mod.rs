@@ -17,11 +17,11 @@ pub(crate) mod self_service;
 pub(crate) mod throttle;
 
 use crate::account::{Account, BackupCodeHash};
-use crate::clock::Timestamp;
+use crate::crypto::secret::SecretString;
 use crate::events::{Event, EventKind};
 use crate::mail::{CodeReason, Delivery, Message, MessageKind};
 use crate::outbox::MailId;
-use crate::secret::SecretString;
+use crate::plumbing::clock::Timestamp;
 
 /// What must happen besides the write: mail to queue in the same write, events to
 /// record after it commits.
@@ -77,14 +77,14 @@ impl FreshCodes {
 
     /// Queues the codes' mail to `account` under [`mail`](Self::mail) and answers its
     /// delivery.
-    pub fn queue(&self, fx: &mut Effects, account: &Account, reason: CodeReason) -> Delivery {
+    pub fn queue(&self, effects: &mut Effects, account: &Account, reason: CodeReason) -> Delivery {
         let message = Message::BackupCode {
             to: recipient(account),
             reason,
             codes: self.codes.iter().map(|(shown, _)| shown.clone()).collect(),
             expires_at: self.codes.first().and_then(|(_, hash)| hash.expires_at),
         };
-        fx.mails.push(Outgoing { id: Some(self.mail), message });
+        effects.mails.push(Outgoing { id: Some(self.mail), message });
         Delivery::Queued(self.mail)
     }
 }

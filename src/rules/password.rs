@@ -2,14 +2,25 @@
 //! writes.
 
 use crate::account::{Account, TwoFactor};
-use crate::clock::Timestamp;
+use crate::crypto::token::{LocationToken, LoginClaims};
 use crate::events::{EventKind, Factor, FailureClass};
 use crate::outcome::{AuthMethod, Authenticated};
+use crate::plumbing::clock::Timestamp;
 use crate::policy::Policy;
 use crate::rules::locations::valid_location;
 use crate::rules::pending::issue_pending;
 use crate::rules::{Effects, Transition, throttle};
-use crate::token::{LocationToken, PendingClaims};
+
+/// The refusal of a first factor while the account is throttled or locked, decided
+/// before the password is looked at: its event, or `None` when the account takes
+/// attempts. Every password step checks it on its snapshot and again on the record it
+/// writes.
+pub(crate) fn refused_while_throttled(account: &Account, now: Timestamp) -> Option<Effects> {
+    throttle::blocked(account, now)?;
+    let mut effects = Effects::default();
+    effects.event(now, account, EventKind::LoginFailed { reason: throttle::refusal(account) });
+    Some(effects)
+}
 
 /// What a right first factor leads to, decided on the freshest record.
 #[derive(Debug)]
@@ -19,7 +30,7 @@ pub(crate) enum RightPassword {
     /// Logged in, but the policy requires enrolling first.
     EnrollmentRequired(Authenticated),
     /// A code is needed: the claims of the pending login (the engine seals them).
-    SecondFactor(PendingClaims),
+    SecondFactor(LoginClaims),
     /// Throttled since the engine's snapshot: refused like any attempt while throttled.
     Denied,
 }
@@ -59,11 +70,10 @@ pub(crate) fn apply_right_password(
     if first.verified_hash.is_some_and(|verified| &account.password_hash != verified) {
         return Err(PasswordChanged);
     }
-    let mut fx = Effects::default();
-    if throttle::blocked(account, now).is_some() {
-        fx.event(now, account, EventKind::LoginFailed { reason: throttle::refusal(account) });
-        return Ok(Transition::unchanged(RightPassword::Denied, fx));
+    if let Some(refused) = refused_while_throttled(account, now) {
+        return Ok(Transition::unchanged(RightPassword::Denied, refused));
     }
+    let mut effects = Effects::default();
     let location = first.location.and_then(|t| valid_location(account, t, now));
     let step = password_step(account, policy, location.is_some());
     let next = apply_password_success(account, step, first.rehash, location, now);
@@ -77,11 +87,11 @@ pub(crate) fn apply_right_password(
     };
     let outcome = match step {
         PasswordStep::Authenticated { via_location: true } => {
-            fx.event(now, account, EventKind::LoginSucceeded { factor: Factor::Location });
+            effects.event(now, account, EventKind::LoginSucceeded { factor: Factor::Location });
             RightPassword::Authenticated(authenticated(AuthMethod::PasswordAndLocation))
         }
         PasswordStep::Authenticated { via_location: false } => {
-            fx.event(now, account, EventKind::LoginSucceeded { factor: Factor::Password });
+            effects.event(now, account, EventKind::LoginSucceeded { factor: Factor::Password });
             RightPassword::Authenticated(authenticated(AuthMethod::Password))
         }
         PasswordStep::EnrollmentRequired => RightPassword::EnrollmentRequired(authenticated(AuthMethod::Password)),
@@ -89,7 +99,7 @@ pub(crate) fn apply_right_password(
             RightPassword::SecondFactor(issue_pending(account, first.pending_id, now, policy))
         }
     };
-    Ok(Transition { next, outcome, effects: fx })
+    Ok(Transition { next, outcome, effects })
 }
 
 /// What the password step decided after verifying the password against a snapshot.
@@ -145,13 +155,12 @@ pub(crate) fn apply_password_success(
 /// throttled: not counted, its result discarded (otherwise concurrent requests would
 /// each get a guess evaluated per throttle window).
 pub(crate) fn apply_password_failure(account: &Account, policy: &Policy, now: Timestamp) -> Transition<()> {
-    let mut fx = Effects::default();
-    if throttle::blocked(account, now).is_some() {
-        fx.event(now, account, EventKind::LoginFailed { reason: throttle::refusal(account) });
-        return Transition::unchanged((), fx);
+    if let Some(refused) = refused_while_throttled(account, now) {
+        return Transition::unchanged((), refused);
     }
+    let mut effects = Effects::default();
     let mut next = account.clone();
-    fx.event(now, account, EventKind::LoginFailed { reason: FailureClass::WrongPassword });
-    throttle::record_failure(&mut next, &policy.throttle, now, throttle::Failed::Password, &mut fx);
-    Transition { next: Some(next), outcome: (), effects: fx }
+    effects.event(now, account, EventKind::LoginFailed { reason: FailureClass::WrongPassword });
+    throttle::record_failure(&mut next, &policy.throttle, now, throttle::Failed::Password, &mut effects);
+    Transition { next: Some(next), outcome: (), effects }
 }

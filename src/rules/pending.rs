@@ -1,18 +1,18 @@
 //! Pending logins: the claims a password step issues, the checks a second step makes
 //! of them, and the marks an account keeps of the ones that failed a code or were used.
 
-use crate::account::{Account, PendingMark, TwoFactor};
-use crate::clock::Timestamp;
+use crate::account::{Account, LoginMark, TwoFactor};
+use crate::crypto::token::LoginClaims;
 use crate::outcome::SecondFactorOutcome;
+use crate::plumbing::clock::Timestamp;
 use crate::policy::Policy;
 use crate::rules::throttle;
-use crate::token::PendingClaims;
 use subtle::ConstantTimeEq;
 
 /// Builds the claims of a new pending login, bound to the account's stamp (the engine
 /// seals them into the token).
-pub(crate) fn issue_pending(account: &Account, id: [u8; 16], now: Timestamp, policy: &Policy) -> PendingClaims {
-    PendingClaims {
+pub(crate) fn issue_pending(account: &Account, id: [u8; 16], now: Timestamp, policy: &Policy) -> LoginClaims {
+    LoginClaims {
         account: account.id,
         id,
         issued_at: now,
@@ -23,18 +23,18 @@ pub(crate) fn issue_pending(account: &Account, id: [u8; 16], now: Timestamp, pol
 
 /// Why a pending login cannot be used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum PendingProblem {
+pub(crate) enum ClaimsProblem {
     /// Expired, forged, used, or ended by a stamp rotation.
     Expired,
     /// Its attempts are used up, or the account is throttled or locked.
     Locked(Option<Timestamp>),
 }
 
-impl From<PendingProblem> for SecondFactorOutcome {
-    fn from(problem: PendingProblem) -> Self {
+impl From<ClaimsProblem> for SecondFactorOutcome {
+    fn from(problem: ClaimsProblem) -> Self {
         match problem {
-            PendingProblem::Expired => SecondFactorOutcome::Expired,
-            PendingProblem::Locked(until) => SecondFactorOutcome::Locked { until },
+            ClaimsProblem::Expired => SecondFactorOutcome::Expired,
+            ClaimsProblem::Locked(until) => SecondFactorOutcome::Locked { until },
         }
     }
 }
@@ -43,33 +43,33 @@ impl From<PendingProblem> for SecondFactorOutcome {
 /// stamp rotation since it was issued ends it (constant-time compare).
 pub(crate) fn check_pending(
     account: &Account,
-    claims: &PendingClaims,
+    claims: &LoginClaims,
     policy: &Policy,
     now: Timestamp,
-) -> Result<(), PendingProblem> {
+) -> Result<(), ClaimsProblem> {
     let current: bool = claims.stamp.to_be_bytes().ct_eq(&account.security_stamp.to_be_bytes()).into();
     if !current || claims.account != account.id || claims.expires_at <= now || claims.issued_at > now {
-        return Err(PendingProblem::Expired);
+        return Err(ClaimsProblem::Expired);
     }
     if !matches!(account.two_factor, TwoFactor::Enabled(_)) {
-        return Err(PendingProblem::Expired);
+        return Err(ClaimsProblem::Expired);
     }
     if let Some(mark) = account.pending.iter().find(|m| m.id == claims.id) {
         if mark.consumed {
-            return Err(PendingProblem::Expired);
+            return Err(ClaimsProblem::Expired);
         }
         if mark.failures >= policy.max_code_attempts {
-            return Err(PendingProblem::Locked(account.throttle.until.filter(|u| *u > now)));
+            return Err(ClaimsProblem::Locked(account.throttle.until.filter(|u| *u > now)));
         }
     }
     if let Some(until) = throttle::blocked(account, now) {
-        return Err(PendingProblem::Locked(until));
+        return Err(ClaimsProblem::Locked(until));
     }
     Ok(())
 }
 
 /// Code attempts a pending login has left (for an answer that counts nothing).
-pub(crate) fn attempts_left(account: &Account, claims: &PendingClaims, policy: &Policy) -> u32 {
+pub(crate) fn attempts_left(account: &Account, claims: &LoginClaims, policy: &Policy) -> u32 {
     let failures = account.pending.iter().find(|m| m.id == claims.id).map_or(0, |m| m.failures);
     policy.max_code_attempts.saturating_sub(failures)
 }
@@ -87,11 +87,7 @@ pub(super) fn prune_pending(account: &mut Account, now: Timestamp) {
 }
 
 /// Updates (or creates) the mark of a pending login; returns its failure count.
-pub(super) fn mark_pending(
-    account: &mut Account,
-    claims: &PendingClaims,
-    update: impl FnOnce(&mut PendingMark),
-) -> u32 {
+pub(super) fn mark_pending(account: &mut Account, claims: &LoginClaims, update: impl FnOnce(&mut LoginMark)) -> u32 {
     if !account.pending.iter().any(|m| m.id == claims.id) {
         if account.pending.len() >= MAX_PENDING_MARKS {
             let open = account.pending.iter().enumerate().filter(|(_, m)| !m.consumed);
@@ -99,12 +95,7 @@ pub(super) fn mark_pending(
                 account.pending.remove(victim);
             }
         }
-        account.pending.push(PendingMark {
-            id: claims.id,
-            expires_at: claims.expires_at,
-            failures: 0,
-            consumed: false,
-        });
+        account.pending.push(LoginMark { id: claims.id, expires_at: claims.expires_at, failures: 0, consumed: false });
     }
     let mark = account.pending.iter_mut().find(|m| m.id == claims.id);
     mark.map_or(0, |mark| {

@@ -5,13 +5,13 @@
 use crate::account::{
     Account, Authenticator, AuthenticatorId, Enrolling, ResetRecord, SealedSecret, Throttle, TwoFactor,
 };
-use crate::clock::Timestamp;
-use crate::error::Refusal;
-use crate::events::EventKind;
+use crate::error::{InputError, Refusal};
+use crate::events::{EventKind, Factor, FailureClass};
 use crate::mail::Message;
 use crate::outcome::StepUpOutcome;
+use crate::plumbing::clock::Timestamp;
 use crate::policy::Policy;
-use crate::rules::login::{CodeVerdict, SecondStepMaterial, accept_factor};
+use crate::rules::login::{CodeVerdict, Prepared, accept_factor};
 use crate::rules::{Effects, Transition, recipient, throttle};
 
 /// The most authenticators a user keeps.
@@ -42,42 +42,68 @@ pub(crate) type Action<'a> = &'a (dyn Fn(&Account, &mut Account, &mut Effects, T
 pub(crate) fn fresh_factor(
     account: &Account,
     verdict: &CodeVerdict,
-    material: &SecondStepMaterial,
+    prepared: &Prepared,
     policy: &Policy,
     now: Timestamp,
     action: Action<'_>,
 ) -> Transition<StepUpOutcome> {
-    let mut fx = Effects::default();
-    if let Some(blocked) = throttle::blocked(account, now) {
-        let reason = throttle::refusal(account);
-        fx.event(now, account, EventKind::SecondFactorFailed { factor: verdict.factor(), reason });
-        let outcome = match blocked {
-            Some(until) => StepUpOutcome::Throttled { until },
-            None => StepUpOutcome::Locked,
-        };
-        return Transition::unchanged(outcome, fx);
+    if let Some(refused) = refused_while_throttled(account, verdict.factor(), now) {
+        return refused;
     }
+    let mut effects = Effects::default();
     let mut next = account.clone();
-    match accept_factor(account, &mut next, verdict, material, now, &mut fx) {
+    match accept_factor(account, &mut next, verdict, prepared, now, &mut effects) {
         Ok(factor) => {
             // The budget is the login's: only a complete login clears it.
-            fx.event(now, account, EventKind::SecondFactorVerified { factor });
-            action(account, &mut next, &mut fx, now);
+            effects.event(now, account, EventKind::SecondFactorVerified { factor });
+            action(account, &mut next, &mut effects, now);
             // The replacement code's mail, unless the action dropped it.
-            let outcome = StepUpOutcome::Verified { factor, backup_code_delivery: fx.code_delivery() };
-            Transition { next: Some(next), outcome, effects: fx }
+            let outcome = StepUpOutcome::Verified { factor, backup_code_delivery: effects.code_delivery() };
+            Transition { next: Some(next), outcome, effects }
         }
         Err((factor, reason)) => {
-            fx.event(now, account, EventKind::SecondFactorFailed { factor, reason });
-            throttle::record_failure(&mut next, &policy.throttle, now, throttle::Failed::SecondFactor, &mut fx);
+            effects.event(now, account, EventKind::SecondFactorFailed { factor, reason });
+            throttle::record_failure(&mut next, &policy.throttle, now, throttle::Failed::SecondFactor, &mut effects);
             let outcome = match throttle::blocked(&next, now) {
                 Some(Some(until)) => StepUpOutcome::Throttled { until },
                 Some(None) => StepUpOutcome::Locked,
                 None => StepUpOutcome::Denied,
             };
-            Transition { next: Some(next), outcome, effects: fx }
+            Transition { next: Some(next), outcome, effects }
         }
     }
+}
+
+/// Admits a fresh factor on the engine's snapshot, before any code is checked:
+/// `parsed` back when the account takes attempts and the input is a code. Otherwise the
+/// answer, with its event: `Throttled` or `Locked`, or, for input that is not a code at
+/// all, `Denied`, counting nothing (a typo guessed nothing).
+pub(crate) fn admit_fresh_factor<P>(
+    account: &Account,
+    factor: Factor,
+    parsed: Result<P, InputError>,
+    now: Timestamp,
+) -> Result<P, Box<Transition<StepUpOutcome>>> {
+    if let Some(refused) = refused_while_throttled(account, factor, now) {
+        return Err(Box::new(refused));
+    }
+    parsed.map_err(|bad| {
+        let mut effects = Effects::default();
+        effects.event(now, account, EventKind::SecondFactorFailed { factor, reason: FailureClass::bad_input(&bad) });
+        Box::new(Transition::unchanged(StepUpOutcome::Denied, effects))
+    })
+}
+
+/// `Throttled` or `Locked` with its event while the account takes no attempts.
+fn refused_while_throttled(account: &Account, factor: Factor, now: Timestamp) -> Option<Transition<StepUpOutcome>> {
+    let blocked = throttle::blocked(account, now)?;
+    let mut effects = Effects::default();
+    effects.event(now, account, EventKind::SecondFactorFailed { factor, reason: throttle::refusal(account) });
+    let outcome = match blocked {
+        Some(until) => StepUpOutcome::Throttled { until },
+        None => StepUpOutcome::Locked,
+    };
+    Some(Transition::unchanged(outcome, effects))
 }
 
 /// A step-up check changes nothing beyond consuming the factor.
@@ -88,7 +114,7 @@ pub(crate) fn no_action(_: &Account, _: &mut Account, _: &mut Effects, _: Timest
 /// login from before comes back when 2FA is turned on again; the newest step stays used
 /// (as after a reset), the one the fresh factor just used included; the user is mailed.
 pub(crate) fn disable(stamp: u64) -> impl Fn(&Account, &mut Account, &mut Effects, Timestamp) {
-    move |account, next, fx, now| {
+    move |account, next, effects, now| {
         // `next`, not `account`: it holds the step the fresh factor just used.
         if let TwoFactor::Enabled(e) = &next.two_factor {
             next.retired_totp_step = next.retired_totp_step.max(e.newest_step());
@@ -99,16 +125,16 @@ pub(crate) fn disable(stamp: u64) -> impl Fn(&Account, &mut Account, &mut Effect
         next.security_stamp = stamp;
         // A backup code that proved the factor was replaced; with 2FA off the
         // replacement works nowhere, so it is not mailed.
-        fx.mails.retain(|o| !o.message.carries_code());
-        fx.event(now, account, EventKind::TwoFactorDisabled);
-        fx.mail(Message::TwoFactorDisabled { to: recipient(account), at: now });
+        effects.mails.retain(|o| !o.message.carries_code());
+        effects.event(now, account, EventKind::TwoFactorDisabled);
+        effects.mail(Message::TwoFactorDisabled { to: recipient(account), at: now });
     }
 }
 
 /// Removes authenticator `id` (the engine checked that the fresh factor came from
 /// another one, or from the backup code); its newest step stays used.
 pub(crate) fn remove(id: AuthenticatorId) -> impl Fn(&Account, &mut Account, &mut Effects, Timestamp) {
-    move |account, next, fx, now| {
+    move |account, next, effects, now| {
         let TwoFactor::Enabled(e) = &mut next.two_factor else { return };
         let Some(i) = e.authenticators.iter().position(|a| a.id == id) else { return };
         if e.authenticators.len() < 2 {
@@ -116,8 +142,8 @@ pub(crate) fn remove(id: AuthenticatorId) -> impl Fn(&Account, &mut Account, &mu
         }
         let removed = e.authenticators.remove(i);
         next.retired_totp_step = next.retired_totp_step.max(removed.last_used_step);
-        fx.event(now, account, EventKind::AuthenticatorRemoved { authenticator: authenticator_id_text(&id) });
-        fx.mail(Message::AuthenticatorRemoved { to: recipient(account), name: removed.name, at: now });
+        effects.event(now, account, EventKind::AuthenticatorRemoved { authenticator: authenticator_id_text(&id) });
+        effects.mail(Message::AuthenticatorRemoved { to: recipient(account), name: removed.name, at: now });
     }
 }
 
@@ -148,9 +174,9 @@ pub(crate) fn start_adding(account: &Account, adding: Enrolling, now: Timestamp)
     if let TwoFactor::Enabled(e) = &mut next.two_factor {
         e.adding = Some(adding);
     }
-    let mut fx = Effects::default();
-    fx.event(now, account, EventKind::EnrollmentStarted);
-    Ok(Transition { next: Some(next), outcome: (), effects: fx })
+    let mut effects = Effects::default();
+    effects.event(now, account, EventKind::EnrollmentStarted);
+    Ok(Transition { next: Some(next), outcome: (), effects })
 }
 
 /// Confirms the authenticator being added with a right code for `step` (that step
@@ -182,10 +208,10 @@ pub(crate) fn confirm_adding(
         e.adding = None;
         e.authenticators.push(added.clone());
     }
-    let mut fx = Effects::default();
-    fx.event(now, account, EventKind::AuthenticatorAdded { authenticator: authenticator_id_text(&added.id) });
-    fx.mail(Message::AuthenticatorAdded { to: recipient(account), name: added.name, at: now });
-    Ok(Transition { next: Some(next), outcome: added.id, effects: fx })
+    let mut effects = Effects::default();
+    effects.event(now, account, EventKind::AuthenticatorAdded { authenticator: authenticator_id_text(&added.id) });
+    effects.mail(Message::AuthenticatorAdded { to: recipient(account), name: added.name, at: now });
+    Ok(Transition { next: Some(next), outcome: added.id, effects })
 }
 
 /// An administrator's unlock: clears the failure budget, and with it a throttle or the
@@ -204,10 +230,10 @@ pub(crate) fn unlock(target: &Account, actor: &Account, reason: &str, now: Times
         identity_check: reason.to_owned(),
         at: now,
     });
-    let mut fx = Effects::default();
-    fx.event(now, target, EventKind::Unlocked { by: actor.id, by_role: actor.role, reason: reason.to_owned() });
-    fx.mail(Message::Unlocked { to: recipient(target), by: actor.username.clone(), by_role: actor.role, at: now });
-    Transition { next: Some(next), outcome: true, effects: fx }
+    let mut effects = Effects::default();
+    effects.event(now, target, EventKind::Unlocked { by: actor.id, by_role: actor.role, reason: reason.to_owned() });
+    effects.mail(Message::Unlocked { to: recipient(target), by: actor.username.clone(), by_role: actor.role, at: now });
+    Transition { next: Some(next), outcome: true, effects }
 }
 
 #[cfg(test)]

@@ -1,9 +1,9 @@
 //! The shared failure budget, as pure functions.
 
 use crate::account::{Account, TwoFactor};
-use crate::clock::Timestamp;
 use crate::events::{EventKind, FailureClass};
 use crate::mail::Message;
+use crate::plumbing::clock::Timestamp;
 use crate::policy::ThrottlePolicy;
 use crate::rules::{Effects, recipient};
 
@@ -42,7 +42,7 @@ pub(crate) fn record_failure(
     policy: &ThrottlePolicy,
     now: Timestamp,
     failed: Failed,
-    fx: &mut Effects,
+    effects: &mut Effects,
 ) {
     let t = &mut account.throttle;
     t.failures = t.failures.saturating_add(1);
@@ -55,15 +55,15 @@ pub(crate) fn record_failure(
         let until = now.plus(delay);
         t.until = Some(until);
         if failures == policy.free_failures {
-            fx.mail(Message::Throttled { to: recipient(account), until });
+            effects.mail(Message::Throttled { to: recipient(account), until });
         }
-        fx.event(now, account, EventKind::Throttled { until });
+        effects.event(now, account, EventKind::Throttled { until });
     }
     let enabled = matches!(account.two_factor, TwoFactor::Enabled(_));
     if enabled && second_factor_failures >= policy.disable_after && !account.throttle.second_factor_locked {
         account.throttle.second_factor_locked = true;
-        fx.mail(Message::SecondFactorLocked { to: recipient(account), at: now });
-        fx.event(now, account, EventKind::SecondFactorLocked);
+        effects.mail(Message::SecondFactorLocked { to: recipient(account), at: now });
+        effects.event(now, account, EventKind::SecondFactorLocked);
     }
 }
 
@@ -87,19 +87,19 @@ mod tests {
     fn first_failures_are_free_then_delays_double_to_the_cap() {
         let p = ThrottlePolicy::default();
         let mut a = account();
-        let mut fx = Effects::default();
+        let mut effects = Effects::default();
         for _ in 0..4 {
-            record_failure(&mut a, &p, Timestamp(0), Failed::Password, &mut fx);
+            record_failure(&mut a, &p, Timestamp(0), Failed::Password, &mut effects);
         }
         assert_eq!(a.throttle.until, None);
-        assert!(fx.mails.is_empty());
-        record_failure(&mut a, &p, Timestamp(0), Failed::Password, &mut fx);
+        assert!(effects.mails.is_empty());
+        record_failure(&mut a, &p, Timestamp(0), Failed::Password, &mut effects);
         assert_eq!(a.throttle.until, Some(Timestamp(60)));
-        assert_eq!(fx.mails.len(), 1, "throttle notice when throttling starts");
-        record_failure(&mut a, &p, Timestamp(0), Failed::SecondFactor, &mut fx);
+        assert_eq!(effects.mails.len(), 1, "throttle notice when throttling starts");
+        record_failure(&mut a, &p, Timestamp(0), Failed::SecondFactor, &mut effects);
         assert_eq!(a.throttle.until, Some(Timestamp(120)));
         assert_eq!(p.delay_after(30), Some(Duration::from_secs(3600)));
-        assert_eq!(fx.mails.len(), 1, "only one notice");
+        assert_eq!(effects.mails.len(), 1, "only one notice");
         assert!(record_success(&mut a));
         assert_eq!(a.throttle.failures, 0);
         assert_eq!(a.throttle.second_factor_failures, 0);
@@ -110,17 +110,17 @@ mod tests {
     fn only_second_factor_failures_lock_the_second_factor() {
         let p = ThrottlePolicy::default();
         let mut a = crate::rules::login::tests::enabled();
-        let mut fx = Effects::default();
+        let mut effects = Effects::default();
         for _ in 0..10 * p.disable_after {
-            record_failure(&mut a, &p, Timestamp(0), Failed::Password, &mut fx);
+            record_failure(&mut a, &p, Timestamp(0), Failed::Password, &mut effects);
         }
         assert!(!a.throttle.second_factor_locked, "wrong passwords alone never lock");
         assert_eq!(a.throttle.second_factor_failures, 0);
         for _ in 1..p.disable_after {
-            record_failure(&mut a, &p, Timestamp(0), Failed::SecondFactor, &mut fx);
+            record_failure(&mut a, &p, Timestamp(0), Failed::SecondFactor, &mut effects);
         }
         assert!(!a.throttle.second_factor_locked);
-        record_failure(&mut a, &p, Timestamp(0), Failed::SecondFactor, &mut fx);
+        record_failure(&mut a, &p, Timestamp(0), Failed::SecondFactor, &mut effects);
         assert!(a.throttle.second_factor_locked, "the hundredth wrong second factor locks");
     }
 }

@@ -8,9 +8,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use crate::UserId;
-use crate::clock::Timestamp;
 use crate::error::StoreError;
-use crate::mail::Either;
+use crate::mail::boxed::Either;
+use crate::plumbing::clock::Timestamp;
 use crate::store::{Document, ScanPage, Swap, UserRecord, UserStore};
 
 /// A boxed store future.
@@ -88,7 +88,9 @@ impl<S: UserStore> DynStore for S {
 ///
 /// ```
 /// use twofactor::store::BoxStore;
-/// use twofactor::{Engine, KeyRing, MemoryMailer, MemoryStore, Policy};
+/// use twofactor::{Engine, KeyRing, Policy};
+/// use twofactor::mail::MemoryMailer;
+/// use twofactor::store::MemoryStore;
 ///
 /// # #[cfg(feature = "sqlite")]
 /// # #[tokio::main(flavor = "current_thread")]
@@ -96,7 +98,7 @@ impl<S: UserStore> DynStore for S {
 /// // From the configuration: a database in production, memory in tests.
 /// let database_url: Option<&str> = None;
 /// let store = match database_url {
-///     Some(url) => BoxStore::new(twofactor::SqliteStore::connect(url).await?),
+///     Some(url) => BoxStore::new(twofactor::store::SqliteStore::connect(url).await?),
 ///     None => BoxStore::new(MemoryStore::new()),
 /// };
 /// // One engine type, whichever store was picked.

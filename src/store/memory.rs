@@ -5,8 +5,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::UserId;
 use crate::account::Role;
-use crate::clock::Timestamp;
 use crate::error::StoreError;
+use crate::plumbing::clock::Timestamp;
 use crate::store::{Document, ScanPage, StoredDocument, Swap, UserRecord, UserStore};
 
 #[derive(Debug, Default)]
@@ -23,7 +23,8 @@ struct Tables {
 ///
 /// ```
 /// # tokio_test_block_on(async {
-/// use twofactor::{MemoryStore, Role, UserId, UserStore};
+/// use twofactor::{Role, UserId};
+/// use twofactor::store::{MemoryStore, UserStore};
 /// let store = MemoryStore::new();
 /// store.add_user(UserId::from(1_u64), "alice", "alice@example.test", Role::User)?;
 /// let alice = store.find_by_login("alice").await?.expect("added");

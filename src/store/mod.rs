@@ -32,9 +32,9 @@ pub use sqlite::SqliteStore;
 
 use crate::UserId;
 use crate::account::Role;
-use crate::clock::Timestamp;
 pub use crate::document::Document;
 use crate::error::StoreError;
+use crate::plumbing::clock::Timestamp;
 
 /// A user as the store reads it: the application's identity of the user and, when
 /// the crate has written one, the credential document with its version.
@@ -108,6 +108,7 @@ impl ScanPage {
 /// The result of a [`UserStore::compare_and_swap`] or [`UserStore::insert_document`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[must_use]
+#[non_exhaustive]
 pub enum Swap {
     /// The document was written; it now has this version.
     Swapped {

@@ -5,8 +5,8 @@ use std::time::Duration;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
 use crate::UserId;
-use crate::clock::{Clock, SystemClock, Timestamp};
 use crate::error::StoreError;
+use crate::plumbing::clock::{Clock, SystemClock, Timestamp};
 use crate::store::sql::legacy::to_sql;
 use crate::store::sql::{Key, POSTGRES_MIGRATIONS, store_error};
 use crate::store::{Document, ScanPage, Swap, UserRecord};
@@ -25,7 +25,7 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Users and their credential documents in PostgreSQL, on sqlx: one table,
 /// `twofactor_users` (id, login, email, role, version, document, and `mail_due`:
 /// when the document's earliest queued mail is due, indexed for
-/// [`UserStore::mail_due`](crate::UserStore::mail_due) and written in the same
+/// [`UserStore::mail_due`](crate::store::UserStore::mail_due) and written in the same
 /// statement as the document), for applications without a users table of their own
 /// (see the README for the columns). A database written by 0.1.0 is migrated when it
 /// is opened, in one transaction.
@@ -38,7 +38,7 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), twofactor::StoreError> {
-/// let store = twofactor::PostgresStore::connect("postgres://app@db.internal/app").await?;
+/// let store = twofactor::store::PostgresStore::connect("postgres://app@db.internal/app").await?;
 /// # Ok(()) }
 /// ```
 #[derive(Debug, Clone)]

@@ -9,8 +9,8 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 use crate::UserId;
-use crate::clock::{Clock, SystemClock, Timestamp};
 use crate::error::StoreError;
+use crate::plumbing::clock::{Clock, SystemClock, Timestamp};
 use crate::store::sql::legacy::to_sql;
 use crate::store::sql::{Key, SQLITE_MIGRATIONS, store_error};
 use crate::store::{Document, ScanPage, Swap, UserRecord};
@@ -31,7 +31,7 @@ const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 /// Users and their credential documents in a SQLite database, on sqlx: one table,
 /// `twofactor_users` (id, login, email, role, version, document, and `mail_due`:
 /// when the document's earliest queued mail is due, indexed for
-/// [`UserStore::mail_due`](crate::UserStore::mail_due) and written in the same
+/// [`UserStore::mail_due`](crate::store::UserStore::mail_due) and written in the same
 /// statement as the document), for applications without a users table of their own
 /// (see the README for the columns). A database written by 0.1.0 is migrated when it
 /// is opened, in one transaction.
@@ -45,7 +45,7 @@ const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), twofactor::StoreError> {
-/// let store = twofactor::SqliteStore::open("accounts.db").await?;
+/// let store = twofactor::store::SqliteStore::open("accounts.db").await?;
 /// # Ok(()) }
 /// ```
 #[derive(Debug, Clone)]
@@ -93,7 +93,7 @@ impl SqliteStore {
     ///     .journal_mode(SqliteJournalMode::Wal)
     ///     .synchronous(SqliteSynchronous::Full);
     /// let pool = SqlitePool::connect_with(options).await?;
-    /// let store = twofactor::SqliteStore::from_pool(pool).await?;
+    /// let store = twofactor::store::SqliteStore::from_pool(pool).await?;
     /// # let _ = store; Ok(()) }
     /// ```
     ///

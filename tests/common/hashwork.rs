@@ -5,8 +5,11 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
+use twofactor::events::MemorySink;
+use twofactor::mail::MemoryMailer;
 use twofactor::offload::{Job, JobFuture, Offload};
-use twofactor::{Engine, KeyRing, ManualClock, MemoryMailer, MemorySink, MemoryStore, Policy, Timestamp};
+use twofactor::store::MemoryStore;
+use twofactor::{Engine, KeyRing, ManualClock, Policy, Timestamp};
 
 use super::{Fixture, T0};
 

@@ -2,10 +2,13 @@
 //! An engine on in-memory parts with a manual clock and a fast hashing policy (hash cost is not what these tests are about).
 #![allow(dead_code)]
 
+use twofactor::events::MemorySink;
+use twofactor::mail::{Mailer, MemoryMailer};
+use twofactor::store::{MemoryStore, UserStore};
+use twofactor::totp::TotpParams;
 use twofactor::{
-    Clock, ConfirmOutcome, DeliveryReport, Engine, KeyRing, LoginOutcome, Mailer, ManualClock, MemoryMailer,
-    MemorySink, MemoryStore, NewAccount, Policy, PolicyBuilder, Role, SecondFactor, SecondFactorOutcome, Timestamp,
-    TotpParams, UserId, UserStore,
+    Clock, ConfirmOutcome, DeliveryReport, Engine, KeyRing, LoginOutcome, ManualClock, NewAccount, Policy,
+    PolicyBuilder, Role, SecondFactor, SecondFactorOutcome, Timestamp, UserId,
 };
 
 pub const PASSWORD: &str = "correct horse battery staple";
@@ -96,7 +99,10 @@ impl Fixture {
         let ConfirmOutcome::Confirmed { backup_code_delivery, .. } = outcome else { panic!("{outcome:?}") };
         let mail = backup_code_delivery.queued().expect("the setup code is queued");
         let report = self.deliver().await;
-        assert!(report.delivery_of(mail).is_some_and(twofactor::Delivery::is_sent), "the setup code mail: {report:?}");
+        assert!(
+            report.delivery_of(mail).is_some_and(twofactor::mail::Delivery::is_sent),
+            "the setup code mail: {report:?}"
+        );
         // Move past the confirming step so the next code is fresh.
         self.clock.advance(std::time::Duration::from_secs(30));
         secret
@@ -136,7 +142,7 @@ pub mod hashwork;
 /// The stored credential document (parsed JSON; its format is described in
 /// `src/document/wire.rs`) and its version.
 pub async fn stored(f: &Fixture, id: UserId) -> (u64, serde_json::Value) {
-    let user = twofactor::UserStore::find_by_id(&f.store, id).await.expect("store").expect("account");
+    let user = twofactor::store::UserStore::find_by_id(&f.store, id).await.expect("store").expect("account");
     let stored = user.credentials.expect("a credential document");
     (stored.version, serde_json::from_str(stored.document.as_json()).expect("the document is JSON"))
 }
@@ -146,9 +152,9 @@ pub async fn stored(f: &Fixture, id: UserId) -> (u64, serde_json::Value) {
 pub async fn overwrite(f: &Fixture, id: UserId, change: impl FnOnce(&mut serde_json::Value)) {
     let (version, mut doc) = stored(f, id).await;
     change(&mut doc);
-    let doc = twofactor::Document::from_json(doc.to_string());
-    let swap = twofactor::UserStore::compare_and_swap(&f.store, id, version, &doc).await.expect("store");
-    assert!(matches!(swap, twofactor::Swap::Swapped { .. }), "the overwrite lost a race: {swap:?}");
+    let doc = twofactor::store::Document::from_json(doc.to_string());
+    let swap = twofactor::store::UserStore::compare_and_swap(&f.store, id, version, &doc).await.expect("store");
+    assert!(matches!(swap, twofactor::store::Swap::Swapped { .. }), "the overwrite lost a race: {swap:?}");
 }
 
 /// A number in the stored document at `pointer` (JSON pointer, e.g.
@@ -164,8 +170,8 @@ pub async fn stored_str(f: &Fixture, id: UserId, pointer: &str) -> Option<String
 }
 
 /// The user as the store holds it (identity and, if any, the credential document).
-pub async fn user_record(f: &Fixture, id: UserId) -> twofactor::UserRecord {
-    twofactor::UserStore::find_by_id(&f.store, id).await.expect("store").expect("user")
+pub async fn user_record(f: &Fixture, id: UserId) -> twofactor::store::UserRecord {
+    twofactor::store::UserStore::find_by_id(&f.store, id).await.expect("store").expect("user")
 }
 
 /// Stores a user under `login` exactly as given, as 0.1.0 could have (it neither
@@ -174,12 +180,12 @@ pub async fn user_record(f: &Fixture, id: UserId) -> twofactor::UserRecord {
 pub async fn insert_raw_user(f: &Fixture, template: UserId, login: &str, id: UserId) {
     let template = user_record(f, template).await;
     let doc = template.credentials.expect("a credential document").document;
-    let user = twofactor::UserRecord::new(id, login, template.email, template.role).with_document(1, doc);
-    twofactor::UserStore::create_user(&f.store, &user).await.expect("created");
+    let user = twofactor::store::UserRecord::new(id, login, template.email, template.role).with_document(1, doc);
+    twofactor::store::UserStore::create_user(&f.store, &user).await.expect("created");
 }
 
 /// The parsed credential document of a user as a store returned it.
-pub fn document_of(user: &twofactor::UserRecord) -> serde_json::Value {
+pub fn document_of(user: &twofactor::store::UserRecord) -> serde_json::Value {
     let stored = user.credentials.as_ref().expect("a credential document");
     serde_json::from_str(stored.document.as_json()).expect("the document is JSON")
 }

@@ -56,7 +56,7 @@ macro_rules! on_every_store_opener {
         mod memory {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn $body() {
-                let store = twofactor::MemoryStore::new();
+                let store = twofactor::store::MemoryStore::new();
                 super::$body(async || store.clone()).await;
             })*
         }
@@ -64,7 +64,7 @@ macro_rules! on_every_store_opener {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn $body() {
                 let (_dir, path) = crate::store_support::temp_db();
-                super::$body(async || twofactor::SqliteStore::open(&path).await.expect("open")).await;
+                super::$body(async || twofactor::store::SqliteStore::open(&path).await.expect("open")).await;
             })*
         }
         #[cfg(feature = "postgres")]
@@ -72,7 +72,7 @@ macro_rules! on_every_store_opener {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn $body() {
                 let url = crate::store_support::pg_schema_url().await;
-                super::$body(async || twofactor::PostgresStore::connect(&url).await.expect("connect")).await;
+                super::$body(async || twofactor::store::PostgresStore::connect(&url).await.expect("connect")).await;
             })*
         }
     };

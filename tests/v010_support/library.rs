@@ -3,10 +3,12 @@
 
 use std::time::Duration;
 
+use twofactor::mail::{Delivery, MemoryMailer};
+use twofactor::store::UserStore;
+use twofactor::totp::TotpParams;
 use twofactor::{
-    AccountView, AppKey, AuthMethod, Authenticated, ConfirmOutcome, Delivery, Engine, KeyRing, LoginOutcome,
-    ManualClock, MemoryMailer, Policy, ResetOutcome, SecondFactor, SecondFactorOutcome, Timestamp, TotpParams, UserId,
-    UserStore,
+    AccountView, AppKey, AuthMethod, Authenticated, ConfirmOutcome, Engine, KeyRing, LoginOutcome, ManualClock, Policy,
+    ResetOutcome, SecondFactor, SecondFactorOutcome, Timestamp, UserId,
 };
 
 use super::manifest::{Account, Manifest, fixture};
@@ -45,7 +47,7 @@ pub fn policy(name: &str) -> Policy {
 /// The account's TOTP secret (raw bytes) and parameters, from the manifest.
 pub fn totp_of(secret_base32: &str, params: &super::manifest::StoredParams) -> (Vec<u8>, TotpParams) {
     let secret = data_encoding::BASE32_NOPAD.decode(secret_base32.as_bytes()).expect("base32 secret");
-    let algorithm = twofactor::Algorithm::parse(&params.algorithm).expect("algorithm");
+    let algorithm = twofactor::totp::Algorithm::parse(&params.algorithm).expect("algorithm");
     (secret, TotpParams::new(algorithm, params.digits, params.period).expect("params"))
 }
 
@@ -376,7 +378,7 @@ async fn grace<S: UserStore + Clone + 'static>(lib: &Library<S>, a: &Account) {
     lib.at(now);
     let (secret, params) =
         totp_of(a.two_factor.secret_base32.as_deref().expect("secret"), a.two_factor.params.as_ref().expect("params"));
-    assert_eq!((params.algorithm, params.digits, params.period), (twofactor::Algorithm::Sha256, 8, 60));
+    assert_eq!((params.algorithm, params.digits, params.period), (twofactor::totp::Algorithm::Sha256, 8, 60));
     let code = code_at(&secret, &params, now);
     assert_eq!(code.len(), 8);
     denied(a, lib.login(a, "not grace's password", None).await, "wrong password");

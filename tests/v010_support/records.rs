@@ -3,7 +3,8 @@
 
 use data_encoding::{BASE64, HEXLOWER};
 use serde_json::Value;
-use twofactor::{UserId, UserRecord, UserStore};
+use twofactor::UserId;
+use twofactor::store::{UserRecord, UserStore};
 
 use super::manifest::{Account, Stored};
 

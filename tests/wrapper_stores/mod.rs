@@ -2,7 +2,8 @@
 //! their defaults, for the tests of those defaults and of the conformance kit.
 #![allow(dead_code)]
 
-use twofactor::{Document, MemoryStore, ScanPage, StoreError, Swap, Timestamp, UserId, UserRecord, UserStore};
+use twofactor::store::{Document, MemoryStore, ScanPage, Swap, UserRecord, UserStore};
+use twofactor::{StoreError, Timestamp, UserId};
 
 /// A store over "the application's own users table": the four document methods,
 /// `mail_due`, `forget` and `scan`, forwarded to a `MemoryStore` the test fills with `add_user`; `create_user`

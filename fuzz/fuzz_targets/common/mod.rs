@@ -12,10 +12,9 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use twofactor::totp::{TotpParams, generate};
-use twofactor::{
-    Engine, KeyRing, LoginOutcome, ManualClock, MemoryMailer, MemoryStore, NewAccount, Policy, Role, SecondFactor,
-    SecondFactorOutcome, Timestamp,
-};
+use twofactor::{Engine, KeyRing, LoginOutcome, ManualClock, NewAccount, Policy, Role, SecondFactor, SecondFactorOutcome, Timestamp};
+use twofactor::mail::MemoryMailer;
+use twofactor::store::MemoryStore;
 
 pub const USER: &str = "fuzzed";
 pub const PASSWORD: &str = "correct horse battery staple";
@@ -144,7 +143,7 @@ pub fn fixed() -> &'static Fixed {
 
 /// Removes user `id` (and its document) from `engine`'s store, whatever its version.
 pub fn remove_user(engine: &MemoryEngine, id: twofactor::UserId) {
-    use twofactor::{Swap, UserStore};
+    use twofactor::store::{Swap, UserStore};
     let store = engine.store();
     while let Some(user) = block_on(store.find_by_id(id)).expect("find") {
         let version = user.credentials.as_ref().map_or(0, |c| c.version);

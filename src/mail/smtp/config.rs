@@ -10,7 +10,7 @@ use percent_encoding::percent_decode_str;
 use url::{Host, Url};
 
 use super::retry::RetryPolicy;
-use crate::secret::SecretString;
+use crate::crypto::secret::SecretString;
 
 /// How the connection to the SMTP server is protected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

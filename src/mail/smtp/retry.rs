@@ -24,6 +24,7 @@ use crate::error::MailError;
 /// assert_eq!(p.backoff(30), p.max_backoff);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RetryPolicy {
     /// Attempts in all, the first included (at least 1).
     pub max_attempts: u32,
@@ -79,6 +80,7 @@ impl RetryPolicy {
 
 /// What kind of failure an attempt ended in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum FailureKind {
     /// A 4xx answer: worth another attempt.
     Transient,
@@ -120,6 +122,8 @@ impl Failure {
         }
     }
 }
+
+setters!(RetryPolicy { max_attempts: u32, initial_backoff: Duration, max_backoff: Duration, deadline: Duration });
 
 #[cfg(test)]
 mod tests {

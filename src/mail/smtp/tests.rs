@@ -9,8 +9,8 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 
 use super::*;
+use crate::crypto::secret::SecretString;
 use crate::mail::{CodeReason, Recipient};
-use crate::secret::SecretString;
 
 const PASSWORD: &str = "Tr0ub4dor&3-smtp";
 

@@ -8,12 +8,12 @@ use crate::mail::{CodeReason, Message, Rendered};
 use layout::{Block, Document};
 
 /// The product name (none when empty) and support contact the wording refers to.
-pub(crate) struct Voice<'a> {
+pub(crate) struct Branding<'a> {
     pub product: &'a str,
     pub support: &'a str,
 }
 
-impl Voice<'_> {
+impl Branding<'_> {
     /// How to report a mail the user did not expect.
     /// `unexpected` starts the sentence: "If you did not …".
     fn report(&self, unexpected: &str) -> Block {

@@ -1,9 +1,9 @@
 //! Tests of the default wording, per message kind.
 
 use crate::account::Role;
-use crate::clock::Timestamp;
+use crate::crypto::secret::SecretString;
 use crate::mail::{CodeReason, DefaultRenderer, Message, Recipient, Rendered, Renderer};
-use crate::secret::SecretString;
+use crate::plumbing::clock::Timestamp;
 
 const CODE: &str = "K7QX-M2PD-9WRT-H4NB";
 const AT: Timestamp = Timestamp(1_800_000_000); // 2027-01-15T08:00:00Z

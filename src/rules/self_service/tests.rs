@@ -1,19 +1,19 @@
 use super::*;
 use crate::UserId;
 use crate::account::{BackupCodeHash, Role};
+use crate::crypto::secret::SecretString;
+use crate::factors::totp::{TotpParams, TotpVerification};
 use crate::mail::MessageKind;
 use crate::rules::FreshCodes;
 use crate::rules::login::tests::{PHONE, TABLET, account, authenticator, enabled};
-use crate::secret::SecretString;
-use crate::totp::{TotpParams, TotpVerification};
 
 const NOW: Timestamp = Timestamp(1000);
 
-fn material() -> SecondStepMaterial {
+fn prepared() -> Prepared {
     let hash = BackupCodeHash { phc: "H2".into(), issued_at: NOW, expires_at: None };
     let replacement =
         FreshCodes { mail: crate::outbox::MailId([7; 16]), codes: vec![(SecretString::from("NEW"), hash)] };
-    SecondStepMaterial { replacement: Some(replacement), remember: None, resealed: None }
+    Prepared { replacement: Some(replacement), remember: None, resealed: None }
 }
 
 fn code(from: AuthenticatorId, step: u64) -> CodeVerdict {
@@ -24,26 +24,26 @@ fn wrong() -> CodeVerdict {
     CodeVerdict::Totp { authenticator: None, verification: TotpVerification::Rejected }
 }
 
-fn kinds(fx: &Effects) -> Vec<MessageKind> {
-    fx.mails.iter().map(|o| o.message.kind()).collect()
+fn kinds(effects: &Effects) -> Vec<MessageKind> {
+    effects.mails.iter().map(|o| o.message.kind()).collect()
 }
 
 #[test]
 fn a_step_up_consumes_the_step_and_a_wrong_factor_counts_in_the_shared_budget() {
     let p = Policy::default();
     let a = enabled();
-    let t = fresh_factor(&a, &code(PHONE, 11), &material(), &p, NOW, &no_action);
+    let t = fresh_factor(&a, &code(PHONE, 11), &prepared(), &p, NOW, &no_action);
     assert!(t.outcome.is_verified());
     let next = t.next.expect("the step is recorded");
     // The same step again is a replay: denied, and counted.
-    let again = fresh_factor(&next, &code(PHONE, 11), &material(), &p, NOW, &no_action);
+    let again = fresh_factor(&next, &code(PHONE, 11), &prepared(), &p, NOW, &no_action);
     assert_eq!(again.outcome, StepUpOutcome::Denied);
     assert_eq!(again.next.expect("a failure is recorded").throttle.failures, 1);
     // Five wrong factors throttle, as at login.
     let mut a = enabled();
     let mut outcomes = Vec::new();
     for _ in 0..5 {
-        let t = fresh_factor(&a, &wrong(), &material(), &p, NOW, &no_action);
+        let t = fresh_factor(&a, &wrong(), &prepared(), &p, NOW, &no_action);
         outcomes.push(t.outcome.clone());
         a = t.next.expect("counted");
     }
@@ -57,11 +57,11 @@ fn a_blocked_account_evaluates_nothing_not_even_a_right_code() {
     let p = Policy::default();
     let mut a = enabled();
     a.throttle.until = Some(Timestamp(NOW.0 + 60));
-    let t = fresh_factor(&a, &code(PHONE, 11), &material(), &p, NOW, &no_action);
+    let t = fresh_factor(&a, &code(PHONE, 11), &prepared(), &p, NOW, &no_action);
     assert_eq!(t.outcome, StepUpOutcome::Throttled { until: Timestamp(NOW.0 + 60) });
     assert!(t.next.is_none());
     a.throttle.second_factor_locked = true;
-    let t = fresh_factor(&a, &code(PHONE, 11), &material(), &p, NOW, &disable(1234));
+    let t = fresh_factor(&a, &code(PHONE, 11), &prepared(), &p, NOW, &disable(1234));
     assert_eq!(t.outcome, StepUpOutcome::Locked);
     assert!(t.next.is_none());
 }
@@ -69,28 +69,28 @@ fn a_blocked_account_evaluates_nothing_not_even_a_right_code() {
 #[test]
 fn a_backup_code_step_up_replaces_the_code_and_queues_it() {
     let p = Policy::default();
-    let t = fresh_factor(&enabled(), &CodeVerdict::BackupMatched("H1".into()), &material(), &p, NOW, &no_action);
+    let t = fresh_factor(&enabled(), &CodeVerdict::BackupMatched("H1".into()), &prepared(), &p, NOW, &no_action);
     assert!(t.outcome.is_verified());
     assert_eq!(kinds(&t.effects), [MessageKind::BackupCodeRotated]);
     // Turning 2FA off with the backup code mails the notice only: no code works now.
-    let t = fresh_factor(&enabled(), &CodeVerdict::BackupMatched("H1".into()), &material(), &p, NOW, &disable(9));
+    let t = fresh_factor(&enabled(), &CodeVerdict::BackupMatched("H1".into()), &prepared(), &p, NOW, &disable(9));
     assert_eq!(kinds(&t.effects), [MessageKind::TwoFactorDisabled]);
 }
 
 #[test]
 fn turning_2fa_off_removes_every_authenticator_and_keeps_the_newest_step_used() {
     let p = Policy::default();
-    let t = fresh_factor(&enabled(), &code(PHONE, 11), &material(), &p, NOW, &disable(1234));
+    let t = fresh_factor(&enabled(), &code(PHONE, 11), &prepared(), &p, NOW, &disable(1234));
     let next = t.next.expect("written");
     assert_eq!(next.two_factor, TwoFactor::Disabled);
     assert_eq!(next.retired_totp_step, 20, "the tablet's newest step");
     assert_eq!(next.security_stamp, 1234, "pending logins from before end for good");
     assert_eq!(kinds(&t.effects), [MessageKind::TwoFactorDisabled]);
     // The step that turns 2FA off, when it is the newest, stays used too.
-    let t = fresh_factor(&enabled(), &code(PHONE, 21), &material(), &p, NOW, &disable(1234));
+    let t = fresh_factor(&enabled(), &code(PHONE, 21), &prepared(), &p, NOW, &disable(1234));
     assert_eq!(t.next.expect("written").retired_totp_step, 21, "the step just used");
     // A wrong factor turns nothing off.
-    let t = fresh_factor(&enabled(), &wrong(), &material(), &p, NOW, &disable(1234));
+    let t = fresh_factor(&enabled(), &wrong(), &prepared(), &p, NOW, &disable(1234));
     assert!(matches!(t.next.expect("counted").two_factor, TwoFactor::Enabled(_)));
 }
 
@@ -101,14 +101,14 @@ fn removing_an_authenticator_keeps_the_others_and_never_the_last() {
     assert_eq!(check_removable(&a, &PHONE), Ok(()));
     assert_eq!(check_removable(&a, &[9; 8]), Err(Refusal::NoSuchAuthenticator));
     assert_eq!(check_removable(&account(), &PHONE), Err(Refusal::TwoFactorNotActive));
-    let t = fresh_factor(&a, &code(TABLET, 21), &material(), &p, NOW, &remove(PHONE));
+    let t = fresh_factor(&a, &code(TABLET, 21), &prepared(), &p, NOW, &remove(PHONE));
     let next = t.next.expect("written");
     let TwoFactor::Enabled(e) = &next.two_factor else { panic!("2FA stays on") };
     assert_eq!(e.authenticators.iter().map(|a| a.id).collect::<Vec<_>>(), [TABLET]);
     assert_eq!(kinds(&t.effects), [MessageKind::AuthenticatorRemoved]);
     assert_eq!(check_removable(&next, &TABLET), Err(Refusal::LastAuthenticator));
     // Applied to a record whose other authenticator went meanwhile, it removes nothing.
-    let t = fresh_factor(&next, &CodeVerdict::BackupMatched("H1".into()), &material(), &p, NOW, &remove(TABLET));
+    let t = fresh_factor(&next, &CodeVerdict::BackupMatched("H1".into()), &prepared(), &p, NOW, &remove(TABLET));
     let TwoFactor::Enabled(e) = &t.next.expect("the code is consumed").two_factor else { panic!("on") };
     assert_eq!(e.authenticators.len(), 1);
 }
@@ -175,4 +175,23 @@ fn an_unlock_lifts_throttle_and_lock_keeps_2fa_and_records_who_and_why() {
     assert_eq!(rec, Some((UserId::from(2_u64), "called back")));
     assert_eq!(kinds(&t.effects), [MessageKind::Unlocked]);
     assert!(t.effects.events.iter().any(|e| e.kind.name() == "throttle.unlocked"));
+}
+
+#[test]
+fn a_fresh_factor_is_admitted_only_while_the_account_takes_attempts_and_for_a_code() {
+    let mut a = enabled();
+    let typo = || Err::<(), _>(crate::error::InputError::malformed("code", "digits only"));
+    assert_eq!(admit_fresh_factor(&a, Factor::Totp, Ok(7), NOW).ok(), Some(7));
+    let refused = admit_fresh_factor(&a, Factor::Totp, typo(), NOW).err();
+    assert!(matches!(refused.as_deref(), Some(Transition { outcome: StepUpOutcome::Denied, next: None, .. })));
+    a.throttle.until = Some(Timestamp(NOW.0 + 60));
+    let refused = admit_fresh_factor(&a, Factor::BackupCode, Ok(7), NOW).err();
+    let until = Timestamp(NOW.0 + 60);
+    assert!(
+        matches!(refused.as_deref(), Some(Transition { outcome: StepUpOutcome::Throttled { until: u }, .. }) if *u == until)
+    );
+    a.throttle.second_factor_locked = true;
+    a.throttle.until = None;
+    let refused = admit_fresh_factor(&a, Factor::Totp, Ok(7), NOW).err();
+    assert!(matches!(refused.as_deref(), Some(Transition { outcome: StepUpOutcome::Locked, .. })));
 }

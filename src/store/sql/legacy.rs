@@ -9,12 +9,12 @@
 
 use crate::UserId;
 use crate::account::{
-    Account, Authenticator, BackupCodeHash, DEFAULT_AUTHENTICATOR_NAME, Enabled, Enrolling, PendingMark,
+    Account, Authenticator, BackupCodeHash, DEFAULT_AUTHENTICATOR_NAME, Enabled, Enrolling, LoginMark,
     RememberedLocation, ResetRecord, Role, SealedSecret, Throttle, TwoFactor,
 };
-use crate::clock::Timestamp;
 use crate::error::StoreError;
-use crate::totp::{Algorithm, TotpParams};
+use crate::factors::totp::{Algorithm, TotpParams};
+use crate::plumbing::clock::Timestamp;
 
 /// A `u64` as the `BIGINT` that stores it (bit cast, lossless).
 pub(crate) fn to_sql(value: u64) -> i64 {
@@ -93,7 +93,7 @@ pub(crate) struct LocationRow {
 /// `failures` (`u32`, big-endian), `consumed` (0 or 1).
 pub(crate) const PENDING_MARK_LEN: usize = 16 + 8 + 4 + 1;
 
-fn unpack_pending(packed: &[u8]) -> Result<Vec<PendingMark>, StoreError> {
+fn unpack_pending(packed: &[u8]) -> Result<Vec<LoginMark>, StoreError> {
     let chunks = packed.chunks_exact(PENDING_MARK_LEN);
     if !chunks.remainder().is_empty() {
         return Err(corrupt("pending_marks length"));
@@ -103,7 +103,7 @@ fn unpack_pending(packed: &[u8]) -> Result<Vec<PendingMark>, StoreError> {
             let (id, rest) = c.split_at(16);
             let (expires, rest) = rest.split_at(8);
             let (failures, consumed) = rest.split_at(4);
-            Ok(PendingMark {
+            Ok(LoginMark {
                 id: fixed(id.to_vec(), "pending mark id")?,
                 expires_at: Timestamp(u64::from_be_bytes(fixed(expires.to_vec(), "pending mark expiry")?)),
                 failures: u32::from_be_bytes(fixed(failures.to_vec(), "pending mark failures")?),

@@ -44,7 +44,7 @@ pub(crate) const POSTGRES_MIGRATIONS: &[Migration] = &[
     Migration { version: 4, sql: include_str!("migrations/postgres/0004_mail_due.sql") },
 ];
 
-/// Implements [`UserStore`](crate::UserStore) for a SQL store over its inherent
+/// Implements [`UserStore`](crate::store::UserStore) for a SQL store over its inherent
 /// `find`, `swap` (from version 0 for the first document), `scan_page`, `due_mail`
 /// and `create`, which differ between the drivers only in how writers take turns.
 macro_rules! user_store {
@@ -81,7 +81,7 @@ macro_rules! user_store {
 
             async fn mail_due(
                 &self,
-                now: $crate::clock::Timestamp,
+                now: $crate::plumbing::clock::Timestamp,
                 limit: usize,
             ) -> Result<Vec<$crate::UserId>, StoreError> {
                 self.due_mail(now, limit).await

@@ -2,7 +2,7 @@
 //! by [`sql_ops!`]. Each live operation is one statement on `twofactor_users`, so it
 //! is atomic without a transaction; the migrations run in the caller's transaction.
 
-use crate::clock::Timestamp;
+use crate::plumbing::clock::Timestamp;
 use crate::store::Document;
 
 /// The columns a user is read with.
@@ -73,8 +73,8 @@ macro_rules! sql_ops {
         use sqlx::{Row as _, query, query_scalar};
         use $crate::UserId;
         use $crate::account::Role;
-        use $crate::clock::Timestamp;
         use $crate::error::StoreError;
+        use $crate::plumbing::clock::Timestamp;
         use $crate::store::sql::legacy::{self, AccountRow, BackupCodeRow, LocationRow, Rows};
         use $crate::store::sql::ops::*;
         use $crate::store::sql::{Key, Migration, schema_too_new, store_error};

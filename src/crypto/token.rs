@@ -22,11 +22,11 @@ use zeroize::Zeroizing;
 
 use crate::UserId;
 use crate::account::RememberedLocation;
-use crate::clock::Timestamp;
+use crate::account::user_id::MAX_USER_ID_LEN;
+use crate::crypto::keys::KeyRing;
+use crate::crypto::random;
 use crate::error::{Error, InputError};
-use crate::keys::KeyRing;
-use crate::random;
-use crate::user_id::MAX_USER_ID_LEN;
+use crate::plumbing::clock::Timestamp;
 
 /// The longest token input accepted.
 pub const MAX_TOKEN_LEN: usize = 256;
@@ -68,7 +68,7 @@ fn take<const N: usize>(bytes: &[u8], at: usize) -> [u8; N] {
 /// ring); the stamp is compared with the account's when it is used. `Debug` leaves out
 /// the id and the stamp.
 #[derive(Clone, PartialEq, Eq)]
-pub(crate) struct PendingClaims {
+pub(crate) struct LoginClaims {
     /// The account logging in.
     pub account: UserId,
     /// The pending login's random id (its attempt count and single use are kept under
@@ -82,9 +82,9 @@ pub(crate) struct PendingClaims {
     pub stamp: u64,
 }
 
-impl std::fmt::Debug for PendingClaims {
+impl std::fmt::Debug for LoginClaims {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PendingClaims")
+        f.debug_struct("LoginClaims")
             .field("account", &self.account)
             .field("issued_at", &self.issued_at)
             .field("expires_at", &self.expires_at)
@@ -92,7 +92,7 @@ impl std::fmt::Debug for PendingClaims {
     }
 }
 
-impl PendingClaims {
+impl LoginClaims {
     /// The plaintext that is sealed: the user id (0 and a u64 for a numeric id, else
     /// its length and text) | id | issued | expires | stamp (u64s BE).
     fn plain(&self) -> Zeroizing<Vec<u8>> {
@@ -127,7 +127,7 @@ impl PendingClaims {
     ///
     /// # Errors
     /// [`InputError::TooLong`] beyond [`MAX_TOKEN_LEN`], like every text input.
-    pub fn open(input: &str, keys: &KeyRing) -> Result<Option<PendingClaims>, InputError> {
+    pub fn open(input: &str, keys: &KeyRing) -> Result<Option<LoginClaims>, InputError> {
         if input.len() > MAX_TOKEN_LEN {
             return Err(InputError::TooLong { field: "pending login", max: MAX_TOKEN_LEN });
         }
@@ -148,7 +148,7 @@ impl PendingClaims {
         let Some(account) = account.filter(|_| b.len() == at + PENDING_FIXED) else {
             return Ok(None);
         };
-        Ok(Some(PendingClaims {
+        Ok(Some(LoginClaims {
             account,
             id: take::<16>(&b, at),
             issued_at: Timestamp(u64::from_be_bytes(take::<8>(&b, at + 16))),
@@ -253,10 +253,10 @@ pub(crate) fn parse_location_id(text: &str) -> Result<[u8; 16], InputError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keys::AppKey;
+    use crate::crypto::keys::AppKey;
 
-    fn claims(account: u64) -> PendingClaims {
-        PendingClaims {
+    fn claims(account: u64) -> LoginClaims {
+        LoginClaims {
             account: UserId::from(account),
             id: [7; 16],
             issued_at: Timestamp(100),
@@ -293,14 +293,14 @@ mod tests {
         let s = c.seal(&keys)?;
         assert!(s.starts_with("pl2."));
         assert_eq!(s.len(), 123);
-        assert_eq!(PendingClaims::open(&s, &keys)?, Some(c.clone()));
-        assert_eq!(PendingClaims::open(&format!(" {s}\n"), &keys)?, Some(c), "surrounding space is trimmed");
-        assert_eq!(PendingClaims::open(&s[..s.len() - 1], &keys)?, None);
-        assert_eq!(PendingClaims::open(&s.replacen("pl2.", "pl1.", 1), &keys)?, None);
-        assert_eq!(PendingClaims::open(&s, &KeyRing::ephemeral()?)?, None, "another ring's token");
-        assert_eq!(PendingClaims::open("loc2.AAAA", &keys)?, None);
-        assert_eq!(PendingClaims::open("", &keys)?, None);
-        assert!(matches!(PendingClaims::open(&"x".repeat(300), &keys), Err(InputError::TooLong { .. })));
+        assert_eq!(LoginClaims::open(&s, &keys)?, Some(c.clone()));
+        assert_eq!(LoginClaims::open(&format!(" {s}\n"), &keys)?, Some(c), "surrounding space is trimmed");
+        assert_eq!(LoginClaims::open(&s[..s.len() - 1], &keys)?, None);
+        assert_eq!(LoginClaims::open(&s.replacen("pl2.", "pl1.", 1), &keys)?, None);
+        assert_eq!(LoginClaims::open(&s, &KeyRing::ephemeral()?)?, None, "another ring's token");
+        assert_eq!(LoginClaims::open("loc2.AAAA", &keys)?, None);
+        assert_eq!(LoginClaims::open("", &keys)?, None);
+        assert!(matches!(LoginClaims::open(&"x".repeat(300), &keys), Err(InputError::TooLong { .. })));
         Ok(())
     }
 
@@ -316,10 +316,10 @@ mod tests {
             UserId::new(&"x".repeat(MAX_USER_ID_LEN)).map_err(|_| Error::Corrupt("id"))?,
         ];
         for account in ids {
-            let c = PendingClaims { account, ..claims(1) };
+            let c = LoginClaims { account, ..claims(1) };
             let s = c.seal(&keys)?;
             assert!(s.len() <= MAX_TOKEN_LEN, "{} characters", s.len());
-            let opened = PendingClaims::open(&s, &keys)?.ok_or(Error::Corrupt("did not open"))?;
+            let opened = LoginClaims::open(&s, &keys)?.ok_or(Error::Corrupt("did not open"))?;
             assert_eq!(opened.account.as_str(), account.as_str());
             assert_eq!(opened, c);
         }
@@ -331,8 +331,8 @@ mod tests {
         let old = AppKey::generate(1)?;
         let s = claims(3).seal(&KeyRing::new(vec![old.clone()])?)?;
         let rotated = KeyRing::new(vec![old, AppKey::generate(2)?])?;
-        assert_eq!(PendingClaims::open(&s, &rotated)?, Some(claims(3)));
-        assert_eq!(PendingClaims::open(&s, &KeyRing::new(vec![AppKey::generate(2)?])?)?, None, "key retired");
+        assert_eq!(LoginClaims::open(&s, &rotated)?, Some(claims(3)));
+        assert_eq!(LoginClaims::open(&s, &KeyRing::new(vec![AppKey::generate(2)?])?)?, None, "key retired");
         Ok(())
     }
 
@@ -369,7 +369,7 @@ mod tests {
                 }
                 let mut changed = s.clone();
                 changed.replace_range(i..i + 1, replacement.encode_utf8(&mut [0; 4]));
-                assert_eq!(PendingClaims::open(&changed, &keys)?, None, "position {i}: {changed}");
+                assert_eq!(LoginClaims::open(&changed, &keys)?, None, "position {i}: {changed}");
             }
         }
         Ok(())

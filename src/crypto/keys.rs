@@ -24,9 +24,9 @@ use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use crate::UserId;
 use crate::account::SealedSecret;
+use crate::crypto::random;
 use crate::error::{Error, InputError, InternalError};
 use crate::outbox::MailId;
-use crate::random;
 
 const SEAL_VERSION: u8 = 1;
 const NONCE_LEN: usize = 24;

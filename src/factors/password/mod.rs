@@ -12,9 +12,9 @@ use subtle::ConstantTimeEq;
 
 pub(crate) use self::imported::{HashFormat, ImportProblem, check_imported};
 use self::imported::{MAX_ARGON2_M_COST_KIB, MAX_ARGON2_T_COST, MAX_HASH_BYTES, MIN_HASH_BYTES};
+use crate::crypto::random;
 use crate::error::{Error, InputError, InternalError};
 use crate::policy::{HashParams, PasswordPolicy};
-use crate::random;
 
 /// The longest password input the engine reads, in bytes, whatever the policy says:
 /// larger inputs are refused before any hashing.

@@ -7,13 +7,16 @@
 //! hashes, the TOTP key is sealed ([`SealedSecret`]), remembered-location tokens are
 //! SHA-256 digests. Only [`Role`] is public; the rest is the crate's own.
 
+pub(crate) mod user_id;
+pub(crate) mod username;
+
 use std::fmt;
 
 use crate::UserId;
-use crate::clock::Timestamp;
+use crate::factors::totp::TotpParams;
 use crate::outbox::{QueuedMail, SettledMail};
 use crate::outcome::TwoFactorState;
-use crate::totp::TotpParams;
+use crate::plumbing::clock::Timestamp;
 
 /// What an account may do to others. See [`Role::may_reset`].
 ///
@@ -294,7 +297,7 @@ impl fmt::Debug for RememberedLocation {
 /// What the account remembers of a pending login it issued: written only when the
 /// pending login fails a code or is used, so the password step needs no write.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct PendingMark {
+pub(crate) struct LoginMark {
     /// The pending login's random id.
     pub(crate) id: [u8; 16],
     /// When the pending login expires (the mark can be dropped then).
@@ -320,7 +323,7 @@ pub(crate) struct ResetRecord {
     pub(crate) at: Timestamp,
 }
 
-/// The account record a [`UserStore`](crate::UserStore) keeps.
+/// The account record a [`UserStore`](crate::store::UserStore) keeps.
 #[derive(Clone, PartialEq, Eq)]
 pub(crate) struct Account {
     /// Identifier.
@@ -351,7 +354,7 @@ pub(crate) struct Account {
     /// Remembered locations, oldest first.
     pub(crate) locations: Vec<RememberedLocation>,
     /// Marks of pending logins that failed or were used.
-    pub(crate) pending: Vec<PendingMark>,
+    pub(crate) pending: Vec<LoginMark>,
     /// The latest administrator reset.
     pub(crate) last_reset: Option<ResetRecord>,
     /// The latest administrator unlock (`identity_check` holds the reason given).
@@ -409,7 +412,7 @@ impl fmt::Debug for Account {
 
 /// A record and the version of its credential document in the store. Every write
 /// names the version it replaces
-/// ([`UserStore::compare_and_swap`](crate::UserStore::compare_and_swap)); version 0
+/// ([`UserStore::compare_and_swap`](crate::store::UserStore::compare_and_swap)); version 0
 /// means the store holds no document for the user yet, so the first write inserts one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Versioned<T> {

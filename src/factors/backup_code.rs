@@ -8,16 +8,16 @@ use std::fmt;
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
+use crate::crypto::random;
+use crate::crypto::secret::SecretString;
 use crate::error::{Error, InputError};
-use crate::random;
-use crate::secret::SecretString;
 
 const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 /// Characters in a code (16 × 5 bits = 80 bits).
-pub const CODE_CHARS: usize = 16;
+const CODE_CHARS: usize = 16;
 const GROUP: usize = 4;
 /// The longest input accepted before canonicalisation.
-pub const MAX_INPUT: usize = 64;
+const MAX_INPUT: usize = 64;
 
 /// A backup code in canonical form (16 alphabet characters, no dashes).
 /// Zeroized on drop; `Debug` is redacted; equality is constant-time.
@@ -25,6 +25,13 @@ pub const MAX_INPUT: usize = 64;
 pub struct BackupCode([u8; CODE_CHARS]);
 
 impl BackupCode {
+    /// Characters in a code: 16 × 5 bits = 80 bits (shown in four groups of four).
+    pub const CHARS: usize = CODE_CHARS;
+
+    /// The longest input [`parse`](Self::parse) accepts (spaces and dashes included),
+    /// for a form field's `maxlength`.
+    pub const MAX_INPUT: usize = MAX_INPUT;
+
     /// A fresh code from the OS CSPRNG.
     pub(crate) fn generate() -> Result<BackupCode, Error> {
         let mut raw = random::bytes::<CODE_CHARS>()?;

@@ -76,7 +76,9 @@ impl Offload for Inline {
 /// ```
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// use twofactor::offload::HashThreads;
-/// use twofactor::{Engine, KeyRing, MemoryMailer, MemoryStore, Policy};
+/// use twofactor::{Engine, KeyRing, Policy};
+/// use twofactor::mail::MemoryMailer;
+/// use twofactor::store::MemoryStore;
 /// let engine = Engine::builder(MemoryStore::new(), MemoryMailer::new(), KeyRing::ephemeral()?)
 ///     .policy(Policy::builder().danger_fast_hashing().build()?) // tests only
 ///     .offload(HashThreads::new(4)?) // the default, with as many threads as slots
@@ -140,7 +142,9 @@ impl Offload for HashThreads {
 /// ```
 /// # tokio::runtime::Builder::new_multi_thread().build()?.block_on(async {
 /// use twofactor::offload::TokioOffload;
-/// use twofactor::{Engine, KeyRing, MemoryMailer, MemoryStore, Policy};
+/// use twofactor::{Engine, KeyRing, Policy};
+/// use twofactor::mail::MemoryMailer;
+/// use twofactor::store::MemoryStore;
 /// let engine = Engine::builder(MemoryStore::new(), MemoryMailer::new(), KeyRing::ephemeral()?)
 ///     .policy(Policy::builder().danger_fast_hashing().build()?) // tests only
 ///     .offload(TokioOffload::new())

@@ -1,7 +1,7 @@
 //! RFC 4226 HOTP and RFC 6238 TOTP: generating and checking one-time codes.
 //!
 //! ```
-//! use twofactor::totp::{generate, verify, TotpCode, TotpKey, TotpParams, TotpVerification, Window};
+//! use twofactor::totp::{TotpCode, TotpKey, TotpParams, TotpVerification, Window, generate, verify};
 //!
 //! let secret = b"12345678901234567890";
 //! let params = TotpParams::default();
@@ -26,8 +26,8 @@ use sha2::{Sha256, Sha512};
 use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
+use crate::crypto::secret::SecretString;
 use crate::error::{InputError, check_len};
-use crate::secret::SecretString;
 
 /// The HMAC hash function of a TOTP key.
 #[non_exhaustive]
@@ -69,6 +69,7 @@ impl Algorithm {
 /// Build checked values with [`TotpParams::new`]; [`verify`] rejects every code when
 /// the (public) fields were set to values that `new` would refuse.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct TotpParams {
     /// The HMAC hash function.
     pub algorithm: Algorithm,
@@ -129,6 +130,7 @@ fn valid_digits(digits: u8) -> bool {
 /// The time steps accepted around the current one, to allow for clock drift and
 /// for the time a person takes to type. Default: one step back, none ahead.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Window {
     /// Steps accepted before the current one (at most [`Window::MAX`]).
     pub back: u8,
@@ -382,6 +384,7 @@ fn dynamic_truncation(mac: &[u8]) -> u32 {
 
 /// The outcome of checking a code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum TotpVerification {
     /// The code matches `step`, which was never used before: record it as the last
     /// used step.
@@ -409,7 +412,7 @@ pub enum TotpVerification {
 /// `params.algorithm`, or invalid `params` give [`TotpVerification::Rejected`].
 ///
 /// ```
-/// use twofactor::totp::{generate, verify, TotpCode, TotpKey, TotpParams, TotpVerification, Window};
+/// use twofactor::totp::{TotpCode, TotpKey, TotpParams, TotpVerification, Window, generate, verify};
 ///
 /// let secret = b"12345678901234567890";
 /// let params = TotpParams::default();
@@ -471,7 +474,7 @@ pub fn verify(
 /// `unix_secs` (for tests, examples and simulations).
 ///
 /// ```
-/// use twofactor::totp::{generate, Algorithm, TotpParams};
+/// use twofactor::totp::{Algorithm, TotpParams, generate};
 /// let params = TotpParams::new(Algorithm::Sha1, 8, 30)?;
 /// let code = generate(b"12345678901234567890", &params, 59);
 /// assert_eq!(code.expose(), "94287082"); // RFC 6238 Appendix B
@@ -480,3 +483,6 @@ pub fn verify(
 pub fn generate(secret: &[u8], params: &TotpParams, unix_secs: u64) -> SecretString {
     TotpKey::new(params.algorithm, secret).code(params.step_at(unix_secs), params.digits)
 }
+
+setters!(TotpParams { algorithm: Algorithm, digits: u8, period: u32 });
+setters!(Window { back: u8, ahead: u8 });

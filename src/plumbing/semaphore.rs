@@ -1,6 +1,6 @@
 //! A small runtime-agnostic async semaphore with two lanes (std `Mutex` + an ordered
 //! map of wakers), used to bound how many Argon2 hashes run at once whatever the
-//! [`Offload`](crate::offload::Offload).
+//! [`Offload`](crate::plumbing::offload::Offload).
 //!
 //! Permits are handed over directly to the oldest waiter on release, priority lane
 //! first: a [`Lane::Priority`] waiter (a login presenting a valid remembered-location

@@ -18,9 +18,9 @@
 use data_encoding::BASE32_NOPAD;
 use zeroize::Zeroizing;
 
+use crate::crypto::secret::{SecretBytes, SecretString};
 use crate::error::{InputError, check_len};
-use crate::secret::{SecretBytes, SecretString};
-use crate::totp::{Algorithm, TotpParams};
+use crate::factors::totp::{Algorithm, TotpParams};
 
 /// The longest issuer or account name, in characters.
 pub const MAX_NAME: usize = 128;

@@ -314,7 +314,7 @@ mod tests {
         }
     }
 
-    const TSV: &str = include_str!("../../tests/vectors/imported_hashes.tsv");
+    const TSV: &str = include_str!("../../../tests/vectors/imported_hashes.tsv");
 
     /// The rows of the vectors file.
     fn vectors() -> Vec<Vector> {
@@ -415,8 +415,8 @@ mod tests {
     fn every_imported_hash_needs_rehash_but_argon2id_as_strong_as_the_policy() {
         let strongest = HashParams { m_cost: MAX_ARGON2_M_COST_KIB, t_cost: MAX_ARGON2_T_COST, p_cost: 16 };
         for v in vectors() {
-            assert!(crate::password::needs_rehash(v.hash, &strongest), "{v:?}");
-            let minimal = crate::password::needs_rehash(v.hash, &HashParams::MINIMAL);
+            assert!(crate::factors::password::needs_rehash(v.hash, &strongest), "{v:?}");
+            let minimal = crate::factors::password::needs_rehash(v.hash, &HashParams::MINIMAL);
             assert_eq!(minimal, v.format != "argon2id", "{v:?}");
         }
     }
@@ -706,7 +706,7 @@ mod tests {
             HashParams { m_cost: MAX_ARGON2_M_COST_KIB + 1, t_cost: 1, p_cost: 1 },
             HashParams { m_cost: 8, t_cost: MAX_ARGON2_T_COST + 1, p_cost: 1 },
         ] {
-            let refused = crate::password::hash(b"x", &params);
+            let refused = crate::factors::password::hash(b"x", &params);
             assert!(
                 matches!(refused, Err(Error::InvalidInput(InputError::Malformed { field: "password_hash", .. }))),
                 "{params:?}"
