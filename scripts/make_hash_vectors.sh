@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Makes tests/vectors/imported_hashes.tsv: hashes of a few passwords in every foreign
-# format that src/password/imported.rs verifies, each made by the real tool that writes
+# format that src/factors/password/imported.rs verifies, each made by the real tool that writes
 # it in the wild (Django's hashers, passlib, Python's bcrypt, argon2-cffi, Apache's
 # `htpasswd -B`), so the unit tests check the crate against those tools rather than
 # against itself.

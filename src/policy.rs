@@ -512,3 +512,130 @@ setters!(PasswordPolicy { min_chars: usize, max_chars: usize, hash: HashParams }
 setters!(BackupCodePolicy { count: u8, lifetime: Option<Duration>, hash: HashParams });
 setters!(ThrottlePolicy { free_failures: u32, base_delay: Duration, max_delay: Duration, disable_after: u32 });
 setters!(LocationPolicy { lifetime: Duration, max_per_account: usize, notify_new_location: bool });
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The field a builder is refused for, or `None` when it builds.
+    fn refused(builder: PolicyBuilder) -> Option<&'static str> {
+        match builder.build() {
+            Ok(_) => None,
+            Err(InputError::Malformed { field, .. } | InputError::TooLong { field, .. }) => Some(field),
+            Err(_) => Some("another error"),
+        }
+    }
+
+    fn fast() -> PolicyBuilder {
+        Policy::builder().danger_fast_hashing()
+    }
+
+    #[test]
+    fn every_bound_takes_its_edge_and_refuses_one_past_it() {
+        let s = Duration::from_secs;
+        let ms = Duration::from_millis;
+        let t = ThrottlePolicy::default();
+        let l = LocationPolicy::default();
+        let d = DeliveryPolicy::default();
+        let w = Window::default();
+        let cases = [
+            (fast().issuer("x".repeat(64)), fast().issuer("x".repeat(65)), "issuer"),
+            (fast().issuer("Acme"), fast().issuer(""), "issuer"),
+            (fast().issuer("Acme"), fast().issuer("Acme:Corp"), "issuer"),
+            (fast().issuer("Acme"), fast().issuer("Acme\n"), "issuer"),
+            (fast().min_password_chars(8), fast().min_password_chars(7), "min_password_chars"),
+            (fast().min_password_chars(64), fast().min_password_chars(65), "min_password_chars"),
+            (Policy::builder(), Policy::builder().password_hash(HashParams::OWASP.m_cost(19_455)), "password_hash"),
+            (Policy::builder(), Policy::builder().password_hash(HashParams::OWASP.t_cost(1)), "password_hash"),
+            (fast().password_hash(HashParams::OWASP.p_cost(2)), fast().backup_code_count(0), "backup_code_count"),
+            (fast().backup_code_count(16), fast().backup_code_count(17), "backup_code_count"),
+            (fast().window(w.back(1).ahead(1)), fast().window(w.back(2)), "window"),
+            (fast().window(w.back(1).ahead(1)), fast().window(w.ahead(2)), "window"),
+            (fast().danger_wide_window(w.back(10)), fast().danger_wide_window(w.back(11)), "window"),
+            (fast().danger_wide_window(w.ahead(10)), fast().danger_wide_window(w.ahead(11)), "window"),
+            (fast().pending_lifetime(s(30)), fast().pending_lifetime(s(29)), "pending_lifetime"),
+            (fast().pending_lifetime(s(1800)), fast().pending_lifetime(s(1801)), "pending_lifetime"),
+            (fast().max_code_attempts(1), fast().max_code_attempts(0), "max_code_attempts"),
+            (fast().max_code_attempts(10), fast().max_code_attempts(11), "max_code_attempts"),
+            (fast().throttle(t.free_failures(10)), fast().throttle(t.free_failures(11)), "throttle"),
+            (fast().danger_relaxed_throttle(t.free_failures(11)), fast().throttle(t.free_failures(0)), "throttle"),
+            (fast().throttle(t.disable_after(100)), fast().throttle(t.disable_after(101)), "throttle"),
+            (fast().throttle(t.free_failures(3).disable_after(3)), fast().throttle(t.disable_after(4)), "throttle"),
+            (fast().throttle(t.base_delay(s(1))), fast().throttle(t.base_delay(ms(999))), "throttle"),
+            (fast().throttle(t.max_delay(t.base_delay)), fast().throttle(t.max_delay(t.base_delay - s(1))), "throttle"),
+            (fast().locations(l.max_per_account(1)), fast().locations(l.max_per_account(0)), "locations"),
+            (fast().locations(l.max_per_account(100)), fast().locations(l.max_per_account(101)), "locations"),
+            (fast().locations(l.lifetime(s(1))), fast().locations(l.lifetime(Duration::ZERO)), "locations"),
+            (fast().delivery(d.max_attempts(1)), fast().delivery(d.max_attempts(0)), "delivery"),
+            (fast().delivery(d.max_attempts(100)), fast().delivery(d.max_attempts(101)), "delivery"),
+            (fast().delivery(d.retry(s(1), s(1))), fast().delivery(d.retry(ms(999), s(1))), "delivery"),
+            (fast().delivery(d.retry(s(2), s(2))), fast().delivery(d.retry(s(2), s(1))), "delivery"),
+            (fast().delivery(d.lease(s(1))), fast().delivery(d.lease(ms(999))), "delivery"),
+        ];
+        for (i, (edge, past, field)) in cases.into_iter().enumerate() {
+            assert_eq!(refused(edge), None, "case {i}: the edge builds");
+            assert_eq!(refused(past), Some(field), "case {i}: one past it");
+        }
+    }
+
+    #[test]
+    fn weaker_means_weaker_in_any_dimension() {
+        let base = HashParams::new(100, 2, 2);
+        assert!(!base.weaker_than(&base));
+        assert!(base.m_cost(99).weaker_than(&base));
+        assert!(base.t_cost(1).weaker_than(&base));
+        assert!(base.p_cost(1).weaker_than(&base));
+        assert!(!base.m_cost(200).t_cost(1).weaker_than(&base.t_cost(1)));
+    }
+
+    #[test]
+    fn the_getters_return_what_was_built() -> Result<(), InputError> {
+        let t = ThrottlePolicy::default().free_failures(3).disable_after(7);
+        let l = LocationPolicy::default().max_per_account(4);
+        let d = DeliveryPolicy::default().max_attempts(3);
+        let p = Policy::builder()
+            .password_hash(HashParams::OWASP.m_cost(65_536))
+            .min_password_chars(12)
+            .backup_code_count(2)
+            .totp(TotpParams::default().digits(8))
+            .danger_wide_window(Window::default().ahead(2))
+            .pending_lifetime(Duration::from_secs(60))
+            .max_code_attempts(4)
+            .throttle(t)
+            .locations(l)
+            .delivery(d)
+            .require_two_factor(true)
+            .danger_short_imported_secrets()
+            .build()?;
+        assert_eq!((p.password().min_chars, p.password().hash.m_cost), (12, 65_536));
+        assert_eq!(p.backup_codes().count, 2);
+        assert_eq!(p.totp().digits, 8);
+        assert_eq!(p.window(), Window::default().ahead(2));
+        assert_eq!(p.pending_lifetime(), Duration::from_secs(60));
+        assert_eq!(p.max_code_attempts(), 4);
+        assert_eq!((p.throttle(), p.locations(), p.delivery()), (&t, &l, &d));
+        assert!(p.requires_two_factor() && !Policy::default().requires_two_factor());
+        assert!(p.min_imported_secret_bytes() < Policy::default().min_imported_secret_bytes());
+        Ok(())
+    }
+
+    #[test]
+    fn the_guess_bounds_follow_the_throttle() {
+        let t = ThrottlePolicy::default().free_failures(2).disable_after(9);
+        assert_eq!(t.guess_bound(), 9);
+        // 2 at once, then one per window: 60 s, 120 s, 240 s, … (the defaults' base).
+        let base = t.base_delay;
+        assert_eq!(t.password_guess_bound(Duration::ZERO), 2);
+        assert_eq!(t.password_guess_bound(base - Duration::from_secs(1)), 2);
+        assert_eq!(t.password_guess_bound(base), 3, "a window that ends exactly at the period counts");
+        assert_eq!(t.password_guess_bound(base * 3), 4);
+    }
+
+    #[test]
+    fn aal2_keeps_backup_codes_and_locations_a_day() {
+        let p = Policy::nist_aal2();
+        assert_eq!(p.backup_codes().lifetime, Some(Duration::from_secs(86_400)));
+        assert_eq!(p.locations().lifetime, Duration::from_secs(86_400));
+        assert!(p.requires_two_factor() && p.locations().notify_new_location);
+    }
+}

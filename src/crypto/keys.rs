@@ -463,6 +463,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_key_id_is_digits_only() -> Result<(), Error> {
+        let text = AppKey::generate(7)?.to_text();
+        let body = text.strip_prefix("tfk1.7.").ok_or(Error::Corrupt("shape"))?;
+        assert!(AppKey::from_text(&format!("tfk1.7.{body}")).is_ok());
+        for id in ["+7", "-7", "", "7a", " 7"] {
+            assert!(AppKey::from_text(&format!("tfk1.{id}.{body}")).is_err(), "{id:?}");
+        }
+        Ok(())
+    }
+
+    #[test]
     fn the_text_form_round_trips_and_names_the_id() -> Result<(), Error> {
         let key = AppKey::generate(7)?;
         let text = key.to_text();

@@ -305,6 +305,44 @@ mod tests {
     }
 
     #[test]
+    fn the_length_bound_is_max_token_len_inclusive() -> Result<(), Error> {
+        let keys = KeyRing::ephemeral()?;
+        let at_bound = "x".repeat(MAX_TOKEN_LEN);
+        let past = "x".repeat(MAX_TOKEN_LEN + 1);
+        assert_eq!(LoginClaims::open(&at_bound, &keys)?, None, "junk at the bound is read, and does not open");
+        assert!(matches!(LoginClaims::open(&past, &keys), Err(InputError::TooLong { .. })));
+        assert!(!matches!(LocationToken::decode(&at_bound), Err(InputError::TooLong { .. })));
+        assert!(matches!(LocationToken::decode(&past), Err(InputError::TooLong { .. })));
+        Ok(())
+    }
+
+    #[test]
+    fn pending_claims_debug_names_the_account_and_times_only() {
+        let shown = format!("{:?}", claims(42));
+        assert!(shown.starts_with("LoginClaims {") && shown.contains("issued_at"), "{shown}");
+        assert!(!shown.contains("stamp:") && !shown.contains("[7, 7"), "{shown}");
+    }
+
+    #[test]
+    fn a_location_id_reads_back_from_its_text_and_nothing_else_does() {
+        let id: [u8; 16] = core::array::from_fn(|i| (i as u8) * 17);
+        let text = location_id_text(&id);
+        assert_eq!(text, "00112233445566778899aabbccddeeff");
+        assert_eq!(parse_location_id(&text).ok(), Some(id));
+        assert_eq!(parse_location_id(&text.to_uppercase()).ok(), Some(id), "either case");
+        for bad in ["", "00112233", &format!("{text}00"), "zz112233445566778899aabbccddeeff"] {
+            assert!(parse_location_id(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_location_token_debug_shows_no_secret() -> Result<(), Error> {
+        let token = LocationToken::generate()?;
+        assert_eq!(format!("{token:?}"), "LocationToken { legacy: false, .. }");
+        Ok(())
+    }
+
+    #[test]
     fn pending_tokens_carry_any_user_id() -> Result<(), Error> {
         let keys = KeyRing::ephemeral()?;
         let ids = [

@@ -353,6 +353,10 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
         self.mail_queued.notified().await;
     }
 
+    /// Records an event about what the engine saw before any rule ran on a record:
+    /// input refused unread, an unknown user, a shed password step, a token that does
+    /// not open, an account created or forgotten, a role that may not act. Every event
+    /// about a decision on a record comes from its rule, through [`Effects`].
     fn record(&self, account: Option<UserId>, kind: EventKind) {
         self.events.record(&Event { at: self.clock.now(), account, kind });
     }

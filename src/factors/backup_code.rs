@@ -156,6 +156,22 @@ mod tests {
     }
 
     #[test]
+    fn the_canonical_form_is_the_sixteen_characters_without_separators() -> Result<(), InputError> {
+        assert_eq!(BackupCode::parse(" k7qx m2pd-9wrt-h4nb ")?.canonical(), b"K7QXM2PD9WRTH4NB");
+        Ok(())
+    }
+
+    #[test]
+    fn input_up_to_max_input_is_read_and_past_it_is_too_long() -> Result<(), InputError> {
+        let padded = format!("K7QX-M2PD-9WRT-H4NB{}", " ".repeat(MAX_INPUT - 19));
+        assert_eq!(padded.len(), MAX_INPUT);
+        assert!(BackupCode::parse(&padded)? == BackupCode::parse("K7QXM2PD9WRTH4NB")?);
+        let past = format!("{padded} ");
+        assert!(matches!(BackupCode::parse(&past), Err(InputError::TooLong { max: MAX_INPUT, .. })));
+        Ok(())
+    }
+
+    #[test]
     fn debug_is_redacted() -> Result<(), InputError> {
         let code = BackupCode::parse("K7QX-M2PD-9WRT-H4NB")?;
         assert_eq!(format!("{code:?}"), "BackupCode(REDACTED)");

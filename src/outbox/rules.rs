@@ -167,6 +167,14 @@ mod tests {
     }
 
     #[test]
+    fn the_status_of_a_queued_message_is_its_own() {
+        let a = account_with(&[NOW.0 + 5, NOW.0 + 9]);
+        let second = MailId([1; 16]);
+        assert_eq!(status(&a, second), MailStatus::Queued { attempts: 0, next_attempt_at: Timestamp(NOW.0 + 9) });
+        assert_eq!(status(&a, MailId([9; 16])), MailStatus::Unknown);
+    }
+
+    #[test]
     fn a_claim_takes_only_what_is_due_and_hides_it_for_the_lease() {
         let a = account_with(&[NOW.0 - 1, NOW.0, NOW.0 + 1]);
         let policy = DeliveryPolicy::default();

@@ -511,6 +511,83 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_location_works_until_its_expiry_and_is_dropped_at_it() -> Result<(), crate::Error> {
+        let p = Policy::default();
+        let mut a = enabled();
+        let now = Timestamp(1000);
+        let laptop = LocationToken::generate()?;
+        remember(&mut a, &laptop, "laptop", &p, now, &mut Effects::default());
+        let expiry = now.plus(p.locations.lifetime);
+        assert_eq!(valid_location(&a, &laptop, Timestamp(expiry.0 - 1)), Some(0));
+        assert_eq!(valid_location(&a, &laptop, expiry), None, "over at its expiry");
+        // Remembering more drops what has expired and keeps what has not.
+        remember(&mut a, &LocationToken::generate()?, "phone", &p, Timestamp(expiry.0 - 1), &mut Effects::default());
+        remember(&mut a, &LocationToken::generate()?, "tablet", &p, expiry, &mut Effects::default());
+        let labels: Vec<_> = a.locations.iter().map(|l| l.label.as_str()).collect();
+        assert_eq!(labels, ["phone", "tablet"]);
+        Ok(())
+    }
+
+    #[test]
+    fn a_step_up_to_the_one_retired_by_a_reset_stays_used() {
+        let p = Policy::default();
+        let mut a = enabled(); // the phone last used step 10
+        a.retired_totp_step = 15;
+        let now = Timestamp(1000);
+        let claims = issue_pending(&a, [1; 16], now, &p);
+        assert!(matches!(step(&a, &claims, totp(15), &p, now).outcome, SecondFactorOutcome::Denied { .. }));
+        assert!(matches!(step(&a, &claims, totp(16), &p, now).outcome, SecondFactorOutcome::Authenticated(_)));
+    }
+
+    #[test]
+    fn the_second_step_names_its_factor_and_method() -> Result<(), crate::Error> {
+        let p = Policy::default();
+        let a = enabled();
+        let now = Timestamp(1000);
+        let claims = issue_pending(&a, [1; 16], now, &p);
+        let failed_factor = |t: &Transition<SecondFactorOutcome>| {
+            t.effects.events.iter().find_map(|e| match e.kind {
+                EventKind::SecondFactorFailed { factor, .. } => Some(factor),
+                _ => None,
+            })
+        };
+        assert_eq!(failed_factor(&step(&a, &claims, rejected(), &p, now)), Some(Factor::Totp));
+        let late = claims.expires_at;
+        assert_eq!(failed_factor(&step(&a, &claims, totp(11), &p, late)), Some(Factor::Totp), "an expired login");
+        let backup = CodeVerdict::BackupMatched("H1".into());
+        assert_eq!(failed_factor(&step(&a, &claims, backup, &p, late)), Some(Factor::BackupCode));
+        assert_eq!(failed_factor(&step(&a, &claims, CodeVerdict::BackupWrong, &p, now)), Some(Factor::BackupCode));
+        let SecondFactorOutcome::Authenticated(by_code) = step(&a, &claims, totp(11), &p, now).outcome else {
+            return Err(crate::Error::Corrupt("not authenticated"));
+        };
+        assert_eq!((by_code.method, by_code.backup_code_delivery), (AuthMethod::PasswordAndTotp, None));
+        let backup = step(&a, &claims, CodeVerdict::BackupMatched("H1".into()), &p, now).outcome;
+        let SecondFactorOutcome::Authenticated(by_backup) = backup else {
+            return Err(crate::Error::Corrupt("not authenticated"));
+        };
+        assert_eq!(by_backup.method, AuthMethod::PasswordAndBackupCode);
+        let queued = Some(crate::mail::Delivery::Queued(crate::outbox::MailId([7; 16])));
+        assert_eq!(by_backup.backup_code_delivery, queued, "the replacement's mail, named by the rule");
+        Ok(())
+    }
+
+    #[test]
+    fn a_remembered_location_skips_the_code_and_is_touched_at_most_hourly() -> Result<(), crate::Error> {
+        let p = Policy::default();
+        let mut a = enabled();
+        assert_eq!(password_step(&a, &p, true), PasswordStep::Authenticated { via_location: true });
+        assert_eq!(password_step(&a, &p, false), PasswordStep::SecondFactor);
+        let now = Timestamp(10_000);
+        remember(&mut a, &LocationToken::generate()?, "laptop", &p, Timestamp(now.0 - 3600), &mut Effects::default());
+        let step = PasswordStep::Authenticated { via_location: true };
+        let touched = apply_password_success(&a, step, None, Some(0), now);
+        assert_eq!(touched.map(|n| n.locations[0].last_used_at), Some(now), "an hour on: touched");
+        let soon = apply_password_success(&a, step, None, Some(0), Timestamp(now.0 - 1));
+        assert!(soon.is_none(), "within the hour: nothing to write");
+        Ok(())
+    }
+
+    #[test]
     fn a_location_is_found_by_its_handle_and_a_0_1_0_token_only_for_its_account() -> Result<(), crate::Error> {
         let mut a = enabled();
         let now = Timestamp(1000);

@@ -198,4 +198,48 @@ mod tests {
         assert_eq!(confirmed.err(), Some(Refusal::NoEnrollment));
         assert_eq!(reissue(&account(), &none, Timestamp(1)).err(), Some(Refusal::TwoFactorNotActive));
     }
+
+    #[test]
+    fn a_confirmation_needs_the_same_enrollment_and_a_step_after_any_reset() -> Result<(), Refusal> {
+        let mut a = account();
+        let secret = SealedSecret(vec![2]);
+        a.two_factor = TwoFactor::Enrolling(Enrolling {
+            id: [3; 8],
+            name: "Phone".into(),
+            secret: secret.clone(),
+            params: TotpParams::default(),
+            started_at: Timestamp(1),
+        });
+        a.retired_totp_step = 10;
+        let codes = FreshCodes { mail: crate::outbox::MailId([4; 16]), codes: vec![] };
+        let other = SealedSecret(vec![9]);
+        assert_eq!(confirm_enrollment(&a, &other, 11, &codes, Timestamp(1)).err(), Some(Refusal::EnrollmentChanged));
+        let retired = confirm_enrollment(&a, &secret, 10, &codes, Timestamp(1)).err();
+        assert_eq!(retired, Some(Refusal::StepUsedBeforeReset));
+        let t = confirm_enrollment(&a, &secret, 11, &codes, Timestamp(1))?;
+        assert_eq!(t.outcome, crate::mail::Delivery::Queued(codes.mail));
+        assert!(matches!(t.next.map(|n| n.two_factor), Some(TwoFactor::Enabled(_))));
+        Ok(())
+    }
+
+    #[test]
+    fn revoking_removes_only_the_location_named() {
+        let mut a = enabled();
+        for (n, label) in ["laptop", "phone"].into_iter().enumerate() {
+            a.locations.push(crate::account::RememberedLocation {
+                id: [u8::try_from(n).unwrap_or(0); 16],
+                token_hash: [0; 32],
+                label: label.into(),
+                created_at: Timestamp(0),
+                last_used_at: Timestamp(0),
+                expires_at: Timestamp(10_000),
+            });
+        }
+        let t = revoke_location(&a, &[1; 16], Timestamp(5));
+        assert!(t.outcome);
+        let left: Vec<_> = t.next.iter().flat_map(|n| n.locations.iter().map(|l| l.label.clone())).collect();
+        assert_eq!(left, ["laptop"]);
+        let missing = revoke_location(&a, &[7; 16], Timestamp(5));
+        assert!(!missing.outcome && missing.next.is_none());
+    }
 }

@@ -103,3 +103,75 @@ pub(super) fn mark_pending(account: &mut Account, claims: &LoginClaims, update: 
         mark.failures
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::login::tests::enabled;
+
+    const NOW: Timestamp = Timestamp(1000);
+
+    fn mark(id: u8, expires_at: u64, failures: u32) -> LoginMark {
+        LoginMark { id: [id; 16], expires_at: Timestamp(expires_at), failures, consumed: false }
+    }
+
+    fn claims_for(account: &Account, id: u8) -> LoginClaims {
+        issue_pending(account, [id; 16], NOW, &Policy::default())
+    }
+
+    #[test]
+    fn a_login_out_of_attempts_is_locked_until_a_future_throttle_only() {
+        let p = Policy::default();
+        let mut a = enabled();
+        let claims = claims_for(&a, 1);
+        a.pending = vec![mark(2, 2000, 0), mark(1, 2000, p.max_code_attempts)];
+        assert_eq!(check_pending(&a, &claims, &p, NOW), Err(ClaimsProblem::Locked(None)));
+        a.throttle.until = Some(NOW);
+        assert_eq!(check_pending(&a, &claims, &p, NOW), Err(ClaimsProblem::Locked(None)), "a throttle that is over");
+        a.throttle.until = Some(Timestamp(NOW.0 + 60));
+        assert_eq!(check_pending(&a, &claims, &p, NOW), Err(ClaimsProblem::Locked(Some(Timestamp(NOW.0 + 60)))));
+    }
+
+    #[test]
+    fn a_login_is_usable_from_its_issue_to_its_expiry() {
+        let p = Policy::default();
+        let a = enabled();
+        let claims = claims_for(&a, 1); // issued at NOW
+        assert_eq!(check_pending(&a, &claims, &p, Timestamp(NOW.0 + 10)), Ok(()));
+        assert_eq!(
+            check_pending(&a, &claims, &p, Timestamp(NOW.0 - 1)),
+            Err(ClaimsProblem::Expired),
+            "from the future"
+        );
+        assert_eq!(check_pending(&a, &claims, &p, claims.expires_at), Err(ClaimsProblem::Expired));
+    }
+
+    #[test]
+    fn attempts_left_are_those_of_the_login_named() {
+        let p = Policy::default();
+        let mut a = enabled();
+        a.pending = vec![mark(2, 2000, 4), mark(1, 2000, 2)];
+        assert_eq!(attempts_left(&a, &claims_for(&a, 1), &p), p.max_code_attempts - 2);
+        assert_eq!(attempts_left(&a, &claims_for(&a, 3), &p), p.max_code_attempts, "no mark yet");
+    }
+
+    #[test]
+    fn marks_are_pruned_at_their_expiry() {
+        let mut a = enabled();
+        a.pending = vec![mark(1, NOW.0 - 1, 0), mark(2, NOW.0, 0), mark(3, NOW.0 + 1, 0)];
+        prune_pending(&mut a, NOW);
+        assert_eq!(a.pending.iter().map(|m| m.id[0]).collect::<Vec<_>>(), [3]);
+    }
+
+    #[test]
+    fn a_mark_is_updated_in_place_and_others_stay() {
+        let mut a = enabled();
+        a.pending = vec![mark(1, 2000, 1)];
+        let claims = claims_for(&a, 1);
+        assert_eq!(mark_pending(&mut a, &claims, |m| m.failures += 1), 2);
+        assert_eq!(a.pending.len(), 1, "the same login's mark");
+        let other = claims_for(&a, 2);
+        assert_eq!(mark_pending(&mut a, &other, |m| m.failures += 1), 1);
+        assert_eq!(a.pending.iter().map(|m| (m.id[0], m.failures)).collect::<Vec<_>>(), [(1, 2), (2, 1)]);
+    }
+}

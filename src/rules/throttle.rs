@@ -84,6 +84,35 @@ mod tests {
     use std::time::Duration;
 
     #[test]
+    fn a_success_reports_a_change_only_when_the_budget_held_something() {
+        let mut a = account();
+        assert!(!record_success(&mut a), "a clean budget: nothing to write");
+        for dirty in 0..3 {
+            let mut b = account();
+            match dirty {
+                0 => b.throttle.failures = 1,
+                1 => b.throttle.until = Some(Timestamp(5)),
+                _ => b.throttle.second_factor_failures = 1,
+            }
+            assert!(record_success(&mut b), "case {dirty}");
+            assert_eq!(b.throttle, account().throttle, "cleared");
+        }
+    }
+
+    #[test]
+    fn a_throttle_holds_until_its_time_and_not_at_it() {
+        let mut a = account();
+        let now = Timestamp(1000);
+        assert_eq!(blocked(&a, now), None);
+        a.throttle.until = Some(Timestamp(1001));
+        assert_eq!(blocked(&a, now), Some(Some(Timestamp(1001))));
+        a.throttle.until = Some(now);
+        assert_eq!(blocked(&a, now), None, "over at its time");
+        a.throttle.until = Some(Timestamp(999));
+        assert_eq!(blocked(&a, now), None);
+    }
+
+    #[test]
     fn first_failures_are_free_then_delays_double_to_the_cap() {
         let p = ThrottlePolicy::default();
         let mut a = account();

@@ -486,3 +486,36 @@ pub fn generate(secret: &[u8], params: &TotpParams, unix_secs: u64) -> SecretStr
 
 setters!(TotpParams { algorithm: Algorithm, digits: u8, period: u32 });
 setters!(Window { back: u8, ahead: u8 });
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(input: &str, digits: u8) -> Option<String> {
+        TotpCode::parse(input, digits).ok().map(|c| c.as_str().to_owned())
+    }
+
+    #[test]
+    fn a_code_is_its_digits_with_spaces_and_one_inner_dash_allowed() {
+        assert_eq!(parsed("123456", 6).as_deref(), Some("123456"));
+        assert_eq!(parsed(" 123 456\t", 6).as_deref(), Some("123456"));
+        assert_eq!(parsed("123-456", 6).as_deref(), Some("123456"));
+        assert_eq!(parsed("1-23456", 6).as_deref(), Some("123456"));
+        assert_eq!(parsed("12345-6", 6).as_deref(), Some("123456"));
+        assert_eq!(parsed("1234-5678", 8).as_deref(), Some("12345678"));
+        assert_eq!(parsed("012345", 6).as_deref(), Some("012345"), "leading zeros are digits");
+        for bad in ["12345", "1234567", "12a456", "-123456", "123456-", "12-34-56", "123+456", "", "      "] {
+            assert_eq!(parsed(bad, 6), None, "{bad:?}");
+        }
+        assert_eq!(parsed("123456", 7), None, "6 or 8 digits only");
+        assert_eq!(parsed("1234567", 8), None);
+    }
+
+    #[test]
+    fn a_step_is_the_whole_periods_since_the_epoch() {
+        let p = TotpParams::default(); // 30 s
+        assert_eq!((p.step_at(0), p.step_at(29), p.step_at(30), p.step_at(89)), (0, 0, 1, 2));
+        assert_eq!(p.period(60).step_at(119), 1);
+        assert_eq!(p.period(0).step_at(5), 5, "a zero period counts as 1");
+    }
+}

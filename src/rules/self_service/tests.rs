@@ -195,3 +195,13 @@ fn a_fresh_factor_is_admitted_only_while_the_account_takes_attempts_and_for_a_co
     let refused = admit_fresh_factor(&a, Factor::Totp, Ok(7), NOW).err();
     assert!(matches!(refused.as_deref(), Some(Transition { outcome: StepUpOutcome::Locked, .. })));
 }
+
+#[test]
+fn an_authenticator_id_reads_back_from_its_hex_and_nothing_else_does() {
+    let id: AuthenticatorId = [0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef];
+    assert_eq!(authenticator_id_text(&id), "0123456789abcdef");
+    assert_eq!(parse_authenticator_id("0123456789abcdef"), Some(id));
+    for bad in ["", "0123", "0123456789abcdef00", "0123456789ABCDEF", "zz23456789abcdef"] {
+        assert_eq!(parse_authenticator_id(bad), None, "{bad:?}");
+    }
+}
