@@ -463,6 +463,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_sealed_secret_names_its_key_and_the_key_shows_only_its_id() -> Result<(), Error> {
+        let key = AppKey::generate(7)?;
+        assert_eq!(format!("{key:?}"), "AppKey { id: 7, .. }");
+        let sealed = KeyRing::new(vec![key])?.seal(UserId::from(1_u64), b"secret")?;
+        assert_eq!(sealed_key_id(&sealed), Some(7));
+        assert_eq!(sealed_key_id(&SealedSecret(vec![1, 0, 0])), None, "too short for a header");
+        Ok(())
+    }
+
+    #[test]
     fn a_key_id_is_digits_only() -> Result<(), Error> {
         let text = AppKey::generate(7)?.to_text();
         let body = text.strip_prefix("tfk1.7.").ok_or(Error::Corrupt("shape"))?;

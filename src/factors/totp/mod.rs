@@ -512,6 +512,28 @@ mod tests {
     }
 
     #[test]
+    fn a_refused_code_says_why() {
+        let reason = |input: &str| match TotpCode::parse(input, 6) {
+            Err(InputError::Malformed { reason, .. }) => reason,
+            _ => "",
+        };
+        assert_eq!(reason("1234567"), "wrong number of digits");
+        assert_eq!(reason("12345"), "wrong number of digits");
+        assert_eq!(reason("-123456"), "misplaced separator");
+        assert_eq!(reason("12-34-56"), "misplaced separator");
+        assert_eq!(reason("12a456"), "only digits are allowed");
+    }
+
+    #[test]
+    fn keys_and_codes_show_no_secret() -> Result<(), InputError> {
+        let key = TotpKey::new(Algorithm::Sha256, b"12345678901234567890");
+        assert_eq!(key.algorithm(), Algorithm::Sha256);
+        assert_eq!(format!("{key:?}"), "TotpKey { algorithm: Sha256, .. }");
+        assert_eq!(format!("{:?}", TotpCode::parse("123456", 6)?), "TotpCode(REDACTED)");
+        Ok(())
+    }
+
+    #[test]
     fn a_step_is_the_whole_periods_since_the_epoch() {
         let p = TotpParams::default(); // 30 s
         assert_eq!((p.step_at(0), p.step_at(29), p.step_at(30), p.step_at(89)), (0, 0, 1, 2));
