@@ -17,8 +17,8 @@
 mod common;
 
 use libfuzzer_sys::fuzz_target;
-use twofactor::{MailId, Role, UserId};
 use twofactor::store::{Document, UserRecord, UserStore};
+use twofactor::{MailId, Role, UserId};
 
 use common::{DOC_EMAIL, DOC_LOGIN, DOC_USER, NOW, PASSWORD, block_on};
 

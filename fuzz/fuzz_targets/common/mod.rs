@@ -11,10 +11,12 @@ use std::sync::OnceLock;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use twofactor::totp::{TotpParams, generate};
-use twofactor::{Engine, KeyRing, LoginOutcome, ManualClock, NewAccount, Policy, Role, SecondFactor, SecondFactorOutcome, Timestamp};
 use twofactor::mail::MemoryMailer;
 use twofactor::store::MemoryStore;
+use twofactor::totp::{TotpParams, generate};
+use twofactor::{
+    Engine, KeyRing, LoginOutcome, ManualClock, NewAccount, Policy, Role, SecondFactor, SecondFactorOutcome, Timestamp,
+};
 
 pub const USER: &str = "fuzzed";
 pub const PASSWORD: &str = "correct horse battery staple";
