@@ -134,10 +134,6 @@ pub enum InternalError {
     /// ([`DeliveryWorker::spawn`](crate::DeliveryWorker::spawn)).
     #[error("no tokio runtime to run the background task on")]
     NoRuntime,
-    /// An operation that always mails (a reset, a confirmation) queued no message: a
-    /// bug in the crate.
-    #[error("the operation queued no mail")]
-    MailNotQueued,
 }
 
 /// A failure of a [`UserStore`](crate::store::UserStore) implementation.

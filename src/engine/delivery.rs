@@ -5,13 +5,13 @@ use crate::UserId;
 use crate::account::Account;
 use crate::crypto::secret::SecretString;
 use crate::engine::Engine;
-use crate::error::{Error, InternalError, Result};
+use crate::error::{Error, Result};
 use crate::events::EventKind;
 use crate::mail::{CodeReason, Delivery, Mailer, Message, MessageKind};
 use crate::outbox::rules::{self, Claimed, Settlement, Tried};
 use crate::outbox::{DeliveryReport, MailId, MailStatus, Payload, QueuedMail};
 use crate::plumbing::clock::Clock;
-use crate::rules::{Effects, Outgoing, recipient};
+use crate::rules::{Outgoing, recipient};
 use crate::store::UserStore;
 
 /// The most unreadable documents one delivery round steps over.
@@ -249,15 +249,4 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
     pub async fn mail_status(&self, id: UserId, mail: MailId) -> Result<MailStatus> {
         Ok(rules::status(&self.load(id).await?.record, mail))
     }
-}
-
-/// The delivery of the first queued message of `kind`; an internal error when the
-/// transition that should have queued it did not.
-pub(super) fn delivery_of(effects: &Effects, kind: MessageKind) -> Result<Delivery> {
-    effects
-        .queued
-        .iter()
-        .find(|(_, k)| *k == kind)
-        .map(|(id, _)| Delivery::Queued(*id))
-        .ok_or(Error::Internal(InternalError::MailNotQueued))
 }

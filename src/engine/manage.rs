@@ -9,13 +9,13 @@ use crate::crypto::secret::SecretString;
 use crate::crypto::token::{location_id_text, parse_location_id};
 use crate::document;
 use crate::engine::Engine;
-use crate::engine::delivery::delivery_of;
 use crate::error::{Error, InputError, Refusal, Result, check_len};
 use crate::events::EventKind;
 use crate::factors::otpauth::otpauth_uri;
 use crate::factors::password;
 use crate::factors::totp::{TotpCode, TotpKey, TotpVerification, verify};
-use crate::mail::{Delivery, Mailer, MessageKind};
+use crate::mail::{Delivery, Mailer};
+use crate::outbox::MailId;
 use crate::outcome::{AccountView, ConfirmOutcome, LocationInfo, ResetOutcome};
 use crate::plumbing::clock::Clock;
 use crate::rules::manage;
@@ -325,11 +325,12 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
             return Ok(ResetOutcome::NotAllowed);
         };
         let now = self.clock.now();
-        let stamp = random::u64()?;
-        let t =
-            self.transact(snapshot, |fresh| Ok(manage::reset(fresh, &actor_rec, identity_check, stamp, now))).await?;
+        let (stamp, notice) = (random::u64()?, MailId::random()?);
+        let t = self
+            .transact(snapshot, |fresh| Ok(manage::reset(fresh, &actor_rec, identity_check, stamp, notice, now)))
+            .await?;
         self.dispatch(&t.effects);
-        Ok(ResetOutcome::Reset { notice_delivery: delivery_of(&t.effects, MessageKind::TwoFactorReset)? })
+        Ok(t.outcome)
     }
 
     /// Checks an administrator's note and the role rules for `actor` acting on

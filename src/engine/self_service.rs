@@ -10,12 +10,12 @@
 use crate::UserId;
 use crate::account::{Account, Enrolling, TwoFactor};
 use crate::crypto::random;
-use crate::engine::delivery::delivery_of;
 use crate::engine::manage::AdminNote;
 use crate::engine::{Engine, EnrollmentStarted, SecondFactor};
 use crate::error::{Error, InputError, Refusal, Result, check_len};
 use crate::events::EventKind;
-use crate::mail::{Mailer, MessageKind};
+use crate::mail::Mailer;
+use crate::outbox::MailId;
 use crate::outcome::{AddAuthenticatorOutcome, AuthenticatorInfo, StepUpOutcome, UnlockOutcome};
 use crate::plumbing::clock::Clock;
 use crate::rules::self_service::{
@@ -90,6 +90,7 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
         let Some((step, secret)) = self.confirming_step(&snapshot.record, &adding, code, now)? else {
             return Ok(AddAuthenticatorOutcome::WrongCode);
         };
+        let notice = MailId::random()?;
         let t = self
             .transact(snapshot, |fresh| {
                 // A re-seal meanwhile changes the sealed bytes, not the secret.
@@ -100,14 +101,11 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
                     },
                     _ => &adding.secret,
                 };
-                Ok(rules::confirm_adding(fresh, expected, step, now)?)
+                Ok(rules::confirm_adding(fresh, expected, step, notice, now)?)
             })
             .await?;
         self.dispatch(&t.effects);
-        Ok(AddAuthenticatorOutcome::Added {
-            id: authenticator_id_text(&t.outcome),
-            notice_delivery: delivery_of(&t.effects, MessageKind::AuthenticatorAdded)?,
-        })
+        Ok(t.outcome)
     }
 
     /// Removes authenticator `authenticator` (its id from
@@ -247,14 +245,10 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
         else {
             return Ok(UnlockOutcome::NotAllowed);
         };
-        let now = self.clock.now();
-        let t = self.transact(snapshot, |fresh| Ok(rules::unlock(fresh, &actor_rec, reason, now))).await?;
+        let (now, notice) = (self.clock.now(), MailId::random()?);
+        let t = self.transact(snapshot, |fresh| Ok(rules::unlock(fresh, &actor_rec, reason, notice, now))).await?;
         self.dispatch(&t.effects);
-        Ok(if t.outcome {
-            UnlockOutcome::Unlocked { notice_delivery: delivery_of(&t.effects, MessageKind::Unlocked)? }
-        } else {
-            UnlockOutcome::NotLocked
-        })
+        Ok(t.outcome)
     }
 }
 

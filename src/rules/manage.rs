@@ -5,6 +5,8 @@ use crate::account::{Account, Authenticator, Enabled, Enrolling, ResetRecord, Se
 use crate::error::Refusal;
 use crate::events::EventKind;
 use crate::mail::{CodeReason, Delivery, Message};
+use crate::outbox::MailId;
+use crate::outcome::ResetOutcome;
 use crate::plumbing::clock::Timestamp;
 use crate::rules::{Effects, FreshCodes, Transition, recipient};
 
@@ -75,14 +77,16 @@ pub(crate) fn reissue(account: &Account, codes: &FreshCodes, now: Timestamp) -> 
 /// Removes the whole 2FA association: secret, backup codes, pending logins,
 /// remembered locations and the failure budget; keeps the newest accepted TOTP step
 /// (so no code from before the reset replays after it); rotates the security stamp;
-/// records who did it and how the identity was checked; queues the notice.
+/// records who did it and how the identity was checked; queues the notice under
+/// `notice`.
 pub(crate) fn reset(
     target: &Account,
     actor: &Account,
     identity_check: &str,
     new_stamp: u64,
+    notice: MailId,
     now: Timestamp,
-) -> Transition<()> {
+) -> Transition<ResetOutcome> {
     let mut next = target.clone();
     if let TwoFactor::Enabled(enabled) = &target.two_factor {
         next.retired_totp_step = next.retired_totp_step.max(enabled.newest_step());
@@ -105,13 +109,10 @@ pub(crate) fn reset(
         target,
         EventKind::TwoFactorReset { by: actor.id, by_role: actor.role, identity_check: identity_check.to_owned() },
     );
-    effects.mail(Message::TwoFactorReset {
-        to: recipient(target),
-        by: actor.username.clone(),
-        by_role: actor.role,
-        at: now,
-    });
-    Transition { next: Some(next), outcome: (), effects }
+    let message =
+        Message::TwoFactorReset { to: recipient(target), by: actor.username.clone(), by_role: actor.role, at: now };
+    let notice_delivery = effects.mail_as(notice, message);
+    Transition { next: Some(next), outcome: ResetOutcome::Reset { notice_delivery }, effects }
 }
 
 /// Sets a new password hash, rotating the stamp: every pending login and remembered
@@ -170,7 +171,7 @@ mod tests {
         admin.id = UserId::from(2_u64);
         admin.username = "bob".into();
         admin.role = Role::Admin;
-        let t = reset(&a, &admin, "video call", 1234, Timestamp(50));
+        let t = reset(&a, &admin, "video call", 1234, MailId([5; 16]), Timestamp(50));
         let next = t.next.expect("a reset writes");
         assert_eq!(next.two_factor, TwoFactor::Disabled);
         assert_eq!(next.security_stamp, 1234);
@@ -179,6 +180,7 @@ mod tests {
         assert_eq!(rec, Some((UserId::from(2_u64), "video call")));
         assert_eq!(next.retired_totp_step, 20, "the newest step of any authenticator stays used");
         assert_eq!(t.effects.mails.len(), 1);
+        assert_eq!(t.outcome, ResetOutcome::Reset { notice_delivery: Delivery::Queued(MailId([5; 16])) });
     }
 
     #[test]

@@ -53,6 +53,13 @@ impl Effects {
         self.mails.push(Outgoing { id: None, message });
     }
 
+    /// Queues `message` under `id`, an id the engine drew before the swap, so the rule
+    /// answers the final [`Delivery::Queued`] itself.
+    pub fn mail_as(&mut self, id: MailId, message: Message) -> Delivery {
+        self.mails.push(Outgoing { id: Some(id), message });
+        Delivery::Queued(id)
+    }
+
     /// The delivery of the code mail this transition queues, if it still queues one.
     pub fn code_delivery(&self) -> Option<Delivery> {
         self.mails.iter().find(|o| o.message.carries_code()).and_then(|o| o.id).map(Delivery::Queued)
@@ -84,8 +91,7 @@ impl FreshCodes {
             codes: self.codes.iter().map(|(shown, _)| shown.clone()).collect(),
             expires_at: self.codes.first().and_then(|(_, hash)| hash.expires_at),
         };
-        effects.mails.push(Outgoing { id: Some(self.mail), message });
-        Delivery::Queued(self.mail)
+        effects.mail_as(self.mail, message)
     }
 }
 

@@ -8,7 +8,8 @@ use crate::account::{
 use crate::error::{InputError, Refusal};
 use crate::events::{EventKind, Factor, FailureClass};
 use crate::mail::Message;
-use crate::outcome::StepUpOutcome;
+use crate::outbox::MailId;
+use crate::outcome::{AddAuthenticatorOutcome, StepUpOutcome, UnlockOutcome};
 use crate::plumbing::clock::Timestamp;
 use crate::policy::Policy;
 use crate::rules::login::{CodeVerdict, Prepared, accept_factor};
@@ -180,13 +181,15 @@ pub(crate) fn start_adding(account: &Account, adding: Enrolling, now: Timestamp)
 }
 
 /// Confirms the authenticator being added with a right code for `step` (that step
-/// counts as used for it): it logs in from now on, and the user is mailed.
+/// counts as used for it): it logs in from now on, and the user is mailed (under
+/// `notice`).
 pub(crate) fn confirm_adding(
     account: &Account,
     expected_secret: &SealedSecret,
     step: u64,
+    notice: MailId,
     now: Timestamp,
-) -> Result<Transition<AuthenticatorId>, Refusal> {
+) -> Result<Transition<AddAuthenticatorOutcome>, Refusal> {
     let TwoFactor::Enabled(e) = &account.two_factor else {
         return Err(Refusal::TwoFactorNotActive);
     };
@@ -210,16 +213,25 @@ pub(crate) fn confirm_adding(
     }
     let mut effects = Effects::default();
     effects.event(now, account, EventKind::AuthenticatorAdded { authenticator: authenticator_id_text(&added.id) });
-    effects.mail(Message::AuthenticatorAdded { to: recipient(account), name: added.name, at: now });
-    Ok(Transition { next: Some(next), outcome: added.id, effects })
+    let notice_delivery =
+        effects.mail_as(notice, Message::AuthenticatorAdded { to: recipient(account), name: added.name, at: now });
+    let outcome = AddAuthenticatorOutcome::Added { id: authenticator_id_text(&added.id), notice_delivery };
+    Ok(Transition { next: Some(next), outcome, effects })
 }
 
 /// An administrator's unlock: clears the failure budget, and with it a throttle or the
 /// second-factor lock (2FA stays as it is), records who and why, and mails the user.
-/// No write when the budget holds no failure (`false`).
-pub(crate) fn unlock(target: &Account, actor: &Account, reason: &str, now: Timestamp) -> Transition<bool> {
+/// No write when the budget holds no failure ([`UnlockOutcome::NotLocked`]); the
+/// notice is queued under `notice`.
+pub(crate) fn unlock(
+    target: &Account,
+    actor: &Account,
+    reason: &str,
+    notice: MailId,
+    now: Timestamp,
+) -> Transition<UnlockOutcome> {
     if target.throttle == Throttle::default() {
-        return Transition::unchanged(false, Effects::default());
+        return Transition::unchanged(UnlockOutcome::NotLocked, Effects::default());
     }
     let mut next = target.clone();
     next.throttle = Throttle::default();
@@ -232,8 +244,9 @@ pub(crate) fn unlock(target: &Account, actor: &Account, reason: &str, now: Times
     });
     let mut effects = Effects::default();
     effects.event(now, target, EventKind::Unlocked { by: actor.id, by_role: actor.role, reason: reason.to_owned() });
-    effects.mail(Message::Unlocked { to: recipient(target), by: actor.username.clone(), by_role: actor.role, at: now });
-    Transition { next: Some(next), outcome: true, effects }
+    let message = Message::Unlocked { to: recipient(target), by: actor.username.clone(), by_role: actor.role, at: now };
+    let notice_delivery = effects.mail_as(notice, message);
+    Transition { next: Some(next), outcome: UnlockOutcome::Unlocked { notice_delivery }, effects }
 }
 
 #[cfg(test)]

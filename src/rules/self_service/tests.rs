@@ -3,7 +3,7 @@ use crate::UserId;
 use crate::account::{BackupCodeHash, Role};
 use crate::crypto::secret::SecretString;
 use crate::factors::totp::{TotpParams, TotpVerification};
-use crate::mail::MessageKind;
+use crate::mail::{Delivery, MessageKind};
 use crate::rules::FreshCodes;
 use crate::rules::login::tests::{PHONE, TABLET, account, authenticator, enabled};
 
@@ -125,15 +125,19 @@ fn an_added_authenticator_is_confirmed_by_its_own_code_and_mailed() {
     };
     assert_eq!(start_adding(&account(), adding.clone(), NOW).err(), Some(Refusal::TwoFactorNotActive));
     let next = start_adding(&a, adding, NOW).expect("2FA is on").next.expect("written");
-    assert_eq!(confirm_adding(&next, &SealedSecret(vec![4]), 5, NOW).err(), Some(Refusal::EnrollmentChanged));
-    let t = confirm_adding(&next, &SealedSecret(vec![3]), 5, NOW).expect("confirmed");
-    assert_eq!(t.outcome, [3; 8]);
+    assert_eq!(
+        confirm_adding(&next, &SealedSecret(vec![4]), 5, MailId([5; 16]), NOW).err(),
+        Some(Refusal::EnrollmentChanged)
+    );
+    let t = confirm_adding(&next, &SealedSecret(vec![3]), 5, MailId([5; 16]), NOW).expect("confirmed");
+    let notice_delivery = Delivery::Queued(MailId([5; 16]));
+    assert_eq!(t.outcome, AddAuthenticatorOutcome::Added { id: "0303030303030303".into(), notice_delivery });
     let TwoFactor::Enabled(e) = &t.next.expect("written").two_factor else { panic!("on") };
     assert_eq!(e.authenticators.len(), 3);
     assert_eq!(e.authenticators[2].last_used_step, 5, "its confirming step is used");
     assert!(e.adding.is_none());
     assert_eq!(kinds(&t.effects), [MessageKind::AuthenticatorAdded]);
-    assert_eq!(confirm_adding(&a, &SealedSecret(vec![3]), 5, NOW).err(), Some(Refusal::NoEnrollment));
+    assert_eq!(confirm_adding(&a, &SealedSecret(vec![3]), 5, MailId([5; 16]), NOW).err(), Some(Refusal::NoEnrollment));
 }
 
 #[test]
@@ -159,15 +163,16 @@ fn an_unlock_lifts_throttle_and_lock_keeps_2fa_and_records_who_and_why() {
     admin.id = UserId::from(2_u64);
     admin.username = "bob".into();
     admin.role = Role::Admin;
-    let t = unlock(&a, &admin, "called back", NOW);
-    assert!(!t.outcome && t.next.is_none(), "nothing to lift");
+    let t = unlock(&a, &admin, "called back", MailId([6; 16]), NOW);
+    assert!(t.outcome == UnlockOutcome::NotLocked && t.next.is_none(), "nothing to lift");
     a.throttle = Throttle {
         failures: 100,
         until: Some(Timestamp(5000)),
         second_factor_failures: 100,
         second_factor_locked: true,
     };
-    let t = unlock(&a, &admin, "called back", NOW);
+    let t = unlock(&a, &admin, "called back", MailId([6; 16]), NOW);
+    assert_eq!(t.outcome, UnlockOutcome::Unlocked { notice_delivery: Delivery::Queued(MailId([6; 16])) });
     let next = t.next.expect("written");
     assert_eq!(next.throttle, Throttle::default());
     assert_eq!(next.two_factor, a.two_factor, "2FA untouched");
