@@ -14,8 +14,7 @@ use crate::factors::password;
 use crate::mail::Mailer;
 use crate::outbox::MailId;
 use crate::outcome::{LoginOutcome, PendingLogin, SecondFactorOutcome};
-use crate::plumbing::clock::Clock;
-use crate::plumbing::clock::Timestamp;
+use crate::plumbing::clock::{Clock, Timestamp};
 use crate::plumbing::semaphore::Lane;
 use crate::rules::FreshCodes;
 use crate::rules::locations::valid_location;
@@ -59,8 +58,9 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
     /// The password step.
     ///
     /// `remembered` is the token from an earlier
-    /// [`Authenticated::remembered`](crate::Authenticated::remembered), if the client sent one; a token that does not
-    /// parse or does not belong to this account is ignored.
+    /// [`Authenticated::remembered`](crate::Authenticated::remembered), if the client
+    /// sent one; a token that does not parse or does not belong to this account is
+    /// ignored.
     ///
     /// Unknown user, wrong password and throttled account all answer
     /// [`LoginOutcome::Denied`] after the same Argon2 work, and none of them waits on
