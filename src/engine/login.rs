@@ -170,7 +170,8 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
         }
 
         let verified_hash = account.password_hash.clone();
-        self.after_first_factor(snapshot, location_token.as_ref(), rehash.as_deref(), Some(verified_hash), now).await
+        self.after_first_factor(snapshot, location_token.as_ref(), rehash.as_deref(), verified_hash.as_deref(), now)
+            .await
     }
 
     /// The second-factor-only mode's first call: the application (or its single
@@ -302,18 +303,13 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
         snapshot: Versioned<Account>,
         location_token: Option<&LocationToken>,
         rehash: Option<&str>,
-        verified_hash: Option<Option<String>>,
+        verified_hash: Option<&str>,
         now: Timestamp,
     ) -> Result<LoginOutcome> {
         // Decided inside the compare-and-swap loop: when the step writes (a re-hash,
         // clearing failures, touching a location) and loses a race, it is decided again
         // on the record that won, so a concurrent throttle, reset or revocation counts.
-        let first = FirstFactor {
-            verified_hash: verified_hash.as_ref(),
-            rehash,
-            location: location_token,
-            pending_id: random::bytes::<16>()?,
-        };
+        let first = FirstFactor { verified_hash, rehash, location: location_token, pending_id: random::bytes::<16>()? };
         let t = self
             .transact(snapshot, |fresh| {
                 // The password changed after we verified it: refused rather than

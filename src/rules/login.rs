@@ -431,7 +431,7 @@ pub(crate) mod tests {
         Ok(())
     }
 
-    fn first(verified: Option<&Option<String>>) -> FirstFactor<'_> {
+    fn first(verified: Option<&str>) -> FirstFactor<'_> {
         FirstFactor { verified_hash: verified, rehash: None, location: None, pending_id: [9; 16] }
     }
 
@@ -439,10 +439,9 @@ pub(crate) mod tests {
     fn a_right_password_decides_on_the_freshest_record() -> Result<(), crate::Error> {
         let p = Policy::default();
         let now = Timestamp(1000);
-        let verified = Some(String::new());
         // 2FA on: a pending login bound to this record's stamp, with the engine's id.
         let a = enabled();
-        let t = apply_right_password(&a, first(Some(&verified)), &p, now).map_err(|_| crate::Error::Contention)?;
+        let t = apply_right_password(&a, first(Some("")), &p, now).map_err(|_| crate::Error::Contention)?;
         let RightPassword::SecondFactor(claims) = t.outcome else { return Err(crate::Error::Corrupt("outcome")) };
         assert_eq!((claims.id, claims.stamp, claims.account), ([9; 16], a.security_stamp, a.id));
         assert_eq!(claims.expires_at, now.plus(p.pending_lifetime));
@@ -473,9 +472,8 @@ pub(crate) mod tests {
         assert!(matches!(t.outcome, RightPassword::Denied));
         assert!(t.next.is_none(), "a refusal writes nothing");
         assert!(matches!(t.effects.events[..], [Event { kind: EventKind::LoginFailed { .. }, .. }]));
-        let other = Some("another hash".to_owned());
         assert!(
-            apply_right_password(&enabled(), first(Some(&other)), &p, now).is_err(),
+            apply_right_password(&enabled(), first(Some("another hash")), &p, now).is_err(),
             "verified a hash that is gone"
         );
         Ok(())

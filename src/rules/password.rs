@@ -40,11 +40,12 @@ pub(crate) enum RightPassword {
 #[derive(Debug)]
 pub(crate) struct PasswordChanged;
 
-/// What the engine verified before the swap, for [`apply_right_password`].
-#[derive(Debug, Clone, Copy)]
+/// What the engine verified before the swap, for [`apply_right_password`]. No
+/// `Debug`: it holds password hashes.
+#[derive(Clone, Copy)]
 pub(crate) struct FirstFactor<'a> {
     /// The password hash the crate verified (`None`: the application checked it).
-    pub verified_hash: Option<&'a Option<String>>,
+    pub verified_hash: Option<&'a str>,
     /// A stronger hash of the same password, when the stored one is outdated.
     pub rehash: Option<&'a str>,
     /// The remembered-location token the client sent, if it parsed.
@@ -67,7 +68,7 @@ pub(crate) fn apply_right_password(
     policy: &Policy,
     now: Timestamp,
 ) -> Result<Transition<RightPassword>, PasswordChanged> {
-    if first.verified_hash.is_some_and(|verified| &account.password_hash != verified) {
+    if first.verified_hash.is_some_and(|verified| account.password_hash.as_deref() != Some(verified)) {
         return Err(PasswordChanged);
     }
     if let Some(refused) = refused_while_throttled(account, now) {
