@@ -94,10 +94,33 @@ async fn bad_usernames_and_emails_are_clear_errors() {
         let r = f.engine.create_account(NewAccount::new(name, mail, Role::User, PASSWORD)).await;
         assert!(matches!(r, Err(Error::InvalidInput(_))), "{name:?} {mail:?}: {r:?}");
     }
+    // Each part of the shape check, including what a quoted name could slip past the
+    // mail composer: a space, a control character, an angle bracket, a second `@`.
+    let shapeless = "must look like name@domain";
+    let undeliverable = "is not a deliverable address";
+    for (mail, reason) in [
+        ("no-at-sign", shapeless),
+        ("@b.test", shapeless),
+        ("a@", shapeless),
+        ("\"a@b\"@b.test", shapeless),
+        ("\"a b\"@b.test", shapeless),
+        ("\"a\u{7}\"@b.test", shapeless),
+        ("\"a<\"@b.test", shapeless),
+        ("\"a>\"@b.test", shapeless),
+        ("a,b@b.test", undeliverable),
+    ] {
+        let r = f.engine.create_account(NewAccount::new("ok", mail, Role::User, PASSWORD)).await;
+        let Err(Error::InvalidInput(InputError::Malformed { field: "email", reason: said, .. })) = r else {
+            panic!("{mail:?}: {r:?}");
+        };
+        assert_eq!(said, reason, "{mail:?}");
+    }
     let long = "n".repeat(65);
     let r = f.engine.create_account(NewAccount::new(&long, "a@b.test", Role::User, PASSWORD)).await;
     assert!(matches!(r, Err(Error::InvalidInput(InputError::TooLong { .. }))));
     assert!(f.store.is_empty(), "nothing was stored");
+    let quoted = f.engine.create_account(NewAccount::new("quoted", "\"a.b\"@b.test", Role::User, PASSWORD)).await;
+    assert!(quoted.is_ok(), "a quoted name without those is an address: {quoted:?}");
 }
 
 #[tokio::test]
@@ -215,4 +238,31 @@ async fn account_by_username_never_matches_an_invisible_name_but_finds_a_0_1_0_s
         Some(decomposed),
         "a name 0.1.0 stored unnormalized is still found as typed"
     );
+}
+
+/// New ids are random and below 2^63 (positive in a signed 64-bit column): 64 of them,
+/// where ids over the whole `u64` range would all fall below it once in 2^64 runs.
+#[tokio::test]
+async fn new_ids_are_distinct_and_below_two_to_the_63() {
+    let f = fixture();
+    let mut ids = std::collections::BTreeSet::new();
+    for n in 0..64 {
+        let id = f.user(&format!("user{n}"), Role::User).await;
+        let number: u64 = id.to_string().parse().expect("a numeric id");
+        assert!(number < 1 << 63, "{number}");
+        ids.insert(number);
+    }
+    assert_eq!(ids.len(), 64);
+}
+
+/// What an administrator's view shows of an account as it goes from no 2FA to 2FA on.
+#[tokio::test]
+async fn the_account_view_counts_the_backup_codes_once_two_factor_is_on() {
+    let f = fixture_with(fast_policy().backup_code_count(3).build().expect("policy"));
+    let id = f.user("alice", Role::User).await;
+    let view = f.engine.account(id).await.expect("view").expect("an account");
+    assert_eq!((view.username.as_str(), view.backup_codes, view.locked), ("alice", 0, false));
+    f.enroll(id).await;
+    let view = f.engine.account(id).await.expect("view").expect("an account");
+    assert_eq!(view.backup_codes, 3);
 }

@@ -17,8 +17,9 @@ use twofactor::mail::MemoryMailer;
 use twofactor::store::{MemoryStore, ScanPage, SqliteStore, Swap, UserRecord, UserStore};
 use twofactor::totp::TotpParams;
 use twofactor::{
-    AppKey, ConfirmOutcome, Engine, Error, KeyError, KeyRing, LoginOutcome, ManualClock, NewAccount, Policy,
-    ResealProgress, Role, SecondFactor, SecondFactorOutcome, StoreError, Timestamp, UserId,
+    AddAuthenticatorOutcome, AppKey, ConfirmOutcome, Engine, Error, KeyError, KeyRing, LoginOutcome, ManualClock,
+    NewAccount, Policy, Refusal, ResealProgress, Role, SecondFactor, SecondFactorOutcome, StoreError, Timestamp,
+    UserId,
 };
 
 const PASSWORD: &str = "correct horse battery staple";
@@ -801,6 +802,71 @@ async fn confirming_an_enrollment_during_a_reseal_succeeds() {
         site.engine(&ring2).confirm_enrollment(carol.id, &code(&carol.secret.expect("secret"), site.now())).await;
     assert!(matches!(confirmed, Ok(ConfirmOutcome::Confirmed { .. })), "{confirmed:?}");
     assert_eq!(site.engine(&ring2).key_usage().await.expect("usage").by_key, counts(&[(2, 1)]));
+}
+
+/// The same for an authenticator being added beside the first: a re-seal of its
+/// secret meanwhile does not stop its confirmation.
+#[tokio::test]
+async fn confirming_an_added_authenticator_during_a_reseal_succeeds() {
+    let hooked = Hooked::default();
+    let site = Site::new(hooked.clone());
+    let ring1 = first_ring();
+    let dave = add_user(&site, &site.engine(&ring1), 1, Tf::Enabled).await;
+    site.clock.advance(Duration::from_secs(30));
+    let started = site.engine(&ring1).add_authenticator(dave.id, "tablet").await.expect("add");
+    let secret = data_encoding::BASE32_NOPAD.decode(started.secret_base32.expose().as_bytes()).expect("base32");
+    let ring2 = ring1.with_new_key().expect("new key");
+    let resealer = other_server(&hooked, &ring2);
+    *hooked.hook.lock().expect("lock") = Some(Box::pin(async move {
+        let report = resealer.reseal(None, |_| {}).await.expect("reseal");
+        assert_eq!(report.resealed, 1);
+    }));
+    let confirmed = site.engine(&ring2).confirm_authenticator(dave.id, &code(&secret, site.now())).await;
+    assert!(matches!(confirmed, Ok(AddAuthenticatorOutcome::Added { .. })), "{confirmed:?}");
+    assert_eq!(site.engine(&ring2).authenticators(dave.id).await.expect("list").len(), 2);
+}
+
+/// An engine of another server, straight on the hooked store's database.
+fn other_server(hooked: &Hooked, ring: &KeyRing) -> Engine<MemoryStore, MemoryMailer> {
+    Engine::builder(hooked.inner.clone(), MemoryMailer::new(), ring.clone())
+        .policy(Policy::builder().danger_fast_hashing().build().expect("policy"))
+        .build()
+        .expect("engine")
+}
+
+/// A confirmation whose enrollment was started again meanwhile (another tab, another
+/// server) is refused, for a first authenticator and for an added one: its code proves
+/// the replaced secret, not the one now waiting, whatever key seals them.
+#[tokio::test]
+async fn confirming_an_enrollment_restarted_meanwhile_is_refused() {
+    let hooked = Hooked::default();
+    let site = Site::new(hooked.clone());
+    let ring = first_ring();
+    let engine = site.engine(&ring);
+    let carol = add_user(&site, &engine, 0, Tf::Enrolling).await;
+    let restarter = other_server(&hooked, &ring);
+    let id = carol.id;
+    *hooked.hook.lock().expect("lock") = Some(Box::pin(async move {
+        restarter.start_enrollment(id).await.expect("restart");
+    }));
+    let proof = code(&carol.secret.expect("secret"), site.now());
+    let confirmed = engine.confirm_enrollment(carol.id, &proof).await;
+    assert!(matches!(confirmed, Err(Error::Misuse(Refusal::EnrollmentChanged))), "{confirmed:?}");
+    let again = engine.confirm_enrollment(carol.id, &proof).await;
+    assert!(matches!(again, Ok(ConfirmOutcome::WrongCode)), "the replaced secret confirmed: {again:?}");
+
+    let dave = add_user(&site, &engine, 1, Tf::Enabled).await;
+    site.clock.advance(Duration::from_secs(30));
+    let started = engine.add_authenticator(dave.id, "tablet").await.expect("add");
+    let secret = data_encoding::BASE32_NOPAD.decode(started.secret_base32.expose().as_bytes()).expect("base32");
+    let restarter = other_server(&hooked, &ring);
+    let id = dave.id;
+    *hooked.hook.lock().expect("lock") = Some(Box::pin(async move {
+        restarter.add_authenticator(id, "tablet").await.expect("restart");
+    }));
+    let confirmed = engine.confirm_authenticator(dave.id, &code(&secret, site.now())).await;
+    assert!(matches!(confirmed, Err(Error::Misuse(Refusal::EnrollmentChanged))), "{confirmed:?}");
+    assert_eq!(engine.authenticators(dave.id).await.expect("list").len(), 1, "nothing was added");
 }
 
 /// Runs each generic test body above on MemoryStore, a SQLite file and PostgreSQL, as

@@ -19,12 +19,12 @@ use data_encoding::{BASE64, HEXLOWER};
 use serde_json::Value;
 use twofactor::events::MemorySink;
 use twofactor::mail::{Delivery, Mailer, MemoryMailer, Message, MessageKind};
-use twofactor::store::{Document, UserStore};
+use twofactor::store::{Document, Swap, UserRecord, UserStore};
 use twofactor::totp::TotpParams;
 use twofactor::{
     AppKey, AuthMethod, ConfirmOutcome, DeliveryPolicy, DeliveryReport, DeliveryWorker, Engine, Error, KeyRing,
     LocationPolicy, LoginOutcome, MailError, MailId, MailStatus, ManualClock, NewAccount, Policy, PolicyBuilder,
-    ResetOutcome, Role, SecondFactor, SecondFactorOutcome, ThrottlePolicy, Timestamp, UserId,
+    ResetOutcome, Role, SecondFactor, SecondFactorOutcome, StoreError, ThrottlePolicy, Timestamp, UserId,
 };
 
 const PASSWORD: &str = "correct horse battery staple";
@@ -649,14 +649,16 @@ impl Mailer for Stall {
 /// A worker that claimed a message and never settled it (it crashed mid-send) holds it
 /// for the lease only: no one sends it meanwhile; after the lease another worker sends
 /// it, under the id the first one tried.
-async fn a_crashed_workers_claim_runs_out_and_another_sends_under_the_same_id<S: Store>(open: impl AsyncFn() -> S) {
-    let site = Site::new(open().await);
-    let lease = Duration::from_secs(120);
-    let policy = || fast().delivery(DeliveryPolicy::default().lease(lease));
-    let healthy = site.engine(policy());
-    let (alice, id) = site.enrolled(&healthy, "alice").await;
+/// A worker (an engine over another connection) claims the due mail and dies while
+/// sending message `id`.
+async fn crash_a_worker_sending<S: Store>(
+    site: &Site<S>,
+    open: &impl AsyncFn() -> S,
+    policy: PolicyBuilder,
+    id: MailId,
+) {
     let stall = Stall::default();
-    let crashing = Arc::new(site.engine_on(open().await, &site.keys, stall.clone(), policy()));
+    let crashing = Arc::new(site.engine_on(open().await, &site.keys, stall.clone(), policy));
     let task = tokio::spawn({
         let crashing = Arc::clone(&crashing);
         async move { crashing.deliver_due(10).await }
@@ -665,6 +667,15 @@ async fn a_crashed_workers_claim_runs_out_and_another_sends_under_the_same_id<S:
     task.abort();
     assert!(task.await.expect_err("aborted").is_cancelled());
     assert_eq!(*stall.id.lock().expect("lock"), Some(id));
+}
+
+async fn a_crashed_workers_claim_runs_out_and_another_sends_under_the_same_id<S: Store>(open: impl AsyncFn() -> S) {
+    let site = Site::new(open().await);
+    let lease = Duration::from_secs(120);
+    let policy = || fast().delivery(DeliveryPolicy::default().lease(lease));
+    let healthy = site.engine(policy());
+    let (alice, id) = site.enrolled(&healthy, "alice").await;
+    crash_a_worker_sending(&site, &open, policy(), id).await;
     let claimed_until = Timestamp(site.now().0 + lease.as_secs());
     assert_eq!(
         healthy.mail_status(alice.id, id).await.expect("status"),
@@ -682,6 +693,25 @@ async fn a_crashed_workers_claim_runs_out_and_another_sends_under_the_same_id<S:
     assert_eq!(mails.len(), 1);
     assert_eq!(mails[0].id, id, "the retry after a crash has another Message-ID");
     assert!(matches!(healthy.mail_status(alice.id, id).await.expect("status"), MailStatus::Delivered { .. }));
+}
+
+/// A message whose last try crashed its worker is given up by the next claim once the
+/// lease runs out, and that round reports it.
+async fn a_message_whose_last_try_crashed_is_given_up_by_the_next_round<S: Store>(open: impl AsyncFn() -> S) {
+    let site = Site::new(open().await);
+    let lease = Duration::from_secs(120);
+    let policy = || fast().delivery(DeliveryPolicy::default().lease(lease).max_attempts(1));
+    let healthy = site.engine(policy());
+    let (alice, id) = site.enrolled(&healthy, "alice").await;
+    crash_a_worker_sending(&site, &open, policy(), id).await;
+    site.clock.advance(lease);
+    let after = deliver(&healthy).await;
+    assert_eq!((after.users, after.sent, after.gave_up), (1, 0, 1), "{after:?}");
+    assert_eq!(
+        healthy.mail_status(alice.id, id).await.expect("status"),
+        MailStatus::GaveUp { at: site.now(), attempts: 1 }
+    );
+    assert!(site.mailer.outbox().is_empty());
 }
 
 // ---------------------------------------------------------------- newer messages void queued codes
@@ -715,6 +745,36 @@ async fn a_reissue_drops_the_queued_code_mail_it_voids<S: Store>(open: impl Asyn
     site.clock.advance(Duration::from_secs(3600)); // past the throttle
     let code = site.mailed_code(&alice);
     assert!(authenticated(&site.backup_login(&engine, &alice, &code).await));
+}
+
+/// With several codes per account, a used code's successor voids nothing else: the
+/// successor of an earlier use, still waiting, is mailed too, and each mailed code works.
+async fn with_several_codes_a_successor_keeps_the_other_queued_successors<S: Store>(open: impl AsyncFn() -> S) {
+    let site = Site::new(open().await);
+    let engine = site.engine(fast().backup_code_count(2));
+    let (alice, _) = site.enrolled(&engine, "alice").await;
+    deliver(&engine).await;
+    let setup_codes: Vec<String> = match &site.mailer.outbox()[0].message {
+        Message::BackupCode { codes, .. } => codes.iter().map(|c| c.expose().to_owned()).collect(),
+        other => panic!("expected the setup codes, got {other:?}"),
+    };
+    assert_eq!(setup_codes.len(), 2);
+    for code in &setup_codes {
+        assert!(authenticated(&site.backup_login(&engine, &alice, code).await));
+    }
+    assert_eq!(site.queued_kinds(alice.id).await, ["backup_code.rotated", "backup_code.rotated"]);
+
+    assert_eq!(deliver(&engine).await.sent, 2);
+    let successors: Vec<String> = site.mailer.outbox()[1..]
+        .iter()
+        .map(|m| match &m.message {
+            Message::BackupCode { codes, .. } => codes[0].expose().to_owned(),
+            other => panic!("expected a successor code, got {other:?}"),
+        })
+        .collect();
+    for code in &successors {
+        assert!(authenticated(&site.backup_login(&engine, &alice, code).await), "a mailed successor works");
+    }
 }
 
 /// A reset while a code mail waits drops it and queues the reset notice: the user is
@@ -919,10 +979,106 @@ on_every_store!(
     several_workers_send_each_message_exactly_once,
     several_workers_through_an_outage_still_send_each_message_once,
     a_crashed_workers_claim_runs_out_and_another_sends_under_the_same_id,
+    a_message_whose_last_try_crashed_is_given_up_by_the_next_round,
     a_reissue_drops_the_queued_code_mail_it_voids,
+    with_several_codes_a_successor_keeps_the_other_queued_successors,
     a_reset_drops_a_queued_code_mail_and_queues_its_notice,
     a_key_sealing_a_queued_code_stays_in_use_until_the_mail_is_delivered,
     reseal_moves_queued_codes_to_the_new_key_and_the_mail_still_delivers,
     the_delivery_worker_delivers_queued_mail_in_the_background,
     the_outbox_stays_bounded_and_never_drops_a_queued_code,
 );
+
+// ---------------------------------------------------------------- paging (MemoryStore)
+
+/// A `MemoryStore` that records the `limit` of every `mail_due` query.
+#[derive(Clone, Default)]
+struct DueQueries {
+    store: twofactor::store::MemoryStore,
+    limits: Arc<Mutex<Vec<usize>>>,
+}
+
+impl DueQueries {
+    /// The limits asked since the last call.
+    fn take(&self) -> Vec<usize> {
+        std::mem::take(&mut *self.limits.lock().expect("limits"))
+    }
+}
+
+impl UserStore for DueQueries {
+    async fn find_by_id(&self, id: UserId) -> Result<Option<UserRecord>, StoreError> {
+        self.store.find_by_id(id).await
+    }
+    async fn find_by_login(&self, login: &str) -> Result<Option<UserRecord>, StoreError> {
+        self.store.find_by_login(login).await
+    }
+    async fn insert_document(&self, id: UserId, document: &Document) -> Result<Swap, StoreError> {
+        self.store.insert_document(id, document).await
+    }
+    async fn compare_and_swap(&self, id: UserId, expected: u64, document: &Document) -> Result<Swap, StoreError> {
+        self.store.compare_and_swap(id, expected, document).await
+    }
+    async fn create_user(&self, user: &UserRecord) -> Result<(), StoreError> {
+        self.store.create_user(user).await
+    }
+    async fn mail_due(&self, now: Timestamp, limit: usize) -> Result<Vec<UserId>, StoreError> {
+        self.limits.lock().expect("limits").push(limit);
+        self.store.mail_due(now, limit).await
+    }
+}
+
+/// A user whose document the engine cannot read (it decodes to nothing it knows) but
+/// whose mail the store reports due now: a round skips it.
+async fn unreadable_with_mail_due(site: &Site<DueQueries>, n: u64) {
+    let broken = Document::from_json(format!(r#"{{"format":1,"outbox":[{{"due":{}}}]}}"#, T0 - 1));
+    let name = format!("broken{n}");
+    let user = UserRecord::new(UserId::from(1_000_000 + n), &name, format!("{name}@example.test"), Role::User)
+        .with_document(1, broken);
+    site.store.create_user(&user).await.expect("create");
+}
+
+/// A round delivers to at most `max_users` users, asking the store again past the
+/// documents it must skip (so they do not keep the users behind them waiting), and asks
+/// no more than it needs: `max_users` plus what it skipped, and no second query once
+/// the store answered fewer users than asked.
+#[tokio::test]
+async fn a_round_pages_past_unreadable_documents_and_asks_no_more_than_it_needs() {
+    let site = Site::new(DueQueries::default());
+    let engine = site.engine(fast());
+    for n in 0..2 {
+        unreadable_with_mail_due(&site, n).await;
+    }
+    let mut good = Vec::new();
+    for n in 0..5 {
+        good.push(site.enrolled(&engine, &format!("user{n}")).await.0);
+    }
+    site.store.take();
+
+    // The two unreadable documents are due first: the first query (3) finds one user
+    // to serve, the second (3 + 2 skipped) the other two.
+    let report = engine.deliver_due(3).await.expect("round");
+    assert_eq!((report.users, report.skipped, report.sent), (3, 2, 3), "{report:?}");
+    assert_eq!(site.store.take(), [3, 5]);
+    let mailed: Vec<bool> = good.iter().map(|u| site.mailer.last_code_for(&u.email).is_some()).collect();
+    assert_eq!(mailed, [true, true, true, false, false], "the three users due first");
+
+    // Fewer users due than asked: one query.
+    let report = engine.deliver_due(10).await.expect("round");
+    assert_eq!((report.users, report.skipped, report.sent), (2, 2, 2), "{report:?}");
+    assert_eq!(site.store.take(), [10]);
+    assert_eq!(site.mailer.outbox().len(), 5);
+}
+
+/// A round stops after skipping more than 1000 unreadable documents (each one asked
+/// for again on every query), and reports them.
+#[tokio::test]
+async fn a_round_gives_up_after_skipping_more_than_a_thousand_documents() {
+    let site = Site::new(DueQueries::default());
+    let engine = site.engine(fast());
+    for n in 0..1002 {
+        unreadable_with_mail_due(&site, n).await;
+    }
+    let report = engine.deliver_due(1).await.expect("round");
+    assert_eq!((report.users, report.skipped), (0, 1001), "{report:?}");
+    assert_eq!(site.store.take().len(), 1001, "one query per skipped document");
+}

@@ -261,6 +261,24 @@ async fn zoe_nfd_logs_in_with_the_name_as_she_typed_it() {
     assert!(problems.is_empty(), "zoë (NFD, stored by 0.1.0 as typed): {}", problems.join("; "));
 }
 
+/// 0.1.0 kept no time of an authenticator's last use: a migrated one is listed as
+/// never used (not as used in 1970) until it logs in.
+#[tokio::test]
+async fn a_migrated_authenticator_has_no_last_use_until_it_logs_in() {
+    let m = manifest();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (store, _) = migrated_library_copy(dir.path()).await;
+    let lib = Library::new(store, manifest());
+    lib.at(m.times.fixture_now);
+    let enabled: Vec<_> = m.accounts.iter().filter(|a| a.two_factor.state == "enabled").collect();
+    assert!(!enabled.is_empty(), "the library has accounts with 2FA on");
+    for a in enabled {
+        let listed = lib.engine(&a.policy).authenticators(UserId::from(a.id)).await.expect("list");
+        assert_eq!(listed.len(), 1, "{}", a.key);
+        assert_eq!(listed[0].last_used_at, None, "{}", a.key);
+    }
+}
+
 /// Paging through the old rows (500 accounts a page) and the ids at the edges of the
 /// `BIGINT` bit cast: a copy of the library with 1189 more accounts spread over the
 /// whole id range, bob at `i64::MIN` (id 2^63), dave at `i64::MAX` (2^63 - 1) and frank

@@ -5,7 +5,7 @@ use crate::UserId;
 use crate::account::Account;
 use crate::crypto::secret::SecretString;
 use crate::engine::Engine;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, StoreError};
 use crate::events::EventKind;
 use crate::mail::{CodeReason, Delivery, Mailer, Message, MessageKind};
 use crate::outbox::rules::{self, Claimed, Settlement, Tried};
@@ -124,7 +124,7 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
     ///
     /// A user whose document cannot be read is skipped (counted in
     /// [`DeliveryReport::skipped`]) and the round looks further, so bad documents do
-    /// not keep the others waiting.
+    /// not keep the others waiting; a round that has skipped more than 1,000 stops.
     ///
     /// ```
     /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
@@ -148,7 +148,8 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
     /// `max_users` of 0 counts as 1.
     ///
     /// # Errors
-    /// Store faults (the round stops; what it delivered stays recorded).
+    /// Store faults other than an unreadable document (the round stops; what it
+    /// delivered stays recorded).
     pub async fn deliver_due(&self, max_users: usize) -> Result<DeliveryReport> {
         let max_users = max_users.max(1);
         let mut report = DeliveryReport::default();
@@ -167,6 +168,9 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
                 match self.deliver_queued(user).await {
                     Ok(one) => report.absorb(one),
                     Err(Error::NoSuchAccount) => {}
+                    // A document that cannot be decoded is this user's problem, not the
+                    // store's: it must not stop the mail of everyone due after it.
+                    Err(Error::Store(StoreError::Corrupt(_))) => report.skipped += 1,
                     Err(err @ (Error::Store(_) | Error::Contention)) => return Err(err),
                     Err(_) => report.skipped += 1,
                 }

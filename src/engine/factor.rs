@@ -52,15 +52,6 @@ pub(super) struct Checked {
     pub(super) resealed: Option<crate::account::SealedSecret>,
 }
 
-impl Checked {
-    pub(super) fn succeeded(&self) -> bool {
-        matches!(
-            self.verdict,
-            CodeVerdict::Totp { verification: TotpVerification::Accepted { .. }, .. } | CodeVerdict::BackupMatched(_)
-        )
-    }
-}
-
 impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
     /// Checks `factor` against `account`'s active authenticators (all but `except`) or
     /// its backup codes. A TOTP code is tried against each authenticator in turn, each
@@ -124,8 +115,8 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
     /// What a successful check needs before the swap: a replacement backup
     /// code (hashed here, off the swap loop) after a backup code.
     pub(super) async fn prepare(&self, checked: Checked, now: Timestamp) -> Result<Prepared> {
-        let replacement = match (&checked.verdict, checked.succeeded()) {
-            (CodeVerdict::BackupMatched(_), true) => Some(self.new_backup_codes(1, now).await?),
+        let replacement = match &checked.verdict {
+            CodeVerdict::BackupMatched(_) => Some(self.new_backup_codes(1, now).await?),
             _ => None,
         };
         Ok(Prepared { replacement, remember: None, resealed: checked.resealed })

@@ -402,9 +402,10 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
             }
         };
         let checked = self.check_factor(&snapshot.record, &parsed, None, now).await?;
-        let remember = match (remember_as, checked.succeeded()) {
-            (Some(label), true) => Some((LocationToken::generate()?, label.to_owned())),
-            _ => None,
+        // Drawn whatever the verdict: the rule keeps it only on success.
+        let remember = match remember_as {
+            Some(label) => Some((LocationToken::generate()?, label.to_owned())),
+            None => None,
         };
         let verdict = checked.verdict.clone();
         let prepared = Prepared { remember, ..self.prepare(checked, now).await? };

@@ -108,6 +108,8 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
     ///
     /// The username is stored in its NFC form (see [`NewAccount::username`]), so the
     /// uniqueness check treats every canonically equivalent spelling as the same name.
+    /// The new account's id is random and below 2^63, so it reads as itself (a positive
+    /// number) in any signed 64-bit column.
     ///
     /// # Errors
     /// [`Error::InvalidInput`] for a bad username ([`InputError::ForbiddenCharacter`]
@@ -274,8 +276,10 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
         let code = TotpCode::parse(code, enrolling.params.digits)?;
         let (secret, _) = self.keys.unseal(account.id, &enrolling.secret)?;
         let key = TotpKey::new(enrolling.params.algorithm, &secret);
-        let retired = account.retired_totp_step;
-        Ok(match verify(&key, &enrolling.params, self.policy.window, &code, now.0, (retired > 0).then_some(retired)) {
+        // Steps up to the one retired at the last reset (0 when none: a step no clock
+        // since 1970 has) do not confirm.
+        let retired = Some(account.retired_totp_step);
+        Ok(match verify(&key, &enrolling.params, self.policy.window, &code, now.0, retired) {
             TotpVerification::Accepted { step } => Some((step, secret)),
             _ => None,
         })

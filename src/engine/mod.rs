@@ -378,9 +378,91 @@ mod unoptimized_tests {
         let tiny = HashParams { m_cost: 8, t_cost: 1, p_cost: 1 };
         assert!(!looks_unoptimized(Duration::from_millis(5), &tiny), "fixed costs dominate tiny parameters");
     }
+
+    #[test]
+    fn the_line_is_two_microseconds_per_kib_and_pass_in_a_debug_build() {
+        let params = HashParams::new(1024, 2, 1); // the least work the check looks at
+        let line = Duration::from_nanos(1024 * 2 * 2000);
+        assert!(!looks_unoptimized(line, &params), "on the line");
+        assert_eq!(looks_unoptimized(line + Duration::from_nanos(1), &params), cfg!(debug_assertions), "past it");
+    }
 }
 
-#[cfg(all(test, feature = "tokio"))]
+#[cfg(test)]
+mod builder_tests {
+    use super::*;
+    use crate::mail::MemoryMailer;
+    use crate::store::MemoryStore;
+
+    type TestEngine = Engine<MemoryStore, MemoryMailer, SystemClock>;
+
+    fn builder() -> EngineBuilder<MemoryStore, MemoryMailer, SystemClock> {
+        let policy = Policy::builder().issuer("Builder Test Co").danger_fast_hashing().build().expect("policy");
+        Engine::builder(MemoryStore::new(), MemoryMailer::new(), KeyRing::ephemeral().expect("keys")).policy(policy)
+    }
+
+    /// How many password steps the engine admits at once.
+    fn admitted(engine: &TestEngine) -> usize {
+        let tickets: Vec<_> = std::iter::from_fn(|| engine.admission.try_admit()).take(10_000).collect();
+        tickets.len()
+    }
+
+    #[test]
+    fn the_engine_keeps_the_policy_it_was_built_with() {
+        let built = builder();
+        let policy = built.policy.clone();
+        let engine = built.build().expect("engine");
+        assert_eq!(engine.policy(), &policy);
+        assert_eq!(engine.policy().issuer(), "Builder Test Co");
+    }
+
+    #[test]
+    fn debug_shows_the_policy_and_nothing_else() {
+        let built = builder();
+        let shown = format!("{built:?}");
+        assert!(shown.starts_with("EngineBuilder { policy: Policy {"), "{shown}");
+        assert!(shown.ends_with(", .. }"), "{shown}");
+        let engine = built.build().expect("engine");
+        let shown = format!("{engine:?}");
+        assert!(shown.starts_with("Engine { policy: Policy {") && shown.contains("Builder Test Co"), "{shown}");
+        assert!(shown.ends_with(", .. }"), "{shown}");
+    }
+
+    #[test]
+    fn the_default_hashing_bound_is_the_cpus_the_process_may_use() {
+        let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        assert_eq!(default_max_concurrent_hashes(), cpus);
+    }
+
+    #[test]
+    fn the_queue_holds_the_hashing_slots_and_32_steps_per_slot_unless_set() {
+        let engine = builder().max_concurrent_hashes(3).build().expect("engine");
+        assert_eq!(admitted(&engine), 3 + 3 * QUEUED_LOGINS_PER_HASH);
+        let engine = builder().max_concurrent_hashes(3).max_queued_logins(5).build().expect("engine");
+        assert_eq!(admitted(&engine), 3 + 5);
+    }
+
+    #[cfg(feature = "tokio")]
+    #[tokio::test]
+    async fn the_delivery_worker_is_woken_only_by_a_write_that_queued_mail() {
+        use crate::mail::MessageKind;
+        use crate::outbox::MailId;
+        use std::time::Duration;
+
+        let engine = builder().build().expect("engine");
+        let wait = Duration::from_millis(50);
+        assert!(tokio::time::timeout(wait, engine.mail_queued()).await.is_err(), "nothing queued yet");
+        engine.dispatch(&Effects::default());
+        assert!(tokio::time::timeout(wait, engine.mail_queued()).await.is_err(), "a write without mail");
+        let queued =
+            Effects { queued: vec![(MailId::random().expect("id"), MessageKind::Throttled)], ..Effects::default() };
+        engine.dispatch(&queued);
+        assert!(tokio::time::timeout(wait, engine.mail_queued()).await.is_ok(), "a write that queued mail");
+    }
+}
+
+#[cfg(test)]
+#[cfg(feature = "tokio")]
 mod hash_limit_tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::mpsc;
