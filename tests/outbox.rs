@@ -991,11 +991,13 @@ on_every_store!(
 
 // ---------------------------------------------------------------- paging (MemoryStore)
 
-/// A `MemoryStore` that records the `limit` of every `mail_due` query.
+/// A `MemoryStore` that records the `limit` of every `mail_due` query, and whose reads
+/// by id fail while `down` is set.
 #[derive(Clone, Default)]
 struct DueQueries {
     store: twofactor::store::MemoryStore,
     limits: Arc<Mutex<Vec<usize>>>,
+    down: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl DueQueries {
@@ -1007,6 +1009,9 @@ impl DueQueries {
 
 impl UserStore for DueQueries {
     async fn find_by_id(&self, id: UserId) -> Result<Option<UserRecord>, StoreError> {
+        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(StoreError::backend("connection refused"));
+        }
         self.store.find_by_id(id).await
     }
     async fn find_by_login(&self, login: &str) -> Result<Option<UserRecord>, StoreError> {
@@ -1081,4 +1086,18 @@ async fn a_round_gives_up_after_skipping_more_than_a_thousand_documents() {
     let report = engine.deliver_due(1).await.expect("round");
     assert_eq!((report.users, report.skipped), (0, 1001), "{report:?}");
     assert_eq!(site.store.take().len(), 1001, "one query per skipped document");
+}
+
+/// The store failing stops a round at once with its error (the next round tries
+/// again), unlike a document that cannot be read.
+#[tokio::test]
+async fn a_store_fault_stops_the_round() {
+    let site = Site::new(DueQueries::default());
+    let engine = site.engine(fast());
+    site.enrolled(&engine, "alice").await;
+    site.store.down.store(true, std::sync::atomic::Ordering::SeqCst);
+    let round = engine.deliver_due(10).await;
+    assert!(matches!(round, Err(Error::Store(StoreError::Backend(_)))), "{round:?}");
+    site.store.down.store(false, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(engine.deliver_due(10).await.expect("round").sent, 1);
 }

@@ -21,6 +21,14 @@ const MAX_SKIPPED: usize = 1000;
 /// (a mail outage must not grow a document without bound).
 const MAX_QUEUED: usize = 32;
 
+/// Whether `err` from one user's delivery stops the whole round: the store failing
+/// (or a document that kept changing) does; a document that cannot be read
+/// (`StoreError::Corrupt`) is that user's problem, and is skipped so that the mail of
+/// everyone due after it still goes.
+fn stops_a_round(err: &Error) -> bool {
+    matches!(err, Error::Contention) || matches!(err, Error::Store(e) if !matches!(e, StoreError::Corrupt(_)))
+}
+
 impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
     /// Moves `mails` into `next`'s outbox, due at once: a backup code sealed under the
     /// key ring, bound to the user and the message. A message that makes queued
@@ -168,10 +176,7 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
                 match self.deliver_queued(user).await {
                     Ok(one) => report.absorb(one),
                     Err(Error::NoSuchAccount) => {}
-                    // A document that cannot be decoded is this user's problem, not the
-                    // store's: it must not stop the mail of everyone due after it.
-                    Err(Error::Store(StoreError::Corrupt(_))) => report.skipped += 1,
-                    Err(err @ (Error::Store(_) | Error::Contention)) => return Err(err),
+                    Err(err) if stops_a_round(&err) => return Err(err),
                     Err(_) => report.skipped += 1,
                 }
             }
