@@ -741,6 +741,13 @@ struct Hooked {
     hook: Arc<Mutex<Option<Hook>>>,
 }
 
+impl Hooked {
+    /// Runs `hook` inside the next compare-and-swap, before it reaches the store.
+    fn before_next_swap(&self, hook: impl std::future::Future<Output = ()> + Send + 'static) {
+        *self.hook.lock().expect("lock") = Some(Box::pin(hook));
+    }
+}
+
 impl UserStore for Hooked {
     async fn find_by_id(&self, id: UserId) -> Result<Option<UserRecord>, StoreError> {
         self.inner.find_by_id(id).await
@@ -777,6 +784,14 @@ impl UserStore for Hooked {
     }
 }
 
+/// An engine of another server, straight on the hooked store's database.
+fn other_server(hooked: &Hooked, ring: &KeyRing) -> Engine<MemoryStore, MemoryMailer> {
+    Engine::builder(hooked.inner.clone(), MemoryMailer::new(), ring.clone())
+        .policy(Policy::builder().danger_fast_hashing().build().expect("policy"))
+        .build()
+        .expect("engine")
+}
+
 /// A user confirming an enrollment while `reseal` re-seals the enrolling secret (the
 /// same secret, under the new key) must be confirmed: re-seal promises to be safe
 /// while users use the site. (It once compared the sealed bytes it read with the fresh
@@ -790,14 +805,11 @@ async fn confirming_an_enrollment_during_a_reseal_succeeds() {
     let carol = add_user(&site, &site.engine(&ring1), 0, Tf::Enrolling).await;
     let ring2 = ring1.with_new_key().expect("new key");
     // The re-seal runs on another server, straight on the store.
-    let resealer = Engine::builder(hooked.inner.clone(), MemoryMailer::new(), ring2.clone())
-        .policy(Policy::builder().danger_fast_hashing().build().expect("policy"))
-        .build()
-        .expect("engine");
-    *hooked.hook.lock().expect("lock") = Some(Box::pin(async move {
+    let resealer = other_server(&hooked, &ring2);
+    hooked.before_next_swap(async move {
         let report = resealer.reseal(None, |_| {}).await.expect("reseal");
         assert_eq!(report.resealed, 1);
-    }));
+    });
     let confirmed =
         site.engine(&ring2).confirm_enrollment(carol.id, &code(&carol.secret.expect("secret"), site.now())).await;
     assert!(matches!(confirmed, Ok(ConfirmOutcome::Confirmed { .. })), "{confirmed:?}");
@@ -817,21 +829,13 @@ async fn confirming_an_added_authenticator_during_a_reseal_succeeds() {
     let secret = data_encoding::BASE32_NOPAD.decode(started.secret_base32.expose().as_bytes()).expect("base32");
     let ring2 = ring1.with_new_key().expect("new key");
     let resealer = other_server(&hooked, &ring2);
-    *hooked.hook.lock().expect("lock") = Some(Box::pin(async move {
+    hooked.before_next_swap(async move {
         let report = resealer.reseal(None, |_| {}).await.expect("reseal");
         assert_eq!(report.resealed, 1);
-    }));
+    });
     let confirmed = site.engine(&ring2).confirm_authenticator(dave.id, &code(&secret, site.now())).await;
     assert!(matches!(confirmed, Ok(AddAuthenticatorOutcome::Added { .. })), "{confirmed:?}");
     assert_eq!(site.engine(&ring2).authenticators(dave.id).await.expect("list").len(), 2);
-}
-
-/// An engine of another server, straight on the hooked store's database.
-fn other_server(hooked: &Hooked, ring: &KeyRing) -> Engine<MemoryStore, MemoryMailer> {
-    Engine::builder(hooked.inner.clone(), MemoryMailer::new(), ring.clone())
-        .policy(Policy::builder().danger_fast_hashing().build().expect("policy"))
-        .build()
-        .expect("engine")
 }
 
 /// A confirmation whose enrollment was started again meanwhile (another tab, another
@@ -846,9 +850,9 @@ async fn confirming_an_enrollment_restarted_meanwhile_is_refused() {
     let carol = add_user(&site, &engine, 0, Tf::Enrolling).await;
     let restarter = other_server(&hooked, &ring);
     let id = carol.id;
-    *hooked.hook.lock().expect("lock") = Some(Box::pin(async move {
+    hooked.before_next_swap(async move {
         restarter.start_enrollment(id).await.expect("restart");
-    }));
+    });
     let proof = code(&carol.secret.expect("secret"), site.now());
     let confirmed = engine.confirm_enrollment(carol.id, &proof).await;
     assert!(matches!(confirmed, Err(Error::Misuse(Refusal::EnrollmentChanged))), "{confirmed:?}");
@@ -861,9 +865,9 @@ async fn confirming_an_enrollment_restarted_meanwhile_is_refused() {
     let secret = data_encoding::BASE32_NOPAD.decode(started.secret_base32.expose().as_bytes()).expect("base32");
     let restarter = other_server(&hooked, &ring);
     let id = dave.id;
-    *hooked.hook.lock().expect("lock") = Some(Box::pin(async move {
+    hooked.before_next_swap(async move {
         restarter.add_authenticator(id, "tablet").await.expect("restart");
-    }));
+    });
     let confirmed = engine.confirm_authenticator(dave.id, &code(&secret, site.now())).await;
     assert!(matches!(confirmed, Err(Error::Misuse(Refusal::EnrollmentChanged))), "{confirmed:?}");
     assert_eq!(engine.authenticators(dave.id).await.expect("list").len(), 1, "nothing was added");

@@ -646,9 +646,6 @@ impl Mailer for Stall {
     }
 }
 
-/// A worker that claimed a message and never settled it (it crashed mid-send) holds it
-/// for the lease only: no one sends it meanwhile; after the lease another worker sends
-/// it, under the id the first one tried.
 /// A worker (an engine over another connection) claims the due mail and dies while
 /// sending message `id`.
 async fn crash_a_worker_sending<S: Store>(
@@ -669,6 +666,9 @@ async fn crash_a_worker_sending<S: Store>(
     assert_eq!(*stall.id.lock().expect("lock"), Some(id));
 }
 
+/// A worker that claimed a message and never settled it (it crashed mid-send) holds it
+/// for the lease only: no one sends it meanwhile; after the lease another worker sends
+/// it, under the id the first one tried.
 async fn a_crashed_workers_claim_runs_out_and_another_sends_under_the_same_id<S: Store>(open: impl AsyncFn() -> S) {
     let site = Site::new(open().await);
     let lease = Duration::from_secs(120);
