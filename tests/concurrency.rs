@@ -1,5 +1,6 @@
 //! Races on one account: of 32 tasks submitting the same backup code (or the same TOTP
-//! code) at once, exactly one logs in — in each of 100 rounds.
+//! code, or the same pending login) at once, exactly one logs in — in each of 100
+//! rounds.
 
 mod common;
 use common::*;
@@ -78,5 +79,41 @@ async fn exactly_one_of_32_tasks_wins_one_totp_code_in_each_of_100_rounds() {
         let winners = race(&engine, || (false, code.clone())).await;
         assert_eq!(winners, 1, "round {round}");
         clock.advance(Duration::from_secs(30));
+    }
+}
+
+/// One pending login presented by 32 tasks at once with the right code: exactly one
+/// logs in. The first to arrive starts from the record its password step kept, the
+/// others read the store; either way the pending login is used once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn exactly_one_of_32_tasks_wins_one_pending_login_in_each_of_100_rounds() {
+    let f = fixture_with(race_policy());
+    let (_, secret) = f.enrolled("alice").await;
+    let clock = f.clock.clone();
+    let Fixture { engine, .. } = f;
+    let engine = Arc::new(engine);
+    for round in 0..ROUNDS {
+        clock.advance(Duration::from_secs(30));
+        let LoginOutcome::SecondFactorRequired(pending) = engine.begin_login("alice", PASSWORD, None).await.unwrap()
+        else {
+            panic!("expected a pending login")
+        };
+        let now = twofactor::Clock::now(&clock).0;
+        let code = twofactor::totp::generate(&secret, &twofactor::totp::TotpParams::default(), now).expose().to_owned();
+        let barrier = Arc::new(Barrier::new(TASKS));
+        let mut handles = Vec::with_capacity(TASKS);
+        for _ in 0..TASKS {
+            let (engine, barrier) = (Arc::clone(&engine), Arc::clone(&barrier));
+            let (token, code) = (pending.token().to_owned(), code.clone());
+            handles.push(tokio::spawn(async move {
+                barrier.wait().await;
+                is_authenticated(&engine.finish_login(&token, SecondFactor::Totp(&code), None).await.unwrap())
+            }));
+        }
+        let mut winners = 0;
+        for h in handles {
+            winners += usize::from(h.await.unwrap());
+        }
+        assert_eq!(winners, 1, "round {round}");
     }
 }

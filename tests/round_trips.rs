@@ -1,6 +1,7 @@
 //! Store round trips per login step, counted by a wrapper around `MemoryStore`: the
-//! password step needs at most one read and no write; the second step at most one
-//! read and one conditional write (single-threaded, so no swap is retried). The key
+//! password step needs at most one read and no write; the second step one conditional
+//! write, and no read when its password step ran on the same engine (one read when
+//! not, or when the document changed in between). The key
 //! operations read by pages of `scan` and write only the documents they re-seal.
 
 use std::sync::Arc;
@@ -129,8 +130,10 @@ async fn password_step_reads_once_and_writes_nothing() {
     assert_eq!(s.store.take(), (1, 0, 0));
 }
 
+/// The second step starts from the record its password step read on this engine: no
+/// read, one swap.
 #[tokio::test]
-async fn totp_step_reads_once_and_swaps_once() {
+async fn totp_step_swaps_once_without_a_read() {
     let s = setup("carol").await;
     let pending = password_step(&s, "carol").await;
     s.store.take();
@@ -139,11 +142,11 @@ async fn totp_step_reads_once_and_swaps_once() {
     assert!(matches!(outcome, SecondFactorOutcome::Authenticated(_)), "{outcome:?}");
     // Exactly one swap: a successful step that wrote nothing would leave the step
     // reusable.
-    assert_eq!(s.store.take(), (1, 0, 1), "TOTP step: (reads, inserts, swaps)");
+    assert_eq!(s.store.take(), (0, 0, 1), "TOTP step: (reads, inserts, swaps)");
 }
 
 #[tokio::test]
-async fn backup_code_step_reads_once_and_swaps_once() {
+async fn backup_code_step_swaps_once_without_a_read() {
     let s = setup("dave").await;
     let pending = password_step(&s, "dave").await;
     s.store.take();
@@ -151,11 +154,11 @@ async fn backup_code_step_reads_once_and_swaps_once() {
     let outcome = s.engine.finish_login(&pending, SecondFactor::BackupCode(&code), None).await.unwrap();
     assert!(matches!(outcome, SecondFactorOutcome::Authenticated(_)), "{outcome:?}");
     // The replacement code is queued in that one swap: no second write for the mail.
-    assert_eq!(s.store.take(), (1, 0, 1), "backup step: (reads, inserts, swaps)");
+    assert_eq!(s.store.take(), (0, 0, 1), "backup step: (reads, inserts, swaps)");
 }
 
 #[tokio::test]
-async fn a_wrong_code_is_one_read_and_one_swap() {
+async fn a_wrong_code_is_one_swap() {
     let s = setup("erin").await;
     let pending = password_step(&s, "erin").await;
     s.store.take();
@@ -163,7 +166,66 @@ async fn a_wrong_code_is_one_read_and_one_swap() {
     let wrong: String = right.chars().map(|c| if c == '0' { '1' } else { '0' }).collect();
     let outcome = s.engine.finish_login(&pending, SecondFactor::Totp(&wrong), None).await.unwrap();
     assert!(matches!(outcome, SecondFactorOutcome::Denied { .. }), "{outcome:?}");
+    assert_eq!(s.store.take(), (0, 0, 1));
+    // The kept record was taken: the next try reads the store.
+    let outcome = s.engine.finish_login(&pending, SecondFactor::Totp(&right), None).await.unwrap();
+    assert!(matches!(outcome, SecondFactorOutcome::Authenticated(_)), "{outcome:?}");
     assert_eq!(s.store.take(), (1, 0, 1));
+}
+
+/// A second step on another server (another engine over the same store and keys)
+/// has no kept record: one read, one swap.
+#[tokio::test]
+async fn a_second_step_on_another_engine_reads_once_and_swaps_once() {
+    let s = setup("heidi").await;
+    let pending = password_step(&s, "heidi").await;
+    let other = with_keys(&s, s.engine.keys().clone());
+    s.store.take();
+    let code = twofactor::totp::generate(&s.secret, &TotpParams::default(), s.clock.now().0).expose().to_owned();
+    let outcome = other.finish_login(&pending, SecondFactor::Totp(&code), None).await.unwrap();
+    assert!(matches!(outcome, SecondFactorOutcome::Authenticated(_)), "{outcome:?}");
+    assert_eq!(s.store.take(), (1, 0, 1), "(reads, inserts, swaps)");
+}
+
+/// When the document changed between the steps, the kept record is stale: its swap
+/// meets a conflict and the step is decided again on a fresh read. A reset in between
+/// wins: the code is refused, and 2FA stays reset.
+#[tokio::test]
+async fn a_reset_between_the_steps_wins_over_the_kept_record() {
+    let s = setup("ivan").await;
+    let admin =
+        s.engine.create_account(NewAccount::new("root", "r@example.test", Role::Admin, PASSWORD)).await.expect("admin");
+    let pending = password_step(&s, "ivan").await;
+    let ivan = s.engine.store().find_by_login("ivan").await.unwrap().expect("ivan").id;
+    let reset = s.engine.reset(admin, ivan, "called back on the number on file").await.expect("reset");
+    assert!(matches!(reset, twofactor::ResetOutcome::Reset { .. }), "{reset:?}");
+    s.store.take();
+    let code = twofactor::totp::generate(&s.secret, &TotpParams::default(), s.clock.now().0).expose().to_owned();
+    let outcome = s.engine.finish_login(&pending, SecondFactor::Totp(&code), None).await.unwrap();
+    assert!(matches!(outcome, SecondFactorOutcome::Expired), "{outcome:?}");
+    assert_eq!(s.store.take(), (1, 0, 1), "the stale swap (refused), then the fresh read: (reads, inserts, swaps)");
+    let outcome = s.engine.begin_login("ivan", PASSWORD, None).await.unwrap();
+    assert!(!matches!(outcome, LoginOutcome::SecondFactorRequired(_)), "2FA stays reset: {outcome:?}");
+}
+
+/// Another pending login's failure between the steps is kept: the step decided on the
+/// kept record loses its swap and is decided again on the record with the failure.
+#[tokio::test]
+async fn a_failure_written_between_the_steps_is_not_lost() {
+    let s = setup("judy").await;
+    let first = password_step(&s, "judy").await;
+    let second = password_step(&s, "judy").await;
+    let right = twofactor::totp::generate(&s.secret, &TotpParams::default(), s.clock.now().0).expose().to_owned();
+    let wrong: String = right.chars().map(|c| if c == '0' { '1' } else { '0' }).collect();
+    let denied = s.engine.finish_login(&second, SecondFactor::Totp(&wrong), None).await.unwrap();
+    let SecondFactorOutcome::Denied { attempts_left } = denied else { panic!("{denied:?}") };
+    s.store.take();
+    let again = s.engine.finish_login(&first, SecondFactor::Totp(&wrong), None).await.unwrap();
+    assert!(matches!(again, SecondFactorOutcome::Denied { .. }), "{again:?}");
+    assert_eq!(s.store.take(), (1, 0, 2), "a conflicting swap, a fresh read, a swap: (reads, inserts, swaps)");
+    let third = s.engine.finish_login(&second, SecondFactor::Totp(&wrong), None).await.unwrap();
+    let SecondFactorOutcome::Denied { attempts_left: left } = third else { panic!("{third:?}") };
+    assert_eq!(left, attempts_left - 1, "the first failure was kept");
 }
 
 /// An engine over the same store and clock with another key ring.
@@ -214,7 +276,7 @@ async fn a_login_under_a_new_key_reseals_within_its_one_swap() {
     let code = twofactor::totp::generate(&s.secret, &TotpParams::default(), s.clock.now().0).expose().to_owned();
     let outcome = rotated.finish_login(pending.token(), SecondFactor::Totp(&code), None).await.expect("finish");
     assert!(matches!(outcome, SecondFactorOutcome::Authenticated(_)), "{outcome:?}");
-    assert_eq!(s.store.take(), (1, 0, 1), "TOTP step under a new key: (reads, inserts, swaps)");
+    assert_eq!(s.store.take(), (0, 0, 1), "TOTP step under a new key: (reads, inserts, swaps)");
     let usage = rotated.key_usage().await.expect("usage");
     assert_eq!(usage.by_key, std::collections::BTreeMap::from([(2, 1)]));
 }

@@ -16,13 +16,13 @@ use crate::outbox::MailId;
 use crate::outcome::{LoginOutcome, PendingLogin, SecondFactorOutcome};
 use crate::plumbing::clock::{Clock, Timestamp};
 use crate::plumbing::semaphore::Lane;
-use crate::rules::FreshCodes;
 use crate::rules::locations::valid_location;
-use crate::rules::login::{Prepared, admit_second_step, apply_second_step};
+use crate::rules::login::{CodeVerdict, Prepared, admit_second_step, apply_second_step};
 use crate::rules::password::{
     FirstFactor, PasswordChanged, RightPassword, apply_password_failure, apply_right_password, refused_while_throttled,
 };
-use crate::store::UserStore;
+use crate::rules::{FreshCodes, Transition};
+use crate::store::{Swap, UserStore};
 
 /// What [`LoginOutcome::Busy`] suggests: a second, long enough for the line of
 /// waiting hashes to move on.
@@ -310,8 +310,8 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
         // clearing failures, touching a location) and loses a race, it is decided again
         // on the record that won, so a concurrent throttle, reset or revocation counts.
         let first = FirstFactor { verified_hash, rehash, location: location_token, pending_id: random::bytes::<16>()? };
-        let t = self
-            .transact(snapshot, |fresh| {
+        let (t, stored) = self
+            .transact_settled(snapshot, |fresh| {
                 // The password changed after we verified it: refused rather than
                 // re-verified against a hash we did not check.
                 apply_right_password(fresh, first, &self.policy, now).map_err(|PasswordChanged| Error::Contention)
@@ -321,11 +321,15 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
         Ok(match t.outcome {
             RightPassword::Authenticated(authenticated) => LoginOutcome::Authenticated(authenticated),
             RightPassword::EnrollmentRequired(authenticated) => LoginOutcome::EnrollmentRequired(authenticated),
-            RightPassword::SecondFactor(claims) => LoginOutcome::SecondFactorRequired(PendingLogin {
-                token: SecretString::new(claims.seal(&self.keys)?),
-                expires_at: claims.expires_at,
-                lifetime: self.policy.pending_lifetime,
-            }),
+            RightPassword::SecondFactor(claims) => {
+                let token = SecretString::new(claims.seal(&self.keys)?);
+                self.recent.keep(claims.id, claims.expires_at, stored);
+                LoginOutcome::SecondFactorRequired(PendingLogin {
+                    token,
+                    expires_at: claims.expires_at,
+                    lifetime: self.policy.pending_lifetime,
+                })
+            }
             RightPassword::Denied => LoginOutcome::Denied,
         })
     }
@@ -351,6 +355,11 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
     /// the pending login's attempts and the account's shared budget. A backup code
     /// works once: in the same atomic write it is voided and replaced, and the new code
     /// is queued for mail (see [`Authenticated::backup_code_delivery`](crate::Authenticated::backup_code_delivery)).
+    ///
+    /// Store round trips: one compare-and-swap, after one read of the user, or none
+    /// when the password step ran on this engine (it keeps the record it read for a
+    /// few hundred pending logins; a record that changed meanwhile costs a lost swap
+    /// and a read). Whichever, the step is decided on the record it writes over.
     ///
     /// A token that is not a pending login of this engine's key ring (malformed,
     /// altered, forged, from 0.1.0) is [`SecondFactorOutcome::Expired`], like an expired,
@@ -388,32 +397,63 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
                 return Ok(SecondFactorOutcome::Expired);
             }
         };
-        let parsed = factor.parse(self.policy.totp.digits);
+        // Started from the record the password step kept (see `recent`) when it is
+        // here. The answer stands only if it was written over that very version at the
+        // first try: an answer that writes nothing, or a write that met a changed
+        // document (the code was checked against the old one), is decided again on a
+        // fresh read.
+        let now = self.clock.now();
+        if let Some(kept) = self.recent.take(&claims.id, claims.account, now)
+            && let Decided::Checked(verdict, prepared) =
+                self.decide_second_step(&kept.record, &claims, &factor, remember_as, now).await?
+        {
+            let mut t = apply_second_step(&kept.record, &claims, &verdict, &prepared, &self.policy, now);
+            if let Some(Swap::Swapped { .. }) = self.commit(&kept, &mut t).await? {
+                self.dispatch(&t.effects);
+                return Ok(t.outcome);
+            }
+        }
         let Some(user) = self.store.find_by_id(claims.account).await? else {
             return Ok(SecondFactorOutcome::Expired);
         };
         let snapshot = self.account_of(user)?;
-        let now = self.clock.now();
-        let parsed = match admit_second_step(&snapshot.record, &claims, kind, parsed, &self.policy, now) {
-            Ok(parsed) => parsed,
-            Err(refused) => {
-                self.dispatch(&refused.effects);
-                return Ok(refused.outcome);
+        let t = match self.decide_second_step(&snapshot.record, &claims, &factor, remember_as, now).await? {
+            Decided::Refused(refused) => *refused,
+            Decided::Checked(verdict, prepared) => {
+                self.transact(snapshot, |fresh| {
+                    Ok(apply_second_step(fresh, &claims, &verdict, &prepared, &self.policy, now))
+                })
+                .await?
             }
         };
-        let checked = self.check_factor(&snapshot.record, &parsed, None, now).await?;
+        self.dispatch(&t.effects);
+        Ok(t.outcome)
+    }
+
+    /// Admits a second step on `record` and checks its code: refused outright (the
+    /// pending login's problem, or input that is not a code), or the code's verdict
+    /// with what a success needs. Nothing is written or dispatched.
+    async fn decide_second_step(
+        &self,
+        record: &Account,
+        claims: &LoginClaims,
+        factor: &SecondFactor<'_>,
+        remember_as: Option<&str>,
+        now: Timestamp,
+    ) -> Result<Decided> {
+        let parsed = factor.parse(self.policy.totp.digits);
+        let parsed = match admit_second_step(record, claims, factor.kind(), parsed, &self.policy, now) {
+            Ok(parsed) => parsed,
+            Err(refused) => return Ok(Decided::Refused(refused)),
+        };
+        let checked = self.check_factor(record, &parsed, None, now).await?;
         // Drawn whatever the verdict: the rule keeps it only on success.
         let remember = match remember_as {
             Some(label) => Some((LocationToken::generate()?, label.to_owned())),
             None => None,
         };
         let verdict = checked.verdict.clone();
-        let prepared = Prepared { remember, ..self.prepare(checked, now).await? };
-        let t = self
-            .transact(snapshot, |fresh| Ok(apply_second_step(fresh, &claims, &verdict, &prepared, &self.policy, now)))
-            .await?;
-        self.dispatch(&t.effects);
-        Ok(t.outcome)
+        Ok(Decided::Checked(verdict, Prepared { remember, ..self.prepare(checked, now).await? }))
     }
 
     /// `count` fresh backup codes with their hashes (Argon2 runs through the offload
@@ -430,6 +470,15 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
         }
         Ok(FreshCodes { mail: MailId::random()?, codes })
     }
+}
+
+/// What a second step decided on a record, before any write.
+#[expect(clippy::large_enum_variant, reason = "one lives on the stack for one step; boxing buys nothing")]
+enum Decided {
+    /// Refused before any code was checked.
+    Refused(Box<Transition<SecondFactorOutcome>>),
+    /// The code's verdict, and what a success needs.
+    Checked(CodeVerdict, Prepared),
 }
 
 /// The name-gate key of a user's turn in the second-factor-only calls: a control
@@ -489,5 +538,51 @@ impl<S: UserStore, M: Mailer, C: Clock> PasswordCheck<'_, S, M, C> {
     /// [`Error::NoSuchAccount`]; store faults.
     pub async fn succeeded(self, remembered: Option<&str>) -> Result<LoginOutcome> {
         self.engine.second_factor_after_check(self.id, remembered).await
+    }
+}
+
+#[cfg(test)]
+mod kept_record_tests {
+    use super::*;
+    use crate::account::TwoFactor;
+    use crate::factors::totp::{TotpParams, generate};
+    use crate::mail::MemoryMailer;
+    use crate::plumbing::clock::ManualClock;
+    use crate::store::MemoryStore;
+    use crate::{ConfirmOutcome, KeyRing, NewAccount, Policy, Role};
+
+    /// An answer that writes nothing is never given from a kept record: here the kept
+    /// record (altered to show 2FA off, which refuses the step unwritten) is set aside
+    /// and the step decided on the store's record, which logs in.
+    #[tokio::test]
+    async fn an_unwritten_answer_from_a_kept_record_is_decided_again_on_a_fresh_read() {
+        let clock = ManualClock::new(Timestamp(1_800_000_000));
+        let policy = Policy::builder().danger_fast_hashing().build().expect("policy");
+        let engine = Engine::builder(MemoryStore::new(), MemoryMailer::new(), KeyRing::ephemeral().expect("keys"))
+            .clock(clock.clone())
+            .policy(policy)
+            .build()
+            .expect("engine");
+        let id = engine.create_account(NewAccount::new("kim", "k@example.test", Role::User, "pw pw pw pw")).await;
+        let id = id.expect("create");
+        let started = engine.start_enrollment(id).await.expect("enroll");
+        let secret = data_encoding::BASE32_NOPAD.decode(started.secret_base32.expose().as_bytes()).expect("base32");
+        let code = generate(&secret, &TotpParams::default(), clock.now().0);
+        let confirmed = engine.confirm_enrollment(id, code.expose()).await.expect("confirm");
+        assert!(matches!(confirmed, ConfirmOutcome::Confirmed { .. }), "{confirmed:?}");
+        clock.advance(std::time::Duration::from_secs(30));
+
+        let LoginOutcome::SecondFactorRequired(pending) = engine.begin_login("kim", "pw pw pw pw", None).await.unwrap()
+        else {
+            panic!("expected a second factor")
+        };
+        let claims = LoginClaims::open(pending.token(), &engine.keys).expect("opens").expect("valid");
+        let mut kept = engine.recent.take(&claims.id, id, clock.now()).expect("kept by the password step");
+        kept.record.two_factor = TwoFactor::Disabled;
+        engine.recent.keep(claims.id, claims.expires_at, kept);
+
+        let code = generate(&secret, &TotpParams::default(), clock.now().0);
+        let outcome = engine.finish_login(pending.token(), SecondFactor::Totp(code.expose()), None).await.unwrap();
+        assert!(matches!(outcome, SecondFactorOutcome::Authenticated(_)), "{outcome:?}");
     }
 }

@@ -11,6 +11,7 @@ mod login;
 mod lookup;
 mod manage;
 mod name_gate;
+mod recent;
 mod self_service;
 
 use std::fmt;
@@ -66,6 +67,8 @@ pub struct Engine<S, M, C = SystemClock> {
     hash_limit: Semaphore,
     admission: admission::Admission,
     name_gate: name_gate::NameGate,
+    /// The records pending logins were issued on, for their second steps (see `recent`).
+    recent: recent::RecentRecords,
     dummy_hash: String,
     /// Wakes the [`DeliveryWorker`](crate::DeliveryWorker) when a write queued mail.
     #[cfg(feature = "tokio")]
@@ -240,6 +243,7 @@ impl<S: UserStore, M: Mailer, C: Clock> EngineBuilder<S, M, C> {
                     + self.max_queued_logins.unwrap_or(QUEUED_LOGINS_PER_HASH * self.max_concurrent_hashes),
             ),
             name_gate: name_gate::NameGate::default(),
+            recent: recent::RecentRecords::default(),
             dummy_hash,
             #[cfg(feature = "tokio")]
             mail_queued: Arc::new(tokio::sync::Notify::new()),
@@ -314,24 +318,44 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
     /// transition causes is queued in the same write ([`crate::outbox`]).
     async fn transact<T>(
         &self,
+        current: Versioned<Account>,
+        f: impl FnMut(&Account) -> Result<Transition<T>>,
+    ) -> Result<Transition<T>> {
+        Ok(self.transact_settled(current, f).await?.0)
+    }
+
+    /// [`transact`](Self::transact), also returning the record as the store now holds
+    /// it: the one written, or, when nothing was written, the one decided on.
+    async fn transact_settled<T>(
+        &self,
         mut current: Versioned<Account>,
         mut f: impl FnMut(&Account) -> Result<Transition<T>>,
-    ) -> Result<Transition<T>> {
+    ) -> Result<(Transition<T>, Versioned<Account>)> {
         for _ in 0..MAX_SWAP_ATTEMPTS {
             let mut transition = f(&current.record)?;
-            if !transition.effects.mails.is_empty() {
-                let next = transition.next.get_or_insert_with(|| current.record.clone());
-                transition.effects.queued = self.enqueue(next, &transition.effects.mails)?;
-            }
-            let Some(next) = &transition.next else {
-                return Ok(transition);
-            };
-            match self.write(current.version, next).await? {
-                Swap::Swapped { .. } => return Ok(transition),
-                Swap::Conflict => current = self.load(current.record.id).await?,
+            match self.commit(&current, &mut transition).await? {
+                None => return Ok((transition, current)),
+                Some(Swap::Swapped { version }) => {
+                    let record = transition.next.clone().unwrap_or(current.record);
+                    return Ok((transition, Versioned { version, record }));
+                }
+                Some(Swap::Conflict) => current = self.load(current.record.id).await?,
             }
         }
         Err(Error::Contention)
+    }
+
+    /// One try at writing what `transition` decided over `current`, the mail it causes
+    /// queued in the same write: `None` when it writes nothing.
+    async fn commit<T>(&self, current: &Versioned<Account>, transition: &mut Transition<T>) -> Result<Option<Swap>> {
+        if !transition.effects.mails.is_empty() {
+            let next = transition.next.get_or_insert_with(|| current.record.clone());
+            transition.effects.queued = self.enqueue(next, &transition.effects.mails)?;
+        }
+        match &transition.next {
+            Some(next) => Ok(Some(self.write(current.version, next).await?)),
+            None => Ok(None),
+        }
     }
 
     /// After a committed write: records its events and, when it queued mail, wakes the
