@@ -43,6 +43,11 @@ async fn race(
             is_authenticated(&engine.finish_login(p.token(), factor, None).await.unwrap())
         }));
     }
+    winners(handles).await
+}
+
+/// How many of the racing tasks logged in.
+async fn winners(handles: Vec<tokio::task::JoinHandle<bool>>) -> usize {
     let mut winners = 0;
     for h in handles {
         winners += usize::from(h.await.unwrap());
@@ -110,10 +115,6 @@ async fn exactly_one_of_32_tasks_wins_one_pending_login_in_each_of_100_rounds() 
                 is_authenticated(&engine.finish_login(&token, SecondFactor::Totp(&code), None).await.unwrap())
             }));
         }
-        let mut winners = 0;
-        for h in handles {
-            winners += usize::from(h.await.unwrap());
-        }
-        assert_eq!(winners, 1, "round {round}");
+        assert_eq!(winners(handles).await, 1, "round {round}");
     }
 }
