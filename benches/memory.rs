@@ -2,10 +2,10 @@
 //! measurement, run in a fresh child process of this binary so that its peak RSS
 //! (`VmHWM`) is its own.
 //!
-//! 1. `rss_inline`, `rss_tokio`: at the default (OWASP) policy with
+//! 1. `rss_inline`, `rss_tokio`, `rss_threads`: at the default (OWASP) policy with
 //!    `max_concurrent_hashes(2)`, on a 4-worker tokio runtime, create 300 accounts (all
-//!    at once) and then change 50 passwords (all at once), with the `Inline` offload and
-//!    with `TokioOffload`. Prints the RSS before, the peak, bound × m_cost and the RSS
+//!    at once) and then change 50 passwords (all at once), with the `Inline` offload,
+//!    with `TokioOffload` and with `HashThreads` (the default: one thread per slot). Prints the RSS before, the peak, bound × m_cost and the RSS
 //!    afterwards, and PASS/FAIL for the two goals: peak ≤ bound × m_cost + 50 MiB, and
 //!    the RSS afterwards within 50 MiB of the RSS before.
 //! 2. `login_cost`: the engine's wrong-password `begin_login` (Inline offload, default
@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use common::*;
 use twofactor::mail::MemoryMailer;
-use twofactor::offload::{Inline, Offload, TokioOffload};
+use twofactor::offload::{HashThreads, Inline, Offload, TokioOffload};
 use twofactor::store::MemoryStore;
 use twofactor::{Engine, HashParams, KeyRing, LoginOutcome, ManualClock, NewAccount, Policy, Role, Timestamp};
 
@@ -64,13 +64,16 @@ fn main() {
         match scenario.as_str() {
             "rss_inline" => rss_child(Inline),
             "rss_tokio" => rss_child(TokioOffload::new()),
+            "rss_threads" => rss_child(HashThreads::new(BOUND).expect("hash threads")),
             other => panic!("unknown scenario {other}"),
         }
         return;
     }
     let filters: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     let wanted = |name: &str| filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str()));
-    for (scenario, offload) in [("rss_inline", "Inline"), ("rss_tokio", "TokioOffload")] {
+    for (scenario, offload) in
+        [("rss_inline", "Inline"), ("rss_tokio", "TokioOffload"), ("rss_threads", "HashThreads (default)")]
+    {
         if wanted(scenario) {
             rss_parent(scenario, offload);
         }
