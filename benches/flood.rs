@@ -1,5 +1,6 @@
 //! Flood: 500 concurrent login attempts (half unknown users, half wrong passwords) at
-//! the default policy on a tokio multi-thread runtime with `TokioOffload`, while an
+//! the default policy on a tokio multi-thread runtime with the default offload
+//! (`HashThreads`; `TWOFACTOR_FLOOD_OFFLOAD=tokio` for `TokioOffload`), while an
 //! unrelated task asks for a 10 ms timer tick over and over. Prints the peak RSS
 //! (`VmHWM`), the bound `limit × m_cost + baseline`, how late the ticks were, and how
 //! many attempts were evaluated (`Denied`) or shed (`Busy`).
@@ -132,15 +133,18 @@ fn main() {
     availability(limit);
 }
 
-/// An engine on `MemoryStore` hashing on tokio's blocking pool, with `ACCOUNTS` users.
+/// An engine on `MemoryStore` with `ACCOUNTS` users, hashing on the default offload
+/// (or tokio's blocking pool, see the top).
 async fn flood_engine(limit: usize, policy: Policy, clock: &ManualClock) -> BenchEngine<MemoryStore> {
-    let engine = Engine::builder(MemoryStore::new(), MemoryMailer::new(), KeyRing::ephemeral().expect("keys"))
+    let builder = Engine::builder(MemoryStore::new(), MemoryMailer::new(), KeyRing::ephemeral().expect("keys"))
         .clock(clock.clone())
         .policy(policy)
-        .offload(TokioOffload::new())
-        .max_concurrent_hashes(limit)
-        .build()
-        .expect("engine");
+        .max_concurrent_hashes(limit);
+    let builder = match std::env::var("TWOFACTOR_FLOOD_OFFLOAD").as_deref() {
+        Ok("tokio") => builder.offload(TokioOffload::new()),
+        _ => builder,
+    };
+    let engine = builder.build().expect("engine");
     for a in 0..ACCOUNTS {
         let name = format!("user{a}");
         engine.create_account(NewAccount::new(&name, &email(&name), Role::User, PASSWORD)).await.expect("create");
