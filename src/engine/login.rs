@@ -323,7 +323,7 @@ impl<S: UserStore, M: Mailer, C: Clock> Engine<S, M, C> {
             RightPassword::EnrollmentRequired(authenticated) => LoginOutcome::EnrollmentRequired(authenticated),
             RightPassword::SecondFactor(claims) => {
                 let token = SecretString::new(claims.seal(&self.keys)?);
-                self.recent.keep(claims.id, claims.expires_at, stored);
+                self.recent.keep(claims.id, claims.expires_at, stored, now);
                 LoginOutcome::SecondFactorRequired(PendingLogin {
                     token,
                     expires_at: claims.expires_at,
@@ -579,7 +579,7 @@ mod kept_record_tests {
         let claims = LoginClaims::open(pending.token(), &engine.keys).expect("opens").expect("valid");
         let mut kept = engine.recent.take(&claims.id, id, clock.now()).expect("kept by the password step");
         kept.record.two_factor = TwoFactor::Disabled;
-        engine.recent.keep(claims.id, claims.expires_at, kept);
+        engine.recent.keep(claims.id, claims.expires_at, kept, clock.now());
 
         let code = generate(&secret, &TotpParams::default(), clock.now().0);
         let outcome = engine.finish_login(pending.token(), SecondFactor::Totp(code.expose()), None).await.unwrap();

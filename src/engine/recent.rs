@@ -17,9 +17,10 @@
 //!
 //! What is kept is the decoded record, with its TOTP keys still sealed and its
 //! password and backup-code hashes: nothing a store read does not already hold in
-//! memory. The ring is small and fixed ([`CAPACITY`]): under more concurrent pending
-//! logins than that, the oldest entries are dropped and their second steps read the
-//! store, as they would without it.
+//! memory. An entry lives until it is taken, until its pending login has expired (the
+//! next call drops it), or until [`CAPACITY`] newer ones have replaced it: under more
+//! concurrent pending logins than that, the oldest are dropped and their second steps
+//! read the store, as they would without it.
 //!
 //! A fixed ring of `Option`s and a linear search, rather than a cache crate: each entry
 //! is written once and taken once, so there is no recency to track, and a search of
@@ -55,9 +56,10 @@ struct Entry {
 
 impl RecentRecords {
     /// Keeps `snapshot`, the record as stored when pending login `pending` (valid until
-    /// `expires_at`) was issued.
-    pub(crate) fn keep(&self, pending: [u8; 16], expires_at: Timestamp, snapshot: Versioned<Account>) {
+    /// `expires_at`) was issued at `now`.
+    pub(crate) fn keep(&self, pending: [u8; 16], expires_at: Timestamp, snapshot: Versioned<Account>, now: Timestamp) {
         let mut ring = self.ring.lock().unwrap_or_else(PoisonError::into_inner);
+        ring.drop_expired(now);
         let at = ring.next;
         let entry = Some(Entry { pending, expires_at, snapshot });
         if at < ring.slots.len() {
@@ -72,9 +74,21 @@ impl RecentRecords {
     /// there and the pending login has not expired by `now`.
     pub(crate) fn take(&self, pending: &[u8; 16], account: UserId, now: Timestamp) -> Option<Versioned<Account>> {
         let mut ring = self.ring.lock().unwrap_or_else(PoisonError::into_inner);
+        ring.drop_expired(now);
         let slot = ring.slots.iter_mut().find(|slot| slot.as_ref().is_some_and(|e| e.pending == *pending))?;
         let entry = slot.take()?;
-        (entry.snapshot.record.id == account && entry.expires_at > now).then_some(entry.snapshot)
+        (entry.snapshot.record.id == account).then_some(entry.snapshot)
+    }
+}
+
+impl Ring {
+    /// Empties the slots whose pending login has expired by `now`.
+    fn drop_expired(&mut self, now: Timestamp) {
+        for slot in &mut self.slots {
+            if slot.as_ref().is_some_and(|e| e.expires_at <= now) {
+                *slot = None;
+            }
+        }
     }
 }
 
@@ -91,8 +105,8 @@ mod tests {
     fn an_entry_is_taken_once_by_its_pending_login_and_its_user() {
         let recent = RecentRecords::default();
         let id = account().id;
-        recent.keep([1; 16], Timestamp(100), snapshot(7));
-        recent.keep([2; 16], Timestamp(100), snapshot(8));
+        recent.keep([1; 16], Timestamp(100), snapshot(7), Timestamp(0));
+        recent.keep([2; 16], Timestamp(100), snapshot(8), Timestamp(0));
         assert_eq!(recent.take(&[3; 16], id, Timestamp(50)), None, "no entry for another pending login");
         assert_eq!(recent.take(&[1; 16], id, Timestamp(50)).map(|s| s.version), Some(7));
         assert_eq!(recent.take(&[1; 16], id, Timestamp(50)), None, "taken once");
@@ -103,8 +117,21 @@ mod tests {
     #[test]
     fn an_expired_pending_login_gets_nothing() {
         let recent = RecentRecords::default();
-        recent.keep([1; 16], Timestamp(100), snapshot(7));
+        recent.keep([1; 16], Timestamp(100), snapshot(7), Timestamp(0));
         assert_eq!(recent.take(&[1; 16], account().id, Timestamp(100)), None);
+    }
+
+    #[test]
+    fn expired_entries_are_dropped_by_the_next_call() {
+        let recent = RecentRecords::default();
+        recent.keep([1; 16], Timestamp(100), snapshot(7), Timestamp(0));
+        recent.keep([2; 16], Timestamp(200), snapshot(8), Timestamp(0));
+        recent.keep([3; 16], Timestamp(300), snapshot(9), Timestamp(150));
+        let held: Vec<_> = recent.ring.lock().unwrap().slots.iter().flatten().map(|e| e.pending[0]).collect();
+        assert_eq!(held, [2, 3], "the one expired at 100 is gone");
+        assert_eq!(recent.take(&[9; 16], account().id, Timestamp(250)), None);
+        let held: Vec<_> = recent.ring.lock().unwrap().slots.iter().flatten().map(|e| e.pending[0]).collect();
+        assert_eq!(held, [3], "a take drops them too");
     }
 
     #[test]
@@ -117,7 +144,7 @@ mod tests {
             p
         };
         for i in 0..=CAPACITY {
-            recent.keep(pending(i), Timestamp(100), snapshot(i as u64));
+            recent.keep(pending(i), Timestamp(100), snapshot(i as u64), Timestamp(0));
         }
         assert_eq!(recent.ring.lock().unwrap().slots.len(), CAPACITY);
         assert_eq!(recent.take(&pending(0), id, Timestamp(1)), None, "the oldest was replaced");
