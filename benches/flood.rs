@@ -224,7 +224,7 @@ fn availability(limit: usize) {
         let p99 = percentile(&real, 0.99);
         println!(
             "availability: {attackers} attackers in flight for {seconds} s (max_concurrent_hashes = {limit}), load {}",
-            std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim()
+            load_average()
         );
         println!(
             "  real user (remembered location): {} logins, all authenticated; idle median {:.1} ms; under flood p50 {:.1} ms, p99 {:.1} ms = {:.2}× idle (goal ≤ 3×: {})",

@@ -195,7 +195,7 @@ fn main() {
     for n in clients {
         let _ = (t.by_id.take(), t.by_login.take(), t.swap.take(), t.hash_job.take());
         let _ = (t.password_step.take(), t.second_step.take());
-        let (load, before, start) = (load_average().unwrap_or(f64::NAN), cpu(), Instant::now());
+        let (load, before, start) = (load_average(), cpu(), Instant::now());
         rt.block_on(async {
             let mut tasks = Vec::new();
             for c in 0..n {
@@ -230,7 +230,7 @@ fn main() {
         let per_login = |i: usize| (after[i] - before[i]) as f64 * ticks / logins as f64;
         let show = |(count, mean): (u64, f64)| format!("{mean:.0} µs ×{count}");
         println!(
-            "clients {n} (load {load:.2}): {:.1} logins/s | password step {:.0} µs, second step {:.0} µs | \
+            "clients {n} (load {load}): {:.1} logins/s | password step {:.0} µs, second step {:.0} µs | \
              hash job {:.0} µs, hashing threads preempted {:.2}/login | by login {}, by id {}, swap {} | \
              CPU per login: PostgreSQL {:.2} ms, hashing threads {:.2} ms, rest of this process {:.2} ms",
             logins as f64 / elapsed.as_secs_f64(),

@@ -5,9 +5,10 @@
 //! 1. `rss_inline`, `rss_tokio`, `rss_threads`: at the default (OWASP) policy with
 //!    `max_concurrent_hashes(2)`, on a 4-worker tokio runtime, create 300 accounts (all
 //!    at once) and then change 50 passwords (all at once), with the `Inline` offload,
-//!    with `TokioOffload` and with `HashThreads` (the default: one thread per slot). Prints the RSS before, the peak, bound × m_cost and the RSS
-//!    afterwards, and PASS/FAIL for the two goals: peak ≤ bound × m_cost + 50 MiB, and
-//!    the RSS afterwards within 50 MiB of the RSS before.
+//!    with `TokioOffload` and with `HashThreads` (the default: one thread per slot).
+//!    Prints the RSS before, the peak, bound × m_cost and the RSS afterwards, and
+//!    PASS/FAIL for the two goals: peak ≤ bound × m_cost + 50 MiB, and the RSS
+//!    afterwards within 50 MiB of the RSS before.
 //! 2. `login_cost`: the engine's wrong-password `begin_login` (Inline offload, default
 //!    bound) against a bare `Argon2::hash_password_into_with_memory` loop on reused
 //!    memory, and against the same loop plus a wipe (zeroize) of the memory after each
@@ -53,12 +54,6 @@ fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
 
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default()
-}
-
 fn main() {
     if let Ok(scenario) = std::env::var(SCENARIO_VAR) {
         match scenario.as_str() {
@@ -85,7 +80,7 @@ fn main() {
 
 /// Runs `scenario` in a child process and reports its figures against the goals.
 fn rss_parent(scenario: &str, offload: &str) {
-    let load = loadavg();
+    let load = load_average();
     let out = Command::new(std::env::current_exe().expect("current_exe"))
         .env(SCENARIO_VAR, scenario)
         .output()
@@ -225,7 +220,7 @@ fn login_cost() {
     let failures: Vec<std::sync::Mutex<u32>> = (0..clients_max).map(|_| std::sync::Mutex::new(0)).collect();
 
     for clients in 1..=clients_max {
-        let load = loadavg();
+        let load = load_average();
         // One burst: every client runs `PER_ROUND` timed operations of `arm` on its own
         // thread; returns the mean time per operation over all clients.
         let mut burst = |arm: Arm| -> Duration {
@@ -322,7 +317,7 @@ fn login_cost() {
         println!(
             "memory/login_cost, {clients} client(s), engine bound {} (load {load} at start, {} at end): {rounds} rounds of {PER_ROUND} per client",
             cores(),
-            loadavg()
+            load_average()
         );
         println!(
             "  medians per operation: bare Argon2 on reused memory {:.2} ms, engine wrong-password login {:.2} ms",

@@ -71,16 +71,26 @@ async fn exactly_one_of_32_tasks_wins_one_backup_code_in_each_of_100_rounds() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn exactly_one_of_32_tasks_wins_one_totp_code_in_each_of_100_rounds() {
+/// Alice enrolled with TOTP on an engine shared by the racers: the engine, her TOTP
+/// secret and the clock.
+async fn alice_with_totp() -> (Arc<Engine<MemoryStore, MemoryMailer, ManualClock>>, Vec<u8>, ManualClock) {
     let f = fixture_with(race_policy());
     let (_, secret) = f.enrolled("alice").await;
     let clock = f.clock.clone();
-    let Fixture { engine, .. } = f;
-    let engine = Arc::new(engine);
+    (Arc::new(f.engine), secret, clock)
+}
+
+/// The TOTP code for `secret` at the clock's time.
+fn current_code(secret: &[u8], clock: &ManualClock) -> String {
+    let now = twofactor::Clock::now(clock).0;
+    twofactor::totp::generate(secret, &twofactor::totp::TotpParams::default(), now).expose().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn exactly_one_of_32_tasks_wins_one_totp_code_in_each_of_100_rounds() {
+    let (engine, secret, clock) = alice_with_totp().await;
     for round in 0..ROUNDS {
-        let now = twofactor::Clock::now(&clock).0;
-        let code = twofactor::totp::generate(&secret, &twofactor::totp::TotpParams::default(), now).expose().to_owned();
+        let code = current_code(&secret, &clock);
         let winners = race(&engine, || (false, code.clone())).await;
         assert_eq!(winners, 1, "round {round}");
         clock.advance(Duration::from_secs(30));
@@ -92,19 +102,14 @@ async fn exactly_one_of_32_tasks_wins_one_totp_code_in_each_of_100_rounds() {
 /// others read the store; either way the pending login is used once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn exactly_one_of_32_tasks_wins_one_pending_login_in_each_of_100_rounds() {
-    let f = fixture_with(race_policy());
-    let (_, secret) = f.enrolled("alice").await;
-    let clock = f.clock.clone();
-    let Fixture { engine, .. } = f;
-    let engine = Arc::new(engine);
+    let (engine, secret, clock) = alice_with_totp().await;
     for round in 0..ROUNDS {
         clock.advance(Duration::from_secs(30));
         let LoginOutcome::SecondFactorRequired(pending) = engine.begin_login("alice", PASSWORD, None).await.unwrap()
         else {
             panic!("expected a pending login")
         };
-        let now = twofactor::Clock::now(&clock).0;
-        let code = twofactor::totp::generate(&secret, &twofactor::totp::TotpParams::default(), now).expose().to_owned();
+        let code = current_code(&secret, &clock);
         let barrier = Arc::new(Barrier::new(TASKS));
         let mut handles = Vec::with_capacity(TASKS);
         for _ in 0..TASKS {

@@ -211,9 +211,12 @@ pub fn paired_ratio(
     (ratios[rounds / 2], xs[rounds / 2], ys[rounds / 2])
 }
 
-/// The 1-minute load average (`/proc/loadavg`), or `None` where there is none.
-pub fn load_average() -> Option<f64> {
-    std::fs::read_to_string("/proc/loadavg").ok()?.split_whitespace().next()?.parse().ok()
+/// The 1-, 5- and 15-minute load averages (`/proc/loadavg`), or nothing where there
+/// are none.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
 }
 
 /// Alternates short bursts of two workloads (`a`, then `b`, `rounds` times); each call

@@ -35,19 +35,19 @@ use crate::plumbing::clock::Timestamp;
 /// How many pending logins' records are kept at most.
 pub(crate) const CAPACITY: usize = 256;
 
-/// The kept records, in a ring: a new entry replaces the oldest.
-#[derive(Debug, Default)]
+/// The kept records, in a ring: a new entry replaces the oldest. No `Debug`: nothing
+/// here is for printing (the records and the pending logins' ids).
+#[derive(Default)]
 pub(crate) struct RecentRecords {
     ring: Mutex<Ring>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct Ring {
     slots: Vec<Option<Entry>>,
     next: usize,
 }
 
-#[derive(Debug)]
 struct Entry {
     pending: [u8; 16],
     expires_at: Timestamp,
